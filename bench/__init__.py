@@ -1,0 +1,1 @@
+"""flask_baton vs raw Huey benchmark: ``python -m bench --help``."""

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""The two commands for working on flask_baton, on any machine with Python 3.11+.
+
+    python3 dev.py example [--port 5000] [--host 127.0.0.1] [--workers 2] [--[no-]debug]
+        Run the example app: its Huey consumer and its web server, as two
+        child processes. Ctrl-C (or SIGTERM) stops both cleanly.
+
+    python3 dev.py test [PYTEST ARGS...]
+        Run the test-suite with pytest; exits with pytest's exit code.
+
+Both first make sure ``.venv`` (next to this file) exists and has the project
+installed with ``pip install -e '.[dev]'``. The install runs again only when
+pyproject.toml changes (a stamp file in the venv records its hash), so every
+run after the first starts at once.
+
+Only the standard library is used here: this script is what installs
+everything else.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.version_info < (3, 11):
+    sys.exit(f"dev.py needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import venv
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".flask-baton-dev-install.json"
+LOCK = VENV / ".flask-baton-dev-install.lock"
+POSIX = os.name == "posix"
+#: Seconds a child gets to stop on its own before it is killed.
+STOP_TIMEOUT = 10.0
+
+
+# -- the virtualenv ------------------------------------------------------------
+
+
+def venv_python() -> Path:
+    """The venv's interpreter."""
+    return VENV / ("bin/python" if POSIX else "Scripts/python.exe")
+
+
+def venv_environment() -> dict[str, str]:
+    """This process's environment as if the venv were activated."""
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    env["VIRTUAL_ENV"] = str(VENV)
+    env["PATH"] = str(venv_python().parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONUNBUFFERED"] = "1"  # the children's logs show up as they happen
+    env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    return env
+
+
+def install_fingerprint() -> dict[str, str]:
+    """What the installed venv depends on; a change means install again."""
+    return {
+        "pyproject.toml": hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest(),
+        "python": os.path.realpath(venv_python()),
+    }
+
+
+@contextlib.contextmanager
+def install_lock() -> Iterator[None]:
+    """Serialise installs when several dev.py runs start at once (POSIX only)."""
+    if not POSIX:
+        yield
+        return
+    import fcntl
+
+    with open(LOCK, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_venv() -> Path:
+    """Create ``.venv`` if needed and install the project if it changed; return its python."""
+    python = venv_python()
+    if not python.exists():
+        print(f"dev.py: creating {VENV.relative_to(ROOT)} with Python {sys.version.split()[0]}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    with install_lock():
+        wanted = install_fingerprint()
+        try:
+            installed = json.loads(STAMP.read_text())
+        except (OSError, ValueError):
+            installed = None
+        if installed != wanted:
+            reason = "first run" if installed is None else "pyproject.toml changed"
+            print(f"dev.py: installing the project into .venv ({reason}): pip install -e '.[dev]'", flush=True)
+            result = subprocess.run(
+                [str(python), "-m", "pip", "install", "-e", ".[dev]"], cwd=ROOT, env=venv_environment()
+            )
+            if result.returncode != 0:
+                sys.exit(f"dev.py: pip install failed (exit code {result.returncode})")
+            STAMP.write_text(json.dumps(wanted, indent=2) + "\n")
+    return python
+
+
+# -- dev.py test ------------------------------------------------------------------
+
+
+def run_tests(pytest_args: Sequence[str]) -> int:
+    """Run pytest in the venv from the repository root; return its exit code."""
+    python = ensure_venv()
+    command = [str(python), "-m", "pytest", *pytest_args]
+    os.chdir(ROOT)
+    if POSIX:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Become pytest: Ctrl-C and the exit code need no relaying.
+        os.execve(python, command, venv_environment())
+    return subprocess.call(command, env=venv_environment())
+
+
+# -- dev.py example ---------------------------------------------------------------
+
+
+#: Names of the stop signals received; the supervision loops end when it is non-empty.
+_stop_signals: list[str] = []
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    _stop_signals.append(signal.Signals(signum).name)
+
+
+def _child_setup() -> Callable[[], None] | None:
+    """Linux: a pre-exec hook so children get SIGTERM if dev.py itself is killed.
+
+    libc is loaded here, in the parent: the hook runs between fork and exec,
+    where importing or loading libraries is best avoided.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def start_child(name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a child in its own session, so only dev.py decides how it stops."""
+    print(f"dev.py: starting {name}: {' '.join(command[2:])}", flush=True)
+    if POSIX:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=venv_environment(), start_new_session=True, preexec_fn=_child_setup()
+        )
+    return subprocess.Popen(command, cwd=ROOT, env=venv_environment())
+
+
+def stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Ask every running child to stop, then kill the ones that do not in time.
+
+    The consumers get SIGINT, Huey's graceful stop (running steps finish);
+    the web server gets SIGTERM.
+    """
+    for name, child in children.items():
+        if child.poll() is None:
+            if POSIX:
+                child.send_signal(signal.SIGINT if name.endswith("worker") else signal.SIGTERM)
+            else:
+                child.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for name, child in children.items():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"dev.py: {name} did not stop within {STOP_TIMEOUT:.0f}s; killing it", flush=True)
+            child.kill()
+            child.wait()
+
+
+def wait_for_port(host: str, port: int, child: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
+    """True once ``host:port`` accepts connections; False if the child died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None and not _stop_signals:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def run_example(argv: Sequence[str]) -> int:
+    """Run the example app's consumer and web server until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="dev.py example", description="Run the example app (consumer + web).")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)), help="default %(default)s")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker threads of each consumer, default and llm queue (default %(default)s)")
+    parser.add_argument(
+        "--debug", action=argparse.BooleanOptionalAction, default=None,
+        help="Flask debug mode, which opens the dashboard without BATON_DASHBOARD_AUTH "
+             "(default: on when serving on a loopback address only, as its debugger runs code)",
+    )
+    args = parser.parse_args(argv)
+    if args.debug is None:
+        args.debug = args.host in ("127.0.0.1", "localhost", "::1")
+
+    python = str(ensure_venv())
+    flask = [python, "-m", "flask", "--app", "example_app"]
+    # Create the instance folder and the tables once, before two processes race to.
+    if subprocess.run([*flask, "baton", "db", "upgrade"], cwd=ROOT, env=venv_environment()).returncode != 0:
+        print("dev.py: the example app failed to start (see above)", file=sys.stderr)
+        return 1
+
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    local_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    url = f"http://{local_host}:{args.port}/"
+    status = 0
+    try:
+        worker = [*flask, "baton", "worker", "--workers", str(args.workers)]
+        children["worker"] = start_child("worker", worker)
+        # LLM steps run on their own queue, with their own pool of consumers.
+        children["llm worker"] = start_child("llm worker", [*worker, "--queue", "llm"])
+        web = [*flask, *(["--debug"] if args.debug else []), "run", "--host", args.host, "--port", str(args.port)]
+        # One process per role: the reloader would fork the web server and
+        # reload steps the consumer still runs in their old version.
+        children["web"] = start_child("web", [*web, "--no-reload", "--with-threads"])
+        if wait_for_port(local_host, args.port, children["web"]):
+            print(f"\n  flask_baton example running at {url}  (dashboard: {url}baton)\n  Ctrl-C stops it.\n",
+                  flush=True)
+        elif children["web"].poll() is None and not _stop_signals:
+            print(f"dev.py: the web server is not answering on {url} yet; still waiting", flush=True)
+        while not _stop_signals:
+            exited = [(name, child.returncode) for name, child in children.items() if child.poll() is not None]
+            if exited:
+                name, code = exited[0]
+                print(f"dev.py: {name} exited with code {code}; stopping", file=sys.stderr, flush=True)
+                status = 1
+                break
+            time.sleep(0.2)
+        else:
+            print(f"\ndev.py: {_stop_signals[0]} received, stopping the worker and the web server", flush=True)
+    finally:
+        # Stopping takes a moment; a second Ctrl-C must not cut it short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_children(children)
+        print("dev.py: stopped", flush=True)
+    return status
+
+
+# -- entry point --------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    commands = {"example": run_example, "test": run_tests}
+    if not argv or argv[0] not in commands:
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,173 @@
+"""Every ``BATON_*`` config key: its default, its type and its check.
+
+This is the one place config keys are named. ``read_config`` runs once per app
+in ``init_app``; a bad value fails there, naming the key, instead of deep in a
+consumer thread an hour later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from .errors import ConfigError
+from .pricing import CostFunction, PriceTable, check_pricing
+
+SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+POSTGRES_COMMIT_LEVELS = ("off", "local", "remote_write", "on", "remote_apply")
+
+
+@dataclass(frozen=True)
+class BatonConfig:
+    """The validated ``BATON_*`` settings of one app."""
+
+    huey_url: str
+    huey_name: str | None
+    database_uri: str | None
+    sqlite_synchronous: str
+    sqlite_busy_timeout: float
+    postgres_synchronous_commit: str
+    sweep_interval: float
+    lease_seconds: float
+    heartbeat_seconds: float
+    prune: bool
+    prune_max_age: float
+    debug_log_max_age: float
+    pubsub_url: str | None
+    pubsub_prefix: str
+    event_retention: float
+    dashboard_prefix: str | None
+    dashboard_auth: Callable[[], bool] | None
+    pricing: PriceTable | CostFunction
+    debug_capture: bool
+    debug_capture_max_bytes: int
+    llm_timeout: float
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_string(key: str, value: Any) -> str | None:
+    return None if value is None else _string(key, value)
+
+
+def _positive_seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be True or False, got {value!r}")
+    return value
+
+
+def _prefix(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _pubsub_url(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    url = _string(key, value)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{key} must be a redis:// URL (or unset for the database feed), got {value!r}")
+    return url
+
+
+def _url_prefix(key: str, value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") and value != "/":
+        raise ConfigError(f"{key} must be a path like '/baton' (or None to turn the dashboard off), got {value!r}")
+    return value
+
+
+def _optional_callable(key: str, value: Any) -> Callable[[], bool] | None:
+    if value is not None and not callable(value):
+        raise ConfigError(f"{key} must be a callable returning True to allow access, got {value!r}")
+    return value
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _synchronous(key: str, value: Any) -> str:
+    level = str(value).upper()
+    if level not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ConfigError(f"{key} must be one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, got {value!r}")
+    return level
+
+
+def _synchronous_commit(key: str, value: Any) -> str:
+    level = str(value).lower()
+    if level not in POSTGRES_COMMIT_LEVELS:
+        raise ConfigError(f"{key} must be one of {', '.join(POSTGRES_COMMIT_LEVELS)}, got {value!r}")
+    return level
+
+
+def _huey_url(key: str, value: Any) -> str:
+    url = _string(key, value)
+    if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{key} must start with sqlite:/// or redis://, got {value!r}")
+    return url
+
+
+def _default_huey_url(app: Flask) -> str:
+    return "sqlite:///" + os.path.join(app.instance_path, "baton-huey.db")
+
+
+_Parse = Callable[[str, Any], Any]
+#: key -> (BatonConfig field, default or a function of the app, parser)
+SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
+    "BATON_HUEY_URL": ("huey_url", _default_huey_url, _huey_url),
+    "BATON_HUEY_NAME": ("huey_name", None, _optional_string),
+    "BATON_DATABASE_URI": ("database_uri", None, _optional_string),
+    "BATON_SQLITE_SYNCHRONOUS": ("sqlite_synchronous", "NORMAL", _synchronous),
+    "BATON_SQLITE_BUSY_TIMEOUT": ("sqlite_busy_timeout", 30.0, _positive_seconds),
+    "BATON_POSTGRES_SYNCHRONOUS_COMMIT": ("postgres_synchronous_commit", "off", _synchronous_commit),
+    "BATON_SWEEP_INTERVAL": ("sweep_interval", 60.0, _positive_seconds),
+    "BATON_LEASE_SECONDS": ("lease_seconds", 60.0, _positive_seconds),
+    "BATON_HEARTBEAT_SECONDS": ("heartbeat_seconds", 15.0, _positive_seconds),
+    "BATON_PRUNE": ("prune", False, _flag),
+    "BATON_PRUNE_MAX_AGE": ("prune_max_age", 7 * 86400.0, _positive_seconds),
+    "BATON_DEBUG_LOG_MAX_AGE": ("debug_log_max_age", 3 * 86400.0, _positive_seconds),
+    "BATON_PUBSUB_URL": ("pubsub_url", None, _pubsub_url),
+    "BATON_PUBSUB_PREFIX": ("pubsub_prefix", "", _prefix),
+    "BATON_EVENT_RETENTION": ("event_retention", 3600.0, _positive_seconds),
+    "BATON_DASHBOARD_PREFIX": ("dashboard_prefix", "/baton", _url_prefix),
+    "BATON_DASHBOARD_AUTH": ("dashboard_auth", None, _optional_callable),
+    "BATON_PRICING": ("pricing", None, check_pricing),
+    "BATON_DEBUG_CAPTURE": ("debug_capture", False, _flag),
+    "BATON_DEBUG_CAPTURE_MAX_BYTES": ("debug_capture_max_bytes", 256 * 1024, _positive_int),
+    "BATON_LLM_TIMEOUT": ("llm_timeout", 120.0, _positive_seconds),
+}
+
+
+def read_config(app: Flask) -> BatonConfig:
+    """Fill in defaults on ``app.config`` and return the checked values."""
+    values: dict[str, Any] = {}
+    for key, (field, default, parse) in SETTINGS.items():
+        if key not in app.config:
+            app.config[key] = default(app) if callable(default) else default
+        values[field] = parse(key, app.config[key])
+    config = BatonConfig(**values)
+    if config.heartbeat_seconds >= config.lease_seconds:
+        raise ConfigError(
+            f"BATON_HEARTBEAT_SECONDS ({config.heartbeat_seconds:g}) must be shorter than "
+            f"BATON_LEASE_SECONDS ({config.lease_seconds:g}), or live consumers would be presumed dead"
+        )
+    return config

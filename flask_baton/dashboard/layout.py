@@ -1,0 +1,358 @@
+"""Where to draw each step of a DAG: a layered, left-to-right layout.
+
+Pure functions of the graph (step names and their deps), free of Flask and
+SQL, so they are tested in microseconds. The classic Sugiyama recipe, kept
+small:
+
+1. **Collapse** wide fan-outs: steps that share exactly the same deps and the
+   same dependents (``item:0`` .. ``item:499``) become one group node when
+   there are more than ``collapse_over`` of them.
+2. **Layer** by longest path: a node sits one column right of its deepest
+   dependency, so every edge points right.
+3. **Dummies** split edges that span several layers into one-layer hops, so
+   long edges are routed around nodes and take part in the ordering.
+4. **Order** each layer by the barycenter (mean position) of its neighbours,
+   sweeping right then left a few times, keeping the ordering with the fewest
+   crossings.
+5. **Place**: x from the layer; y pulls each node towards its neighbours'
+   mean while keeping the order and a minimum gap.
+
+The result is in pixels, ready for an SVG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+#: Geometry in CSS pixels.
+NODE_WIDTH = 172
+NODE_HEIGHT = 38
+GAP_X = 64
+GAP_Y = 14
+DUMMY_HEIGHT = 6
+PADDING = 16
+#: A fan-out group larger than this is drawn as one node.
+COLLAPSE_OVER = 24
+#: Barycenter sweeps (each is one pass right and one pass left).
+SWEEPS = 6
+
+
+def node_key(step_name: str) -> str:
+    """A short id for a step, safe in HTML ids and CSS selectors."""
+    return hashlib.blake2b(step_name.encode("utf-8"), digest_size=6).hexdigest()
+
+
+def group_key(members: Iterable[str]) -> str:
+    """A short id for a collapsed group of steps."""
+    return "g" + hashlib.blake2b("\x1f".join(sorted(members)).encode("utf-8"), digest_size=6).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlacedNode:
+    """One drawn node: a step, or a group of steps collapsed together."""
+
+    key: str
+    members: tuple[str, ...]
+    layer: int
+    x: float
+    y: float
+    width: float = NODE_WIDTH
+    height: float = NODE_HEIGHT
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.members) > 1
+
+    @property
+    def name(self) -> str:
+        return self.members[0]
+
+
+@dataclass(frozen=True)
+class PlacedEdge:
+    """An edge from ``source`` to ``target`` (node keys) through ``points``."""
+
+    source: str
+    target: str
+    points: tuple[tuple[float, float], ...]
+
+    def path(self) -> str:
+        """SVG path data: curves between layers, straight through dummy columns."""
+        (x0, y0), rest = self.points[0], self.points[1:]
+        parts = [f"M{x0:g},{y0:g}"]
+        for index, (x1, y1) in enumerate(rest):
+            if index % 2 == 0:  # a hop between two layers
+                bend = (x1 - x0) / 2
+                parts.append(f"C{x0 + bend:g},{y0:g} {x1 - bend:g},{y1:g} {x1:g},{y1:g}")
+            else:  # across a dummy's column
+                parts.append(f"L{x1:g},{y1:g}")
+            x0, y0 = x1, y1
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every node and edge of a drawing, and its size."""
+
+    nodes: tuple[PlacedNode, ...]
+    edges: tuple[PlacedEdge, ...]
+    width: float
+    height: float
+    #: step name -> key of the node that draws it
+    node_of: Mapping[str, str] = field(default_factory=dict)
+
+
+# -- 1. collapsing --------------------------------------------------------------
+
+
+def collapse_groups(
+    steps: Sequence[tuple[str, Sequence[str]]], collapse_over: int = COLLAPSE_OVER
+) -> list[tuple[str, ...]]:
+    """Steps to draw as one node each: singletons, or groups of twins.
+
+    Twins have the same deps and the same dependents. Groups keep the order
+    of their first member; members keep insertion order.
+    """
+    dependents: dict[str, set[str]] = {name: set() for name, _ in steps}
+    for name, deps in steps:
+        for dep in deps:
+            dependents.setdefault(dep, set()).add(name)
+    by_signature: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
+    for name, deps in steps:
+        by_signature.setdefault((frozenset(deps), frozenset(dependents[name])), []).append(name)
+    groups: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for name, deps in steps:
+        if name in seen:
+            continue
+        twins = by_signature[(frozenset(deps), frozenset(dependents[name]))]
+        if len(twins) > collapse_over:
+            groups.append(tuple(twins))
+            seen.update(twins)
+        else:
+            groups.append((name,))
+            seen.add(name)
+    return groups
+
+
+# -- 2. layering ------------------------------------------------------------------
+
+
+def longest_path_layers(order: Sequence[str], preds: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """Layer of each node: 0 for sources, else 1 + the deepest predecessor's.
+
+    ``order`` lists every node; predecessors not in it are ignored. Raises
+    ``ValueError`` on a cycle (workflows are validated, so that is a bug).
+    """
+    known = set(order)
+    pending = {node: {p for p in preds.get(node, ()) if p in known} for node in order}
+    succs: dict[str, list[str]] = {node: [] for node in order}
+    for node, ps in pending.items():
+        for p in ps:
+            succs[p].append(node)
+    layer = {node: 0 for node in order}
+    ready = [node for node in order if not pending[node]]
+    done = 0
+    while ready:
+        node = ready.pop()
+        done += 1
+        for succ in succs[node]:
+            layer[succ] = max(layer[succ], layer[node] + 1)
+            pending[succ].discard(node)
+            if not pending[succ]:
+                ready.append(succ)
+    if done != len(order):
+        raise ValueError("the graph has a cycle")
+    return layer
+
+
+# -- 4. ordering --------------------------------------------------------------------
+
+
+def count_crossings(upper: Sequence[str], lower: Sequence[str], links: Iterable[tuple[str, str]]) -> int:
+    """Crossings between two adjacent layers joined by ``links`` (upper, lower)."""
+    top = {node: i for i, node in enumerate(upper)}
+    bottom = {node: i for i, node in enumerate(lower)}
+    pairs = sorted((top[a], bottom[b]) for a, b in links if a in top and b in bottom)
+    # Crossings are inversions of the lower positions once sorted by upper:
+    # count them with a Fenwick tree, O(E log E) for wide fan-outs.
+    tree = [0] * (len(lower) + 1)
+    crossings = 0
+    for seen, (_, position) in enumerate(pairs):
+        index, not_above = position + 1, 0
+        while index > 0:
+            not_above += tree[index]
+            index -= index & -index
+        crossings += seen - not_above
+        index = position + 1
+        while index <= len(lower):
+            tree[index] += 1
+            index += index & -index
+    return crossings
+
+
+def order_layers(
+    layers: list[list[str]], preds: Mapping[str, Sequence[str]], succs: Mapping[str, Sequence[str]],
+    sweeps: int = SWEEPS,
+) -> list[list[str]]:
+    """Reorder each layer by barycenters; return the ordering with fewest crossings."""
+
+    def crossings(ordering: list[list[str]]) -> int:
+        return sum(
+            count_crossings(ordering[i], ordering[i + 1], ((p, n) for n in ordering[i + 1] for p in preds.get(n, ())))
+            for i in range(len(ordering) - 1)
+        )
+
+    def reorder(layer: list[str], neighbours: Mapping[str, Sequence[str]], reference: list[str]) -> list[str]:
+        position = {node: i for i, node in enumerate(reference)}
+        scale = len(reference) / max(len(layer), 1)
+
+        def barycenter(item: tuple[int, str]) -> float:
+            index, node = item
+            linked = [position[n] for n in neighbours.get(node, ()) if n in position]
+            return sum(linked) / len(linked) if linked else index * scale
+
+        return [node for _, node in sorted(enumerate(layer), key=barycenter)]
+
+    current = [list(layer) for layer in layers]
+    best, best_crossings = [list(layer) for layer in current], crossings(current)
+    for _ in range(sweeps):
+        if best_crossings == 0:
+            break
+        for i in range(1, len(current)):
+            current[i] = reorder(current[i], preds, current[i - 1])
+        for i in range(len(current) - 2, -1, -1):
+            current[i] = reorder(current[i], succs, current[i + 1])
+        found = crossings(current)
+        if found < best_crossings:
+            best, best_crossings = [list(layer) for layer in current], found
+    return best
+
+
+# -- 5. placing -----------------------------------------------------------------------
+
+
+def _pack(desired: Sequence[float], sizes: Sequence[float], gap: float) -> list[float]:
+    """Tops as close to ``desired`` as the order and the gaps allow (one layer).
+
+    Resolving overlaps by pushing down only drifts everything downwards, so
+    push down, push up, and take the mean: both keep the order and the gaps,
+    and so does their average.
+    """
+    down = list(desired)
+    for i in range(1, len(down)):
+        down[i] = max(down[i], down[i - 1] + sizes[i - 1] + gap)
+    up = list(desired)
+    for i in range(len(up) - 2, -1, -1):
+        up[i] = min(up[i], up[i + 1] - sizes[i] - gap)
+    return [(a + b) / 2 for a, b in zip(down, up)]
+
+
+def layered_layout(
+    steps: Sequence[tuple[str, Sequence[str]]],
+    *,
+    collapse_over: int = COLLAPSE_OVER,
+    node_width: float = NODE_WIDTH,
+    node_height: float = NODE_HEIGHT,
+    gap_x: float = GAP_X,
+    gap_y: float = GAP_Y,
+    sweeps: int = SWEEPS,
+) -> Layout:
+    """Lay out ``steps`` ((name, deps) in insertion order) left to right."""
+    if not steps:
+        return Layout((), (), 2 * PADDING, 2 * PADDING, {})
+    groups = collapse_groups(steps, collapse_over)
+    key_of_group = {members: (node_key(members[0]) if len(members) == 1 else group_key(members)) for members in groups}
+    node_of = {name: key_of_group[members] for members in groups for name in members}
+    members_of = {key_of_group[members]: members for members in groups}
+    order = [key_of_group[members] for members in groups]
+
+    preds: dict[str, list[str]] = {key: [] for key in order}
+    for name, deps in steps:
+        target = node_of[name]
+        for dep in deps:
+            source = node_of.get(dep)
+            if source is not None and source != target and source not in preds[target]:
+                preds[target].append(source)
+
+    layer_of = longest_path_layers(order, preds)
+
+    # 3. dummies: an edge spanning k layers becomes k hops through k-1 dummies.
+    real = set(order)
+    chain_preds: dict[str, list[str]] = {key: [] for key in order}
+    chains: dict[tuple[str, str], list[str]] = {}
+    for target in order:
+        for source in preds[target]:
+            previous, path = source, []
+            for layer in range(layer_of[source] + 1, layer_of[target]):
+                dummy = f"~{source}>{target}#{layer}"
+                layer_of[dummy] = layer
+                chain_preds[dummy] = [previous]
+                path.append(dummy)
+                previous = dummy
+            chain_preds[target].append(previous)
+            chains[(source, target)] = path
+    chain_succs: dict[str, list[str]] = {node: [] for node in chain_preds}
+    for node, ps in chain_preds.items():
+        for p in ps:
+            chain_succs[p].append(node)
+
+    depth = max(layer_of.values()) + 1
+    layers: list[list[str]] = [[] for _ in range(depth)]
+    for node in order:
+        layers[layer_of[node]].append(node)
+    for (source, target), path in chains.items():
+        for dummy in path:
+            layers[layer_of[dummy]].append(dummy)
+    layers = order_layers(layers, chain_preds, chain_succs, sweeps)
+
+    def size(node: str) -> float:
+        return node_height if node in real else DUMMY_HEIGHT
+
+    # Start stacked and centred on the tallest layer, then relax towards neighbours.
+    heights = [sum(size(n) for n in column) + gap_y * (len(column) - 1) for column in layers]
+    tallest = max(heights)
+    top: dict[str, float] = {}
+    for column, height in zip(layers, heights):
+        y = (tallest - height) / 2
+        for node in column:
+            top[node] = y
+            y += size(node) + gap_y
+
+    def centre(node: str) -> float:
+        return top[node] + size(node) / 2
+
+    for _ in range(4):
+        for index_range, neighbours in ((range(1, depth), chain_preds), (range(depth - 2, -1, -1), chain_succs)):
+            for i in index_range:
+                column = layers[i]
+                desired = []
+                for node in column:
+                    linked = [centre(n) for n in neighbours.get(node, ())]
+                    mean = sum(linked) / len(linked) if linked else centre(node)
+                    desired.append(mean - size(node) / 2)
+                for node, y in zip(column, _pack(desired, [size(n) for n in column], gap_y)):
+                    top[node] = y
+    lowest = min(top.values())
+    for node in top:
+        top[node] += PADDING - lowest
+
+    def left(node: str) -> float:
+        return PADDING + layer_of[node] * (node_width + gap_x)
+
+    placed = tuple(
+        PlacedNode(key, members_of[key], layer_of[key], left(key), top[key], node_width, node_height)
+        for layer in layers for key in layer if key in real
+    )
+    edges = []
+    for (source, target), path in chains.items():
+        points = [(left(source) + node_width, centre(source))]
+        for dummy in path:
+            points += [(left(dummy), centre(dummy)), (left(dummy) + node_width, centre(dummy))]
+        points.append((left(target), centre(target)))
+        edges.append(PlacedEdge(source, target, tuple(points)))
+    width = PADDING * 2 + depth * node_width + (depth - 1) * gap_x
+    height = max(top[n] + size(n) for n in top) + PADDING
+    return Layout(placed, tuple(edges), width, height, node_of)

@@ -1,0 +1,278 @@
+"""The websockets that keep an open page current.
+
+A page is rendered from the database and opens a websocket (HTMX's ``ws``
+extension, ``ws-connect``) carrying the version it was rendered at. The
+socket then:
+
+1. subscribes to the events (``events.subscribe_all`` for the index,
+   ``events.subscribe_workflow`` for a workflow) *before* reading anything,
+   so no transition falls between the read and the subscription;
+2. re-reads the database and, unless nothing changed since the page was
+   rendered, sends a full snapshot (a re-sync, also after a reconnect);
+3. for every batch of events, re-reads what they touched and sends only the
+   fragments whose HTML changed.
+
+Each message is a run of elements with stable ids that HTMX swaps in place
+(``hx-swap-oob``, by default the element with the same id): ``wf-table`` and
+``wf-tabs`` (index), ``w-<workflow id>`` (an index row), ``wf-summary``,
+``dag`` and ``steps-table`` (a workflow page), ``n-<key>`` (a graph node,
+a nested ``<svg>``), ``s-<key>`` (a step row). New index rows arrive in a
+``<tbody hx-swap-oob="beforebegin:#w-<older id>">`` saying where they go.
+The HTML parser only keeps a bare ``<tr>`` or ``<tbody>`` when table parts
+start the message, so rows, inserted rows and everything else travel in
+separate messages.
+
+Events only say *that* something changed; what a fragment shows is always
+read back from the database, so a lost or duplicated event can't leave a
+page wrong, only late (a workflow page also re-reads every few seconds).
+
+Every open socket holds one thread of the web server for as long as the page
+stays open.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from flask import Blueprint, request
+from flask_sock import Sock  # type: ignore[import-untyped]
+from simple_websocket import ConnectionClosed  # type: ignore[import-untyped]
+
+from .. import events
+from ..appstate import AppState
+from ..events import Event
+from ..events.subscription import Subscription
+from ..query import WorkflowRecord
+from .present import row_version, workflow_row
+from .reads import PAGE_SIZE, IndexFilters, WorkflowReader, index_page
+from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments
+
+logger = logging.getLogger("flask_baton.dashboard")
+
+#: Seconds a socket waits for an event before doing its periodic work.
+IDLE_SECONDS = 1.0
+#: How often the first index page looks for workflows no event announced yet
+#: (inserted, not started).
+NEW_WORKFLOWS_EVERY = 2.0
+#: Least seconds between two recounts of workflows per state.
+COUNTS_EVERY = 1.0
+#: How often an open workflow page re-reads without an event (a safety net).
+REFRESH_EVERY = 5.0
+#: Close code asking the browser to reconnect (HTMX retries 1006, 1011-1013).
+TRY_AGAIN = 1011
+
+
+class OpenSockets:
+    """How many dashboard sockets are open in this process (for tests and ops)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def opened(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def closed(self) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+class Feed(Protocol):
+    def start(self) -> list[str]:
+        """The snapshot to send first; none when the page is current."""
+
+    def update(self, batch: list[Event]) -> list[str]:
+        """Messages to send for a batch of events (possibly empty: periodic work)."""
+
+
+def serve(ws: Any, subscription: Subscription, feed: Feed, sockets: OpenSockets) -> None:
+    """Run one socket until the browser goes away."""
+    sockets.opened()
+    try:
+        with subscription:
+            for message in feed.start():
+                ws.send(message)
+            while ws.connected:
+                event = subscription.get(IDLE_SECONDS)
+                batch = [] if event is None else [event, *_drain(subscription)]
+                for message in feed.update(batch):
+                    ws.send(message)
+    except ConnectionClosed:
+        pass
+    except Exception:
+        logger.exception("dashboard websocket %s failed; the browser will reconnect", request.path)
+        try:
+            ws.close(reason=TRY_AGAIN, message="server error")
+        except Exception:
+            logger.debug("could not close the failed socket", exc_info=True)
+    finally:
+        sockets.closed()
+
+
+def _drain(subscription: Subscription) -> list[Event]:
+    """Events already received, without waiting for more."""
+    more = []
+    while (event := subscription.get(0)) is not None:
+        more.append(event)
+    return more
+
+
+# -- the index -------------------------------------------------------------------
+
+
+class IndexFeed:
+    """Rows of the index: changed rows, new workflows, per-state counts."""
+
+    def __init__(self, state: AppState, filters: IndexFilters, seen: str | None) -> None:
+        self.state = state
+        self.filters = filters
+        self.seen = seen
+        self.first_page = filters.before is None
+        self.shown: dict[str, tuple[Any, ...]] = {}
+        self.counts: dict[str, int] = {}
+        self.counts_stale = False
+        self.next_counts = 0.0
+        self.next_poll = time.monotonic() + NEW_WORKFLOWS_EVERY
+
+    def start(self) -> list[str]:
+        page = index_page(self.state, self.filters)
+        self.shown = {r.id: row_version(r, page.costs.get(r.id)) for r in page.records}
+        self.counts = page.counts
+        if page.version == self.seen:
+            return []
+        return [str(fragment("workflows_table", page.rows, self.filters))
+                + str(fragment("tabs", state_tabs(self.filters, page.counts)))]
+
+    def update(self, batch: list[Event]) -> list[str]:
+        rows: list[str] = []
+        inserted: list[str] = []
+        other: list[str] = []
+        now = time.monotonic()
+        touched = {event.workflow_id for event in batch}
+        if touched:
+            self.counts_stale = True
+            changed, new, costs = self._touched(sorted(touched))
+            rows += changed
+            inserted += self._place(new, costs)
+        if self.first_page and now >= self.next_poll:
+            self.next_poll = now + NEW_WORKFLOWS_EVERY
+            newest = max(self.shown, default=None)
+            page = self.state.query.search_workflows(self.filters.label, self.filters.state, limit=PAGE_SIZE, after=newest)
+            inserted += self._place([r for r in page.workflows if r.id not in self.shown])
+        if self.counts_stale and now >= self.next_counts:
+            self.counts_stale, self.next_counts = False, now + COUNTS_EVERY
+            counts = self.state.query.count_workflows_by_state()
+            if counts != self.counts:
+                self.counts = counts
+                other.append(str(fragment("tabs", state_tabs(self.filters, counts))))
+        return [message for message in ("".join(rows), "".join(inserted), "".join(other)) if message]
+
+    def _touched(self, workflow_ids: list[str]) -> tuple[list[str], list[WorkflowRecord], dict[str, float]]:
+        """Rows that changed, and workflows new to this listing."""
+        records = self.state.query.get_workflows(workflow_ids)
+        costs = self.state.query.workflow_costs(list(records))
+        rows, now, new = [], time.time(), []
+        for workflow_id, record in records.items():
+            version = row_version(record, costs.get(workflow_id))
+            if workflow_id in self.shown:
+                if self.shown[workflow_id] != version:
+                    self.shown[workflow_id] = version
+                    rows.append(str(fragment("workflow_row", workflow_row(record, costs.get(workflow_id), now))))
+            elif self.first_page and self.filters.matches(record):
+                new.append(record)
+        return rows, new, costs
+
+    def _place(self, records: list[WorkflowRecord], costs: dict[str, float] | None = None) -> list[str]:
+        """Insert rows for workflows not shown yet, each where it sorts (newest first)."""
+        if not records:
+            return []
+        if costs is None:
+            costs = self.state.query.workflow_costs([r.id for r in records])
+        parts, now = [], time.time()
+        for record in sorted(records, key=lambda r: r.id):
+            older = [shown for shown in self.shown if shown < record.id]
+            if older:
+                where = f"beforebegin:#w-{max(older)}"
+            elif len(self.shown) < PAGE_SIZE:
+                where = "beforeend:#wf-rows"
+            else:
+                continue  # it belongs on a later page
+            row = fragment("workflow_row", workflow_row(record, costs.get(record.id), now))
+            parts.append(f'<tbody hx-swap-oob="{where}">{row}</tbody>')
+            self.shown[record.id] = row_version(record, costs.get(record.id))
+        return parts
+
+
+# -- a workflow ----------------------------------------------------------------------
+
+
+class WorkflowFeed:
+    """One workflow's summary, graph nodes and step rows."""
+
+    def __init__(self, state: AppState, workflow_id: str, seen: str | None) -> None:
+        self.reader = WorkflowReader(state, workflow_id)
+        self.workflow_id = workflow_id
+        self.seen = seen
+        self.sent: dict[str, str] = {}
+        self.version: str | None = None
+        self.shape: str | None = None
+        self.next_refresh = 0.0
+
+    def _parts(self, view: Any, ctx: Any) -> dict[str, str]:
+        """Every fragment by id; step rows (``s-``) are the table parts."""
+        parts = {"wf-summary": str(fragment("summary", view.summary, ctx))}
+        for node in view.graph.nodes:
+            parts["n-" + node.key] = str(fragment("node", node))
+        for step in view.steps:
+            parts["s-" + step.key] = str(fragment("step_row", step, ctx))
+        return parts
+
+    def start(self) -> list[str]:
+        view = self.reader.read()
+        self.next_refresh = time.monotonic() + REFRESH_EVERY
+        if view is None:
+            return [str(fragment("notice", "error", "This workflow no longer exists (it may have been pruned)."))]
+        ctx = action_context(self.workflow_id, create_token=False)
+        self.sent, self.version, self.shape = self._parts(view, ctx), view.version, view.graph.shape
+        if view.version == self.seen:
+            return []
+        return [workflow_fragments(view, ctx, oob=False)]
+
+    def update(self, batch: list[Event]) -> list[str]:
+        now = time.monotonic()
+        if not batch and now < self.next_refresh:
+            return []
+        self.next_refresh = now + REFRESH_EVERY
+        view = self.reader.read()
+        if view is None or view.version == self.version:
+            return []
+        ctx = action_context(self.workflow_id, create_token=False)
+        parts = self._parts(view, ctx)
+        if view.graph.shape != self.shape:  # steps were added: redraw it all
+            messages = [workflow_fragments(view, ctx, oob=False)]
+        else:
+            changed = [key for key, html in parts.items() if self.sent.get(key) != html]
+            rows = "".join(parts[key] for key in changed if key.startswith("s-"))
+            rest = "".join(parts[key] for key in changed if not key.startswith("s-"))
+            messages = [message for message in (rows, rest) if message]
+        self.sent, self.version, self.shape = parts, view.version, view.graph.shape
+        return messages
+
+
+def register_sockets(bp: Blueprint, sockets: OpenSockets) -> None:
+    """Add the index's and the workflow page's websockets to the blueprint."""
+    sock = Sock()
+
+    @sock.route("/ws", bp=bp, endpoint="live_index")  # type: ignore[untyped-decorator]
+    def live_index(ws: Any) -> None:
+        feed = IndexFeed(baton_state(), IndexFilters.from_args(request.args), request.args.get("v"))
+        serve(ws, events.subscribe_all(), feed, sockets)
+
+    @sock.route("/ws/workflows/<workflow_id>", bp=bp, endpoint="live_workflow")  # type: ignore[untyped-decorator]
+    def live_workflow(ws: Any, workflow_id: str) -> None:
+        feed = WorkflowFeed(baton_state(), workflow_id, request.args.get("v"))
+        serve(ws, events.subscribe_workflow(workflow_id), feed, sockets)

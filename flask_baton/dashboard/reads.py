@@ -1,0 +1,113 @@
+"""The dashboard's database reads, turned into view models (``present``).
+
+Shared by the pages, the action responses and the websockets, so a page
+load and a live update of it show the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..appstate import AppState
+from ..query import WorkflowRecord
+from ..states import WorkflowState
+from .layout import Layout, layered_layout
+from .present import (
+    WorkflowRow,
+    WorkflowView,
+    fingerprint,
+    row_version,
+    structure_of,
+    workflow_row,
+    workflow_view,
+)
+
+#: Workflows per index page.
+PAGE_SIZE = 50
+#: Longest label filter accepted.
+MAX_QUERY = 200
+_ID = re.compile(r"^[0-9a-f]{32}$")
+STATES = tuple(state.value for state in WorkflowState)
+
+
+@dataclass(frozen=True)
+class IndexFilters:
+    """What the index shows: a state, part of a label, a page cursor."""
+
+    state: str | None = None
+    label: str | None = None
+    before: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> IndexFilters:
+        """Read ``state``, ``q`` and ``before`` query arguments; bad values are ignored."""
+        state = args.get("state") or None
+        label = (args.get("q") or "").strip()[:MAX_QUERY] or None
+        before = args.get("before") or None
+        return cls(
+            state if state in STATES else None,
+            label,
+            before if before is not None and _ID.match(before) else None,
+        )
+
+    def matches(self, record: WorkflowRecord) -> bool:
+        """Whether a (new) workflow belongs on this listing."""
+        if self.state is not None and record.state.value != self.state:
+            return False
+        return self.label is None or self.label.lower() in record.name.lower()
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """Query arguments for a URL of these filters, with ``changes``."""
+        values = {"state": self.state, "q": self.label, "before": self.before, **changes}
+        return {key: value for key, value in values.items() if value}
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    filters: IndexFilters
+    rows: tuple[WorkflowRow, ...]
+    records: tuple[WorkflowRecord, ...]
+    costs: dict[str, float]
+    counts: dict[str, int]
+    next_before: str | None
+    version: str
+
+
+def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -> IndexPage:
+    """One page of the index, newest first."""
+    page = state.query.search_workflows(filters.label, filters.state, limit=limit, before=filters.before)
+    records = tuple(page.workflows)
+    costs = state.query.workflow_costs([r.id for r in records])
+    counts = state.query.count_workflows_by_state()
+    now = time.time()
+    rows = tuple(workflow_row(r, costs.get(r.id), now) for r in records)
+    version = fingerprint([(r.id, row_version(r, costs.get(r.id))) for r in records], sorted(counts.items()))
+    return IndexPage(filters, rows, records, costs, counts, page.next_before, version)
+
+
+class WorkflowReader:
+    """Reads one workflow into a ``WorkflowView``, reusing the layout while the graph is unchanged."""
+
+    def __init__(self, state: AppState, workflow_id: str) -> None:
+        self.state = state
+        self.workflow_id = workflow_id
+        self._structure: list[tuple[str, tuple[str, ...]]] | None = None
+        self._layout: Layout | None = None
+
+    def read(self) -> WorkflowView | None:
+        record = self.state.query.get_workflow(self.workflow_id)
+        if record is None:
+            return None
+        steps = self.state.query.get_workflow_jobs(self.workflow_id)
+        usage = self.state.query.step_usage(self.workflow_id)
+        structure = structure_of(steps)
+        if structure != self._structure or self._layout is None:
+            self._structure, self._layout = structure, layered_layout(structure)
+        return workflow_view(record, steps, usage, self._max_attempts, time.time(), self._layout)
+
+    def _max_attempts(self, task: str) -> int | None:
+        step = self.state.step(task)
+        return None if step is None else step.max_attempts

@@ -1,0 +1,208 @@
+"""The dashboard's HTTP side: pages, the raw result, and the two actions.
+
+Pages are rendered from the database on every load (no JavaScript needed to
+read them); ``live.py`` keeps them current afterwards. Actions are POSTs
+checked for CSRF (``security.py``): an HTMX request gets fresh fragments of
+the workflow back, a plain form post a redirect, and a post without the
+``confirmed`` field (a browser without JavaScript, which cannot show
+``hx-confirm``) a page asking to confirm.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    get_template_attribute,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from markupsafe import Markup
+
+from .. import control
+from ..appstate import AppState
+from ..errors import WorkflowError
+from . import security
+from .present import WorkflowView
+from .reads import STATES, IndexFilters, WorkflowReader, index_page
+
+FRAGMENTS = "baton/_fragments.html"
+
+
+def baton_state() -> AppState:
+    return current_app.extensions["baton"]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What the workflow fragments need to draw their forms and links."""
+
+    workflow_id: str
+    csrf: str | None
+    actions: bool
+    cancel_url: str
+    retry_url: str
+    result_url: str
+
+
+def action_context(workflow_id: str, *, create_token: bool = True) -> ActionContext:
+    token = security.csrf_token() if create_token else security.current_csrf_token()
+    return ActionContext(
+        workflow_id,
+        token,
+        security.actions_enabled() and token is not None,
+        url_for("baton.cancel", workflow_id=workflow_id),
+        url_for("baton.retry", workflow_id=workflow_id),
+        url_for("baton.result", workflow_id=workflow_id),
+    )
+
+
+def fragment(name: str, *args: Any) -> Markup:
+    """Render one macro of ``_fragments.html``."""
+    return Markup(get_template_attribute(FRAGMENTS, name)(*args).strip())
+
+
+def socket_url(endpoint: str, **values: Any) -> str:
+    """A websocket route's path and query: the browser adds ws(s)://host itself.
+
+    (Werkzeug builds websocket rules as absolute ``ws://`` URLs with the
+    server's idea of its host, which is wrong behind a proxy.)
+    """
+    parts = urlsplit(url_for(endpoint, **values))
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The "All / running / completed / ..." links, keeping the label filter."""
+    tabs = [{"label": "All", "state": None, "count": sum(counts.values()), "active": filters.state is None,
+             "url": url_for("baton.index", **filters.args(state=None, before=None))}]
+    for state in STATES:
+        tabs.append({"label": state.capitalize(), "state": state, "count": counts.get(state, 0),
+                     "active": filters.state == state,
+                     "url": url_for("baton.index", **filters.args(state=state, before=None))})
+    return tabs
+
+
+def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool) -> str:
+    """The whole live part of a workflow page, as swappable fragments.
+
+    Every root is a flow element (no bare ``<tr>``/``<tbody>``), so they can
+    share one message: the HTML parser drops table parts that follow others.
+    """
+    parts = [str(fragment("summary", view.summary, ctx)), str(fragment("dag", view.graph)),
+             str(fragment("steps_table", view.steps, ctx))]
+    return "".join(_oob(part) if oob else part for part in parts)
+
+
+def _oob(html: str) -> str:
+    """Mark a fragment's root element for an out-of-band swap (HTTP responses)."""
+    head, sep, tail = html.partition(" ")
+    return f'{head} hx-swap-oob="true"{sep}{tail}'
+
+
+def register_views(bp: Blueprint) -> None:
+    """Add the pages and actions to the dashboard blueprint."""
+
+    @bp.before_request
+    def _guard() -> None:
+        security.check_access(baton_state().config)
+        if request.method == "POST":
+            security.check_csrf()
+
+    @bp.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @bp.get("/")
+    @bp.get("")  # registered first: url_for builds "/baton", not "/baton/"
+    def index() -> str:
+        filters = IndexFilters.from_args(request.args)
+        page = index_page(baton_state(), filters)
+        ws_url = socket_url("baton.live_index", v=page.version, **filters.args())
+        return render_template("baton/index.html", page=page, tabs=state_tabs(filters, page.counts), ws_url=ws_url)
+
+    @bp.get("/workflows/<workflow_id>")
+    def workflow(workflow_id: str) -> str:
+        view = WorkflowReader(baton_state(), workflow_id).read()
+        if view is None:
+            abort(404)
+        ctx = action_context(workflow_id)
+        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version)
+        return render_template("baton/workflow.html", view=view, ctx=ctx, csrf=ctx.csrf, ws_url=ws_url)
+
+    @bp.get("/workflows/<workflow_id>/result")
+    def result(workflow_id: str) -> Response:
+        """One step's whole result as JSON (the table shows a preview)."""
+        name = request.args.get("step", "")
+        for step in baton_state().query.get_workflow_jobs(workflow_id):
+            if step.step_name == name and step.has_result:
+                body = json.dumps(step.result, ensure_ascii=False, indent=2)
+                return Response(body, mimetype="application/json")
+        abort(404)
+
+    @bp.post("/workflows/<workflow_id>/cancel")
+    def cancel(workflow_id: str) -> Any:
+        record = baton_state().query.get_workflow(workflow_id)
+        if record is None:
+            abort(404)
+        if request.form.get("confirmed") != "1":
+            return _confirm(
+                "Cancel this workflow?",
+                f"Workflow “{record.name}” ({workflow_id}) will stop: its steps that have not finished are cancelled.",
+                url_for("baton.cancel", workflow_id=workflow_id), {}, "Cancel workflow", "danger", workflow_id,
+            )
+        try:
+            cancelled = control.cancel_workflow(baton_state(), workflow_id, "cancelled from the dashboard")
+        except WorkflowError as exc:
+            return _done(workflow_id, "error", str(exc))
+        return _done(workflow_id, "ok", f"Workflow cancelled ({len(cancelled)} step(s) cancelled).")
+
+    @bp.post("/workflows/<workflow_id>/retry")
+    def retry(workflow_id: str) -> Any:
+        step = request.form.get("step", "")
+        if request.form.get("confirmed") != "1":
+            return _confirm(
+                "Retry this step?",
+                f"Step “{step}” runs again from its first attempt, and so do the steps its failure cancelled.",
+                url_for("baton.retry", workflow_id=workflow_id), {"step": step}, "Retry step", "", workflow_id,
+            )
+        try:
+            rearmed = control.retry_step(baton_state(), workflow_id, step)
+        except WorkflowError as exc:
+            return _done(workflow_id, "error", str(exc))
+        others = len(rearmed) - 1
+        extra = f" with {others} dependent step(s)" if others else ""
+        return _done(workflow_id, "ok", f"Step “{step}” will run again{extra}.")
+
+
+def _confirm(title: str, text: str, action: str, fields: dict[str, str], label: str, style: str, workflow_id: str) -> str:
+    form = {"action": action, "fields": {**fields, "confirmed": "1", security.FORM_FIELD: security.csrf_token() or ""},
+            "label": label, "style": style}
+    back = url_for("baton.workflow", workflow_id=workflow_id)
+    return render_template("baton/message.html", title=title, text=text, form=form, back=back)
+
+
+def _done(workflow_id: str, kind: str, text: str) -> Any:
+    """Answer an action: fresh fragments for HTMX, a redirect for a form post."""
+    if request.headers.get("HX-Request") == "true":
+        parts = [_oob(str(fragment("notice", kind, text)))]
+        view = WorkflowReader(baton_state(), workflow_id).read()
+        if view is not None:
+            parts.append(workflow_fragments(view, action_context(workflow_id), oob=True))
+        return Response("".join(parts), mimetype="text/html")
+    flash(text, kind)
+    return redirect(url_for("baton.workflow", workflow_id=workflow_id), 303)

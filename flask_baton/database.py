@@ -1,0 +1,188 @@
+"""flask_baton's own SQLAlchemy engine and its transactions.
+
+flask_baton talks to the app's database through an engine of its own (same
+URL, separate pool). That lets it tune SQLite connections (WAL, busy timeout,
+``synchronous``) and take write locks up front without changing how the host
+app's ``db.session`` behaves.
+
+SQLite notes. WAL lets readers (the dashboard) run while a consumer writes.
+``synchronous=NORMAL`` in WAL mode never corrupts the database, but a power
+loss or OS crash (not a process crash) can roll back the last transactions
+committed before it; ``BATON_SQLITE_SYNCHRONOUS = "FULL"`` closes that window
+at the price of an fsync per commit. Write transactions start with
+``BEGIN IMMEDIATE``: a transaction that reads and then writes would otherwise
+fail with "database is locked" when another writer got in between, without
+waiting for the busy timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+
+from .config import BatonConfig
+from .errors import ConfigError
+
+
+def create_baton_engine(url: str | URL, config: BatonConfig) -> Engine:
+    """Build the engine flask_baton uses for ``url``, tuned for its backend.
+
+    No pre-ping on checkout (a round trip per transaction): a connection that
+    went stale fails its statement, SQLAlchemy discards it, and the callers
+    that matter retry through ``riding_out_outages``.
+    """
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+            raise ConfigError(
+                f"flask_baton needs a file or server database, not an in-memory SQLite "
+                f"database ({url!s}): consumers run in other threads and processes. "
+                "Set SQLALCHEMY_DATABASE_URI or BATON_DATABASE_URI to a file."
+            )
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
+        _tune_sqlite(engine, config)
+    else:
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        if url.get_backend_name() == "postgresql":
+            _tune_postgres(engine, config)
+    _forget_pool_after_fork(engine)
+    return engine
+
+
+def _forget_pool_after_fork(engine: Engine) -> None:
+    """A forked consumer process must not share its parent's connections."""
+    ref = weakref.ref(engine)
+
+    def in_child() -> None:
+        forked = ref()
+        if forked is not None:
+            forked.dispose(close=False)
+
+    os.register_at_fork(after_in_child=in_child)
+
+
+def _tune_sqlite(engine: Engine, config: BatonConfig) -> None:
+    busy_ms = int(config.sqlite_busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {config.sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    _busy_ms[engine] = busy_ms
+
+
+def _tune_postgres(engine: Engine, config: BatonConfig) -> None:
+    """Set ``synchronous_commit`` on flask_baton's own connections.
+
+    ``off`` (the default) makes a commit return before its WAL record is on
+    disk: a PostgreSQL crash (not a client's) can lose the last fraction of a
+    second of transitions, never half of one, and never corrupts anything; the
+    sweep then runs the steps whose completion was lost again. The same trade
+    as SQLite's ``synchronous=NORMAL``; ``on`` costs an fsync per transition.
+    """
+    level = config.postgres_synchronous_commit
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit = {level}")
+        dbapi_connection.commit()
+
+
+#: Each SQLite engine's busy timeout in ms, for ``_begin_immediate``.
+_busy_ms: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+#: First and longest pause between tries to take SQLite's write lock.
+_LOCK_PAUSE = (0.0001, 0.002)
+
+
+def _begin_immediate(conn: Connection) -> None:
+    """Take SQLite's write lock, trying again every fraction of a millisecond.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 ms... between tries, so a
+    lock held for a millisecond costs its waiters several: under racing
+    consumers that, not the work, sets the pace. Here the busy timeout is off
+    while we spin, and restored for the transaction's own statements.
+    """
+    raw = conn.connection.driver_connection
+    busy_ms = _busy_ms[conn.engine]
+    deadline = time.monotonic() + busy_ms / 1000
+    pause = _LOCK_PAUSE[0]
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, _LOCK_PAUSE[1])
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {busy_ms}")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One short write transaction: commit on success, roll back on error.
+
+    On SQLite it takes the write lock at BEGIN, so compare-and-set updates
+    never fail half-way with "database is locked".
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            _begin_immediate(conn)
+        # Begun explicitly: statements sent straight to the driver (hotpath)
+        # must still be committed by conn.commit().
+        conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads; its snapshot ends when the block does."""
+    with engine.connect() as conn:
+        yield conn
+        conn.rollback()
+
+
+T = TypeVar("T")
+logger = logging.getLogger("flask_baton")
+#: Waits between tries while the database is unreachable (about 8 s in all).
+OUTAGE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+def riding_out_outages(action: Callable[[], T], what: str) -> T:
+    """Run ``action``, trying again through a brief database outage.
+
+    Used where flask_baton's own database access would otherwise turn a
+    dropped connection into a failed step: recording an outcome, reading a
+    step's inputs. If the database stays away, the last error propagates.
+    """
+    for delay in OUTAGE_RETRY_DELAYS:
+        try:
+            return action()
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+            logger.warning("could not %s (%s); retrying in %ss", what, exc.__class__.__name__, delay)
+            time.sleep(delay)
+    return action()

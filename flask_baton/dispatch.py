@@ -1,0 +1,191 @@
+"""Committing a transition and acting on it: enqueue, publish, signal, call hooks.
+
+Every state change goes through ``commit``: one short write transaction runs
+the transition, stages its events (the database feed writes them in that
+same transaction), commits, and only then hands steps to Huey and tells the
+world. If the process dies between the commit and the enqueue, the step stays
+``available`` in the database and the sweep hands it to Huey again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from .appstate import AppState
+from .capture import capture_context
+from .database import read_connection, riding_out_outages, write_transaction
+from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
+from .job import Job
+from .query import Input, load_inputs, load_step_names
+from .states import StepState
+from .telemetry import emit, step_signal, workflow_finished
+from .transitions import Cancelled, Claimed, Effects, StepChange, WorkflowEnd, mark_announced
+from .usage import record_usage
+
+logger = logging.getLogger("flask_baton")
+
+Transition = Callable[[Connection, float], Effects]
+
+
+def commit(state: AppState, transition: Transition) -> Effects:
+    """Run ``transition`` in its own transaction, then act on its effects."""
+    with write_transaction(state.engine) as conn:
+        now = time.time()  # read under the write lock, so times follow commit order
+        effects = transition(conn, now)
+        events = [step_event(state, change) for change in effects.changes]
+        announced: list[WorkflowEnd] = []
+        if state.events.atomic:
+            # The feed is in this database: announce in this very transaction.
+            announced = [end for end in effects.ended if mark_announced(conn, end.workflow_id, now)]
+            events += [finished_event(state, end) for end in announced]
+        state.events.stage(conn, events, now)
+    _after_commit(state, effects, events)
+    for end in announced:
+        _signal_end(state, end)
+    if not state.events.atomic:
+        for end in effects.ended:
+            announce_end(state, end)
+    return effects
+
+
+def announce_end(state: AppState, end: WorkflowEnd) -> bool:
+    """Publish a workflow's end unless someone already did; True if we did.
+
+    The ``announced_at`` compare-and-set in ``baton_completions`` makes the
+    announcement happen once, whether the last step's worker or the sweep
+    gets there first.
+    """
+    event = finished_event(state, end)
+    with write_transaction(state.engine) as conn:
+        now = time.time()
+        won = mark_announced(conn, end.workflow_id, now)
+        if won:
+            state.events.stage(conn, [event], now)
+    if won:
+        _publish(state, [event])
+        _signal_end(state, end)
+    return won
+
+
+def _after_commit(state: AppState, effects: Effects, events: Sequence[Event]) -> None:
+    for ready in effects.ready:
+        step = state.step(ready.task)
+        if step is None:
+            logger.error("no step %r is registered in this process; the sweep will retry step %s",
+                         ready.task, ready.node_id)
+            continue
+        try:
+            state.queues.enqueue(ready.node_id, step.queue, step.priority, ready.delay)
+        except Exception:
+            logger.exception("could not enqueue step %s (%s); the sweep will retry", ready.node_id, ready.task)
+    _publish(state, events)
+    for change in effects.changes:
+        emit(step_signal(change.state), **_step_payload(state, change),
+             duration=change.duration, queue_wait=change.queue_wait)
+    for cancelled in effects.cancelled:
+        _call_dep_hook(state, cancelled)
+
+
+def _publish(state: AppState, events: Sequence[Event]) -> None:
+    try:
+        state.events.publish(events)
+    except Exception:
+        logger.exception("could not publish %d event(s)", len(events))
+
+
+def _signal_end(state: AppState, end: WorkflowEnd) -> None:
+    emit(workflow_finished, **finished_event(state, end).payload)
+
+
+def _step_payload(state: AppState, change: StepChange) -> dict[str, object]:
+    return {
+        "workflow_id": change.workflow_id,
+        "workflow_label": state.label(change.workflow_id),
+        "step_name": change.step_name,
+        "worker": change.worker,
+        "state": change.state.value,
+        "job_id": change.node_id,
+        "attempt": change.attempt,
+        "has_result": change.has_result,
+        "error": change.error,
+        "timestamp": change.timestamp,
+    }
+
+
+def step_event(state: AppState, change: StepChange) -> Event:
+    """The ``workflow_step_updated`` event of a transition."""
+    return Event(STEP_UPDATED, _step_payload(state, change))
+
+
+def finished_event(state: AppState, end: WorkflowEnd) -> Event:
+    """The ``workflow_finished`` event of a workflow's end."""
+    return Event(WORKFLOW_FINISHED, {
+        "workflow_id": end.workflow_id,
+        "workflow_label": state.label(end.workflow_id),
+        "outcome": end.outcome,
+        "failed_steps": list(end.failed_steps),
+        "timestamp": end.timestamp,
+    })
+
+
+def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
+    """The ``job`` handed to a step function or a dependency hook."""
+    workflow_id, step_name = claimed.workflow_id, claimed.step_name
+
+    def read(load: Callable[[Connection, str], Any]) -> Any:
+        def once() -> Any:
+            with read_connection(state.engine) as conn:
+                return load(conn, workflow_id)
+
+        return riding_out_outages(once, f"read the inputs of step {step_name!r}")
+
+    def inputs() -> dict[str, Input]:
+        return read(lambda conn, wid: load_inputs(conn, wid, step_name))
+
+    def step_names() -> set[str]:
+        return read(load_step_names)
+
+    where = {"workflow_id": workflow_id, "node_id": claimed.node_id, "step_name": step_name,
+             "attempt": claimed.attempt}
+
+    def usage(**call: Any) -> float | None:
+        return record_usage(state.engine, state.config.pricing, **where, **call)
+
+    def context(messages: Any, response: Any) -> bool:
+        if not state.config.debug_capture:
+            return False
+        capture_context(state.engine, state.config.debug_capture_max_bytes, **where,
+                        messages=messages, response=response)
+        return True
+
+    return Job(
+        id=claimed.node_id,
+        workflow_id=workflow_id,
+        workflow_label=state.label(workflow_id),
+        step_name=step_name,
+        args=json.loads(claimed.args),
+        attempt=claimed.attempt,
+        load_inputs=inputs,
+        load_step_names=step_names,
+        record_usage=usage,
+        capture_context=context,
+    )
+
+
+def _call_dep_hook(state: AppState, cancelled: Cancelled) -> None:
+    step = state.step(cancelled.task)
+    if step is None:
+        return
+    hook = step.dep_discarded_hook if cancelled.dep_state == StepState.DISCARDED else step.dep_cancelled_hook
+    if hook is None:
+        return
+    try:
+        hook(cancelled.reason, make_job(state, cancelled))
+    except Exception:
+        logger.exception("dependency hook of step %s (%s) failed", cancelled.step_name, cancelled.task)

@@ -1,0 +1,92 @@
+"""Exceptions flask_baton raises at its users.
+
+Every message names the culprit (the step, the dependency, the config key) so
+that a failing insert or a misconfigured app can be fixed from the traceback
+alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class WorkflowError(Exception):
+    """Base class for every problem with a workflow's shape or contents."""
+
+
+class CycleError(WorkflowError):
+    """The dependency graph has a cycle; ``steps`` are the steps on it."""
+
+    def __init__(self, steps: Iterable[str]) -> None:
+        self.steps = sorted(steps)
+        super().__init__(
+            "workflow has a dependency cycle through steps: " + ", ".join(map(repr, self.steps))
+        )
+
+
+class UnknownDependencyError(WorkflowError):
+    """A step depends on a step name the workflow does not have."""
+
+    def __init__(self, step: str, dependency: str) -> None:
+        self.step = step
+        self.dependency = dependency
+        super().__init__(f"step {step!r} depends on unknown step {dependency!r}")
+
+
+class DuplicateStepError(WorkflowError):
+    """Two steps of one workflow share a name."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        super().__init__(f"workflow already has a step named {step!r}")
+
+
+class InvalidStepError(WorkflowError):
+    """Something other than ``my_step.new(...)`` was added as a step."""
+
+
+class NotSerializableError(WorkflowError):
+    """A step's args or result cannot be stored as JSON."""
+
+
+class NotADependencyError(WorkflowError):
+    """``job.result(name)`` asked for a step the job does not depend on."""
+
+    def __init__(self, step: str, asked: str, deps: Iterable[str]) -> None:
+        self.step = step
+        self.asked = asked
+        known = ", ".join(map(repr, sorted(deps))) or "none"
+        super().__init__(
+            f"step {step!r} asked for the result of {asked!r}, which is not one of "
+            f"its dependencies ({known})"
+        )
+
+
+class WorkflowNotFoundError(WorkflowError, LookupError):
+    """No workflow (or no step of it) has the given id or name."""
+
+
+class WorkflowStateError(WorkflowError):
+    """The workflow or step is not in a state that allows the action asked for."""
+
+
+class DuplicateWorkflowError(WorkflowStateError):
+    """A workflow with the same ``unique_key`` is running; ``workflow_id`` is that one.
+
+    ``workflow_id`` is ``None`` when the holder finished before it could be
+    read; the key is free again, so trying again can succeed.
+    """
+
+    def __init__(self, unique_key: str, workflow_id: str | None) -> None:
+        self.unique_key = unique_key
+        self.workflow_id = workflow_id
+        holder = f": {workflow_id}" if workflow_id else " (it has finished since; try again)"
+        super().__init__(f"a workflow with unique_key {unique_key!r} is already running{holder}")
+
+
+class StepTimeout(TimeoutError):
+    """A step ran past its ``timeout``; it fails like any error (and may retry)."""
+
+
+class ConfigError(ValueError):
+    """A ``BATON_*`` config value is missing, of the wrong type or out of range."""

@@ -1,0 +1,67 @@
+"""Cross-process events: every step transition and workflow end, on topics.
+
+Topics are ``"workflow:all"`` and ``"workflow:<id>"``; build them only with
+``topic_all()`` and ``topic_for()``. Events are ``(name, payload)`` pairs::
+
+    ("workflow_step_updated", {workflow_id, workflow_label, step_name, worker,
+        state, job_id, attempt, has_result, error, timestamp})
+    ("workflow_finished", {workflow_id, workflow_label, outcome, failed_steps,
+        timestamp})
+
+Transport: Redis pub/sub when ``BATON_PUBSUB_URL`` is a redis URL, otherwise
+a feed table in the app's database (SQLite or PostgreSQL). Either way a
+consumer process publishes and a web process or script subscribes::
+
+    with events.subscribe_workflow(workflow_id) as subscription:
+        for name, payload in subscription.iter(timeout=30):
+            ...
+
+A subscriber only sees events published after it subscribed. After a
+disconnect, re-read current state with ``baton.query`` and subscribe again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from flask import current_app
+
+TOPIC_PREFIX = "workflow:"
+STEP_UPDATED = "workflow_step_updated"
+WORKFLOW_FINISHED = "workflow_finished"
+
+
+class Event(NamedTuple):
+    """One published event: its name and its payload."""
+
+    name: str
+    payload: dict[str, Any]
+
+    @property
+    def workflow_id(self) -> str:
+        return str(self.payload["workflow_id"])
+
+
+def topic_all() -> str:
+    """The topic every event is published on."""
+    return TOPIC_PREFIX + "all"
+
+
+def topic_for(workflow_id: str) -> str:
+    """The topic of one workflow's events."""
+    return TOPIC_PREFIX + workflow_id
+
+
+def topics_of(event: Event) -> tuple[str, str]:
+    """The topics an event is published on."""
+    return topic_all(), topic_for(event.workflow_id)
+
+
+def subscribe_all() -> Any:
+    """Subscribe to every workflow's events (current app)."""
+    return current_app.extensions["baton"].events.subscribe(topic_all())
+
+
+def subscribe_workflow(workflow_id: str) -> Any:
+    """Subscribe to one workflow's events (current app)."""
+    return current_app.extensions["baton"].events.subscribe(topic_for(workflow_id))

@@ -1,0 +1,131 @@
+"""The database-backed event feed: the default transport, no services needed.
+
+Publishing inserts rows into ``baton_events`` inside the transition's own
+transaction, so an event exists exactly when its transition committed.
+Subscribers poll for rows newer than the last one they saw (every
+``POLL_SECONDS``). Rows older than ``BATON_EVENT_RETENTION`` seconds are
+deleted by the sweep, which keeps the table small.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Engine, func, select
+
+from ..database import read_connection
+from ..hotpath import insert_events
+from ..schema import events as events_table
+from . import TOPIC_PREFIX, Event, topic_all
+from .subscription import Subscription
+
+#: How often a subscriber looks for new rows; the feed's latency floor.
+POLL_SECONDS = 0.05
+#: How long a gap in row ids may stay open (a PostgreSQL transaction that
+#: took its id but has not committed yet) before it is given up as rolled back.
+GAP_SECONDS = 5.0
+
+
+class DatabaseTransport:
+    """Events as rows in the app's own database."""
+
+    atomic = True
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
+        """Write ``events`` in the caller's transaction."""
+        if events:
+            insert_events(conn, [
+                {
+                    "workflow_id": event.workflow_id,
+                    "name": event.name,
+                    "payload": json.dumps(event.payload, separators=(",", ":")),
+                    "now": now,
+                }
+                for event in events
+            ])
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Nothing to do after commit: the rows are the publication."""
+
+    def subscribe(self, topic: str) -> Subscription:
+        return Subscription(topic, _FeedReader(self._engine, topic))
+
+    def close(self) -> None:
+        """The engine belongs to the app; nothing to close."""
+
+
+class _FeedReader:
+    """Reads rows past a watermark, tolerating ids that commit out of order.
+
+    On PostgreSQL a row can take id 10, commit after id 11, and so become
+    visible later: ids above the watermark that are missing are remembered as
+    gaps and read again until they show up or ``GAP_SECONDS`` pass. Every
+    reader reads all rows past its watermark, so gaps are found the same way
+    for one workflow's topic as for ``workflow:all``.
+    """
+
+    def __init__(self, engine: Engine, topic: str) -> None:
+        self._engine = engine
+        self._workflow_id = None if topic == topic_all() else topic[len(TOPIC_PREFIX) :]
+        with read_connection(engine) as conn:
+            self._low = conn.execute(select(func.coalesce(func.max(events_table.c.id), 0))).scalar_one()
+        self._delivered: set[int] = set()
+        self._gaps: dict[int, float] = {}
+
+    def fetch(self, timeout: float) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._poll()
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+
+    def _poll(self) -> list[Event]:
+        with read_connection(self._engine) as conn:
+            rows = conn.execute(
+                select(events_table.c.id, events_table.c.workflow_id, events_table.c.name, events_table.c.payload)
+                .where(events_table.c.id > self._low)
+                .order_by(events_table.c.id)
+                .limit(1000)
+            ).all()
+        fresh = [row for row in rows if row.id not in self._delivered]
+        self._delivered.update(row.id for row in fresh)
+        self._advance([row.id for row in rows])
+        return [
+            Event(row.name, json.loads(row.payload))
+            for row in fresh
+            if self._workflow_id in (None, row.workflow_id)
+        ]
+
+    def _advance(self, ids: list[int]) -> None:
+        """Move the watermark over every id that is delivered or given up."""
+        now = time.monotonic()
+        for expected in range(self._low + 1, max(ids, default=self._low) + 1):
+            if expected not in self._delivered:
+                self._gaps.setdefault(expected, now)
+        while True:
+            following = self._low + 1
+            if following in self._delivered:
+                self._delivered.discard(following)
+            elif now - self._gaps.get(following, now) > GAP_SECONDS:
+                pass
+            else:
+                break
+            self._gaps.pop(following, None)
+            self._low = following
+
+    def close(self) -> None:
+        """Polling holds no connection between fetches."""
+
+
+def prune_events(conn: Connection, before: float) -> int:
+    """Delete feed rows created before ``before``; return how many."""
+    return conn.execute(events_table.delete().where(events_table.c.created_at < before)).rowcount
+
+
+

@@ -1,0 +1,118 @@
+"""Why is this step still waiting? What it waits for, and when it runs next.
+
+``explain`` is pure: it reads step records someone already loaded (the CLI,
+the dashboard), so explaining every step of a workflow costs one query.
+``baton.explain(workflow_id, step_name)`` loads and explains one step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import WorkflowNotFoundError
+from .query import Query, StepRecord
+from .states import SETTLED, StepState
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Where one step stands and what stands in its way."""
+
+    step_name: str
+    state: StepState
+    #: Dependencies not finished yet, with their states (pending steps).
+    waiting_on: dict[str, StepState]
+    #: The unfinished steps upstream that are not waiting themselves: what
+    #: has to happen before this step can start (its own blockers included).
+    blocked_by: dict[str, StepState]
+    #: When it may run next: snoozed, retryable and available steps.
+    runs_at: float | None
+    #: One human sentence saying all of the above.
+    reason: str
+
+
+def explain(steps: Mapping[str, StepRecord], step_name: str, now: float) -> Explanation:
+    """Explain ``steps[step_name]`` as of ``now``; ``steps`` is its workflow, by name."""
+    step = steps[step_name]
+    waiting_on = {dep: steps[dep].state for dep in sorted(step.deps) if steps[dep].state not in SETTLED}
+    blocked_by = _active_upstream(steps, waiting_on) if step.state == StepState.PENDING else {}
+    runs_at = step.scheduled_at if step.state in _SCHEDULED else None
+    return Explanation(step_name, step.state, waiting_on if step.state == StepState.PENDING else {}, blocked_by,
+                       runs_at, _reason(step, waiting_on, blocked_by, now))
+
+
+def explain_step(query: Query, workflow_id: str, step_name: str, now: float) -> Explanation:
+    """Load a workflow's steps and explain one of them."""
+    steps = {step.step_name: step for step in query.get_workflow_jobs(workflow_id)}
+    if not steps:
+        raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
+    if step_name not in steps:
+        raise WorkflowNotFoundError(f"workflow {workflow_id} has no step named {step_name!r}")
+    return explain(steps, step_name, now)
+
+
+def last_line(error: str | None) -> str:
+    """The line of an error worth showing: a traceback's last, the exception itself."""
+    lines = (error or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def describe_states(states: Mapping[str, StepState]) -> str:
+    """``"fetch (executing), parse (pending)"``."""
+    return ", ".join(f"{name} ({state.value})" for name, state in states.items())
+
+
+_SCHEDULED = (StepState.AVAILABLE, StepState.SNOOZED, StepState.RETRYABLE)
+
+
+def _active_upstream(steps: Mapping[str, StepRecord], waiting_on: Mapping[str, StepState]) -> dict[str, StepState]:
+    """Walk up through pending dependencies to the unfinished steps that are not pending."""
+    found: dict[str, StepState] = {}
+    seen = set(waiting_on)
+    queue = deque(waiting_on)
+    while queue:
+        name = queue.popleft()
+        step = steps[name]
+        if step.state != StepState.PENDING:
+            found[name] = step.state
+            continue
+        for dep in step.deps:
+            if dep not in seen and steps[dep].state not in SETTLED:
+                seen.add(dep)
+                queue.append(dep)
+    return found
+
+
+def _reason(
+    step: StepRecord, waiting_on: Mapping[str, StepState], blocked_by: Mapping[str, StepState], now: float
+) -> str:
+    state = step.state
+    if state == StepState.PENDING:
+        if not waiting_on:
+            return "its dependencies have finished; it is being released to run"
+        upstream = {name: s for name, s in blocked_by.items() if name not in waiting_on}
+        more = f"; upstream, {describe_states(upstream)} must finish first" if upstream else ""
+        return f"waiting on {describe_states(waiting_on)}{more}"
+    if state == StepState.AVAILABLE:
+        return f"ready, queued {_when(step.scheduled_at, now)}; waiting for a consumer of its queue"
+    if state == StepState.SNOOZED:
+        return f"snoozed; runs again {_when(step.scheduled_at, now)}"
+    if state == StepState.RETRYABLE:
+        return f"attempt {step.attempt} failed ({last_line(step.error)}); retries {_when(step.scheduled_at, now)}"
+    if state == StepState.EXECUTING:
+        return f"running attempt {step.attempt} on {step.worker}, started {_when(step.started_at, now)}"
+    if state == StepState.COMPLETED:
+        return "completed"
+    return f"{state.value}: {last_line(step.error)}"
+
+
+def _when(at: float | None, now: float) -> str:
+    """``"in 2.5s"`` / ``"2.5s ago"`` / ``"now"``, relative to ``now``."""
+    if at is None:
+        return "now"
+    delta = at - now
+    if abs(delta) < 0.05:
+        return "now"
+    return f"in {delta:.1f}s" if delta > 0 else f"{-delta:.1f}s ago"

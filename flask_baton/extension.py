@@ -1,0 +1,213 @@
+"""``Baton``, the Flask extension object: steps, per-app state, public API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from flask_sqlalchemy import SQLAlchemy
+from huey import Huey
+
+from . import control
+from .appstate import AppState
+from .config import read_config
+from .database import create_baton_engine
+from .errors import ConfigError, WorkflowNotFoundError
+from .explain import Explanation, explain_step
+from .export import export_workflow
+from .huey_factory import huey_from_url
+from .query import Query, WorkflowStatus
+from .queues import Queues
+from .events.transport import transport_for
+from .runner import hand_back, run_node
+from .sweep import sweep
+from .usage import Stats
+from .schema import upgrade
+from .steps import Step, StepFunction
+from .subworkflow import join_step
+
+EXTENSION_KEY = "baton"
+
+
+class Baton:
+    """Dependency-ordered Huey workflows for a Flask app.
+
+    Steps may be declared on it at import time, before any app exists; each
+    app given to ``init_app`` gets its own engine, Huey queues and config.
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None, huey: Huey | None = None) -> None:
+        self._db = db
+        self._huey = huey
+        # Built-in steps every app runs: the join of each sub-workflow.
+        self.steps: dict[str, Step] = {join_step.name: join_step}
+        if app is not None:
+            self.init_app(app, db=db)
+
+    # -- setup ---------------------------------------------------------------
+
+    def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
+        """Register with ``app``: read ``BATON_*`` config, build the engine and queues."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("flask_baton is already registered on this app; call init_app once per app")
+        config = read_config(app)
+        database_uri = config.database_uri or self._database_url(app, db or self._db)
+        engine = create_baton_engine(database_uri, config)
+        huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name)
+        state = AppState(self, app, config, engine)
+        state.events = transport_for(config, engine)
+        state.queues = Queues(
+            huey,
+            run=_in_app(app, lambda node_id: run_node(state, node_id)),
+            hand_back=_in_app(app, lambda node_id: hand_back(state, node_id)),
+            sweep=_in_app(app, lambda: sweep(state)),
+        )
+        # The state lives in app.extensions only: it refers to the app, so a
+        # weak-keyed map of app -> state would keep every app alive.
+        app.extensions[EXTENSION_KEY] = state
+
+        from .cli import baton_cli
+
+        app.cli.add_command(baton_cli)
+        if config.dashboard_prefix is not None:
+            from .dashboard import register_dashboard
+
+            register_dashboard(app, state)
+
+    @staticmethod
+    def _database_url(app: Flask, db: SQLAlchemy | None) -> Any:
+        db = db or app.extensions.get("sqlalchemy")
+        if db is None:
+            raise ConfigError(
+                "flask_baton needs a database: pass db= to Baton/init_app, call "
+                "db.init_app(app) first, or set BATON_DATABASE_URI"
+            )
+        with app.app_context():
+            return db.engine.url
+
+    def state(self, app: Flask | None = None) -> AppState:
+        """This extension's state for ``app`` (default: the current app)."""
+        if app is None:
+            if not has_app_context():
+                raise RuntimeError(
+                    "no Flask app context: call this inside `with app.app_context():` "
+                    "or a request, or pass the app"
+                )
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state = app.extensions.get(EXTENSION_KEY)
+        if state is None or state.baton is not self:
+            raise RuntimeError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
+        return state
+
+    # -- steps ---------------------------------------------------------------
+
+    def step(
+        self,
+        func: StepFunction | None = None,
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Declare a step: ``@baton.step`` or ``@baton.step(retries=3, retry_delay=5)``.
+
+        Options: ``retries``, ``retry_delay``, ``retry_backoff``, ``queue``,
+        ``priority``, ``timeout``, ``on_dep_cancelled``, ``on_dep_discarded``.
+        """
+
+        def register(fn: StepFunction) -> Step:
+            step = Step(fn, name=name or fn.__name__, **options)
+            if step.name in self.steps:
+                raise ValueError(
+                    f"a step named {step.name!r} is already registered "
+                    f"({self.steps[step.name].func.__module__}); pass name= to tell them apart"
+                )
+            self.steps[step.name] = step
+            return step
+
+        return register(func) if func is not None else register
+
+    def llm_step(
+        self,
+        func: StepFunction | None = None,
+        *,
+        name: str | None = None,
+        retries: int = 3,
+        retry_delay: float = 1.0,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float = 60.0,
+        queue: str = "llm",
+        **options: Any,
+    ) -> Any:
+        """Declare a step that calls a paid, slow, flaky model.
+
+        Runs on the ``llm`` queue (its own consumer pool: ``flask baton worker
+        --queue llm``), retries with exponential backoff and full jitter, and
+        times out after ``timeout`` seconds (default ``BATON_LLM_TIMEOUT``).
+        Other options as ``step``.
+        """
+        return self.step(
+            func, name=name, retries=retries, retry_delay=retry_delay, retry_backoff=retry_backoff,
+            max_retry_delay=max_retry_delay, retry_jitter=True, queue=queue, llm=True, **options,
+        )
+
+    # -- database ------------------------------------------------------------
+
+    def create_schema(self, app: Flask | None = None) -> tuple[int, int]:
+        """Create or upgrade flask_baton's tables; returns (old, new) schema versions."""
+        return upgrade(self.state(app).engine, time.time())
+
+    def cancel_workflow(self, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
+        """Cancel a running workflow and its unsettled steps; return their names."""
+        return control.cancel_workflow(self.state(), workflow_id, reason)
+
+    def retry_step(self, workflow_id: str, step_name: str) -> list[str]:
+        """Run a discarded or cancelled step again, with the dependents it failed."""
+        return control.retry_step(self.state(), workflow_id, step_name)
+
+    def retry_workflow(self, workflow_id: str) -> list[str]:
+        """Run every discarded or cancelled step of a finished workflow again; return them."""
+        return control.retry_workflow(self.state(), workflow_id)
+
+    # -- reading -------------------------------------------------------------
+
+    def status(self, workflow_id: str) -> WorkflowStatus:
+        """Counts per step state, timing, outcome and cost of a workflow, in one query."""
+        status = self.state().query.workflow_status(workflow_id)
+        if status is None:
+            raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
+        return status
+
+    def explain(self, workflow_id: str, step_name: str) -> Explanation:
+        """Why a step is where it is: the dependencies it waits on, when it runs next."""
+        return explain_step(self.state().query, workflow_id, step_name, time.time())
+
+    def export(self, workflow_id: str, format: str = "mermaid") -> str:
+        """The workflow as a ``"mermaid"`` or ``"dot"`` diagram, or as ``"json"``."""
+        return export_workflow(self.state().query, workflow_id, format)
+
+    @property
+    def query(self) -> Query:
+        """Read workflows and steps of the current app."""
+        return self.state().query
+
+    @property
+    def stats(self) -> Stats:
+        """LLM usage and cost totals of the current app."""
+        return Stats(self.state().engine)
+
+    @property
+    def huey(self) -> Huey:
+        """The current app's default Huey instance."""
+        return self.state().queues.huey()
+
+
+def _in_app(app: Flask, func: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a Huey task body so it runs inside ``app``'s context."""
+
+    def run(*args: Any) -> None:
+        with app.app_context():
+            func(*args)
+
+    return run

@@ -1,0 +1,108 @@
+"""The statements every step runs, as plain SQL on the DBAPI cursor.
+
+A step's claim and completion are a handful of small statements, and
+SQLAlchemy's execution machinery costs more per statement (about 0.1 ms)
+than SQLite takes to run one, while SQLite holds its write lock. So these
+few are written out once, in SQL that SQLite and PostgreSQL both accept
+(``UPDATE ... RETURNING``), and sent straight to the driver inside the
+caller's SQLAlchemy transaction. Table names still come from ``schema``;
+everything else in flask_baton uses SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection
+
+from .schema import completions, edges, events, nodes, workflows
+from .states import CLAIMABLE, FAILED, StepState
+
+N, E, W, EV, C = nodes.name, edges.name, workflows.name, events.name, completions.name
+
+
+def _quoted(states: Sequence[str]) -> str:
+    return ", ".join(f"'{state}'" for state in states)
+
+
+#: Does this edge (alias e, its dep alias d) no longer hold its step back?
+_SATISFIED = (
+    f"(d.state = '{StepState.COMPLETED}' OR (d.state IN ({_quoted(FAILED)})"
+    " AND (e.tolerates = 'any' OR e.tolerates = d.state)))"
+)
+
+CLAIM = f"""
+UPDATE {N} SET state = '{StepState.EXECUTING}', attempt = attempt + 1, worker = :worker,
+    started_at = :now, heartbeat_at = :now
+WHERE id = :id AND state IN ({_quoted(CLAIMABLE)})
+  AND (scheduled_at IS NULL OR scheduled_at <= :now)
+  AND NOT EXISTS (
+    SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
+    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {_SATISFIED})
+RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
+    (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)
+"""
+
+COMPLETE = f"""
+UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, finished_at = :now
+WHERE id = :id AND state = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
+"""
+
+DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
+
+_STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
+RELEASE = f"""
+UPDATE {N} SET deps_pending = deps_pending - 1,
+    state = CASE WHEN {_STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
+    scheduled_at = CASE WHEN {_STARTS} THEN :now ELSE scheduled_at END
+WHERE workflow_id = :workflow_id AND step_name IN (:names)
+RETURNING id, task, state, deps_pending
+"""
+
+SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id RETURNING unsettled, state"
+
+FAILED_STEPS = f"SELECT step_name, state FROM {N} WHERE workflow_id = :workflow_id AND state IN ({_quoted(FAILED)})"
+
+FINISH = f"UPDATE {W} SET state = :outcome, finished_at = :now WHERE id = :workflow_id AND state = 'running'"
+
+#: The completion row is what makes a workflow's end happen once.
+RECORD_END = f"""
+INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at) VALUES (:workflow_id, :outcome, :failed, :now)
+ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id
+"""
+
+MARK_ANNOUNCED = f"UPDATE {C} SET announced_at = :now WHERE workflow_id = :workflow_id AND announced_at IS NULL"
+
+INSERT_EVENT = f"INSERT INTO {EV} (workflow_id, name, payload, created_at) VALUES (:workflow_id, :name, :payload, :now)"
+
+
+@cache
+def _for(dialect: str, sql: str, expand: int) -> str:
+    """``sql`` in the driver's parameter style, with ``:names`` expanded to ``expand`` places."""
+    if expand:
+        sql = sql.replace(":names", ", ".join(f":names_{i}" for i in range(expand)))
+    if dialect == "postgresql":
+        sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+    return sql
+
+
+def run(conn: Connection, sql: str, params: dict[str, Any], *, names: Sequence[str] = ()) -> Any:
+    """Execute one hot-path statement in ``conn``'s transaction; return the DBAPI cursor.
+
+    ``names`` fills ``IN (:names)``. Long lists are compiled once per length
+    (``_for`` caches), which a workflow's few distinct widths keep small.
+    """
+    if names:
+        params = {**params, **{f"names_{i}": name for i, name in enumerate(names)}}
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(_for(conn.dialect.name, sql, len(names)), params)
+    return cursor
+
+
+def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write event feed rows (``workflow_id, name, payload, now``) in ``conn``'s transaction."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(_for(conn.dialect.name, INSERT_EVENT, 0), rows)

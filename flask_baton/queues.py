@@ -1,0 +1,98 @@
+"""Named queues: which Huey instance carries which step, and handing steps over.
+
+Huey has one queue per ``Huey`` instance, so a named queue (``queue="llm"``)
+is a sibling instance on the same storage, named ``"<huey name>.<queue>"``,
+consumed by its own ``flask baton worker --queue llm`` pool. Every instance
+carries one task, ``flask_baton.baton_run``, whose only argument is the step's
+id: the database, not the message, holds everything else. The default
+instance also carries the periodic sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from huey import Huey
+from huey.api import Task, TaskWrapper
+from huey.signals import SIGNAL_INTERRUPTED
+
+from .steps import DEFAULT_QUEUE
+
+RUN_TASK = "baton_run"
+SWEEP_TASK = "baton_sweep"
+TASK_MODULE = "flask_baton"
+
+
+class Queues:
+    """The Huey instances of one app, each with the run task registered."""
+
+    def __init__(
+        self,
+        huey: Huey,
+        run: Callable[[str], None],
+        hand_back: Callable[[str], None],
+        sweep: Callable[[], None],
+    ) -> None:
+        self._run = run
+        self._hand_back = hand_back
+        self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
+        self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey)}
+        _take_over(huey, SWEEP_TASK)
+        huey.periodic_task(_always, name=SWEEP_TASK)(_named(sweep, SWEEP_TASK))
+
+    def huey(self, queue: str = DEFAULT_QUEUE) -> Huey:
+        """The Huey instance for ``queue``, made on first use."""
+        if queue not in self._hueys:
+            default = self._hueys[DEFAULT_QUEUE]
+            sibling = type(default)(
+                f"{default.name}.{queue}", results=default.results, utc=default.utc, **default.storage_kwargs
+            )
+            self._hueys[queue] = sibling
+            self._tasks[queue] = self._register(sibling)
+        return self._hueys[queue]
+
+    def enqueue(self, node_id: str, queue: str, priority: int | None, delay: float = 0.0) -> None:
+        """Hand a step to Huey, now or after ``delay`` seconds."""
+        self.huey(queue)
+        task = self._tasks[queue]
+        if delay > 0:
+            task.schedule(args=(node_id,), delay=delay, priority=priority)
+        else:
+            task.huey.enqueue(task.s(node_id, priority=priority))
+
+    def _register(self, huey: Huey) -> TaskWrapper:
+        _take_over(huey, RUN_TASK)
+        wrapper = huey.task(name=RUN_TASK)(_named(self._run, RUN_TASK))
+        hand_back = self._hand_back
+
+        def on_interrupted(_signal: str, task: Task, *_: Any) -> None:
+            # A thread worker's step is abandoned when the consumer is
+            # interrupted; give it back so another consumer runs it now.
+            if isinstance(task, wrapper.task_class):
+                hand_back(task.args[0])
+
+        huey.signal(SIGNAL_INTERRUPTED)(on_interrupted)
+        return wrapper
+
+
+def _always(_timestamp: Any) -> bool:
+    """Run the periodic sweep at every periodic check; its lease paces it."""
+    return True
+
+
+def _named(func: Callable[..., None], name: str) -> Callable[..., None]:
+    def task(*args: Any) -> None:
+        func(*args)
+
+    task.__module__ = TASK_MODULE
+    task.__name__ = task.__qualname__ = name
+    return task
+
+
+def _take_over(huey: Huey, name: str) -> None:
+    """Drop a task of ours an earlier ``init_app`` registered on this Huey."""
+    huey._registry._registry.pop(f"{TASK_MODULE}.{name}", None)
+    huey._registry._periodic_tasks = [
+        task for task in huey._registry._periodic_tasks if task.__name__ != name
+    ]

@@ -1,0 +1,235 @@
+"""flask_baton's tables, their one set of names, and in-place upgrades.
+
+The tables live in their own ``MetaData`` so they never show up in a host
+app's ``db.metadata`` (and its Alembic autogenerate). ``SCHEMA_VERSION`` is
+recorded in ``baton_schema``; ``MIGRATIONS`` holds the steps that bring an
+older install up to date, so ``create_schema`` is safe to run on every deploy.
+
+Times are Unix epoch seconds (floats): cheap to compare in SQL on every
+backend, and the same numbers the consumer's clock produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    FromClause,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    select,
+    text,
+)
+
+from .states import WorkflowState
+
+metadata = MetaData()
+
+ID = String(32)
+NAME = String(255)
+
+workflows = Table(
+    "baton_workflows",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("total_steps", Integer, nullable=False),
+    # Steps not yet settled; the step whose settle brings it to 0 finishes
+    # the workflow, so no transition scans the whole workflow.
+    Column("unsettled", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    # ``Workflow(unique_key=...)``: at most one running workflow per key (see below).
+    Column("unique_key", NAME),
+    Index("ix_baton_workflows_state_created", "state", "created_at"),
+    Index("ix_baton_workflows_name_created", "name", "created_at"),
+    Index("ix_baton_workflows_created", "created_at"),
+)
+
+#: The rows ``ux_baton_workflows_unique_running`` covers. A literal, not a bound
+#: parameter: an ``ON CONFLICT ... WHERE`` must repeat it for the database to
+#: match the partial index.
+RUNNING_ONLY = text(f"state = '{WorkflowState.RUNNING.value}'")
+
+# The database, not a read-then-write check, keeps a unique key to one running
+# workflow; a key is free again as soon as its workflow leaves ``running``.
+Index(
+    "ux_baton_workflows_unique_running",
+    workflows.c.unique_key,
+    unique=True,
+    sqlite_where=RUNNING_ONLY,
+    postgresql_where=RUNNING_ONLY,
+)
+
+nodes = Table(
+    "baton_nodes",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("step_name", NAME, nullable=False),
+    Column("position", Integer, nullable=False),  # order of adding, within the workflow
+    Column("task", NAME, nullable=False),  # registered step function's name
+    Column("args", Text, nullable=False),  # JSON object
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    # Dependencies not yet completed; the completion that brings it to 0
+    # makes the step available (completion-triggered start).
+    Column("deps_pending", Integer, nullable=False),
+    Column("result", Text),  # JSON; NULL when the step returned None
+    Column("error", Text),
+    Column("worker", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("scheduled_at", Float),  # when it may next run (available/snoozed/retryable)
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("heartbeat_at", Float),
+    Index("ux_baton_nodes_workflow_step", "workflow_id", "step_name", unique=True),
+    Index("ix_baton_nodes_state_scheduled", "state", "scheduled_at"),
+)
+
+edges = Table(
+    "baton_edges",
+    metadata,
+    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), primary_key=True),
+    Column("step_name", NAME, primary_key=True),  # the dependent
+    Column("dep_name", NAME, primary_key=True),  # what it waits for
+    # NULL: the dep must complete (its failure cancels the dependent);
+    # "cancelled" / "discarded" / "any": that failure lets the dependent run.
+    Column("tolerates", String(16)),
+    # Covering: a completion finds its dependents' names in the index alone.
+    Index("ix_baton_edges_dep", "workflow_id", "dep_name", "step_name"),
+)
+
+def edge_to_dep(node: FromClause = nodes) -> ColumnElement[bool]:
+    """Join condition: an edge and the step it waits for (``node``, or an alias of it)."""
+    return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.dep_name)
+
+
+def edge_to_dependent(node: FromClause = nodes) -> ColumnElement[bool]:
+    """Join condition: an edge and the step that waits."""
+    return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.step_name)
+
+
+step_stats = Table(
+    "baton_step_stats",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("node_id", ID, nullable=False),
+    Column("step_name", NAME, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("model", NAME),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("cached_input_tokens", Integer, nullable=False, default=0),
+    Column("cost_usd", Float),
+    Column("latency", Float),
+    Column("created_at", Float, nullable=False),
+    Index("ix_baton_step_stats_workflow", "workflow_id"),
+    Index("ix_baton_step_stats_created", "created_at"),
+)
+
+debug_logs = Table(
+    "baton_debug_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("node_id", ID, nullable=False),
+    Column("step_name", NAME, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("messages", Text),
+    Column("response", Text),
+    Column("truncated", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_baton_debug_logs_workflow", "workflow_id"),
+    Index("ix_baton_debug_logs_created", "created_at"),
+)
+
+completions = Table(
+    "baton_completions",
+    metadata,
+    # One row per finished workflow: the primary key is what makes
+    # ``workflow_finished`` happen once, whoever gets there first.
+    Column("workflow_id", ID, primary_key=True),
+    Column("outcome", String(16), nullable=False),
+    Column("failed_steps", Text, nullable=False),  # JSON list
+    Column("finished_at", Float, nullable=False),
+    Column("announced_at", Float),
+)
+
+events = Table(
+    "baton_events",
+    metadata,
+    # The database-backed event feed (see events/database.py).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", ID, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_baton_events_created", "created_at"),
+)
+
+locks = Table(
+    "baton_locks",
+    metadata,
+    # Named leases: whoever moves ``until`` forward holds the lock until then
+    # (one effective sweeper per interval, whatever the number of consumers).
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("until", Float, nullable=False),
+)
+
+schema_versions = Table(
+    "baton_schema",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+#: The version ``create_schema`` brings a database to.
+SCHEMA_VERSION = 1
+#: version -> function that upgrades a database from ``version - 1``.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def current_version(conn: Connection) -> int:
+    """Return the recorded schema version, 0 when flask_baton is not installed."""
+    if not conn.dialect.has_table(conn, schema_versions.name):
+        return 0
+    return conn.execute(select(func.coalesce(func.max(schema_versions.c.version), 0))).scalar_one()
+
+
+def upgrade(engine: Engine, now: float) -> tuple[int, int]:
+    """Create or upgrade the tables in one transaction; return (from, to) versions.
+
+    Concurrent callers (two deploys, a worker and a web process) serialise on
+    a lock, so exactly one of them does the work.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(724108)"))
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        found = current_version(conn)
+        if found == 0:
+            metadata.create_all(conn)
+        else:
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version](conn)
+        if found < SCHEMA_VERSION:
+            conn.execute(schema_versions.insert(), {"version": SCHEMA_VERSION, "applied_at": now})
+    return found, SCHEMA_VERSION

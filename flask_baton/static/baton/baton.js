@@ -1,0 +1,89 @@
+/* flask_baton dashboard: small progressive enhancements on top of HTMX.
+ * The pages work without it; with it, times show in local time, running
+ * durations tick, the live indicator follows the websocket, open <details>
+ * stay open when their row is replaced, and refused actions say why. */
+(function () {
+  "use strict";
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function formatDuration(seconds) {
+    seconds = Math.max(seconds, 0);
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    if (seconds < 60) return Math.round(seconds) + " s";
+    var minutes = Math.floor(seconds / 60), secs = Math.floor(seconds % 60);
+    if (minutes < 60) return minutes + " m " + pad(secs) + " s";
+    var hours = Math.floor(minutes / 60);
+    if (hours < 48) return hours + " h " + pad(minutes % 60) + " m";
+    return Math.floor(hours / 24) + " d " + pad(hours % 24) + " h";
+  }
+
+  function localise(root) {
+    (root || document).querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      var time = pad(when.getHours()) + ":" + pad(when.getMinutes()) + ":" + pad(when.getSeconds());
+      if (el.dataset.fmt === "datetime") {
+        var today = new Date();
+        var sameDay = when.toDateString() === today.toDateString();
+        el.textContent = sameDay ? "today " + time
+          : when.getFullYear() + "-" + pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " + time;
+      } else {
+        el.textContent = time;
+      }
+      el.title = when.toString();
+      el.setAttribute("data-local", "");
+    });
+  }
+
+  function tick() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      el.textContent = formatDuration(now - parseFloat(el.dataset.since));
+    });
+  }
+
+  function setLive(state) { document.body.setAttribute("data-live", state); }
+
+  function showNotice(kind, text) {
+    var box = document.getElementById("notice");
+    if (!box) return;
+    var p = document.createElement("p");
+    p.className = "notice notice-" + kind;
+    p.textContent = text;
+    box.replaceChildren(p);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localise();
+    tick();
+    setInterval(tick, 1000);
+    if (document.querySelector("[ws-connect]")) setLive("connecting");
+  });
+  document.addEventListener("htmx:wsConnecting", function () { setLive("connecting"); });
+  document.addEventListener("htmx:wsOpen", function () { setLive("open"); });
+  document.addEventListener("htmx:wsClose", function () { setLive("closed"); });
+  document.addEventListener("htmx:wsAfterMessage", function () { localise(); tick(); });
+  document.addEventListener("htmx:afterSettle", function () { localise(); tick(); });
+  document.addEventListener("htmx:oobAfterSwap", function () { localise(); tick(); });
+
+  // Keep the error / result a reader opened when the live feed replaces its row.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target, fragment = event.detail.fragment;
+    if (!target || !fragment || !target.querySelectorAll) return;
+    target.querySelectorAll("details[open][data-keep]").forEach(function (open) {
+      var twin = fragment.querySelector('details[data-keep="' + open.dataset.keep + '"]');
+      if (twin) twin.setAttribute("open", "");
+    });
+  });
+
+  // A refused action (403, 400 CSRF, ...) answers in plain text: show it.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    showNotice("error", (xhr && xhr.responseText) || "The request failed.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showNotice("error", "The server could not be reached.");
+  });
+})();

@@ -1,0 +1,720 @@
+"""Every change of a step's or workflow's state, as SQL compare-and-set.
+
+Each function runs inside one short write transaction that the caller owns
+and returns the ``Effects`` to act on *after* the commit: steps to hand to
+Huey, events to announce, hooks to call. Nothing is enqueued or announced for
+a transaction that did not commit, and every ``UPDATE`` names the state it
+expects, so of two racing consumers exactly one wins.
+
+SQL round trips per transition (the hot path):
+- claim: 1 ``UPDATE ... RETURNING`` that also checks every dependency;
+- complete: 1 update of the step, 1 update of its dependents (release +
+  start), 1 update of the workflow's counter; +2 when that finishes it;
+- retry / snooze: 1 update;
+- discard: 1 update + 2 per level of cascade + the workflow's counter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from . import hotpath
+from .errors import DuplicateWorkflowError, WorkflowStateError
+from .query import load_running_holder
+from .schema import (
+    RUNNING_ONLY,
+    completions,
+    edge_to_dep,
+    edge_to_dependent,
+    edges,
+    locks,
+    nodes,
+    workflows,
+)
+from .states import CANCELLABLE, CLAIMABLE, FAILED, StepState, WorkflowState
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """A step transition to announce once its transaction committed."""
+
+    workflow_id: str
+    node_id: str
+    step_name: str
+    state: StepState
+    attempt: int
+    timestamp: float
+    worker: str | None = None
+    error: str | None = None
+    has_result: bool = False
+    duration: float | None = None  # seconds the attempt ran
+    queue_wait: float | None = None  # seconds from available to claimed
+
+
+@dataclass(frozen=True)
+class WorkflowEnd:
+    """A workflow that just settled its last step."""
+
+    workflow_id: str
+    outcome: str
+    failed_steps: list[str]
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A step to hand to Huey after commit, now or after ``delay`` seconds."""
+
+    node_id: str
+    task: str
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class StepIdentity:
+    """Which step, which task with which arguments, at which attempt."""
+
+    node_id: str
+    workflow_id: str
+    step_name: str
+    task: str
+    args: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Cancelled(StepIdentity):
+    """A step the cascade cancelled, for its ``on_dep_*`` hook."""
+
+    reason: str
+    dep_state: StepState
+
+
+@dataclass
+class Effects:
+    """What the caller must do once the transaction has committed."""
+
+    ready: list[Ready] = field(default_factory=list)
+    changes: list[StepChange] = field(default_factory=list)
+    cancelled: list[Cancelled] = field(default_factory=list)
+    ended: list[WorkflowEnd] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claimed(StepIdentity):
+    """A step this consumer now owns: the row as it was claimed."""
+
+    worker: str
+    claimed_at: float
+    queued_at: float | None = None
+    label: str | None = None  # the workflow's name, when the claim read it
+
+    def change(self, state: StepState, now: float, **details: Any) -> StepChange:
+        """This step's transition to ``state``, timed from the claim."""
+        return StepChange(
+            self.workflow_id, self.node_id, self.step_name, state, self.attempt, now,
+            worker=self.worker, duration=now - self.claimed_at, **details,
+        )
+
+
+@dataclass(frozen=True)
+class NewStep:
+    """A step row to insert (a workflow's or a running step's addition)."""
+
+    node_id: str
+    step_name: str
+    task: str
+    args: str
+    deps: Sequence[str]
+    tolerates: Mapping[str, str] = field(default_factory=dict)
+
+
+# -- inserting -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewWorkflow:
+    """A workflow to insert: its id, name, steps and optional unique key."""
+
+    workflow_id: str
+    name: str
+    steps: Sequence[NewStep]
+    unique_key: str | None = None
+
+
+def insert_workflows(conn: Connection, batch: Sequence[NewWorkflow], now: float) -> Effects:
+    """Write whole workflows, each step and edge of all of them in one statement each.
+
+    Every root is ready at once. With a ``unique_key`` held by a running
+    workflow, raises ``DuplicateWorkflowError`` naming that workflow, and the
+    caller's transaction rolls back with nothing written.
+    """
+    plain: list[dict[str, Any]] = []
+    for new in batch:
+        row = {
+            "id": new.workflow_id,
+            "name": new.name,
+            "state": WorkflowState.RUNNING,
+            "total_steps": len(new.steps),
+            "unsettled": len(new.steps),
+            "created_at": now,
+            "finished_at": None,
+            "unique_key": new.unique_key,
+        }
+        if new.unique_key is None:
+            plain.append(row)
+        else:
+            _insert_unique(conn, row, new.unique_key)
+    if plain:
+        conn.execute(insert(workflows), plain)
+    effects = Effects()
+    node_rows: list[dict[str, Any]] = []
+    edge_rows: list[dict[str, Any]] = []
+    for new in batch:
+        effects.ready.extend(_step_rows(new.workflow_id, new.steps, {}, 0, now, node_rows, edge_rows))
+    _write_rows(conn, node_rows, edge_rows)
+    return effects
+
+
+def _insert_unique(conn: Connection, row: dict[str, Any], unique_key: str) -> None:
+    """Insert a workflow row unless a running workflow holds its key.
+
+    ``ON CONFLICT DO NOTHING`` on the partial unique index: of racing
+    inserts the database lets exactly one through, and the others wait for
+    it (PostgreSQL) or run after it (SQLite's write lock), then find it.
+    """
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(workflows)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=[workflows.c.unique_key], index_where=RUNNING_ONLY)
+        .returning(workflows.c.id)
+    )
+    while conn.execute(stmt).first() is None:
+        holder = load_running_holder(conn, unique_key)
+        if holder is not None:
+            raise DuplicateWorkflowError(unique_key, holder)
+        # PostgreSQL only: the holder finished between the two statements, so
+        # the key is free; claim it again rather than fail for nothing.
+
+
+def add_steps(
+    conn: Connection, workflow_id: str, steps: Sequence[NewStep], now: float
+) -> Effects:
+    """Add steps to a running workflow (a running step fanning out).
+
+    The existing steps they depend on are locked first (``FOR UPDATE`` on
+    PostgreSQL; SQLite's write lock covers it), so a dependency cannot
+    complete between reading its state and the new edges becoming visible.
+    """
+    new_names = {step.step_name for step in steps}
+    existing = sorted({dep for step in steps for dep in step.deps} - new_names)
+    states: dict[str, str] = {}
+    if existing:
+        rows = conn.execute(
+            select(nodes.c.step_name, nodes.c.state)
+            .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name.in_(existing))
+            .with_for_update()
+        )
+        states = {name: state for name, state in rows}
+    total = conn.execute(
+        update(workflows)
+        .where(workflows.c.id == workflow_id)
+        .values(
+            total_steps=workflows.c.total_steps + len(steps),
+            unsettled=workflows.c.unsettled + len(steps),
+        )
+        .returning(workflows.c.total_steps)
+    ).scalar_one()
+    effects = _insert_steps(conn, workflow_id, steps, states, total - len(steps), now)
+    failed = {name: StepState(state) for name, state in states.items() if state in FAILED}
+    if failed:
+        # New steps that do not tolerate a failed existing dep are cancelled.
+        _merge(effects, cascade(conn, workflow_id, failed, now, only=new_names))
+    return effects
+
+
+def _done_for(dep: str, tolerates: str | None, finished: Mapping[str, str]) -> bool:
+    """Whether an existing dep in state ``finished[dep]`` no longer holds a new step back."""
+    state = finished.get(dep)
+    return state == StepState.COMPLETED or (state in FAILED and tolerated(tolerates, state))
+
+
+def _insert_steps(
+    conn: Connection,
+    workflow_id: str,
+    steps: Sequence[NewStep],
+    finished: Mapping[str, str],
+    first_position: int,
+    now: float,
+) -> Effects:
+    node_rows: list[dict[str, Any]] = []
+    edge_rows: list[dict[str, Any]] = []
+    ready = _step_rows(workflow_id, steps, finished, first_position, now, node_rows, edge_rows)
+    _write_rows(conn, node_rows, edge_rows)
+    return Effects(ready=ready)
+
+
+def _step_rows(
+    workflow_id: str,
+    steps: Sequence[NewStep],
+    finished: Mapping[str, str],
+    first_position: int,
+    now: float,
+    node_rows: list[dict[str, Any]],
+    edge_rows: list[dict[str, Any]],
+) -> list[Ready]:
+    """Append the steps' node and edge rows; return the steps ready at once."""
+    ready: list[Ready] = []
+    for position, step in enumerate(steps, first_position):
+        deps = list(dict.fromkeys(step.deps))
+        pending = sum(1 for dep in deps if not _done_for(dep, step.tolerates.get(dep), finished))
+        node_rows.append(
+            {
+                "id": step.node_id,
+                "workflow_id": workflow_id,
+                "step_name": step.step_name,
+                "position": position,
+                "task": step.task,
+                "args": step.args,
+                "state": StepState.PENDING if pending else StepState.AVAILABLE,
+                "attempt": 0,
+                "deps_pending": pending,
+                "created_at": now,
+                "scheduled_at": None if pending else now,
+            }
+        )
+        edge_rows.extend(
+            {"workflow_id": workflow_id, "step_name": step.step_name, "dep_name": dep,
+             "tolerates": step.tolerates.get(dep)}
+            for dep in deps
+        )
+        if not pending:
+            ready.append(Ready(step.node_id, step.task))
+    return ready
+
+
+def _write_rows(conn: Connection, node_rows: list[dict[str, Any]], edge_rows: list[dict[str, Any]]) -> None:
+    if node_rows:
+        conn.execute(insert(nodes), node_rows)
+    if edge_rows:
+        conn.execute(insert(edges), edge_rows)
+
+
+# -- running ---------------------------------------------------------------
+
+
+def _satisfied(dep_state: Any, tolerates: Any) -> Any:
+    """SQL: this edge no longer holds its dependent back."""
+    return or_(
+        dep_state == StepState.COMPLETED,
+        and_(dep_state.in_(FAILED), or_(tolerates == "any", tolerates == dep_state)),
+    )
+
+
+def tolerated(tolerates: str | None, dep_state: str) -> bool:
+    """Python twin of ``_satisfied`` for a failed dependency."""
+    return tolerates == "any" or tolerates == dep_state
+
+
+def claim(conn: Connection, node_id: str, worker: str, now: float) -> Claimed | None:
+    """Start executing a delivered step, if it is due and its deps all completed.
+
+    This is the self-gate: whatever enqueued the step (a completion, a retry,
+    the sweep, a duplicate delivery), it runs only from a claimable state and
+    only when every dependency is completed (or failed in a way its edge
+    tolerates), and only one claimer wins. One statement, which also returns
+    the workflow's name for the step's events.
+    """
+    row = hotpath.run(conn, hotpath.CLAIM, {"id": node_id, "now": now, "worker": worker}).fetchone()
+    if row is None:
+        return None
+    workflow_id, step_name, task, args, attempt, queued_at, label = row
+    return Claimed(node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label)
+
+
+def cancel_if_blocked(conn: Connection, node_id: str, now: float) -> Effects:
+    """For a delivered step that could not be claimed: cancel it if a dep failed.
+
+    The cascade normally does this when the dependency fails; this covers a
+    step that became runnable again (a manual retry) behind a failed dep.
+    """
+    node = conn.execute(
+        select(nodes.c.workflow_id, nodes.c.step_name, nodes.c.state).where(nodes.c.id == node_id)
+    ).one_or_none()
+    if node is None or node.state not in CANCELLABLE:
+        return Effects()
+    failed = conn.execute(
+        select(nodes.c.step_name, nodes.c.state)
+        .select_from(edges.join(nodes, edge_to_dep()))
+        .where(
+            edges.c.workflow_id == node.workflow_id,
+            edges.c.step_name == node.step_name,
+            nodes.c.state.in_(FAILED),
+            ~_satisfied(nodes.c.state, edges.c.tolerates),
+        )
+    ).first()
+    if failed is None:
+        return Effects()
+    return cascade(conn, node.workflow_id, {failed.step_name: StepState(failed.state)}, now, only={node.step_name})
+
+
+def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequence[NewStep], now: float) -> Effects:
+    """Store a step's result, release its dependents, and count it settled."""
+    done = hotpath.run(conn, hotpath.COMPLETE, {
+        "id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result, "now": now,
+    })
+    if done.rowcount != 1:
+        return Effects()
+    effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
+    dependents = hotpath.run(conn, hotpath.DEPENDENTS, {
+        "workflow_id": claimed.workflow_id, "dep_name": claimed.step_name,
+    }).fetchall()
+    effects.ready.extend(_release(conn, claimed.workflow_id, [name for (name,) in dependents], now))
+    if added:
+        # After the release: added steps count this one as completed already.
+        _merge(effects, add_steps(conn, claimed.workflow_id, added, now))
+    _merge(effects, settle(conn, claimed.workflow_id, 1, now))
+    return effects
+
+
+def _release(conn: Connection, workflow_id: str, names: list[str], now: float) -> list[Ready]:
+    """One of each named step's deps is done: count it, and start those with none left."""
+    if not names:
+        return []
+    released = hotpath.run(conn, hotpath.RELEASE, {"workflow_id": workflow_id, "now": now}, names=names)
+    return [
+        Ready(node_id, task)
+        for node_id, task, state, deps_pending in released.fetchall()
+        if state == StepState.AVAILABLE and deps_pending == 0
+    ]
+
+
+def retry_later(conn: Connection, claimed: Claimed, error: str, delay: float, now: float) -> Effects:
+    """A failed run with attempts left: run again after ``delay`` seconds."""
+    return _reschedule(conn, claimed, StepState.RETRYABLE, delay, now, error=error)
+
+
+def snooze(conn: Connection, claimed: Claimed, seconds: float, now: float) -> Effects:
+    """Run again after ``seconds``; the attempt is given back."""
+    return _reschedule(conn, claimed, StepState.SNOOZED, seconds, now, attempt=claimed.attempt - 1)
+
+
+#: Seconds a handed-back step waits in Huey's schedule before it is queued again.
+HAND_BACK_DELAY = 1.0
+
+
+def release(conn: Connection, node_id: str, worker: str, now: float) -> Effects:
+    """Hand a step back unrun: its consumer is stopping mid-step.
+
+    Fenced by the worker rather than the attempt, because Huey's
+    interrupted-task signal knows only the task, not our claim.
+    """
+    row = conn.execute(
+        update(nodes)
+        .where(nodes.c.id == node_id, nodes.c.state == StepState.EXECUTING, nodes.c.worker == worker)
+        .values(state=StepState.AVAILABLE, attempt=nodes.c.attempt - 1, worker=None, scheduled_at=now)
+        .returning(nodes.c.task)
+    ).one_or_none()
+    # Enqueued after a pause: right now the stopping consumer's idle workers
+    # may still be blocked on the queue and would take the message with them.
+    return Effects() if row is None else Effects(ready=[Ready(node_id, row.task, HAND_BACK_DELAY)])
+
+
+def _reschedule(
+    conn: Connection,
+    claimed: Claimed,
+    state: StepState,
+    delay: float,
+    now: float,
+    *,
+    error: str | None = None,
+    attempt: int | None = None,
+) -> Effects:
+    values: dict[str, Any] = {"state": state, "scheduled_at": now + delay, "worker": None}
+    if error is not None:
+        values["error"] = error
+    if attempt is not None:
+        values["attempt"] = attempt
+    moved = conn.execute(
+        update(nodes)
+        .where(nodes.c.id == claimed.node_id, nodes.c.state == StepState.EXECUTING,
+               nodes.c.attempt == claimed.attempt, nodes.c.worker == claimed.worker)
+        .values(**values)
+    )
+    if moved.rowcount != 1:
+        return Effects()
+    return Effects(
+        ready=[Ready(claimed.node_id, claimed.task, delay)],
+        changes=[claimed.change(state, now, error=error)],
+    )
+
+
+def discard(conn: Connection, claimed: Claimed, reason: str, now: float) -> Effects:
+    """Fail a step for good and cancel everything downstream of it."""
+    gone = conn.execute(
+        update(nodes)
+        .where(nodes.c.id == claimed.node_id, nodes.c.state == StepState.EXECUTING,
+               nodes.c.attempt == claimed.attempt, nodes.c.worker == claimed.worker)
+        .values(state=StepState.DISCARDED, error=reason, finished_at=now, worker=None)
+    )
+    if gone.rowcount != 1:
+        return Effects()
+    effects = Effects(changes=[claimed.change(StepState.DISCARDED, now, error=reason)])
+    _merge(effects, cascade(conn, claimed.workflow_id, {claimed.step_name: StepState.DISCARDED}, now, settled_first=1))
+    return effects
+
+
+def cascade(
+    conn: Connection,
+    workflow_id: str,
+    failed: dict[str, StepState],
+    now: float,
+    *,
+    settled_first: int = 0,
+    only: set[str] | None = None,
+) -> Effects:
+    """Carry the failure of the ``failed`` steps downstream, level by level.
+
+    A dependent whose edge tolerates the failure (``Dep(..., ignore_*)``) is
+    released as if the dep had completed; any other is cancelled, with a
+    reason naming the dependency that failed it, and its own dependents are
+    visited next. ``settled_first`` counts steps the caller already settled in
+    this transaction, so the workflow counter is updated once. ``only``
+    limits the first level to steps just added, which counted tolerated
+    failures already.
+    """
+    effects = Effects()
+    frontier = dict(failed)
+    settled = settled_first
+    first_level = True
+    while frontier:
+        rows = conn.execute(
+            select(nodes.c.id, nodes.c.step_name, nodes.c.task, nodes.c.args, nodes.c.attempt,
+                   edges.c.dep_name, edges.c.tolerates)
+            .select_from(edges.join(nodes, edge_to_dependent()))
+            .where(edges.c.workflow_id == workflow_id, edges.c.dep_name.in_(sorted(frontier)), nodes.c.state.in_(CANCELLABLE))
+            .order_by(nodes.c.step_name, edges.c.dep_name)
+        ).all()
+        if first_level and only is not None:
+            rows = [row for row in rows if row.step_name in only]
+        blocked = [row for row in rows if not tolerated(row.tolerates, frontier[row.dep_name])]
+        next_frontier: dict[str, StepState] = {}
+        for row in blocked:
+            if row.step_name in next_frontier:
+                continue
+            dep_state = frontier[row.dep_name]
+            reason = f"dependency {row.dep_name!r} {dep_state.value}"
+            hit = conn.execute(
+                update(nodes)
+                .where(nodes.c.id == row.id, nodes.c.state.in_(CANCELLABLE))
+                .values(state=StepState.CANCELLED, error=reason, finished_at=now, worker=None, scheduled_at=None)
+            )
+            if hit.rowcount != 1:
+                continue
+            next_frontier[row.step_name] = StepState.CANCELLED
+            settled += 1
+            effects.changes.append(
+                StepChange(workflow_id, row.id, row.step_name, StepState.CANCELLED, row.attempt, now, error=reason)
+            )
+            effects.cancelled.append(
+                Cancelled(row.id, workflow_id, row.step_name, row.task, row.args, row.attempt, reason, dep_state)
+            )
+        if not (first_level and only is not None):
+            for row in rows:
+                if row.step_name not in next_frontier and tolerated(row.tolerates, frontier[row.dep_name]):
+                    effects.ready.extend(_release(conn, workflow_id, [row.step_name], now))
+        frontier = next_frontier
+        first_level = False
+    if settled:
+        _merge(effects, settle(conn, workflow_id, settled, now))
+    return effects
+
+
+def settle(conn: Connection, workflow_id: str, count: int, now: float) -> Effects:
+    """Count ``count`` steps settled; finish the workflow when none are left."""
+    unsettled, _state = hotpath.run(conn, hotpath.SETTLE, {"workflow_id": workflow_id, "count": count}).fetchone()
+    if unsettled > 0:
+        return Effects()
+    failed_steps = _failed_steps(conn, workflow_id)
+    outcome = WorkflowState.FAILED if failed_steps else WorkflowState.COMPLETED
+    where = {"workflow_id": workflow_id, "now": now, "outcome": outcome.value}
+    hotpath.run(conn, hotpath.FINISH, where)
+    ended = hotpath.run(conn, hotpath.RECORD_END, {**where, "failed": json.dumps(failed_steps)}).fetchone()
+    if ended is None:
+        return Effects()
+    return Effects(ended=[WorkflowEnd(workflow_id, outcome.value, failed_steps, now)])
+
+
+def _failed_steps(conn: Connection, workflow_id: str) -> list[str]:
+    """Failed steps that fail the workflow: all but those every dependent tolerated.
+
+    A model discarded under a quorum synthesis (``Dep(..., ignore_discarded=True)``
+    on every edge out of it) does not sink the workflow.
+    """
+    failed = dict(hotpath.run(conn, hotpath.FAILED_STEPS, {"workflow_id": workflow_id}).fetchall())
+    if not failed:
+        return []
+    out: dict[str, list[str | None]] = {}
+    for dep_name, tolerates in conn.execute(
+        select(edges.c.dep_name, edges.c.tolerates)
+        .where(edges.c.workflow_id == workflow_id, edges.c.dep_name.in_(sorted(failed)))
+    ):
+        out.setdefault(dep_name, []).append(tolerates)
+    return sorted(
+        name for name, state in failed.items()
+        if not out.get(name) or not all(tolerated(t, state) for t in out[name])
+    )
+
+
+def _merge(into: Effects, more: Effects) -> None:
+    into.ready.extend(more.ready)
+    into.changes.extend(more.changes)
+    into.cancelled.extend(more.cancelled)
+    into.ended.extend(more.ended)
+
+
+# -- the sweep ---------------------------------------------------------------
+
+
+def rescue(conn: Connection, claimed: Claimed, heartbeat_at: float | None, reason: str, now: float) -> Effects:
+    """Make a step whose consumer died runnable again (state ``retryable``).
+
+    Fenced on the heartbeat the sweep saw: a consumer that renewed its lease
+    in the meantime keeps its step.
+    """
+    moved = conn.execute(
+        update(nodes)
+        .where(
+            nodes.c.id == claimed.node_id,
+            nodes.c.state == StepState.EXECUTING,
+            nodes.c.attempt == claimed.attempt,
+            nodes.c.heartbeat_at == heartbeat_at if heartbeat_at is not None else nodes.c.heartbeat_at.is_(None),
+        )
+        .values(state=StepState.RETRYABLE, error=reason, worker=None, scheduled_at=now)
+    )
+    if moved.rowcount != 1:
+        return Effects()
+    return Effects(
+        ready=[Ready(claimed.node_id, claimed.task)],
+        changes=[StepChange(claimed.workflow_id, claimed.node_id, claimed.step_name, StepState.RETRYABLE,
+                            claimed.attempt, now, worker=claimed.worker, error=reason)],
+    )
+
+
+def requeue(conn: Connection, node_id: str, task: str, seen_at: float, now: float) -> Ready | None:
+    """Hand a waiting step to Huey again (its message was lost), once per sweeper."""
+    moved = conn.execute(
+        update(nodes)
+        .where(nodes.c.id == node_id, nodes.c.state.in_(CLAIMABLE), nodes.c.scheduled_at == seen_at)
+        .values(scheduled_at=now)
+    )
+    return Ready(node_id, task) if moved.rowcount == 1 else None
+
+
+def mark_announced(conn: Connection, workflow_id: str, now: float) -> bool:
+    """Claim the one announcement of a workflow's end; True for the winner."""
+    return hotpath.run(conn, hotpath.MARK_ANNOUNCED, {"workflow_id": workflow_id, "now": now}).rowcount == 1
+
+
+def take_lock(conn: Connection, name: str, holder: str, now: float, until: float) -> bool:
+    """Hold the named lease until ``until`` if it is free (expired or new)."""
+    taken = conn.execute(
+        update(locks).where(locks.c.name == name, locks.c.until <= now).values(holder=holder, until=until)
+    ).rowcount
+    if taken:
+        return True
+    exists_already = conn.execute(select(locks.c.name).where(locks.c.name == name)).first()
+    if exists_already is not None:
+        return False
+    conn.execute(insert(locks), {"name": name, "holder": holder, "until": until})
+    return True
+
+
+# -- control (dashboard actions, the public API) --------------------------------
+
+
+def cancel_workflow(conn: Connection, workflow_id: str, reason: str, now: float) -> Effects:
+    """Cancel a running workflow and every step of it not yet settled.
+
+    A step still running is cancelled too: its function finishes, but its
+    outcome no longer matches (the compare-and-set sees ``cancelled``) and is
+    dropped.
+    """
+    moved = conn.execute(
+        update(workflows)
+        .where(workflows.c.id == workflow_id, workflows.c.state == WorkflowState.RUNNING)
+        .values(state=WorkflowState.CANCELLED, finished_at=now)
+    )
+    if moved.rowcount != 1:
+        return Effects()
+    rows = conn.execute(
+        update(nodes)
+        .where(nodes.c.workflow_id == workflow_id, nodes.c.state.in_((*CANCELLABLE, StepState.EXECUTING)))
+        .values(state=StepState.CANCELLED, error=reason, finished_at=now, worker=None, scheduled_at=None)
+        .returning(nodes.c.id, nodes.c.step_name, nodes.c.attempt)
+    ).all()
+    effects = Effects(changes=[
+        StepChange(workflow_id, row.id, row.step_name, StepState.CANCELLED, row.attempt, now, error=reason)
+        for row in sorted(rows, key=lambda row: row.step_name)
+    ])
+    if rows:
+        _merge(effects, settle(conn, workflow_id, len(rows), now))
+    return effects
+
+
+def rearm(conn: Connection, workflow_id: str, step_names: Sequence[str], now: float) -> Effects:
+    """Make failed steps runnable again (a manual retry) and re-open the workflow.
+
+    ``step_names`` come from ``dag.steps_to_rearm`` or ``dag.rearm_plan``: dependencies first. Each
+    starts afresh (attempt 0); the workflow is ``running`` again and will
+    announce its end again.
+    """
+    rearmed = set(step_names)
+    effects = Effects()
+    for name in step_names:
+        waiting = conn.execute(
+            select(func.count())
+            .select_from(edges.join(nodes, edge_to_dep()))
+            .where(edges.c.workflow_id == workflow_id, edges.c.step_name == name,
+                   or_(~_satisfied(nodes.c.state, edges.c.tolerates), nodes.c.step_name.in_(rearmed)))
+        ).scalar_one()
+        row = conn.execute(
+            update(nodes)
+            .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == name, nodes.c.state.in_(FAILED))
+            .values(
+                state=StepState.PENDING if waiting else StepState.AVAILABLE,
+                deps_pending=waiting, attempt=0, error=None, result=None, worker=None,
+                started_at=None, finished_at=None, heartbeat_at=None,
+                scheduled_at=None if waiting else now,
+            )
+            .returning(nodes.c.id, nodes.c.task)
+        ).one_or_none()
+        if row is None:
+            raise WorkflowStateError(f"step {name!r} is no longer discarded or cancelled; nothing was retried")
+        # Announced as "retryable": it will run again.
+        effects.changes.append(StepChange(workflow_id, row.id, name, StepState.RETRYABLE, 0, now))
+        if not waiting:
+            effects.ready.append(Ready(row.id, row.task))
+    conn.execute(
+        update(workflows)
+        .where(workflows.c.id == workflow_id)
+        .values(state=WorkflowState.RUNNING, finished_at=None, unsettled=workflows.c.unsettled + len(step_names))
+    )
+    conn.execute(completions.delete().where(completions.c.workflow_id == workflow_id))
+    return effects

@@ -1,0 +1,35 @@
+"""The app factory the tests (and their consumer subprocesses) use.
+
+``create_app()`` with no arguments reads its settings from environment
+variables, so ``flask --app tests.apps:create_app baton worker`` started by a
+test builds the same app as the test itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from .steps import baton
+
+ENV_PREFIX = "BATON_TEST_APP_"
+
+
+def create_app(settings: dict[str, Any] | None = None) -> Flask:
+    """Build an app with the test steps; ``settings`` go into ``app.config``."""
+    if settings is None:
+        settings = {key[len(ENV_PREFIX):]: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
+    app = Flask("baton_tests")
+    app.config.update(settings)
+    db = SQLAlchemy()
+    db.init_app(app)
+    baton.init_app(app, db=db)
+    return app
+
+
+def environment_for(settings: dict[str, Any]) -> dict[str, str]:
+    """Environment variables that make ``create_app()`` rebuild ``settings``."""
+    return {ENV_PREFIX + key: str(value) for key, value in settings.items()}

@@ -1,0 +1,200 @@
+"""Test helpers: a real Huey consumer in threads, and waiting with a deadline."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask
+
+from flask_baton.consumer import create_consumer
+from flask_baton.query import WorkflowRecord
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
+    """Poll ``condition`` until it is truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.005)
+
+
+def wait_finished(app: Flask, workflow_id: str, timeout: float = 20.0) -> WorkflowRecord:
+    """Wait until the workflow is no longer running; return its record."""
+    query = app.extensions["baton"].query
+
+    def finished() -> WorkflowRecord | None:
+        record = query.get_workflow(workflow_id)
+        return record if record is not None and record.state != "running" else None
+
+    return wait_for(finished, f"workflow {workflow_id} to finish", timeout)
+
+
+def step_states(app: Flask, workflow_id: str) -> dict[str, str]:
+    """Each step's state, by step name."""
+    return {s.step_name: s.state.value for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
+
+
+class ThreadConsumer:
+    """A real Huey consumer (worker threads + scheduler) for one app's queue."""
+
+    def __init__(self, app: Flask, workers: int = 4, queue: str = "default", periodic: bool = False) -> None:
+        self.consumer = create_consumer(
+            app.extensions["baton"],
+            queue,
+            workers=workers,
+            worker_type="thread",
+            initial_delay=0.002,
+            backoff=1.2,
+            max_delay=0.05,
+            periodic=periodic,
+            check_worker_health=False,
+        )
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> ThreadConsumer:
+        # Consumer.start() installs its own signal handlers; give pytest's back after.
+        self._saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        self.consumer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.consumer.stop(graceful=True)
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+# -- recorders for the core engine suite ---------------------------------------
+
+
+class EventLog:
+    """Every flask_baton telemetry event sent while open, from any thread.
+
+    Connects blinker receivers to each step signal and to
+    ``workflow_finished``; the in-process ``ThreadConsumer`` sends them.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        from flask_baton import telemetry
+
+        self._lock = threading.Lock()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._receivers: list[tuple[Any, Callable[..., None]]] = [
+            (telemetry.step_signal(state), self._recorder(f"step.{state}")) for state in telemetry.STEP_STATES
+        ]
+        self._receivers.append((telemetry.workflow_finished, self._recorder("workflow.finished")))
+
+    def _recorder(self, name: str) -> Callable[..., None]:
+        def receive(_sender: Any, **payload: Any) -> None:
+            with self._lock:
+                self.events.append((name, payload))
+
+        return receive
+
+    def __enter__(self) -> EventLog:
+        for signal_, receiver in self._receivers:
+            signal_.connect(receiver, weak=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signal_, receiver in self._receivers:
+            signal_.disconnect(receiver)
+
+    def steps(self, workflow_id: str, step_name: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Step events of one workflow (of one step, if given) in the order sent."""
+        with self._lock:
+            return [
+                (name, payload) for name, payload in self.events
+                if name.startswith("step.") and payload["workflow_id"] == workflow_id
+                and step_name in (None, payload["step_name"])
+            ]
+
+    def finished(self, workflow_id: str) -> list[dict[str, Any]]:
+        """``workflow_finished`` payloads of one workflow."""
+        with self._lock:
+            return [p for name, p in self.events if name == "workflow.finished" and p["workflow_id"] == workflow_id]
+
+
+class Deliveries:
+    """How many Huey deliveries of each step a consumer has finished handling.
+
+    Counted with Huey's own ``SIGNAL_COMPLETE`` (sent after the task body
+    returned), so a test can wait until a duplicate message was processed
+    and then assert that nothing ran, instead of sleeping.
+    """
+
+    def __init__(self, app: Flask, queue: str = "default") -> None:
+        import threading
+
+        self.huey = app.extensions["baton"].queues.huey(queue)
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def _on_complete(self, _signal: str, task: Any, *args: Any) -> None:
+        with self._lock:
+            self.counts[task.args[0]] = self.counts.get(task.args[0], 0) + 1
+
+    def __enter__(self) -> Deliveries:
+        from huey.signals import SIGNAL_COMPLETE
+
+        self.huey.signal(SIGNAL_COMPLETE)(self._on_complete)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from huey.signals import SIGNAL_COMPLETE
+
+        self.huey.disconnect_signal(self._on_complete, SIGNAL_COMPLETE)
+
+    def wait(self, node_id: str, count: int, timeout: float = 20.0) -> None:
+        """Wait until ``count`` deliveries of step ``node_id`` were handled."""
+        wait_for(lambda: self.counts.get(node_id, 0) >= count, f"{count} handled deliveries of step {node_id}", timeout)
+
+
+class WorkerProcess:
+    """``flask baton worker`` as a real subprocess, on the same storage as a test app."""
+
+    def __init__(self, settings: dict[str, Any], *extra_args: str, workers: int = 2) -> None:
+        import os
+        import sys
+        from pathlib import Path
+
+        from .apps import environment_for
+
+        root = Path(__file__).resolve().parent.parent
+        self.args = [
+            sys.executable, "-m", "flask", "--app", "tests.apps:create_app", "baton", "worker",
+            "-w", str(workers), "--delay", "0.005", "--max-delay", "0.05", *extra_args,
+        ]
+        self.env = {**os.environ, **environment_for(settings), "PYTHONPATH": str(root)}
+        self.cwd = root
+        self.process: Any = None
+        self.output = ""
+
+    def __enter__(self) -> WorkerProcess:
+        import subprocess
+
+        self.process = subprocess.Popen(
+            self.args, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.output, _ = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.output, _ = self.process.communicate()

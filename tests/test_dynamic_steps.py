@@ -1,0 +1,152 @@
+"""Steps added by a running step (dynamic fan-out) join the workflow's graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from flask_baton import Workflow
+from flask_baton.query import StepRecord
+
+from . import ledger
+from .steps import always_fail, core_add_steps, core_add_then_fail_once, fan_out_dynamically, record_args, slow
+from .support import EventLog, ThreadConsumer, wait_finished, wait_for
+
+
+def _steps(app: Flask, workflow_id: str) -> dict[str, StepRecord]:
+    return {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
+
+
+def test_workflow_finishes_only_after_dynamically_added_steps_settle(
+    app: Flask, consumer: ThreadConsumer, ledger_path: Path
+) -> None:
+    query = app.extensions["baton"].query
+    seen_at_finish: list[dict[str, str]] = []
+
+    with EventLog() as events:
+        from flask_baton import telemetry
+
+        def snapshot(_sender: Any, **payload: Any) -> None:
+            if payload["workflow_id"] == wf.workflow_id:
+                seen_at_finish.append({s.step_name: s.state.value for s in query.get_workflow_jobs(wf.workflow_id)})
+
+        telemetry.workflow_finished.connect(snapshot, weak=False)
+        try:
+            wf = (Workflow(name="dynamic")
+                  .add("split", fan_out_dynamically.new(items=[1, 2, 3]))
+                  .add("sibling", slow.new(seconds=0.05)))
+            wf.insert()
+            record = wait_finished(app, wf.workflow_id)
+            wait_for(lambda: seen_at_finish, "the workflow_finished snapshot")
+        finally:
+            telemetry.workflow_finished.disconnect(snapshot)
+
+    assert record.state == "completed"
+    assert record.total_steps == 2 + 3 + 1
+    expected = {"split", "sibling", "item:0", "item:1", "item:2", "total"}
+    assert seen_at_finish == [{name: "completed" for name in expected}]
+    steps = _steps(app, wf.workflow_id)
+    assert steps["split"].result == 3
+    assert steps["total"].result == 6
+    assert set(steps["total"].deps) == {"item:0", "item:1", "item:2"}
+    assert all(steps[f"item:{i}"].started_at >= steps["split"].finished_at for i in range(3))
+    assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {name: 1 for name in expected}
+    assert len(events.finished(wf.workflow_id)) == 1
+
+
+def test_added_step_waits_for_every_dependency_not_just_the_adding_step(
+    app: Flask, consumer: ThreadConsumer, ledger_path: Path
+) -> None:
+    wf = (Workflow(name="dynamic-join")
+          .add("spawner", core_add_steps.new(add=[{"name": "joined", "value": 5, "deps": ["spawner", "gate"]}]))
+          .add("gate", slow.new(seconds=0.3), deps=["spawner"]))
+    wf.insert()
+
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+
+    steps = _steps(app, wf.workflow_id)
+    assert {name: s.state for name, s in steps.items()} == {name: "completed" for name in ("spawner", "gate", "joined")}
+    assert steps["joined"].started_at >= steps["gate"].finished_at
+    assert [e["step"] for e in ledger.entries(ledger_path)] == ["spawner", "gate", "joined"]
+
+
+def test_added_step_may_depend_on_a_step_that_already_completed(
+    app: Flask, consumer: ThreadConsumer
+) -> None:
+    wf = (Workflow(name="dynamic-late")
+          .add("early", record_args.new())
+          .add("spawner", core_add_steps.new(add=[{"name": "late", "value": 9, "deps": ["early"]}]), deps=["early"]))
+    wf.insert()
+
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+    steps = _steps(app, wf.workflow_id)
+    assert (steps["late"].state, steps["late"].result, steps["late"].deps) == ("completed", 9, ("early",))
+
+
+def test_added_step_behind_a_discarded_step_is_cancelled_naming_it(
+    app: Flask, consumer: ThreadConsumer, ledger_path: Path
+) -> None:
+    wf = (Workflow(name="dynamic-doomed")
+          .add("bad", always_fail.new())
+          .add("wait", slow.new(seconds=0.1))
+          .add("spawner", core_add_steps.new(add=[{"name": "doomed", "value": 1, "deps": ["bad"]}]), deps=["wait"]))
+    wf.insert()
+
+    assert wait_finished(app, wf.workflow_id).state == "failed"
+    steps = _steps(app, wf.workflow_id)
+    assert (steps["spawner"].state, steps["doomed"].state) == ("completed", "cancelled")
+    assert steps["doomed"].error == "dependency 'bad' discarded"
+    assert "doomed" not in ledger.runs_per_step(ledger_path, wf.workflow_id)
+
+
+def test_adding_a_duplicate_step_name_fails_the_adding_step_naming_it(
+    app: Flask, consumer: ThreadConsumer
+) -> None:
+    wf = (Workflow(name="dynamic-dup")
+          .add("taken", record_args.new())
+          .add("spawner", core_add_steps.new(add=[{"name": "taken", "value": 1, "deps": []}]))
+          .add("after", record_args.new(), deps=["spawner"]))
+    wf.insert()
+
+    assert wait_finished(app, wf.workflow_id).state == "failed"
+    steps = _steps(app, wf.workflow_id)
+    assert set(steps) == {"taken", "spawner", "after"}
+    assert steps["spawner"].state == "discarded"
+    assert "DuplicateStepError" in steps["spawner"].error and "'taken'" in steps["spawner"].error
+    assert steps["after"].state == "cancelled"
+
+
+def test_adding_a_step_with_an_unknown_dependency_fails_the_adding_step_naming_it(
+    app: Flask, consumer: ThreadConsumer
+) -> None:
+    wf = Workflow(name="dynamic-unknown").add(
+        "spawner",
+        core_add_steps.new(add=[
+            {"name": "fine", "value": 1, "deps": ["spawner"]},
+            {"name": "lost", "value": 2, "deps": ["fine", "ghost"]},
+        ]),
+    )
+    wf.insert()
+
+    assert wait_finished(app, wf.workflow_id).state == "failed"
+    steps = _steps(app, wf.workflow_id)
+    assert set(steps) == {"spawner"}  # "fine" was added in the same failed run: not kept
+    assert steps["spawner"].state == "discarded"
+    error = steps["spawner"].error
+    assert "UnknownDependencyError" in error and "'lost'" in error and "'ghost'" in error
+
+
+def test_steps_added_by_a_failed_run_are_dropped_and_the_retry_adds_them_once(
+    app: Flask, consumer: ThreadConsumer, ledger_path: Path
+) -> None:
+    wf = Workflow(name="dynamic-retry").add("parent", core_add_then_fail_once.new())
+    wf.insert()
+
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+    steps = _steps(app, wf.workflow_id)
+    assert set(steps) == {"parent", "child:a", "child:b"}
+    assert steps["parent"].attempt == 2
+    assert (steps["child:a"].result, steps["child:b"].result) == (1, 2)
+    assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"parent": 2, "child:a": 1, "child:b": 1}

@@ -1,0 +1,35 @@
+"""The database event feed's reading rules (no consumer needed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+
+from flask_baton import events
+from flask_baton.database import write_transaction
+from flask_baton.events.database import GAP_SECONDS
+from flask_baton.schema import events as feed
+
+
+def test_database_feed_waits_for_ids_that_commit_out_of_order(app: Flask) -> None:
+    """A row id taken before a later one but committed after it is still delivered."""
+    state = app.extensions["baton"]
+
+    def row(workflow_id: str) -> dict[str, Any]:
+        return {"workflow_id": workflow_id, "name": "workflow_step_updated",
+                "payload": '{"workflow_id": "%s"}' % workflow_id, "created_at": time.time()}
+
+    with events.subscribe_all() as subscription:
+        with write_transaction(state.engine) as conn:
+            conn.execute(feed.insert(), [row("w1"), row("w2"), row("w3")])
+            top = conn.execute(feed.select().order_by(feed.c.id.desc())).first().id
+        # Simulate the gap PostgreSQL leaves while an earlier transaction is open.
+        with write_transaction(state.engine) as conn:
+            conn.execute(feed.delete().where(feed.c.id == top - 1))
+        assert [e.workflow_id for e in subscription.iter(timeout=0.3)] == ["w1", "w3"]
+        with write_transaction(state.engine) as conn:
+            conn.execute(feed.insert(), [{**row("w2-late"), "id": top - 1}])
+        assert [e.workflow_id for e in subscription.iter(timeout=0.3)] == ["w2-late"]
+    assert GAP_SECONDS > 0.3

@@ -1,0 +1,107 @@
+"""The example app end to end: its pages start a brief that a real consumer runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from example_app import create_app
+from example_app.steps import KEYWORD_MODELS, fake_credibility, fake_keywords, fake_sources, fake_summary
+
+from .support import ThreadConsumer, wait_for
+
+MODEL_STEPS = [f"keywords:{model}" for model in KEYWORD_MODELS]
+STEPS = ["fetch_sources", "summarize", "credibility", *MODEL_STEPS, "keywords", "compile_brief"]
+
+
+@pytest.fixture
+def example_app(tmp_path: Path) -> Iterator[Flask]:
+    """The example app on its own SQLite files, with the fake pauses off."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.db'}",
+            "BATON_HUEY_URL": f"sqlite:///{tmp_path / 'example-huey.db'}",
+            "EXAMPLE_DELAY_SCALE": 0,
+        },
+        instance_path=str(tmp_path / "instance"),
+    )
+    yield app
+    app.extensions["baton"].engine.dispose()
+
+
+def _start(client: FlaskClient, topic: str) -> str:
+    """POST the form; return the id of the workflow the redirect points at."""
+    response = client.post("/briefs", data={"topic": topic})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return parse_qs(urlsplit(response.location).query)["started"][0]
+
+
+def _wait_settled(client: FlaskClient, workflow_id: str) -> dict[str, Any]:
+    def settled() -> dict[str, Any] | None:
+        data = client.get(f"/briefs/{workflow_id}.json").get_json()
+        return data if data["workflow"]["state"] != "running" else None
+
+    return wait_for(settled, f"brief {workflow_id} to finish")
+
+
+def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
+    client = example_app.test_client()
+    with ThreadConsumer(example_app, workers=2), ThreadConsumer(example_app, workers=4, queue="llm"):
+        workflow_id = _start(client, "  Solid-state   batteries ")
+        data = _wait_settled(client, workflow_id)
+
+    assert data["workflow"]["state"] == "completed"
+    assert data["workflow"]["name"] == "brief:Solid-state batteries"
+    assert data["workflow"]["settled_steps"] == data["workflow"]["total_steps"] == len(STEPS)
+    steps = {step["step_name"]: step for step in data["steps"]}
+    assert list(steps) == STEPS
+    assert {name: step["state"] for name, step in steps.items()} == dict.fromkeys(STEPS, "completed")
+    assert sorted(steps["compile_brief"]["deps"]) == ["credibility", "keywords", "summarize"]
+
+    brief = steps["compile_brief"]["result"]
+    for name in ("summarize", "keywords", "credibility"):
+        assert brief[name] == steps[name]["result"]
+    sources = steps["fetch_sources"]["result"]["sources"]
+    assert brief["summarize"] == {"summary": fake_summary("Solid-state batteries", sources)}
+    assert brief["keywords"]["models"] == sorted(KEYWORD_MODELS)
+    agreed = set.intersection(*(set(fake_keywords("Solid-state batteries", m)) for m in KEYWORD_MODELS))
+    assert agreed <= set(brief["keywords"]["keywords"][:len(agreed)])
+    assert brief["credibility"] == fake_credibility(sources)
+    assert brief["brief"].startswith("# Research brief: Solid-state batteries\n")
+    with example_app.app_context():
+        usage = example_app.extensions["baton"].baton.stats.by_step(workflow_id)
+    assert set(usage) == {"summarize", "credibility", *MODEL_STEPS}
+    assert all(u.calls == 1 and u.cost_usd > 0 for u in usage.values())
+
+    page = client.get(f"/?started={workflow_id}").get_data(as_text=True)
+    assert workflow_id in page and "brief:Solid-state batteries" in page
+    assert 'href="/baton"' in page
+    assert 'http-equiv="refresh"' not in page  # it only reloads while running
+
+
+def test_bad_topics_and_unknown_workflows(example_app: Flask) -> None:
+    client = example_app.test_client()
+    response = client.post("/briefs", data={"topic": "   "})
+    assert response.status_code == 400
+    assert "the topic is empty" in response.get_data(as_text=True)
+    assert client.post("/briefs", data={"topic": "x" * 121}).status_code == 400
+    assert client.get("/briefs/nope.json").status_code == 404
+    with example_app.app_context():
+        assert example_app.extensions["baton"].query.list_workflows().workflows == []
+
+
+def test_the_fake_models_are_deterministic() -> None:
+    sources = fake_sources("quantum error correction")
+    assert sources == fake_sources("quantum error correction") != fake_sources("quantum sensing")
+    assert 3 <= len(sources) <= 5
+    credibility = fake_credibility(sources)
+    assert set(credibility["scores"]) == {s["url"] for s in sources}
+    assert all(40 <= score <= 100 for score in credibility["scores"].values())
+    assert fake_keywords("Quantum error correction")[:3] == ["quantum", "error", "correction"]

@@ -1,0 +1,135 @@
+"""Extension setup: config checks, registration errors, schema install and upgrade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import inspect, select
+
+from flask_baton import Baton, ConfigError, Workflow
+from flask_baton import schema as baton_schema
+
+from .apps import create_app
+from .conftest import sqlite_settings
+from .steps import baton, constant
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("BATON_SQLITE_SYNCHRONOUS", "SOMETIMES", "BATON_SQLITE_SYNCHRONOUS must be one of"),
+        ("BATON_SQLITE_BUSY_TIMEOUT", -1, "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
+        ("BATON_SQLITE_BUSY_TIMEOUT", "5", "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
+        ("BATON_HUEY_URL", "amqp://localhost", "BATON_HUEY_URL must start with"),
+        ("BATON_HUEY_NAME", "", "BATON_HUEY_NAME must be a non-empty string"),
+    ],
+)
+def test_bad_config_value_is_refused_naming_the_key(tmp_path: Path, key: str, value: object, expected: str) -> None:
+    settings = sqlite_settings(tmp_path, tmp_path / "ledger")
+    settings[key] = value
+    with pytest.raises(ConfigError, match=expected):
+        create_app(settings)
+
+
+def test_in_memory_sqlite_is_refused_with_the_reason(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path, tmp_path / "ledger")
+    settings["SQLALCHEMY_DATABASE_URI"] = "sqlite://"
+    with pytest.raises(ConfigError, match="in-memory SQLite"):
+        create_app(settings)
+
+
+def test_init_app_twice_on_one_app_is_refused(tmp_path: Path) -> None:
+    app = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
+    with pytest.raises(RuntimeError, match="already registered"):
+        baton.init_app(app)
+
+
+def test_using_baton_on_an_app_without_init_app_says_so(tmp_path: Path) -> None:
+    other = Flask("other")
+    with other.app_context(), pytest.raises(RuntimeError, match="did you call baton.init_app"):
+        baton.query.list_workflows()
+    with other.app_context(), pytest.raises(RuntimeError, match="did you call baton.init_app"):
+        Workflow("x").add("a", constant.new()).insert()
+
+
+def test_app_without_a_database_is_refused(tmp_path: Path) -> None:
+    app = Flask("nodb")
+    with pytest.raises(ConfigError, match="needs a database"):
+        Baton().init_app(app)
+
+
+def test_defaults_are_filled_into_app_config(tmp_path: Path) -> None:
+    app = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
+    assert app.config["BATON_SQLITE_SYNCHRONOUS"] == "NORMAL"
+    assert app.config["BATON_SQLITE_BUSY_TIMEOUT"] == 30.0
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_configured_synchronous(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path, tmp_path / "ledger")
+    settings["BATON_SQLITE_SYNCHRONOUS"] = "full"
+    app = create_app(settings)
+    engine = app.extensions["baton"].engine
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_baton_can_be_given_app_db_and_huey_in_the_constructor(tmp_path: Path) -> None:
+    from huey import SqliteHuey
+
+    app = Flask("direct")
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'app.db'}"
+    db = SQLAlchemy(app)
+    huey = SqliteHuey("direct", filename=str(tmp_path / "huey.db"))
+    direct = Baton(app, db=db, huey=huey)
+    assert app.extensions["baton"].baton is direct
+    assert direct.state(app).queues.huey() is huey
+
+
+def test_create_schema_is_idempotent_and_records_the_version(app: Flask) -> None:
+    baton_state = app.extensions["baton"]
+    assert baton.create_schema() == (baton_schema.SCHEMA_VERSION, baton_schema.SCHEMA_VERSION)
+    tables = set(inspect(baton_state.engine).get_table_names())
+    for name in ("baton_workflows", "baton_nodes", "baton_step_stats", "baton_debug_logs", "baton_completions"):
+        assert name in tables
+    with baton_state.engine.connect() as conn:
+        assert conn.execute(select(baton_schema.schema_versions.c.version)).scalars().all() == [
+            baton_schema.SCHEMA_VERSION
+        ]
+
+
+def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    Workflow("kept").add("a", constant.new()).insert()
+    newer = baton_schema.SCHEMA_VERSION + 1
+
+    def add_note_column(conn: object) -> None:
+        conn.execute(text("ALTER TABLE baton_workflows ADD COLUMN note VARCHAR(40)"))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(baton_schema, "SCHEMA_VERSION", newer)
+    monkeypatch.setitem(baton_schema.MIGRATIONS, newer, add_note_column)
+    assert baton.create_schema() == (newer - 1, newer)
+    assert baton.create_schema() == (newer, newer)
+    engine = app.extensions["baton"].engine
+    assert "note" in {c["name"] for c in inspect(engine).get_columns("baton_workflows")}
+    assert [w.name for w in baton.query.list_workflows().workflows] == ["kept"]
+
+
+def test_bad_postgres_commit_level_is_refused_naming_the_key(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path, tmp_path / "ledger")
+    with pytest.raises(ConfigError, match="BATON_POSTGRES_SYNCHRONOUS_COMMIT must be one of off, local"):
+        create_app({**settings, "BATON_POSTGRES_SYNCHRONOUS_COMMIT": "sometimes"})
+
+
+@pytest.mark.parametrize("settings", ["postgres-redis"], indirect=True)
+@pytest.mark.parametrize(("app_overrides", "expected"), [({}, "off"), ({"BATON_POSTGRES_SYNCHRONOUS_COMMIT": "on"}, "on")])
+def test_postgres_connections_use_the_configured_commit_durability(app: Flask, expected: str) -> None:
+    with app.extensions["baton"].engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
