@@ -53,11 +53,17 @@ class Queues:
         return self._hueys[queue]
 
     def enqueue(self, node_id: str, queue: str, priority: int | None, delay: float = 0.0) -> None:
-        """Hand a step to Huey, now or after ``delay`` seconds."""
+        """Hand a step to Huey, now or after ``delay`` seconds.
+
+        A delayed step goes straight into Huey's schedule, which consumers'
+        schedulers move to the queue when it is due. ``task.schedule()`` would
+        put it on the queue for a worker to park in the schedule: a consumer
+        that is stopping could take that message with it (a hand-back's).
+        """
         self.huey(queue)
         task = self._tasks[queue]
         if delay > 0:
-            task.schedule(args=(node_id,), delay=delay, priority=priority)
+            task.huey.add_schedule(task.s(node_id, delay=delay, priority=priority))
         else:
             task.huey.enqueue(task.s(node_id, priority=priority))
 
