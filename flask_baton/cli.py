@@ -78,11 +78,12 @@ def db_upgrade() -> None:
 @baton_cli.command("sweep")
 @with_appcontext
 def sweep() -> None:
-    """Run one sweep now: rescue lost steps, announce unannounced ends, prune if on."""
+    """Run one sweep now: rescue lost steps, finish settled workflows, announce unannounced ends, prune if on."""
     report = run_sweep(_state(), force=True)
     click.echo(
         f"rescued {len(report.rescued)} step(s), discarded {len(report.discarded)}, "
-        f"re-enqueued {len(report.requeued)}, announced {len(report.announced)} workflow end(s), "
+        f"re-enqueued {len(report.requeued)}, finished {len(report.finished)} settled workflow(s), "
+        f"announced {len(report.announced)} workflow end(s), "
         f"trimmed {report.events_trimmed} feed event(s)"
     )
     if report.pruned is not None:

@@ -33,9 +33,14 @@ logger = logging.getLogger("flask_baton")
 Transition = Callable[[Connection, float], Effects]
 
 
-def commit(state: AppState, transition: Transition) -> Effects:
-    """Run ``transition`` in its own transaction, then act on its effects."""
-    with write_transaction(state.engine) as conn:
+def commit(state: AppState, transition: Transition, *, autocommit: bool = False) -> Effects:
+    """Run ``transition`` in its own transaction, then act on its effects.
+
+    ``autocommit``: each statement of ``transition`` is a whole change by
+    itself (``write_transaction``). Ignored when the event feed is in the
+    database, as its rows must commit with the change.
+    """
+    with write_transaction(state.engine, autocommit=autocommit and not state.events.atomic) as conn:
         now = time.time()  # read under the write lock, so times follow commit order
         effects = transition(conn, now)
         events = [step_event(state, change) for change in effects.changes]
@@ -62,7 +67,7 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     gets there first.
     """
     event = finished_event(state, end)
-    with write_transaction(state.engine) as conn:
+    with write_transaction(state.engine, autocommit=not state.events.atomic) as conn:
         now = time.time()
         won = mark_announced(conn, end.workflow_id, now)
         if won:

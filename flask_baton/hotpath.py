@@ -51,28 +51,57 @@ UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, 
 WHERE id = :id AND state = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
 """
 
-DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
-
 _STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
-RELEASE = f"""
+_RELEASE_SET = f"""
 UPDATE {N} SET deps_pending = deps_pending - 1,
     state = CASE WHEN {_STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
-    scheduled_at = CASE WHEN {_STARTS} THEN :now ELSE scheduled_at END
-WHERE workflow_id = :workflow_id AND step_name IN (:names)
-RETURNING id, task, state, deps_pending
+    scheduled_at = CASE WHEN {_STARTS} THEN :now ELSE scheduled_at END"""
+_DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
+_RELEASED = "RETURNING id, task, state, deps_pending"
+
+#: One of the named steps' deps is done: count it down, start those at zero.
+RELEASE = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN (:names)\n{_RELEASED}"
+
+#: The same for every dependent of ``:dep_name``.
+RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN ({_DEPENDENTS})\n{_RELEASED}"
+
+#: PostgreSQL: COMPLETE, RELEASE_DEPENDENTS and settling the step, as one
+#: statement (one round trip, row locks held only while it runs). Rows:
+#: ``(id, task, state, deps_pending, NULL)`` per dependent, then
+#: ``(NULL, NULL, NULL, NULL, unsettled)``; none if the compare-and-set lost.
+#: ``= ANY(ARRAY(...))`` reads the dependents' names first, then finds each
+#: by index, whatever the planner's statistics (a fresh table has none).
+COMPLETE_AND_RELEASE = f"""
+WITH done AS ({COMPLETE.strip()}
+    RETURNING workflow_id, step_name),
+released AS ({_RELEASE_SET}
+    WHERE workflow_id = :workflow_id AND step_name = ANY(ARRAY({_DEPENDENTS})) AND EXISTS (SELECT 1 FROM done)
+    {_RELEASED}),
+settled AS (UPDATE {W} SET unsettled = unsettled - 1 WHERE id = :workflow_id AND EXISTS (SELECT 1 FROM done)
+    RETURNING unsettled)
+SELECT id, task, state, deps_pending, NULL FROM released
+UNION ALL SELECT NULL, NULL, NULL, NULL, unsettled FROM settled
 """
 
 SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id RETURNING unsettled, state"
 
 FAILED_STEPS = f"SELECT step_name, state FROM {N} WHERE workflow_id = :workflow_id AND state IN ({_quoted(FAILED)})"
 
-FINISH = f"UPDATE {W} SET state = :outcome, finished_at = :now WHERE id = :workflow_id AND state = 'running'"
+_SETTLED = f"SELECT 1 FROM {W} WHERE id = :workflow_id AND unsettled = 0"
+FINISH = f"""
+UPDATE {W} SET state = :outcome, finished_at = :now WHERE id = :workflow_id AND state = 'running' AND unsettled = 0
+"""
 
 #: The completion row is what makes a workflow's end happen once.
 RECORD_END = f"""
-INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at) VALUES (:workflow_id, :outcome, :failed, :now)
+INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
+SELECT :workflow_id, :outcome, :failed, :now WHERE EXISTS ({_SETTLED})
 ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id
 """
+
+#: PostgreSQL: FINISH and RECORD_END as one statement, so that they stay
+#: one change without a transaction around them.
+FINISH_AND_RECORD_END = f"WITH finished AS ({FINISH.strip()})\n{RECORD_END.strip()}"
 
 MARK_ANNOUNCED = f"UPDATE {C} SET announced_at = :now WHERE workflow_id = :workflow_id AND announced_at IS NULL"
 

@@ -36,7 +36,7 @@ def run_node(state: AppState, node_id: str) -> None:
     def claim(conn: Any, now: float) -> Effects:
         claimed = transitions.claim(conn, node_id, worker, now)
         if claimed is None:
-            return transitions.cancel_if_blocked(conn, node_id, now)
+            return Effects()
         claims.append(claimed)
         state.remember_label(claimed.workflow_id, claimed.label or "")
         queue_wait = None if claimed.queued_at is None else max(now - claimed.queued_at, 0.0)
@@ -45,8 +45,9 @@ def run_node(state: AppState, node_id: str) -> None:
             worker=worker, queue_wait=queue_wait,
         )])
 
-    commit(state, claim)
+    commit(state, claim, autocommit=True)
     if not claims:
+        commit(state, lambda conn, now: transitions.cancel_if_blocked(conn, node_id, now))
         return
     claimed = claims[0]
     step = state.step(claimed.task)
@@ -89,17 +90,18 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
         hand_back(state, claimed.node_id)
         raise
     else:
-        _record(state, lambda conn, now: transitions.complete(conn, claimed, result, job.added_steps, now))
+        added = job.added_steps
+        _record(state, lambda conn, now: transitions.complete(conn, claimed, result, added, now), autocommit=not added)
 
 
-def _record(state: AppState, transition: Transition) -> Effects:
+def _record(state: AppState, transition: Transition, *, autocommit: bool = False) -> Effects:
     """``commit`` a step's outcome, riding out a brief database outage.
 
     The step's lease stays renewed meanwhile. If the database stays away, the
     error propagates, the lease lapses and the sweep rescues the step: its
     function runs again, since its result was never stored.
     """
-    return riding_out_outages(lambda: commit(state, transition), "record a step outcome")
+    return riding_out_outages(lambda: commit(state, transition, autocommit=autocommit), "record a step outcome")
 
 
 def _call(state: AppState, step: Step, job: Job) -> Any:

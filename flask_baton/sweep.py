@@ -11,6 +11,9 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
 - steps waiting to run for longer than the lease: their message was lost
   (a consumer killed after dequeuing, a flushed Redis), so they are handed to
   Huey again; duplicates are harmless, as only one claim can win;
+- workflows whose last step settled but which never finished (on
+  PostgreSQL the last step's completion and the workflow's end are two
+  statements; its consumer died between them): finished now;
 - finished workflows whose end was never announced (the last worker died
   between commit and publish): announced now, once;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
@@ -33,8 +36,8 @@ from .appstate import AppState, worker_id
 from .database import read_connection, write_transaction
 from .dispatch import announce_end, commit
 from .prune import PruneReport, prune, trim_event_feed
-from .schema import completions, nodes
-from .states import CLAIMABLE, StepState
+from .schema import completions, nodes, workflows
+from .states import CLAIMABLE, StepState, WorkflowState
 from .telemetry import emit, plugin_pruned, plugin_rescued
 from .transitions import Claimed, Effects, WorkflowEnd
 
@@ -57,6 +60,7 @@ class SweepReport:
     rescued: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
     announced: list[str] = field(default_factory=list)
     pruned: PruneReport | None = None
     events_trimmed: int = 0
@@ -74,6 +78,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     report = SweepReport(ran=True)
     _rescue_dead(state, now, report)
     _requeue_lost(state, now, report)
+    _finish_settled(state, report)
     _announce_unannounced(state, now, report)
     config = state.config
     if config.prune:
@@ -164,6 +169,20 @@ def _requeue_lost(state: AppState, now: float, report: SweepReport) -> None:
 def _requeue_effects(conn: Connection, node_id: str, task: str, seen_at: float, now: float) -> Effects:
     ready = transitions.requeue(conn, node_id, task, seen_at, now)
     return Effects(ready=[ready] if ready else [])
+
+
+def _finish_settled(state: AppState, report: SweepReport) -> None:
+    with read_connection(state.engine) as conn:
+        ids = conn.execute(
+            select(workflows.c.id)
+            .where(workflows.c.state == WorkflowState.RUNNING, workflows.c.unsettled == 0)
+            .limit(BATCH)
+        ).scalars().all()
+    for workflow_id in ids:
+        # Announced by commit, once, even if the step's own consumer gets there too.
+        effects = commit(state, lambda conn, at, workflow_id=workflow_id: transitions.finish(conn, workflow_id, at))
+        if effects.ended:
+            report.finished.append(workflow_id)
 
 
 def _announce_unannounced(state: AppState, now: float, report: SweepReport) -> None:

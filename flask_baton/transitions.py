@@ -17,7 +17,7 @@ SQL round trips per transition (the hot path):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,17 +375,29 @@ def cancel_if_blocked(conn: Connection, node_id: str, now: float) -> Effects:
 
 
 def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequence[NewStep], now: float) -> Effects:
-    """Store a step's result, release its dependents, and count it settled."""
-    done = hotpath.run(conn, hotpath.COMPLETE, {
+    """Store a step's result, release its dependents, and count it settled.
+
+    Without added steps this is one statement on PostgreSQL, and the
+    workflow's end (if it was the last step) a second: each is a whole
+    change, so they may run without a transaction around them.
+    """
+    params = {
         "id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result, "now": now,
-    })
-    if done.rowcount != 1:
+        "workflow_id": claimed.workflow_id, "dep_name": claimed.step_name,
+    }
+    if conn.dialect.name == "postgresql" and not added:
+        rows = hotpath.run(conn, hotpath.COMPLETE_AND_RELEASE, params).fetchall()
+        if not rows:
+            return Effects()
+        effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
+        effects.ready.extend(_started(row for row in rows if row[0] is not None))
+        if any(row[0] is None and row[4] == 0 for row in rows):  # the settle row: none left
+            _merge(effects, finish(conn, claimed.workflow_id, now))
+        return effects
+    if hotpath.run(conn, hotpath.COMPLETE, params).rowcount != 1:
         return Effects()
     effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
-    dependents = hotpath.run(conn, hotpath.DEPENDENTS, {
-        "workflow_id": claimed.workflow_id, "dep_name": claimed.step_name,
-    }).fetchall()
-    effects.ready.extend(_release(conn, claimed.workflow_id, [name for (name,) in dependents], now))
+    effects.ready.extend(_started(hotpath.run(conn, hotpath.RELEASE_DEPENDENTS, params).fetchall()))
     if added:
         # After the release: added steps count this one as completed already.
         _merge(effects, add_steps(conn, claimed.workflow_id, added, now))
@@ -397,10 +409,14 @@ def _release(conn: Connection, workflow_id: str, names: list[str], now: float) -
     """One of each named step's deps is done: count it, and start those with none left."""
     if not names:
         return []
-    released = hotpath.run(conn, hotpath.RELEASE, {"workflow_id": workflow_id, "now": now}, names=names)
+    return _started(hotpath.run(conn, hotpath.RELEASE, {"workflow_id": workflow_id, "now": now}, names=names))
+
+
+def _started(released: Iterable[Sequence[Any]]) -> list[Ready]:
+    """The released rows (id, task, state, deps_pending, ...) that are ready to run now."""
     return [
         Ready(node_id, task)
-        for node_id, task, state, deps_pending in released.fetchall()
+        for node_id, task, state, deps_pending, *_ in released
         if state == StepState.AVAILABLE and deps_pending == 0
     ]
 
@@ -551,11 +567,24 @@ def settle(conn: Connection, workflow_id: str, count: int, now: float) -> Effect
     unsettled, _state = hotpath.run(conn, hotpath.SETTLE, {"workflow_id": workflow_id, "count": count}).fetchone()
     if unsettled > 0:
         return Effects()
+    return finish(conn, workflow_id, now)
+
+
+def finish(conn: Connection, workflow_id: str, now: float) -> Effects:
+    """End a workflow with no step left to settle, once: completed, or failed.
+
+    Read after the step that settled last was counted: in READ COMMITTED
+    this statement's snapshot includes every other step's outcome, as they
+    were all counted before it. Nothing happens if steps were re-armed since.
+    """
     failed_steps = _failed_steps(conn, workflow_id)
     outcome = WorkflowState.FAILED if failed_steps else WorkflowState.COMPLETED
-    where = {"workflow_id": workflow_id, "now": now, "outcome": outcome.value}
-    hotpath.run(conn, hotpath.FINISH, where)
-    ended = hotpath.run(conn, hotpath.RECORD_END, {**where, "failed": json.dumps(failed_steps)}).fetchone()
+    where = {"workflow_id": workflow_id, "now": now, "outcome": outcome.value, "failed": json.dumps(failed_steps)}
+    if conn.dialect.name == "postgresql":
+        ended = hotpath.run(conn, hotpath.FINISH_AND_RECORD_END, where).fetchone()
+    else:
+        hotpath.run(conn, hotpath.FINISH, where)
+        ended = hotpath.run(conn, hotpath.RECORD_END, where).fetchone()
     if ended is None:
         return Effects()
     return Effects(ended=[WorkflowEnd(workflow_id, outcome.value, failed_steps, now)])

@@ -31,5 +31,5 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
 
 
 def environment_for(settings: dict[str, Any]) -> dict[str, str]:
-    """Environment variables that make ``create_app()`` rebuild ``settings``."""
-    return {ENV_PREFIX + key: str(value) for key, value in settings.items()}
+    """Environment variables that make ``create_app()`` rebuild ``settings`` (``None``: unset)."""
+    return {ENV_PREFIX + key: str(value) for key, value in settings.items() if value is not None}

@@ -93,7 +93,12 @@ def redis_huey_name() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgres-redis"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path, ledger_path: Path) -> dict[str, Any]:
-    """App config for one backend; each test gets fresh storage."""
+    """App config for one backend; each test gets fresh storage.
+
+    ``postgres-redis`` is the production pairing: PostgreSQL, RedisHuey and
+    events over Redis pub/sub (where PostgreSQL runs transitions without a
+    transaction around them). Tests of the database feed ask for it.
+    """
     if request.param == "sqlite":
         return sqlite_settings(tmp_path, ledger_path)
     database_url = request.getfixturevalue("postgres_schema")
@@ -102,6 +107,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, ledger_path: Path) 
         "SQLALCHEMY_DATABASE_URI": database_url,
         "BATON_HUEY_URL": REDIS_URL,
         "BATON_HUEY_NAME": huey_name,
+        "BATON_PUBSUB_URL": REDIS_URL,
+        "BATON_PUBSUB_PREFIX": f"{huey_name}:",
         "TEST_LEDGER": str(ledger_path),
     }
 

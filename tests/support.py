@@ -14,6 +14,10 @@ from flask_baton.query import WorkflowRecord
 
 T = TypeVar("T")
 
+#: Config that keeps events in the database feed on every backend, for tests
+#: that read what was published from ``baton_events``.
+DATABASE_FEED: dict[str, Any] = {"BATON_PUBSUB_URL": None}
+
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
     """Poll ``condition`` until it is truthy; fail naming ``what`` at the deadline."""

@@ -5,12 +5,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from flask_baton import events
 from flask_baton.database import write_transaction
 from flask_baton.events.database import GAP_SECONDS
 from flask_baton.schema import events as feed
+
+from .support import DATABASE_FEED
+
+
+@pytest.fixture
+def app_overrides() -> dict[str, Any]:
+    return DATABASE_FEED
 
 
 def test_database_feed_waits_for_ids_that_commit_out_of_order(app: Flask) -> None:

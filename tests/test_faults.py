@@ -38,7 +38,7 @@ from .apps import environment_for
 from .conftest import POSTGRES_URL
 from .fault_app import create_app
 from .steps import fault_step, fault_step_retrying
-from .support import wait_finished, wait_for
+from .support import DATABASE_FEED, wait_finished, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = 2.0
@@ -59,8 +59,8 @@ DIAMOND_VALUES = {"a": 1, "b": 2, "c": 3, "d": 4}
 
 @pytest.fixture
 def fault_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The backend's settings with short leases, heartbeats and sweeps."""
-    return {**settings, **FAST}
+    """The backend's settings with short leases, heartbeats and sweeps; events in the feed table."""
+    return {**settings, **FAST, **DATABASE_FEED}
 
 
 @pytest.fixture

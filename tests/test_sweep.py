@@ -20,14 +20,15 @@ from flask_baton.schema import completions, debug_logs, edges, events, nodes, wo
 from flask_baton.sweep import LOST_RUNS_ALLOWED, sweep
 
 from .steps import constant, slow, sum_inputs
-from .support import ThreadConsumer, step_states, wait_finished, wait_for
+from .support import DATABASE_FEED, ThreadConsumer, step_states, wait_finished, wait_for
 
 LEASE = 2.0
+FAST = {"BATON_LEASE_SECONDS": LEASE, "BATON_HEARTBEAT_SECONDS": 0.2, "BATON_SWEEP_INTERVAL": 1.0}
 
 
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
-    return {"BATON_LEASE_SECONDS": LEASE, "BATON_HEARTBEAT_SECONDS": 0.2, "BATON_SWEEP_INTERVAL": 1.0}
+    return FAST
 
 
 def _claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
@@ -132,6 +133,7 @@ def test_only_one_sweep_runs_per_interval(app: Flask) -> None:
     assert sweep(state, force=True, now=now + 1.1).ran
 
 
+@pytest.mark.parametrize("app_overrides", [{**FAST, **DATABASE_FEED}])
 def test_unannounced_workflow_end_is_announced_once_by_the_sweep(app: Flask) -> None:
     state = app.extensions["baton"]
     finished: list[dict[str, Any]] = []
@@ -157,6 +159,31 @@ def test_unannounced_workflow_end_is_announced_once_by_the_sweep(app: Flask) -> 
         assert conn.execute(
             select(func.count()).where(events.c.name == "workflow_finished", events.c.workflow_id == wf.workflow_id)
         ).scalar_one() == 1
+
+
+def test_workflow_left_settled_but_running_is_finished_and_announced_once_by_the_sweep(app: Flask) -> None:
+    state = app.extensions["baton"]
+    finished: list[dict[str, Any]] = []
+    receiver = lambda _sender, **payload: finished.append(payload)  # noqa: E731
+    wf = _chain("settled")
+    wf.insert()
+    with ThreadConsumer(app, workers=2):
+        wait_finished(app, wf.workflow_id)
+    # As if the last step's consumer died after its completion was stored and
+    # before the workflow's end was (two statements on PostgreSQL).
+    with write_transaction(state.engine) as conn:
+        conn.execute(update(workflows).values(state="running", finished_at=None))
+        conn.execute(completions.delete())
+    telemetry.workflow_finished.connect(receiver)
+    try:
+        report = sweep(state, force=True)
+        assert report.finished == [wf.workflow_id]
+        assert sweep(state, force=True).finished == []
+    finally:
+        telemetry.workflow_finished.disconnect(receiver)
+    assert [(p["workflow_id"], p["outcome"]) for p in finished] == [(wf.workflow_id, "completed")]
+    assert state.query.get_workflow(wf.workflow_id).state == "completed"
+    assert _count(app, completions, wf.workflow_id) == 1
 
 
 def _age_workflow(app: Flask, workflow_id: str, seconds: float) -> None:
@@ -240,6 +267,7 @@ def test_sweep_prunes_when_baton_prune_is_on(app: Flask) -> None:
     assert pruned and pruned[0]["workflows"] == 1
 
 
+@pytest.mark.parametrize("app_overrides", [{**FAST, **DATABASE_FEED}])
 def test_event_feed_rows_older_than_the_retention_are_trimmed(app: Flask) -> None:
     state = app.extensions["baton"]
     wf = _chain("feed")
