@@ -15,7 +15,7 @@ succeeded: a failed model does not sink the whole brief.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import DuplicateStepError, WorkflowError
@@ -82,6 +82,13 @@ def fan_out(
         deps=[Dep(n, ignore_cancelled=True, ignore_discarded=True) if tolerant else n for n in names],
     )
     return [*names, synthesis_name]
+
+
+def quorum_text(args: Mapping[str, Any]) -> str | None:
+    """How many models a synthesis step needs, for the dashboard; None for other steps."""
+    if "fan_out" not in args or "quorum" not in args or "models" not in args:
+        return None
+    return f"needs {args['quorum']} of {len(args['models'])} models"
 
 
 def model_results(job: Job) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from flask_baton import Workflow
 from flask_baton.dashboard.layout import node_key
 from flask_baton.dashboard.reads import PAGE_SIZE
+from flask_baton.multi_model import fan_out
 from flask_baton.schema import step_stats
 
 from .apps import create_app
@@ -253,6 +254,20 @@ def test_attempts_tokens_and_cost_per_step(app: Flask, client: FlaskClient) -> N
     assert "2,000 input" in row  # the exact figures in the cell's title
     first_row = html.split(f'<tr id="s-{node_key("first")}"')[1].split("</tr>")[0]
     assert first_row.count("—") >= 3  # no usage, no cost, no result yet
+
+
+def test_a_quorum_synthesis_says_how_many_models_it_needs(client: FlaskClient) -> None:
+    wf = Workflow(name="models")
+    fan_out(wf, "ask", constant.new(value=1), models=["a", "b", "c"],
+            synthesize=("merge", record_args.new()), quorum=2)
+    wf.insert()
+
+    html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
+
+    row = html.split(f'<tr id="s-{node_key("merge")}"')[1].split("</tr>")[0]
+    assert "needs 2 of 3 models" in row
+    model_row = html.split(f'<tr id="s-{node_key("ask:a")}"')[1].split("</tr>")[0]
+    assert "needs" not in model_row
 
 
 def test_unknown_workflow_is_404(client: FlaskClient) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..multi_model import quorum_text
 from ..query import StepRecord, StepUsage, WorkflowRecord
 from ..states import FAILED, StepState, WorkflowState
 from .layout import Layout, PlacedEdge, PlacedNode, layered_layout, node_key
@@ -181,6 +182,7 @@ class StepView:
     error_full: str | None
     worker: str | None
     deps: tuple[str, ...]
+    quorum: str | None
     can_retry: bool
 
     @property
@@ -234,6 +236,7 @@ def step_view(
         error_full=step.error,
         worker=step.worker,
         deps=step.deps,
+        quorum=quorum_text(step.args),
         can_retry=can_retry,
     )
 
