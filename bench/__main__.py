@@ -127,7 +127,7 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
             system.warm_up()
             if analyze and hasattr(system, "analyze"):
                 system.analyze()
-                log(f"  {system.name}: ANALYZE after warm-up (--analyze)")
+                log(f"  {system.name}: ANALYZE after warm-up (steady state; --fresh skips it)")
             log(f"  {system.name}: consumer up and warm ({time.perf_counter() - t0:.1f}s)")
         for name, repeats, size, timeout in scenarios:
             gave_up: set[str] = set()
@@ -311,9 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 1,000-step throughput (< ~2 min)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, SQLite files)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
-    parser.add_argument("--analyze", action="store_true",
-                        help="PostgreSQL: ANALYZE flask_baton's tables after the warm-up (steady-state "
-                             "planner statistics, as autovacuum would give a long-running install)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="PostgreSQL: no ANALYZE after the warm-up, so the planner has no statistics, "
+                             "as in a new install's first minute (before autovacuum analyzes the tables)")
     args = parser.parse_args(argv)
 
     plan = QUICK if args.quick else Plan()
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
 
     log(f"flask_baton vs raw Huey, {'quick' if args.quick else 'full'} run, storage: {', '.join(kinds)}"
-        f"{' (--analyze)' if args.analyze else ''}; "
+        f"{' (--fresh: PostgreSQL without planner statistics)' if args.fresh else ''}; "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, huey {huey.__version__}, "
         f"SQLAlchemy {sqlalchemy.__version__}, flask_baton from {Path(flask_baton.__file__).parent}")
     log(f"workdir {workdir}; load average before starting: {_load()}")
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 systems: list[System] = []
                 for cls in (RawSystem, BatonSystem):
                     systems.append(cls(storage, workdir))
-                results = run_storage(systems, plan, log, args.analyze)
+                results = run_storage(systems, plan, log, not args.fresh)
                 storage_rows(storage, results["raw"], results["baton"], plan, report)
                 log(f"  insert {plan.insert_steps:,}-step workflows x{plan.insert_repeats}")
                 ins = insert_times(storage, plan.insert_steps, plan.insert_repeats)
