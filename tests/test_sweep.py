@@ -8,6 +8,8 @@ a flushed queue) and the sweep runs with an explicit clock.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -133,27 +135,39 @@ def test_only_one_sweep_runs_per_interval(app: Flask) -> None:
     assert sweep(state, force=True, now=now + 1.1).ran
 
 
+def _run_chain(app: Flask, label: str) -> tuple[Workflow, float]:
+    """Insert a chain and run it to the end; return it and its ``finished_at``."""
+    wf = _chain(label)
+    wf.insert()
+    with ThreadConsumer(app, workers=2):
+        return wf, wait_finished(app, wf.workflow_id).finished_at
+
+
+@contextmanager
+def _heard_finished() -> Iterator[list[dict[str, Any]]]:
+    """The ``workflow_finished`` signals sent in this block."""
+    finished: list[dict[str, Any]] = []
+    receiver = lambda _sender, **payload: finished.append(payload)  # noqa: E731
+    telemetry.workflow_finished.connect(receiver)
+    try:
+        yield finished
+    finally:
+        telemetry.workflow_finished.disconnect(receiver)
+
+
 @pytest.mark.parametrize("app_overrides", [{**FAST, **DATABASE_FEED}])
 def test_unannounced_workflow_end_is_announced_once_by_the_sweep(app: Flask) -> None:
     state = app.extensions["baton"]
-    finished: list[dict[str, Any]] = []
-    receiver = lambda _sender, **payload: finished.append(payload)  # noqa: E731
-    wf = _chain("backstop")
-    wf.insert()
-    with ThreadConsumer(app, workers=2):
-        finished_at = wait_finished(app, wf.workflow_id).finished_at
+    wf, finished_at = _run_chain(app, "backstop")
     # As if the last step's consumer died between its commit and announcing.
     with write_transaction(state.engine) as conn:
         conn.execute(update(completions).values(announced_at=None))
         conn.execute(events.delete().where(events.c.name == "workflow_finished"))
-    telemetry.workflow_finished.connect(receiver)
-    try:
+    with _heard_finished() as finished:
         assert sweep(state, force=True, now=finished_at).announced == []  # within the grace period
         later = time.time() + 5
         assert sweep(state, force=True, now=later).announced == [wf.workflow_id]
         assert sweep(state, force=True, now=later + 1).announced == []
-    finally:
-        telemetry.workflow_finished.disconnect(receiver)
     assert [(p["workflow_id"], p["outcome"]) for p in finished] == [(wf.workflow_id, "completed")]
     with state.engine.connect() as conn:
         assert conn.execute(
@@ -163,24 +177,15 @@ def test_unannounced_workflow_end_is_announced_once_by_the_sweep(app: Flask) -> 
 
 def test_workflow_left_settled_but_running_is_finished_and_announced_once_by_the_sweep(app: Flask) -> None:
     state = app.extensions["baton"]
-    finished: list[dict[str, Any]] = []
-    receiver = lambda _sender, **payload: finished.append(payload)  # noqa: E731
-    wf = _chain("settled")
-    wf.insert()
-    with ThreadConsumer(app, workers=2):
-        wait_finished(app, wf.workflow_id)
+    wf, _ = _run_chain(app, "settled")
     # As if the last step's consumer died after its completion was stored and
     # before the workflow's end was (two statements on PostgreSQL).
     with write_transaction(state.engine) as conn:
         conn.execute(update(workflows).values(state="running", finished_at=None))
         conn.execute(completions.delete())
-    telemetry.workflow_finished.connect(receiver)
-    try:
-        report = sweep(state, force=True)
-        assert report.finished == [wf.workflow_id]
+    with _heard_finished() as finished:
+        assert sweep(state, force=True).finished == [wf.workflow_id]
         assert sweep(state, force=True).finished == []
-    finally:
-        telemetry.workflow_finished.disconnect(receiver)
     assert [(p["workflow_id"], p["outcome"]) for p in finished] == [(wf.workflow_id, "completed")]
     assert state.query.get_workflow(wf.workflow_id).state == "completed"
     assert _count(app, completions, wf.workflow_id) == 1
