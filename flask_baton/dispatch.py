@@ -25,7 +25,7 @@ from .job import Job
 from .query import Input, load_inputs, load_step_names
 from .states import StepState
 from .telemetry import emit, step_signal, workflow_finished
-from .transitions import Cancelled, Claimed, Effects, StepChange, WorkflowEnd, mark_announced
+from .transitions import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd, mark_announced
 from .usage import record_usage
 
 logger = logging.getLogger("flask_baton")
@@ -79,22 +79,38 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
 
 
 def _after_commit(state: AppState, effects: Effects, events: Sequence[Event]) -> None:
-    for ready in effects.ready:
-        step = state.step(ready.task)
-        if step is None:
-            logger.error("no step %r is registered in this process; the sweep will retry step %s",
-                         ready.task, ready.node_id)
-            continue
-        try:
-            state.queues.enqueue(ready.node_id, step.queue, step.priority, ready.delay)
-        except Exception:
-            logger.exception("could not enqueue step %s (%s); the sweep will retry", ready.node_id, ready.task)
+    _enqueue(state, effects.ready)
     _publish(state, events)
     for change in effects.changes:
         emit(step_signal(change.state), **_step_payload(state, change),
              duration=change.duration, queue_wait=change.queue_wait)
     for cancelled in effects.cancelled:
         _call_dep_hook(state, cancelled)
+
+
+def _enqueue(state: AppState, ready: Sequence[Ready]) -> None:
+    """Hand ready steps to Huey: delayed ones one by one, the rest per queue in one go."""
+    batches: dict[tuple[str, int | None], list[str]] = {}
+    for item in ready:
+        step = state.step(item.task)
+        if step is None:
+            logger.error("no step %r is registered in this process; the sweep will retry step %s",
+                         item.task, item.node_id)
+        elif item.delay > 0:
+            _handing(f"step {item.node_id} ({item.task})",
+                     state.queues.enqueue, item.node_id, step.queue, step.priority, item.delay)
+        else:
+            batches.setdefault((step.queue, step.priority), []).append(item.node_id)
+    for (queue, priority), node_ids in batches.items():
+        _handing(f"{len(node_ids)} step(s) on queue {queue!r}", state.queues.enqueue_many, node_ids, queue, priority)
+
+
+def _handing(what: str, enqueue: Callable[..., None], *args: Any) -> None:
+    """Call ``enqueue``; a failure is logged, not raised: the sweep re-enqueues what was lost."""
+    try:
+        enqueue(*args)
+    except Exception:
+        logger.exception("could not enqueue %s; the sweep will retry", what)
 
 
 def _publish(state: AppState, events: Sequence[Event]) -> None:

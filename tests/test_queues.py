@@ -1,0 +1,54 @@
+"""Handing steps to Huey: many at once, in order, on the real storages (no consumer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from huey import Huey
+from huey.signals import SIGNAL_ENQUEUED
+from huey.storage import RedisStorage
+
+from flask_baton.steps import DEFAULT_QUEUE
+
+
+@pytest.fixture
+def huey(app: Flask) -> Iterator[Huey]:
+    """The app's default Huey; its connections closed afterwards (no consumer does it here)."""
+    huey = app.extensions["baton"].queues.huey()
+    yield huey
+    if isinstance(huey.storage, RedisStorage):
+        huey.storage.pool.disconnect()
+    else:
+        huey.storage.close()
+
+
+def _drain(huey: Huey) -> list[str]:
+    taken = []
+    while (task := huey.dequeue()) is not None:
+        taken.append(task.args[0])
+    return taken
+
+
+def test_steps_enqueued_together_arrive_once_each_in_order(app: Flask, huey: Huey) -> None:
+    queues = app.extensions["baton"].queues
+    signalled: list[str] = []
+    huey.signal(SIGNAL_ENQUEUED)(lambda _signal, task: signalled.append(task.args[0]))
+    node_ids = [f"n{i:03d}" for i in range(300)]
+
+    queues.enqueue_many(node_ids, DEFAULT_QUEUE, None)
+
+    assert huey.pending_count() == 300
+    assert _drain(huey) == node_ids
+    assert signalled == node_ids  # Huey's own enqueue signal, as for one at a time
+
+
+def test_one_step_and_a_delayed_step_take_huey_s_own_paths(app: Flask, huey: Huey) -> None:
+    queues = app.extensions["baton"].queues
+
+    queues.enqueue_many(["only"], DEFAULT_QUEUE, None)
+    queues.enqueue("later", DEFAULT_QUEUE, None, delay=60)
+
+    assert (huey.pending_count(), huey.scheduled_count()) == (1, 1)
+    assert _drain(huey) == ["only"]
