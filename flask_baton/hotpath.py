@@ -56,32 +56,39 @@ _RELEASE_SET = f"""
 UPDATE {N} SET deps_pending = deps_pending - 1,
     state = CASE WHEN {_STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
     scheduled_at = CASE WHEN {_STARTS} THEN :now ELSE scheduled_at END"""
-_DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
+DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
 _RELEASED = "RETURNING id, task, state, deps_pending"
 
 #: One of the named steps' deps is done: count it down, start those at zero.
 RELEASE = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN (:names)\n{_RELEASED}"
 
 #: The same for every dependent of ``:dep_name``.
-RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN ({_DEPENDENTS})\n{_RELEASED}"
+RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN ({DEPENDENTS})\n{_RELEASED}"
 
-#: PostgreSQL: COMPLETE, RELEASE_DEPENDENTS and settling the step, as one
-#: statement (one round trip, row locks held only while it runs). Rows:
-#: ``(id, task, state, deps_pending, NULL)`` per dependent, then
+_DONE = f"done AS ({COMPLETE.strip()}\n    RETURNING workflow_id, step_name)"
+_SETTLED_ONE = f"""settled AS (UPDATE {W} SET unsettled = unsettled - 1 WHERE id = :workflow_id
+    AND EXISTS (SELECT 1 FROM done) RETURNING unsettled)"""
+
+#: PostgreSQL: COMPLETE, RELEASE of the named dependents and settling the
+#: step, as one statement (one round trip, row locks held only while it
+#: runs). Rows: ``(id, task, state, deps_pending, NULL)`` per dependent, then
 #: ``(NULL, NULL, NULL, NULL, unsettled)``; none if the compare-and-set lost.
-#: ``= ANY(ARRAY(...))`` reads the dependents' names first, then finds each
-#: by index, whatever the planner's statistics (a fresh table has none).
+#: The names are read first (DEPENDENTS) and sent as values: each is then a
+#: unique-index lookup whatever the planner's statistics say, where a
+#: subquery lets statistics that predate a wide workflow scan all of its
+#: steps on every completion.
 COMPLETE_AND_RELEASE = f"""
-WITH done AS ({COMPLETE.strip()}
-    RETURNING workflow_id, step_name),
+WITH {_DONE},
 released AS ({_RELEASE_SET}
-    WHERE workflow_id = :workflow_id AND step_name = ANY(ARRAY({_DEPENDENTS})) AND EXISTS (SELECT 1 FROM done)
+    WHERE workflow_id = :workflow_id AND step_name IN (:names) AND EXISTS (SELECT 1 FROM done)
     {_RELEASED}),
-settled AS (UPDATE {W} SET unsettled = unsettled - 1 WHERE id = :workflow_id AND EXISTS (SELECT 1 FROM done)
-    RETURNING unsettled)
+{_SETTLED_ONE}
 SELECT id, task, state, deps_pending, NULL FROM released
 UNION ALL SELECT NULL, NULL, NULL, NULL, unsettled FROM settled
 """
+
+#: The same for a step nothing depends on.
+COMPLETE_AND_SETTLE = f"WITH {_DONE},\n{_SETTLED_ONE}\nSELECT NULL, NULL, NULL, NULL, unsettled FROM settled"
 
 SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id RETURNING unsettled, state"
 

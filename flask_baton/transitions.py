@@ -377,16 +377,19 @@ def cancel_if_blocked(conn: Connection, node_id: str, now: float) -> Effects:
 def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequence[NewStep], now: float) -> Effects:
     """Store a step's result, release its dependents, and count it settled.
 
-    Without added steps this is one statement on PostgreSQL, and the
-    workflow's end (if it was the last step) a second: each is a whole
-    change, so they may run without a transaction around them.
+    Without added steps, on PostgreSQL this is a read of the dependents'
+    names and one statement doing the rest, then the workflow's end (if it
+    was the last step): each a whole change, so they may run without a
+    transaction around them.
     """
     params = {
         "id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result, "now": now,
         "workflow_id": claimed.workflow_id, "dep_name": claimed.step_name,
     }
     if conn.dialect.name == "postgresql" and not added:
-        rows = hotpath.run(conn, hotpath.COMPLETE_AND_RELEASE, params).fetchall()
+        names = [name for (name,) in hotpath.run(conn, hotpath.DEPENDENTS, params).fetchall()]
+        statement = hotpath.COMPLETE_AND_RELEASE if names else hotpath.COMPLETE_AND_SETTLE
+        rows = hotpath.run(conn, statement, params, names=names).fetchall()
         if not rows:
             return Effects()
         effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
