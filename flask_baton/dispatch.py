@@ -1,10 +1,12 @@
-"""Committing a transition and acting on it: enqueue, publish, signal, call hooks.
+"""Committing a transition and acting on it: publish, signal, enqueue, call hooks.
 
 Every state change goes through ``commit``: one short write transaction runs
 the transition, stages its events (the database feed writes them in that
-same transaction), commits, and only then hands steps to Huey and tells the
-world. If the process dies between the commit and the enqueue, the step stays
-``available`` in the database and the sweep hands it to Huey again.
+same transaction), commits, and only then tells the world and hands steps to
+Huey, in that order, so a step's events are heard before anything its
+transition set off. If the process dies between the commit and the enqueue,
+the step stays ``available`` in the database and the sweep hands it to Huey
+again.
 """
 
 from __future__ import annotations
@@ -79,11 +81,12 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
 
 
 def _after_commit(state: AppState, effects: Effects, events: Sequence[Event]) -> None:
-    _enqueue(state, effects.ready)
+    # Told before Huey is: what these steps do next cannot be heard before this.
     _publish(state, events)
     for change in effects.changes:
         emit(step_signal(change.state), **_step_payload(state, change),
              duration=change.duration, queue_wait=change.queue_wait)
+    _enqueue(state, effects.ready)
     for cancelled in effects.cancelled:
         _call_dep_hook(state, cancelled)
 

@@ -386,20 +386,19 @@ def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequ
         "id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result, "now": now,
         "workflow_id": claimed.workflow_id, "dep_name": claimed.step_name,
     }
+    effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
     if conn.dialect.name == "postgresql" and not added:
         names = [name for (name,) in hotpath.run(conn, hotpath.DEPENDENTS, params).fetchall()]
         statement = hotpath.COMPLETE_AND_RELEASE if names else hotpath.COMPLETE_AND_SETTLE
         rows = hotpath.run(conn, statement, params, names=names).fetchall()
         if not rows:
             return Effects()
-        effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
         effects.ready.extend(_started(row for row in rows if row[0] is not None))
         if any(row[0] is None and row[4] == 0 for row in rows):  # the settle row: none left
             _merge(effects, finish(conn, claimed.workflow_id, now))
         return effects
     if hotpath.run(conn, hotpath.COMPLETE, params).rowcount != 1:
         return Effects()
-    effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
     effects.ready.extend(_started(hotpath.run(conn, hotpath.RELEASE_DEPENDENTS, params).fetchall()))
     if added:
         # After the release: added steps count this one as completed already.
