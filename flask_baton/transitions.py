@@ -1,15 +1,18 @@
 """Every change of a step's or workflow's state, as SQL compare-and-set.
 
 Each function runs inside one short write transaction that the caller owns
-and returns the ``Effects`` to act on *after* the commit: steps to hand to
-Huey, events to announce, hooks to call. Nothing is enqueued or announced for
-a transaction that did not commit, and every ``UPDATE`` names the state it
-expects, so of two racing consumers exactly one wins.
+(on PostgreSQL with events outside the database, the claim and a completion
+without added steps run without one: each of their statements is a whole
+change) and returns the ``Effects`` to act on *after* the commit: steps to
+hand to Huey, events to announce, hooks to call. Nothing is enqueued or
+announced for a change that did not commit, and every ``UPDATE`` names the
+state it expects, so of two racing consumers exactly one wins.
 
 SQL round trips per transition (the hot path):
 - claim: 1 ``UPDATE ... RETURNING`` that also checks every dependency;
-- complete: 1 update of the step, 1 update of its dependents (release +
-  start), 1 update of the workflow's counter; +2 when that finishes it;
+- complete: SQLite 3 (the step, its dependents' release + start, the
+  workflow's counter), PostgreSQL 2 (the dependents' names, then one CTE);
+  ending the workflow adds the failed-steps read and 1 statement (2 on SQLite);
 - retry / snooze: 1 update;
 - discard: 1 update + 2 per level of cascade + the workflow's counter.
 """
