@@ -128,6 +128,24 @@ class EventLog:
         with self._lock:
             return [p for name, p in self.events if name == "workflow.finished" and p["workflow_id"] == workflow_id]
 
+    def wait_caught_up(self, app: Flask, workflow_id: str) -> WorkflowRecord:
+        """Wait for the workflow to finish and for its signals to catch up; return its record.
+
+        Signals are sent after the commit, by whichever consumer thread made
+        the change, so the rows can show the end before the last of them is
+        heard: wait until ``workflow_finished`` came and each step's latest
+        signal names its stored state and attempt.
+        """
+        record = wait_finished(app, workflow_id)
+        stored = {s.step_name: (s.state.value, s.attempt) for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
+
+        def caught_up() -> bool:
+            heard = {p["step_name"]: (p["state"], p["attempt"]) for _name, p in self.steps(workflow_id)}
+            return heard == stored and bool(self.finished(workflow_id))
+
+        wait_for(caught_up, f"the signals of workflow {workflow_id} to catch up with its rows")
+        return record
+
 
 class Deliveries:
     """How many Huey deliveries of each step a consumer has finished handling.

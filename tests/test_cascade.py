@@ -26,8 +26,7 @@ def test_discarded_step_cancels_its_dependents_transitively_naming_the_failed_de
               .add("leaf", hooked.new(), deps=["mid", "side"])
               .add("leaf2", record_args.new(), deps=["leaf"]))
         wf.insert()
-        record = wait_finished(app, wf.workflow_id)
-        wait_for(lambda: len(events.finished(wf.workflow_id)) == 1, "workflow_finished")
+        record = events.wait_caught_up(app, wf.workflow_id)
 
     assert record.state == "failed"
     by_name = {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}

@@ -7,7 +7,7 @@ from flask import Flask
 from flask_baton import Dep, Workflow
 
 from .steps import add_tolerant_step, always_fail, constant, report_failed_deps
-from .support import EventLog, ThreadConsumer, step_states, wait_finished, wait_for
+from .support import EventLog, ThreadConsumer, step_states, wait_finished
 
 
 def _results(app: Flask, workflow_id: str) -> dict[str, object]:
@@ -21,8 +21,7 @@ def test_dependent_tolerating_a_discard_runs_and_sees_the_failure(app: Flask, co
               .add("bad", always_fail.new())
               .add("join", report_failed_deps.new(), deps=["good", Dep("bad", ignore_discarded=True)]))
         wf.insert()
-        record = wait_finished(app, wf.workflow_id)
-        wait_for(lambda: events.finished(wf.workflow_id), "workflow_finished")
+        record = events.wait_caught_up(app, wf.workflow_id)
     assert record.state == "completed"  # every dependent of `bad` tolerated its failure
     assert _results(app, wf.workflow_id)["join"] == {"failed": {"bad": "discarded"}, "results": {"bad": None, "good": 7}}
     assert events.finished(wf.workflow_id)[0]["failed_steps"] == []
@@ -46,8 +45,7 @@ def test_a_tolerated_cancellation_upstream_lets_the_step_run_and_the_root_cause_
               .add("middle", constant.new(), deps=["root"])
               .add("last", report_failed_deps.new(), deps=[Dep("middle", ignore_cancelled=True, ignore_discarded=True)]))
         wf.insert()
-        assert wait_finished(app, wf.workflow_id).state == "failed"
-        wait_for(lambda: events.finished(wf.workflow_id), "workflow_finished")
+        assert events.wait_caught_up(app, wf.workflow_id).state == "failed"
     assert step_states(app, wf.workflow_id) == {"root": "discarded", "middle": "cancelled", "last": "completed"}
     assert _results(app, wf.workflow_id)["last"]["failed"] == {"middle": "cancelled"}
     assert events.finished(wf.workflow_id)[0]["failed_steps"] == ["root"]

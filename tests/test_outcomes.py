@@ -41,7 +41,7 @@ def test_returning_none_completes_without_a_result(app: Flask, consumer: ThreadC
     with EventLog() as events:
         wf = Workflow(name="none").add("quiet", return_none.new()).add("after", record_args.new(), deps=["quiet"])
         wf.insert()
-        assert wait_finished(app, wf.workflow_id).state == "completed"
+        assert events.wait_caught_up(app, wf.workflow_id).state == "completed"
 
     steps = _steps(app, wf.workflow_id)
     assert steps["quiet"].state == "completed"
@@ -83,7 +83,7 @@ def test_raising_step_is_retried_per_retries_then_discarded(
     with EventLog() as events:
         wf = Workflow(name="flaky").add("flaky", fail_until.new(failures=99))  # retries=2
         wf.insert()
-        assert wait_finished(app, wf.workflow_id).state == "failed"
+        assert events.wait_caught_up(app, wf.workflow_id).state == "failed"
 
     assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"flaky": 3}  # retries + 1
     assert [e["attempt"] for e in ledger.entries(ledger_path)] == [1, 2, 3]
@@ -134,7 +134,7 @@ def test_snooze_runs_again_later_without_consuming_an_attempt(
     with EventLog() as events:
         wf = Workflow(name="snoozy").add("sleepy", step.new()).add("after", record_args.new(), deps=["sleepy"])
         wf.insert()
-        assert wait_finished(app, wf.workflow_id).state == "completed"
+        assert events.wait_caught_up(app, wf.workflow_id).state == "completed"
 
     runs = [e for e in ledger.entries(ledger_path) if e["step"] == "sleepy"]
     assert [e["attempt"] for e in runs] == [1, 1]

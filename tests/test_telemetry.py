@@ -15,7 +15,7 @@ from flask import Flask
 from flask_baton import Workflow, telemetry
 
 from .steps import always_fail, constant, fail_until, record_args, snooze_once
-from .support import EventLog, ThreadConsumer, wait_finished, wait_for
+from .support import EventLog, ThreadConsumer, wait_for
 
 STEP_KEYS = {
     "workflow_id", "workflow_label", "step_name", "worker", "state",
@@ -33,8 +33,7 @@ def test_every_transition_sends_its_signal_with_the_spec_payload(app: Flask, con
               .add("broken", always_fail.new(), deps=["ok"])
               .add("skipped", record_args.new(), deps=["broken"]))
         jobs = {job.step_name: job.id for job in wf.insert()}
-        wait_finished(app, wf.workflow_id)
-        wait_for(lambda: events.finished(wf.workflow_id), "workflow_finished")
+        events.wait_caught_up(app, wf.workflow_id)
 
     step_events = events.steps(wf.workflow_id)
     for signal_name, payload in step_events:
@@ -73,8 +72,7 @@ def test_workflow_finished_is_sent_once_with_outcome_completed(app: Flask, consu
         for index in range(8):
             wf.add(f"leaf:{index}", constant.new(value=index))
         wf.insert()
-        wait_finished(app, wf.workflow_id)
-        wait_for(lambda: events.finished(wf.workflow_id), "workflow_finished")
+        events.wait_caught_up(app, wf.workflow_id)
         # Every step's completion has been announced too: nothing can follow.
         wait_for(lambda: len([1 for n, _ in events.steps(wf.workflow_id) if n == "step.completed"]) == 8,
                  "8 completed signals")
@@ -97,8 +95,7 @@ def test_a_raising_receiver_is_logged_and_does_not_break_the_step(
         with caplog.at_level(logging.ERROR, logger="flask_baton"), EventLog() as events:
             wf = Workflow(name="sturdy").add("a", constant.new(value=1)).add("b", record_args.new(), deps=["a"])
             wf.insert()
-            record = wait_finished(app, wf.workflow_id)
-            wait_for(lambda: events.finished(wf.workflow_id), "workflow_finished after a raising receiver")
+            record = events.wait_caught_up(app, wf.workflow_id)
     finally:
         for signal in signals:
             signal.disconnect(explode)
