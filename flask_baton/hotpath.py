@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection
 
 from .schema import completions, edges, events, nodes, workflows
-from .states import CLAIMABLE, FAILED, StepState
+from .states import CLAIMABLE, FAILED, StepState, WorkflowState
 
 N, E, W, EV, C = nodes.name, edges.name, workflows.name, events.name, completions.name
 
@@ -43,8 +44,14 @@ WHERE id = :id AND state IN ({_quoted(CLAIMABLE)})
     SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
     WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {_SATISFIED})
 RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
-    (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)
-"""
+    (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)"""
+
+#: PostgreSQL: the claim also reads the step's dependents (and the version
+#: that says whether a running step has added one since), so that its
+#: completion is one statement: COMPLETE_AND_RELEASE with the names as values.
+CLAIM_WITH_DEPENDENTS = f"""{CLAIM},
+    dependents_version,
+    ARRAY(SELECT e.step_name FROM {E} e WHERE e.workflow_id = {N}.workflow_id AND e.dep_name = {N}.step_name)"""
 
 COMPLETE = f"""
 UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, finished_at = :now
@@ -65,7 +72,7 @@ RELEASE = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN (:
 #: The same for every dependent of ``:dep_name``.
 RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN ({DEPENDENTS})\n{_RELEASED}"
 
-_DONE = f"done AS ({COMPLETE.strip()}\n    RETURNING workflow_id, step_name)"
+_DONE = f"done AS ({COMPLETE.strip()} AND dependents_version = :version\n    RETURNING workflow_id, step_name)"
 _SETTLED_ONE = f"""settled AS (UPDATE {W} SET unsettled = unsettled - 1 WHERE id = :workflow_id
     AND EXISTS (SELECT 1 FROM done) RETURNING unsettled)"""
 
@@ -73,10 +80,12 @@ _SETTLED_ONE = f"""settled AS (UPDATE {W} SET unsettled = unsettled - 1 WHERE id
 #: step, as one statement (one round trip, row locks held only while it
 #: runs). Rows: ``(id, task, state, deps_pending, NULL)`` per dependent, then
 #: ``(NULL, NULL, NULL, NULL, unsettled)``; none if the compare-and-set lost.
-#: The names are read first (DEPENDENTS) and sent as values: each is then a
-#: unique-index lookup whatever the planner's statistics say, where a
+#: The names are the claim's (CLAIM_WITH_DEPENDENTS), sent as values: each is
+#: then a unique-index lookup whatever the planner's statistics say, where a
 #: subquery lets statistics that predate a wide workflow scan all of its
-#: steps on every completion.
+#: steps on every completion. ``:version`` fences them: a step added behind
+#: this one since the claim moved it, and the caller then completes the step
+#: in a transaction that reads the dependents after taking the row.
 COMPLETE_AND_RELEASE = f"""
 WITH {_DONE},
 released AS ({_RELEASE_SET}
@@ -94,6 +103,14 @@ SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id
 
 FAILED_STEPS = f"SELECT step_name, state FROM {N} WHERE workflow_id = :workflow_id AND state IN ({_quoted(FAILED)})"
 
+#: The failed steps that fail their workflow: all but those every dependent
+#: tolerated (the SQL twin of ``transitions._failed_steps``).
+_FAILING = f"""
+SELECT n.step_name FROM {N} n
+WHERE n.workflow_id = :workflow_id AND n.state IN ({_quoted(FAILED)}) AND NOT EXISTS (
+    SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
+    HAVING bool_and(COALESCE(e.tolerates, '') IN ('any', n.state)))"""
+
 _SETTLED = f"SELECT 1 FROM {W} WHERE id = :workflow_id AND unsettled = 0"
 FINISH = f"""
 UPDATE {W} SET state = :outcome, finished_at = :now WHERE id = :workflow_id AND state = 'running' AND unsettled = 0
@@ -106,9 +123,19 @@ SELECT :workflow_id, :outcome, :failed, :now WHERE EXISTS ({_SETTLED})
 ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id
 """
 
-#: PostgreSQL: FINISH and RECORD_END as one statement, so that they stay
-#: one change without a transaction around them.
-FINISH_AND_RECORD_END = f"WITH finished AS ({FINISH.strip()})\n{RECORD_END.strip()}"
+#: PostgreSQL: the outcome (from _FAILING), FINISH and RECORD_END as one
+#: statement, a whole change without a transaction around it. Returns the
+#: outcome and the failed steps (a JSON list) if this call ended the workflow.
+FINISH_AND_RECORD_END = f"""
+WITH failing AS ({_FAILING.strip()}),
+outcome AS (SELECT CASE WHEN count(*) > 0 THEN '{WorkflowState.FAILED}' ELSE '{WorkflowState.COMPLETED}' END AS outcome,
+    CAST(COALESCE(json_agg(step_name ORDER BY step_name COLLATE "C"), '[]') AS text) AS failed FROM failing),
+finished AS (UPDATE {W} SET state = (SELECT outcome FROM outcome), finished_at = :now
+    WHERE id = :workflow_id AND state = 'running' AND unsettled = 0)
+INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
+SELECT :workflow_id, outcome, failed, :now FROM outcome WHERE EXISTS ({_SETTLED})
+ON CONFLICT (workflow_id) DO NOTHING RETURNING outcome, failed_steps
+"""
 
 MARK_ANNOUNCED = f"UPDATE {C} SET announced_at = :now WHERE workflow_id = :workflow_id AND announced_at IS NULL"
 
@@ -142,3 +169,12 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Write event feed rows (``workflow_id, name, payload, now``) in ``conn``'s transaction."""
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     cursor.executemany(_for(conn.dialect.name, INSERT_EVENT, 0), rows)
+
+
+def transaction(conn: Connection) -> AbstractContextManager[Any]:
+    """A transaction block on ``conn``'s driver connection (PostgreSQL).
+
+    Opens one (BEGIN ... COMMIT) when the connection is in autocommit, a
+    savepoint when it is already in a transaction.
+    """
+    return conn.connection.driver_connection.transaction()  # type: ignore[union-attr, no-any-return]

@@ -97,6 +97,10 @@ nodes = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("heartbeat_at", Float),
+    # Moved by every step added behind this one (``job.add_step``): on
+    # PostgreSQL a claim reads the step's dependents, and its completion
+    # releases them by name only if this has not moved since.
+    Column("dependents_version", Integer, nullable=False, default=0, server_default="0"),
     Index("ux_baton_nodes_workflow_step", "workflow_id", "step_name", unique=True),
     Index("ix_baton_nodes_state_scheduled", "state", "scheduled_at"),
 )
@@ -201,9 +205,15 @@ schema_versions = Table(
 )
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_dependents_version(conn: Connection) -> None:
+    conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN dependents_version INTEGER NOT NULL DEFAULT 0"))
+
+
 #: version -> function that upgrades a database from ``version - 1``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version}
 
 
 def current_version(conn: Connection) -> int:

@@ -9,10 +9,11 @@ announced for a change that did not commit, and every ``UPDATE`` names the
 state it expects, so of two racing consumers exactly one wins.
 
 SQL round trips per transition (the hot path):
-- claim: 1 ``UPDATE ... RETURNING`` that also checks every dependency;
+- claim: 1 ``UPDATE ... RETURNING`` that also checks every dependency (and
+  on PostgreSQL returns the step's dependents);
 - complete: SQLite 3 (the step, its dependents' release + start, the
-  workflow's counter), PostgreSQL 2 (the dependents' names, then one CTE);
-  ending the workflow adds the failed-steps read and 1 statement (2 on SQLite);
+  workflow's counter), PostgreSQL 1 CTE releasing the dependents the claim
+  read; ending the workflow adds 1 statement (a read + 2 on SQLite);
 - retry / snooze: 1 update;
 - discard: 1 update + 2 per level of cascade + the workflow's counter.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -126,6 +127,10 @@ class Claimed(StepIdentity):
     claimed_at: float
     queued_at: float | None = None
     label: str | None = None  # the workflow's name, when the claim read it
+    # PostgreSQL: the dependents' names as the claim read them, and the
+    # ``dependents_version`` that fences them (None: read them at completion).
+    dependents: tuple[str, ...] | None = None
+    dependents_version: int = 0
 
     def change(self, state: StepState, now: float, **details: Any) -> StepChange:
         """This step's transition to ``state``, timed from the claim."""
@@ -221,18 +226,20 @@ def add_steps(
 ) -> Effects:
     """Add steps to a running workflow (a running step fanning out).
 
-    The existing steps they depend on are locked first (``FOR UPDATE`` on
-    PostgreSQL; SQLite's write lock covers it), so a dependency cannot
-    complete between reading its state and the new edges becoming visible.
+    The existing steps they depend on are updated first (their
+    ``dependents_version`` moves), which locks them: a dependency cannot
+    complete between reading its state and the new edges becoming visible,
+    and one that read its dependents when claimed will not trust that list.
     """
     new_names = {step.step_name for step in steps}
     existing = sorted({dep for step in steps for dep in step.deps} - new_names)
     states: dict[str, str] = {}
     if existing:
         rows = conn.execute(
-            select(nodes.c.step_name, nodes.c.state)
+            update(nodes)
             .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name.in_(existing))
-            .with_for_update()
+            .values(dependents_version=nodes.c.dependents_version + 1)
+            .returning(nodes.c.step_name, nodes.c.state)
         )
         states = {name: state for name, state in rows}
     total = conn.execute(
@@ -344,11 +351,17 @@ def claim(conn: Connection, node_id: str, worker: str, now: float) -> Claimed | 
     tolerates), and only one claimer wins. One statement, which also returns
     the workflow's name for the step's events.
     """
-    row = hotpath.run(conn, hotpath.CLAIM, {"id": node_id, "now": now, "worker": worker}).fetchone()
+    postgres = conn.dialect.name == "postgresql"
+    statement = hotpath.CLAIM_WITH_DEPENDENTS if postgres else hotpath.CLAIM
+    row = hotpath.run(conn, statement, {"id": node_id, "now": now, "worker": worker}).fetchone()
     if row is None:
         return None
-    workflow_id, step_name, task, args, attempt, queued_at, label = row
-    return Claimed(node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label)
+    workflow_id, step_name, task, args, attempt, queued_at, label, *fence = row
+    claimed = Claimed(node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label)
+    if fence:
+        version, dependents = fence
+        claimed = replace(claimed, dependents=tuple(dependents), dependents_version=version)
+    return claimed
 
 
 def cancel_if_blocked(conn: Connection, node_id: str, now: float) -> Effects:
@@ -380,33 +393,48 @@ def cancel_if_blocked(conn: Connection, node_id: str, now: float) -> Effects:
 def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequence[NewStep], now: float) -> Effects:
     """Store a step's result, release its dependents, and count it settled.
 
-    Without added steps, on PostgreSQL this is a read of the dependents'
-    names and one statement doing the rest, then the workflow's end (if it
-    was the last step): each a whole change, so they may run without a
-    transaction around them.
+    On PostgreSQL, without added steps, this is one statement releasing the
+    dependents the claim read, then the workflow's end if it was the last
+    step: each a whole change, so they may run without a transaction around
+    them. If that statement's compare-and-set fails because a running step
+    added a dependent since the claim, the step is completed the long way,
+    in a transaction.
     """
     params = {
         "id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result, "now": now,
         "workflow_id": claimed.workflow_id, "dep_name": claimed.step_name,
     }
     effects = Effects(changes=[claimed.change(StepState.COMPLETED, now, has_result=result is not None)])
-    if conn.dialect.name == "postgresql" and not added:
-        names = [name for (name,) in hotpath.run(conn, hotpath.DEPENDENTS, params).fetchall()]
-        statement = hotpath.COMPLETE_AND_RELEASE if names else hotpath.COMPLETE_AND_SETTLE
-        rows = hotpath.run(conn, statement, params, names=names).fetchall()
-        if not rows:
-            return Effects()
-        effects.ready.extend(_started(row for row in rows if row[0] is not None))
-        if any(row[0] is None and row[4] == 0 for row in rows):  # the settle row: none left
-            _merge(effects, finish(conn, claimed.workflow_id, now))
-        return effects
+    if claimed.dependents is not None and not added:
+        statement = hotpath.COMPLETE_AND_RELEASE if claimed.dependents else hotpath.COMPLETE_AND_SETTLE
+        rows = hotpath.run(conn, statement, {**params, "version": claimed.dependents_version},
+                           names=claimed.dependents).fetchall()
+        if rows:
+            effects.ready.extend(_started(row for row in rows if row[0] is not None))
+            if any(row[0] is None and row[4] == 0 for row in rows):  # the settle row: none left
+                _merge(effects, finish(conn, claimed.workflow_id, now))
+            return effects
+        with hotpath.transaction(conn):
+            return _complete_in_steps(conn, params, added, now, effects)
+    return _complete_in_steps(conn, params, added, now, effects)
+
+
+def _complete_in_steps(
+    conn: Connection, params: dict[str, Any], added: Sequence[NewStep], now: float, effects: Effects
+) -> Effects:
+    """COMPLETE, then release the dependents as a later statement sees them, then settle.
+
+    Run in a transaction: the release's snapshot comes after the step's row
+    was taken, so it sees every step added behind this one.
+    """
     if hotpath.run(conn, hotpath.COMPLETE, params).rowcount != 1:
         return Effects()
+    workflow_id = params["workflow_id"]
     effects.ready.extend(_started(hotpath.run(conn, hotpath.RELEASE_DEPENDENTS, params).fetchall()))
     if added:
         # After the release: added steps count this one as completed already.
-        _merge(effects, add_steps(conn, claimed.workflow_id, added, now))
-    _merge(effects, settle(conn, claimed.workflow_id, 1, now))
+        _merge(effects, add_steps(conn, workflow_id, added, now))
+    _merge(effects, settle(conn, workflow_id, 1, now))
     return effects
 
 
@@ -582,21 +610,25 @@ def finish(conn: Connection, workflow_id: str, now: float) -> Effects:
     this statement's snapshot includes every other step's outcome, as they
     were all counted before it. Nothing happens if steps were re-armed since.
     """
+    if conn.dialect.name == "postgresql":
+        ended = hotpath.run(conn, hotpath.FINISH_AND_RECORD_END, {"workflow_id": workflow_id, "now": now}).fetchone()
+        if ended is None:
+            return Effects()
+        outcome, failed = ended
+        return Effects(ended=[WorkflowEnd(workflow_id, outcome, json.loads(failed), now)])
     failed_steps = _failed_steps(conn, workflow_id)
     outcome = WorkflowState.FAILED if failed_steps else WorkflowState.COMPLETED
     where = {"workflow_id": workflow_id, "now": now, "outcome": outcome.value, "failed": json.dumps(failed_steps)}
-    if conn.dialect.name == "postgresql":
-        ended = hotpath.run(conn, hotpath.FINISH_AND_RECORD_END, where).fetchone()
-    else:
-        hotpath.run(conn, hotpath.FINISH, where)
-        ended = hotpath.run(conn, hotpath.RECORD_END, where).fetchone()
-    if ended is None:
+    hotpath.run(conn, hotpath.FINISH, where)
+    if hotpath.run(conn, hotpath.RECORD_END, where).fetchone() is None:
         return Effects()
     return Effects(ended=[WorkflowEnd(workflow_id, outcome.value, failed_steps, now)])
 
 
 def _failed_steps(conn: Connection, workflow_id: str) -> list[str]:
     """Failed steps that fail the workflow: all but those every dependent tolerated.
+
+    (PostgreSQL reads the same in FINISH_AND_RECORD_END.)
 
     A model discarded under a quorum synthesis (``Dep(..., ignore_discarded=True)``
     on every edge out of it) does not sink the workflow.

@@ -11,7 +11,15 @@ from flask_baton import Workflow
 from flask_baton.query import StepRecord
 
 from . import ledger
-from .steps import always_fail, core_add_steps, core_add_then_fail_once, fan_out_dynamically, record_args, slow
+from .steps import (
+    always_fail,
+    core_add_steps,
+    core_add_then_fail_once,
+    fan_out_dynamically,
+    record_args,
+    slow,
+    wait_for_file,
+)
 from .support import EventLog, ThreadConsumer, wait_finished, wait_for
 
 
@@ -70,6 +78,30 @@ def test_added_step_waits_for_every_dependency_not_just_the_adding_step(
     assert {name: s.state for name, s in steps.items()} == {name: "completed" for name in ("spawner", "gate", "joined")}
     assert steps["joined"].started_at >= steps["gate"].finished_at
     assert [e["step"] for e in ledger.entries(ledger_path)] == ["spawner", "gate", "joined"]
+
+
+def test_step_added_behind_a_step_already_running_starts_when_that_step_completes(
+    app: Flask, consumer: ThreadConsumer, tmp_path: Path
+) -> None:
+    # "gate" is claimed (and on PostgreSQL reads its dependents: none yet)
+    # before "spawner" adds "joined" behind it; its completion must still
+    # release "joined".
+    opened, passed = tmp_path / "open-spawner", tmp_path / "pass-gate"
+    wf = (Workflow(name="dynamic-behind-running")
+          .add("gate", wait_for_file.new(path=str(passed), value=1))
+          .add("opener", wait_for_file.new(path=str(opened)))
+          .add("spawner", core_add_steps.new(add=[{"name": "joined", "value": 5, "deps": ["gate"]}]),
+               deps=["opener"]))
+    wf.insert()
+    wait_for(lambda: _steps(app, wf.workflow_id)["gate"].state == "executing", "gate to be claimed")
+    opened.touch()
+    wait_for(lambda: "joined" in _steps(app, wf.workflow_id), "spawner to add 'joined'")
+    passed.touch()
+
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+    steps = _steps(app, wf.workflow_id)
+    assert steps["joined"].result == 5
+    assert steps["joined"].started_at >= steps["gate"].finished_at
 
 
 def test_added_step_may_depend_on_a_step_that_already_completed(

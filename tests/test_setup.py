@@ -122,6 +122,36 @@ def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(
     assert [w.name for w in baton.query.list_workflows().workflows] == ["kept"]
 
 
+def test_version_1_database_is_upgraded_in_place_and_its_waiting_steps_still_run(app: Flask) -> None:
+    from sqlalchemy import text
+
+    from .support import ThreadConsumer, wait_finished
+
+    wf = Workflow("from-v1").add("a", constant.new(value=2)).add("b", constant.new(value=3), deps=["a"])
+    engine = app.extensions["baton"].engine
+    with engine.begin() as conn:  # what version 1 looked like
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN dependents_version"))
+        conn.execute(text("UPDATE baton_schema SET version = 1"))
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO baton_workflows (id, name, state, total_steps, unsettled, created_at) "
+                          "VALUES ('w1', 'from-v1', 'running', 2, 2, 0)"))
+        conn.execute(text("INSERT INTO baton_nodes (id, workflow_id, step_name, position, task, args, state, "
+                          "attempt, deps_pending, created_at) VALUES "
+                          "('n1', 'w1', 'a', 0, :task, '{\"value\": 2}', 'available', 0, 0, 0), "
+                          "('n2', 'w1', 'b', 1, :task, '{\"value\": 3}', 'pending', 0, 1, 0)"),
+                     {"task": constant.name})
+        conn.execute(text("INSERT INTO baton_edges (workflow_id, step_name, dep_name) VALUES ('w1', 'b', 'a')"))
+
+    assert baton.create_schema() == (1, baton_schema.SCHEMA_VERSION)
+    assert "dependents_version" in {c["name"] for c in inspect(engine).get_columns("baton_nodes")}
+    wf.insert()
+    with ThreadConsumer(app, workers=2):
+        app.extensions["baton"].queues.enqueue_many(["n1"], constant.queue, None)
+        assert wait_finished(app, "w1").state == "completed"
+        assert wait_finished(app, wf.workflow_id).state == "completed"
+    assert [s.result for s in baton.query.get_workflow_jobs("w1")] == [2, 3]
+
+
 def test_bad_postgres_commit_level_is_refused_naming_the_key(tmp_path: Path) -> None:
     settings = sqlite_settings(tmp_path, tmp_path / "ledger")
     with pytest.raises(ConfigError, match="BATON_POSTGRES_SYNCHRONOUS_COMMIT must be one of off, local"):
