@@ -75,14 +75,15 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
         if won:
             state.events.stage(conn, [event], now)
     if won:
-        _publish(state, [event])
+        _publish(state, [event], defer=True)
         _signal_end(state, end)
     return won
 
 
 def _after_commit(state: AppState, effects: Effects, events: Sequence[Event]) -> None:
     # Told before Huey is: what these steps do next cannot be heard before this.
-    _publish(state, events)
+    # Nothing to enqueue: the events may wait to share a round trip.
+    _publish(state, events, defer=not effects.ready)
     for change in effects.changes:
         emit(step_signal(change.state), **_step_payload(state, change),
              duration=change.duration, queue_wait=change.queue_wait)
@@ -116,9 +117,9 @@ def _handing(what: str, enqueue: Callable[..., None], *args: Any) -> None:
         logger.exception("could not enqueue %s; the sweep will retry", what)
 
 
-def _publish(state: AppState, events: Sequence[Event]) -> None:
+def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False) -> None:
     try:
-        state.events.publish(events)
+        state.events.publish(events, defer=defer)
     except Exception:
         logger.exception("could not publish %d event(s)", len(events))
 

@@ -18,6 +18,7 @@ from huey.api import Task, TaskWrapper
 from huey.signals import SIGNAL_ENQUEUED, SIGNAL_INTERRUPTED
 from huey.storage import RedisStorage, SqliteStorage
 
+from .events.batching import flush_all
 from .steps import DEFAULT_QUEUE
 
 RUN_TASK = "baton_run"
@@ -92,6 +93,8 @@ class Queues:
                 hand_back(task.args[0])
 
         huey.signal(SIGNAL_INTERRUPTED)(on_interrupted)
+        # A process worker leaves by os._exit, skipping atexit: send held events first.
+        huey.on_shutdown(name=f"{TASK_MODULE}.publish_held_events")(flush_all)
         return wrapper
 
 

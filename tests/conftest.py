@@ -127,6 +127,7 @@ def app(settings: dict[str, Any], app_overrides: dict[str, Any]) -> Iterator[Fla
     state.baton.create_schema(app)
     with app.app_context():
         yield app
+    state.events.close()
     state.engine.dispose()
 
 

@@ -49,7 +49,7 @@ class DatabaseTransport:
                 for event in events
             ])
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         """Nothing to do after commit: the rows are the publication."""
 
     def subscribe(self, topic: str) -> Subscription:

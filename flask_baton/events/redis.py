@@ -31,7 +31,8 @@ class RedisTransport:
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         """Nothing goes in the transaction: Redis hears of it after commit."""
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
+        """One pipeline for all ``events`` (``BatchingTransport`` does the deferring)."""
         if not events:
             return
         pipe = self._client.pipeline(transaction=False)

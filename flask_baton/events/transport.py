@@ -21,8 +21,8 @@ class Transport(Protocol):
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         """Called inside the transition's transaction, before commit."""
 
-    def publish(self, events: Sequence[Event]) -> None:
-        """Called after the commit."""
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
+        """Called after the commit; ``defer``: may be held back briefly and sent with later ones."""
 
     def subscribe(self, topic: str) -> Subscription:
         """Start listening on ``topic``; only later events are seen."""
@@ -32,11 +32,12 @@ class Transport(Protocol):
 
 
 def transport_for(config: BatonConfig, engine: Engine) -> Transport:
-    """Redis pub/sub when ``BATON_PUBSUB_URL`` is set, else the database feed."""
+    """Redis pub/sub when ``BATON_PUBSUB_URL`` is set (batched), else the database feed."""
     if config.pubsub_url:
+        from .batching import BatchingTransport
         from .redis import RedisTransport
 
-        return RedisTransport(config.pubsub_url, config.pubsub_prefix)
+        return BatchingTransport(RedisTransport(config.pubsub_url, config.pubsub_prefix))
     from .database import DatabaseTransport
 
     return DatabaseTransport(engine)
