@@ -72,14 +72,49 @@ RELEASE = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN (:
 #: The same for every dependent of ``:dep_name``.
 RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN ({DEPENDENTS})\n{_RELEASED}"
 
-_DONE = f"done AS ({COMPLETE.strip()} AND dependents_version = :version\n    RETURNING workflow_id, step_name)"
-_SETTLED_ONE = f"""settled AS (UPDATE {W} SET unsettled = unsettled - 1 WHERE id = :workflow_id
-    AND EXISTS (SELECT 1 FROM done) RETURNING unsettled)"""
+#: The failed steps that fail their workflow: all but those every dependent
+#: tolerated (the SQL twin of ``transitions._failed_steps``).
+_FAILING = f"""
+SELECT n.step_name FROM {N} n
+WHERE n.workflow_id = :workflow_id AND n.state IN ({_quoted(FAILED)}) AND NOT EXISTS (
+    SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
+    HAVING bool_and(COALESCE(e.tolerates, '') IN ('any', n.state)))"""
 
-#: PostgreSQL: COMPLETE, RELEASE of the named dependents and settling the
-#: step, as one statement (one round trip, row locks held only while it
-#: runs). Rows: ``(id, task, state, deps_pending, NULL)`` per dependent, then
-#: ``(NULL, NULL, NULL, NULL, unsettled)``; none if the compare-and-set lost.
+#: The outcome a workflow ends with, and its failed steps as a JSON list.
+#: Where it is used only under a condition, PostgreSQL reads it only then.
+_OUTCOME = f"""failing AS ({_FAILING.strip()}),
+outcome AS (SELECT CASE WHEN count(*) > 0 THEN '{WorkflowState.FAILED}' ELSE '{WorkflowState.COMPLETED}' END AS outcome,
+    CAST(COALESCE(json_agg(step_name ORDER BY step_name COLLATE "C"), '[]') AS text) AS failed FROM failing)"""
+
+_DONE = f"done AS ({COMPLETE.strip()} AND dependents_version = :version\n    RETURNING workflow_id, step_name)"
+
+#: This completion settles the workflow's last step, and no other step
+#: settled since this statement's snapshot, which therefore holds every
+#: other step's final state: the workflow's outcome can be read in it.
+_LAST = "(unsettled = 1 AND state = 'running' AND (SELECT unsettled FROM before) = 1)"
+_SETTLED_ONE = f"""before AS (SELECT unsettled FROM {W} WHERE id = :workflow_id),
+{_OUTCOME},
+settled AS (UPDATE {W} SET unsettled = unsettled - 1,
+        state = CASE WHEN {_LAST} THEN (SELECT outcome FROM outcome) ELSE state END,
+        finished_at = CASE WHEN {_LAST} THEN :now ELSE finished_at END
+    WHERE id = :workflow_id AND EXISTS (SELECT 1 FROM done)
+    RETURNING unsettled, unsettled = 0 AND state <> 'running' AND finished_at = :now
+        AND (SELECT unsettled FROM before) = 1 AS ended),
+ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
+    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now FROM settled WHERE ended
+    ON CONFLICT (workflow_id) DO NOTHING RETURNING outcome, failed_steps)"""
+_SETTLED_ROWS = """SELECT 's', NULL, NULL, NULL, unsettled FROM settled
+UNION ALL SELECT 'e', outcome, failed_steps, NULL, NULL FROM ended"""
+
+#: PostgreSQL: COMPLETE, RELEASE of the named dependents, settling the step
+#: and, when it was the last, ending the workflow (its state and completion
+#: row), as one statement: one round trip, row locks held only while it runs.
+#: Rows: ``('r', id, task, state, deps_pending)`` per dependent,
+#: ``('s', NULL, NULL, NULL, unsettled)``, and ``('e', outcome, failed_steps,
+#: NULL, NULL)`` if it ended the workflow; none if the compare-and-set lost.
+#: If the last steps settled concurrently (``unsettled`` 0, no ``'e'``), the
+#: caller ends the workflow with FINISH_AND_RECORD_END, whose snapshot
+#: comes after all of them.
 #: The names are the claim's (CLAIM_WITH_DEPENDENTS), sent as values: each is
 #: then a unique-index lookup whatever the planner's statistics say, where a
 #: subquery lets statistics that predate a wide workflow scan all of its
@@ -92,24 +127,20 @@ released AS ({_RELEASE_SET}
     WHERE workflow_id = :workflow_id AND step_name IN (:names) AND EXISTS (SELECT 1 FROM done)
     {_RELEASED}),
 {_SETTLED_ONE}
-SELECT id, task, state, deps_pending, NULL FROM released
-UNION ALL SELECT NULL, NULL, NULL, NULL, unsettled FROM settled
+SELECT 'r', id, task, state, deps_pending FROM released
+UNION ALL {_SETTLED_ROWS}
 """
 
 #: The same for a step nothing depends on.
-COMPLETE_AND_SETTLE = f"WITH {_DONE},\n{_SETTLED_ONE}\nSELECT NULL, NULL, NULL, NULL, unsettled FROM settled"
+COMPLETE_AND_SETTLE = f"""
+WITH {_DONE},
+{_SETTLED_ONE}
+{_SETTLED_ROWS}
+"""
 
 SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id RETURNING unsettled, state"
 
 FAILED_STEPS = f"SELECT step_name, state FROM {N} WHERE workflow_id = :workflow_id AND state IN ({_quoted(FAILED)})"
-
-#: The failed steps that fail their workflow: all but those every dependent
-#: tolerated (the SQL twin of ``transitions._failed_steps``).
-_FAILING = f"""
-SELECT n.step_name FROM {N} n
-WHERE n.workflow_id = :workflow_id AND n.state IN ({_quoted(FAILED)}) AND NOT EXISTS (
-    SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
-    HAVING bool_and(COALESCE(e.tolerates, '') IN ('any', n.state)))"""
 
 _SETTLED = f"SELECT 1 FROM {W} WHERE id = :workflow_id AND unsettled = 0"
 FINISH = f"""
@@ -123,13 +154,11 @@ SELECT :workflow_id, :outcome, :failed, :now WHERE EXISTS ({_SETTLED})
 ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id
 """
 
-#: PostgreSQL: the outcome (from _FAILING), FINISH and RECORD_END as one
-#: statement, a whole change without a transaction around it. Returns the
-#: outcome and the failed steps (a JSON list) if this call ended the workflow.
+#: PostgreSQL: the outcome, FINISH and RECORD_END as one statement, a whole
+#: change without a transaction around it. Returns the outcome and the failed
+#: steps (a JSON list) if this call ended the workflow.
 FINISH_AND_RECORD_END = f"""
-WITH failing AS ({_FAILING.strip()}),
-outcome AS (SELECT CASE WHEN count(*) > 0 THEN '{WorkflowState.FAILED}' ELSE '{WorkflowState.COMPLETED}' END AS outcome,
-    CAST(COALESCE(json_agg(step_name ORDER BY step_name COLLATE "C"), '[]') AS text) AS failed FROM failing),
+WITH {_OUTCOME},
 finished AS (UPDATE {W} SET state = (SELECT outcome FROM outcome), finished_at = :now
     WHERE id = :workflow_id AND state = 'running' AND unsettled = 0)
 INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)

@@ -12,8 +12,9 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
   (a consumer killed after dequeuing, a flushed Redis), so they are handed to
   Huey again; duplicates are harmless, as only one claim can win;
 - workflows whose last step settled but which never finished (on
-  PostgreSQL the last step's completion and the workflow's end are two
-  statements; its consumer died between them): finished now;
+  PostgreSQL, when the last steps settle at once, the workflow's end is a
+  statement after the last completion; its consumer died between them):
+  finished now;
 - finished workflows whose end was never announced (the last worker died
   between commit and publish): announced now, once;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;

@@ -13,7 +13,8 @@ SQL round trips per transition (the hot path):
   on PostgreSQL returns the step's dependents);
 - complete: SQLite 3 (the step, its dependents' release + start, the
   workflow's counter), PostgreSQL 1 CTE releasing the dependents the claim
-  read; ending the workflow adds 1 statement (a read + 2 on SQLite);
+  read, which also ends the workflow after its last step (unless the last
+  steps settle at once: then 1 more); ending adds a read + 2 on SQLite;
 - retry / snooze: 1 update;
 - discard: 1 update + 2 per level of cascade + the workflow's counter.
 """
@@ -394,9 +395,9 @@ def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequ
     """Store a step's result, release its dependents, and count it settled.
 
     On PostgreSQL, without added steps, this is one statement releasing the
-    dependents the claim read, then the workflow's end if it was the last
-    step: each a whole change, so they may run without a transaction around
-    them. If that statement's compare-and-set fails because a running step
+    dependents the claim read and, if this was the last step, ending the
+    workflow: a whole change, so it may run without a transaction around it.
+    If that statement's compare-and-set fails because a running step
     added a dependent since the claim, the step is completed the long way,
     in a transaction.
     """
@@ -410,8 +411,12 @@ def complete(conn: Connection, claimed: Claimed, result: str | None, added: Sequ
         rows = hotpath.run(conn, statement, {**params, "version": claimed.dependents_version},
                            names=claimed.dependents).fetchall()
         if rows:
-            effects.ready.extend(_started(row for row in rows if row[0] is not None))
-            if any(row[0] is None and row[4] == 0 for row in rows):  # the settle row: none left
+            effects.ready.extend(_started(row[1:] for row in rows if row[0] == "r"))
+            ended = [WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now)
+                     for kind, outcome, failed, *_ in rows if kind == "e"]
+            effects.ended.extend(ended)
+            if not ended and any(kind == "s" and unsettled == 0 for kind, *_, unsettled in rows):
+                # The last steps settled at once: read their outcomes in a later statement.
                 _merge(effects, finish(conn, claimed.workflow_id, now))
             return effects
         with hotpath.transaction(conn):

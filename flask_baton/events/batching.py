@@ -64,7 +64,9 @@ class BatchingTransport:
     def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         if self._pid != os.getpid():
             self._start()
-        if not defer or self._closed:
+        if self._closed:
+            return  # the app is shutting down; its connections are gone
+        if not defer:
             self._send(events)
             return
         with self._lock:
