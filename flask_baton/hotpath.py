@@ -73,16 +73,18 @@ RELEASE = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN (:
 RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_name IN ({DEPENDENTS})\n{_RELEASED}"
 
 #: The failed steps that fail their workflow: all but those every dependent
-#: tolerated (the SQL twin of ``transitions._failed_steps``).
-_FAILING = f"""
+#: tolerated (a model discarded under a quorum synthesis, with
+#: ``Dep(..., ignore_discarded=True)`` on every edge out of it, does not).
+FAILING = f"""
 SELECT n.step_name FROM {N} n
-WHERE n.workflow_id = :workflow_id AND n.state IN ({_quoted(FAILED)}) AND NOT EXISTS (
-    SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
-    HAVING bool_and(COALESCE(e.tolerates, '') IN ('any', n.state)))"""
+WHERE n.workflow_id = :workflow_id AND n.state IN ({_quoted(FAILED)}) AND (
+    NOT EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name)
+    OR EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
+        AND COALESCE(e.tolerates, '') NOT IN ('any', n.state)))"""
 
 #: The outcome a workflow ends with, and its failed steps as a JSON list.
 #: Where it is used only under a condition, PostgreSQL reads it only then.
-_OUTCOME = f"""failing AS ({_FAILING.strip()}),
+_OUTCOME = f"""failing AS ({FAILING.strip()}),
 outcome AS (SELECT CASE WHEN count(*) > 0 THEN '{WorkflowState.FAILED}' ELSE '{WorkflowState.COMPLETED}' END AS outcome,
     CAST(COALESCE(json_agg(step_name ORDER BY step_name COLLATE "C"), '[]') AS text) AS failed FROM failing)"""
 
@@ -139,8 +141,6 @@ WITH {_DONE},
 """
 
 SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id RETURNING unsettled, state"
-
-FAILED_STEPS = f"SELECT step_name, state FROM {N} WHERE workflow_id = :workflow_id AND state IN ({_quoted(FAILED)})"
 
 _SETTLED = f"SELECT 1 FROM {W} WHERE id = :workflow_id AND unsettled = 0"
 FINISH = f"""

@@ -631,26 +631,8 @@ def finish(conn: Connection, workflow_id: str, now: float) -> Effects:
 
 
 def _failed_steps(conn: Connection, workflow_id: str) -> list[str]:
-    """Failed steps that fail the workflow: all but those every dependent tolerated.
-
-    (PostgreSQL reads the same in FINISH_AND_RECORD_END.)
-
-    A model discarded under a quorum synthesis (``Dep(..., ignore_discarded=True)``
-    on every edge out of it) does not sink the workflow.
-    """
-    failed = dict(hotpath.run(conn, hotpath.FAILED_STEPS, {"workflow_id": workflow_id}).fetchall())
-    if not failed:
-        return []
-    out: dict[str, list[str | None]] = {}
-    for dep_name, tolerates in conn.execute(
-        select(edges.c.dep_name, edges.c.tolerates)
-        .where(edges.c.workflow_id == workflow_id, edges.c.dep_name.in_(sorted(failed)))
-    ):
-        out.setdefault(dep_name, []).append(tolerates)
-    return sorted(
-        name for name, state in failed.items()
-        if not out.get(name) or not all(tolerated(t, state) for t in out[name])
-    )
+    """The failed steps that fail the workflow (``hotpath.FAILING``), sorted."""
+    return sorted(name for (name,) in hotpath.run(conn, hotpath.FAILING, {"workflow_id": workflow_id}))
 
 
 def _merge(into: Effects, more: Effects) -> None:
