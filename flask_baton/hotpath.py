@@ -53,9 +53,21 @@ CLAIM_WITH_DEPENDENTS = f"""{CLAIM},
     dependents_version,
     ARRAY(SELECT e.step_name FROM {E} e WHERE e.workflow_id = {N}.workflow_id AND e.dep_name = {N}.step_name)"""
 
+def _only_checked(column: str) -> str:
+    """``column`` as an expression no index matches, in a test that must not lead a plan.
+
+    A row found by its key (``id``, ``workflow_id``) is then only checked for
+    its state. Left as a plain column, PostgreSQL's statistics of a table where
+    nearly every step has settled make ix_baton_nodes_state_scheduled look the
+    cheaper way in: for a completion, a range holding a dead entry per recent
+    claim; for a workflow's failed steps, every failed step of every workflow.
+    """
+    return f"{column} || ''"
+
+
 COMPLETE = f"""
 UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, finished_at = :now
-WHERE id = :id AND state = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
+WHERE id = :id AND {_only_checked('state')} = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
 """
 
 _STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
@@ -77,7 +89,7 @@ RELEASE_DEPENDENTS = f"{_RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step
 #: ``Dep(..., ignore_discarded=True)`` on every edge out of it, does not).
 FAILING = f"""
 SELECT n.step_name FROM {N} n
-WHERE n.workflow_id = :workflow_id AND n.state IN ({_quoted(FAILED)}) AND (
+WHERE n.workflow_id = :workflow_id AND {_only_checked('n.state')} IN ({_quoted(FAILED)}) AND (
     NOT EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name)
     OR EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
         AND COALESCE(e.tolerates, '') NOT IN ('any', n.state)))"""
