@@ -21,7 +21,7 @@ from typing import Any
 from . import consumers
 from .inserts import insert_times, validation_times
 from .storage import Storage, make_workdir, remove_workdir
-from .systems import INSERT_BATCH, BatonSystem, Measurement, RawSystem, System
+from .systems import HISTORY, INSERT_BATCH, BatonSystem, Measurement, RawSystem, System
 
 REFERENCE = (
     "reference per-hop latency (from the issue): raw Huey ~1.5 ms SQLite, ~0.8 ms Redis; "
@@ -127,7 +127,8 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
             system.warm_up()
             if analyze and hasattr(system, "analyze"):
                 system.analyze()
-                log(f"  {system.name}: ANALYZE after warm-up (steady state; --fresh skips it)")
+                log(f"  {system.name}: {HISTORY:,} finished workflows of history, then ANALYZE "
+                    "(steady state; --fresh skips both)")
             log(f"  {system.name}: consumer up and warm ({time.perf_counter() - t0:.1f}s)")
         for name, repeats, size, timeout in scenarios:
             gave_up: set[str] = set()
