@@ -29,6 +29,20 @@ def _quoted(states: Sequence[str]) -> str:
     return ", ".join(f"'{state}'" for state in states)
 
 
+def _only_checked(column: str) -> str:
+    """``column`` as an expression no index matches, in a test that must not lead a plan.
+
+    A row found by its key (``id``, ``workflow_id``) is then only checked for
+    its state. Left as a plain column, statistics PostgreSQL took while no
+    step ran or failed and no workflow ran (every one completed) make the
+    index on ``state`` look the cheaper way in, and the plan it caches keeps
+    taking it: for a completion, a range holding a dead entry per recent
+    claim; for a workflow's end, one per workflow started since; for its
+    failed steps, every failed step of every workflow.
+    """
+    return f"{column} || ''"
+
+
 #: Does this edge (alias e, its dep alias d) no longer hold its step back?
 _SATISFIED = (
     f"(d.state = '{StepState.COMPLETED}' OR (d.state IN ({_quoted(FAILED)})"
@@ -52,18 +66,6 @@ RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
 CLAIM_WITH_DEPENDENTS = f"""{CLAIM},
     dependents_version,
     ARRAY(SELECT e.step_name FROM {E} e WHERE e.workflow_id = {N}.workflow_id AND e.dep_name = {N}.step_name)"""
-
-def _only_checked(column: str) -> str:
-    """``column`` as an expression no index matches, in a test that must not lead a plan.
-
-    A row found by its key (``id``, ``workflow_id``) is then only checked for
-    its state. Left as a plain column, PostgreSQL's statistics of a table where
-    nearly every step has settled make ix_baton_nodes_state_scheduled look the
-    cheaper way in: for a completion, a range holding a dead entry per recent
-    claim; for a workflow's failed steps, every failed step of every workflow.
-    """
-    return f"{column} || ''"
-
 
 COMPLETE = f"""
 UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, finished_at = :now
@@ -155,8 +157,9 @@ WITH {_DONE},
 SETTLE = f"UPDATE {W} SET unsettled = unsettled - :count WHERE id = :workflow_id RETURNING unsettled, state"
 
 _SETTLED = f"SELECT 1 FROM {W} WHERE id = :workflow_id AND unsettled = 0"
+_STILL_RUNNING = f"id = :workflow_id AND {_only_checked('state')} = '{WorkflowState.RUNNING}' AND unsettled = 0"
 FINISH = f"""
-UPDATE {W} SET state = :outcome, finished_at = :now WHERE id = :workflow_id AND state = 'running' AND unsettled = 0
+UPDATE {W} SET state = :outcome, finished_at = :now WHERE {_STILL_RUNNING}
 """
 
 #: The completion row is what makes a workflow's end happen once.
@@ -172,7 +175,7 @@ ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id
 FINISH_AND_RECORD_END = f"""
 WITH {_OUTCOME},
 finished AS (UPDATE {W} SET state = (SELECT outcome FROM outcome), finished_at = :now
-    WHERE id = :workflow_id AND state = 'running' AND unsettled = 0)
+    WHERE {_STILL_RUNNING})
 INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
 SELECT :workflow_id, outcome, failed, :now FROM outcome WHERE EXISTS ({_SETTLED})
 ON CONFLICT (workflow_id) DO NOTHING RETURNING outcome, failed_steps

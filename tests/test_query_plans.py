@@ -1,9 +1,10 @@
 """PostgreSQL plans of the hot path in a database that has run a while.
 
-Statistics taken while every step had completed (none running, none failed)
-make the index on ``state`` look like the cheap way to a step or to a
-workflow's failed steps; through it a completion would walk the entries of
-every recent claim and a workflow's end every failed step since stored.
+Statistics taken while every workflow and step had completed (none running,
+none failed) make the indexes on ``state`` look like the cheap way to a step,
+to a workflow's failed steps or to the workflow itself; through them a
+completion would walk the entries of every recent claim, and a workflow's end
+those of every workflow started since and every failed step since stored.
 These read the plans PostgreSQL caches for such a database.
 """
 
@@ -19,6 +20,7 @@ from flask_baton import hotpath
 from flask_baton.schema import metadata
 
 STATE_INDEX = "ix_baton_nodes_state_scheduled"
+WORKFLOW_STATE_INDEX = "ix_baton_workflows_state_created"
 
 _HISTORY = (
     """INSERT INTO baton_workflows (id, name, state, total_steps, unsettled, created_at, finished_at)
@@ -68,3 +70,12 @@ def test_a_workflows_failed_steps_are_found_among_its_own_steps(engine: Engine) 
     plan = _generic_plan(engine, hotpath.FAILING, {"workflow_id": "text"})
     assert "ux_baton_nodes_workflow_step" in plan
     assert STATE_INDEX not in plan, plan
+
+
+@pytest.mark.parametrize("statement", ["FINISH", "FINISH_AND_RECORD_END"])
+def test_a_workflows_end_finds_it_by_primary_key(engine: Engine, statement: str) -> None:
+    types = {"workflow_id": "text", "now": "float8", "outcome": "text"}
+    sql = getattr(hotpath, statement)
+    plan = _generic_plan(engine, sql, {name: types[name] for name in re.findall(r":(\w+)", sql)})
+    assert "baton_workflows_pkey" in plan
+    assert WORKFLOW_STATE_INDEX not in plan, plan
