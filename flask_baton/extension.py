@@ -18,6 +18,7 @@ from .errors import ConfigError, WorkflowNotFoundError
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
+from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
 from .events.transport import transport_for
@@ -71,6 +72,7 @@ class Baton:
         from .cli import baton_cli
 
         app.cli.add_command(baton_cli)
+        protect_from_autogenerate(app)
         if config.dashboard_prefix is not None:
             from .dashboard import register_dashboard
 
