@@ -22,7 +22,7 @@ from .steps import baton, constant
     [
         ("BATON_SQLITE_SYNCHRONOUS", "SOMETIMES", "BATON_SQLITE_SYNCHRONOUS must be one of"),
         ("BATON_SQLITE_BUSY_TIMEOUT", -1, "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
-        ("BATON_SQLITE_BUSY_TIMEOUT", "5", "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
+        ("BATON_SQLITE_BUSY_TIMEOUT", "five", "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
         ("BATON_HUEY_URL", "amqp://localhost", "BATON_HUEY_URL must start with"),
         ("BATON_HUEY_NAME", "", "BATON_HUEY_NAME must be a non-empty string"),
     ],
