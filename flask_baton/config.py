@@ -106,18 +106,8 @@ def _flag(key: str, value: Any) -> bool:
     return flag
 
 
-def _from_json(key: str, value: Any) -> Any:
-    """A mapping given as a JSON string, decoded; any other value as it is."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError as exc:
-        raise ConfigError(f"{key} must be a mapping (as a string: a JSON object), got {value!r}: {exc}") from None
-
-
 def _pricing(key: str, value: Any) -> PriceTable | CostFunction:
-    return check_pricing(key, _from_json(key, value))
+    return check_pricing(key, _from_string(value, json.loads))
 
 
 def _prefix(key: str, value: Any) -> str:
