@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from .errors import (
     ConfigError,
+    ConfigWarning,
     CycleError,
     DuplicateStepError,
     DuplicateWorkflowError,
     InvalidStepError,
     NotADependencyError,
     NotSerializableError,
+    SchemaError,
     StepTimeout,
     UnknownDependencyError,
     WorkflowError,
@@ -28,6 +30,7 @@ from .workflow import InsertedJob, Workflow
 __all__ = [
     "Baton",
     "ConfigError",
+    "ConfigWarning",
     "CycleError",
     "Dep",
     "Discard",
@@ -39,6 +42,7 @@ __all__ = [
     "Job",
     "NotADependencyError",
     "NotSerializableError",
+    "SchemaError",
     "Snooze",
     "Step",
     "StepCall",

@@ -47,6 +47,15 @@ def step_states(app: Flask, workflow_id: str) -> dict[str, str]:
     return {s.step_name: s.state.value for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
 
 
+def make_version_1(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 1 was."""
+    from sqlalchemy import text
+
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN dependents_version"))
+        conn.execute(text("UPDATE baton_schema SET version = 1"))
+
+
 class ThreadConsumer:
     """A real Huey consumer (worker threads + scheduler) for one app's queue."""
 
