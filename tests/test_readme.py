@@ -173,7 +173,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
 def _completed_in_status(command: list[str], cwd: Path, env: dict[str, str], workflow_id: str) -> str | None:
     output = _run(command, cwd, env)
     rows = [line.split() for line in output.splitlines() if workflow_id in line]
-    assert not rows or not {"failed", "cancelled"} & set(rows[0]), output
+    assert not rows or not {"failed", "cancelled"} & set(rows[0]), f"the Quick start's workflow did not complete:\n{output}"
     return output if rows and "completed" in rows[0] else None
 
 
@@ -301,10 +301,14 @@ def test_readme_runs_as_printed_from_an_empty_directory(
     try:
         with app.app_context():
             workflows = state.query.list_workflows(limit=1000).workflows
+            failed = {
+                f"{w.name} ({w.state.value})": {s.step_name: s.error for s in state.query.get_workflow_jobs(w.id) if s.error}
+                for w in workflows if w.state.value not in ("completed", "cancelled")
+            }
             usage = state.baton.stats.total()
     finally:
         state.events.close()
         state.engine.dispose()
     assert len(workflows) > 1, "the README's blocks started no workflow"
-    assert [(w.name, w.state.value) for w in workflows if w.state.value not in ("completed", "cancelled")] == []
+    assert failed == {}
     assert usage.calls == len(client.calls) > 0 and usage.cost_usd > 0, usage
