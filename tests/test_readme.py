@@ -20,7 +20,6 @@ The blocks are read from README.md at test time; no copy of them is kept here.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shlex
@@ -158,10 +157,12 @@ def backend_environment(settings: dict[str, Any]) -> dict[str, str]:
     return {f"FLASK_{key}": str(value) for key, value in settings.items() if key != "TEST_LEDGER"}
 
 
-def _command(line: str) -> list[str]:
+def _command(line: str) -> tuple[list[str], str | None]:
+    """The line as this interpreter's ``python -m flask ...``, and its ``baton`` subcommand if any."""
     words = shlex.split(line, comments=True)
     assert words and words[0] == "flask", f"the Quick start's commands are flask commands, got {line!r}"
-    return [sys.executable, "-m", "flask", *words[1:]]
+    baton = words[words.index("baton") + 1] if "baton" in words[:-1] else None
+    return [sys.executable, "-m", "flask", *words[1:]], baton
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -173,7 +174,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
 def _completed_in_status(command: list[str], cwd: Path, env: dict[str, str], workflow_id: str) -> str | None:
     output = _run(command, cwd, env)
     rows = [line.split() for line in output.splitlines() if workflow_id in line]
-    assert not rows or not {"failed", "cancelled"} & set(rows[0]), f"the Quick start's workflow did not complete:\n{output}"
+    assert not rows or not {"failed", "cancelled"} & set(rows[0]), f"the workflow did not complete:\n{output}"
     return output if rows and "completed" in rows[0] else None
 
 
@@ -185,11 +186,11 @@ def run_quick_start_commands(directory: Path, env: dict[str, str]) -> str:
     workflow_id = ""
     try:
         for line in lines:
-            command = _command(line)
-            if command[3:5] == ["baton", "worker"] or command[5:7] == ["baton", "worker"]:
+            command, baton = _command(line)
+            if baton == "worker":
                 worker = subprocess.Popen(command, cwd=directory, env=env, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            elif workflow_id and "status" in command:
+            elif baton == "status" and workflow_id:
                 wait_for(lambda: _completed_in_status(command, directory, env, workflow_id),
                          f"`{line.split('#')[0].strip()}` to show {workflow_id} completed", DEADLINE)
             else:
@@ -244,7 +245,7 @@ def quick_start_module() -> Iterator[None]:
     sys.modules.pop("myapp", None)
 
 
-def run_python_blocks(directory: Path, workflow_id: str, client: OfflineChat) -> Flask:
+def run_python_blocks(workflow_id: str, client: OfflineChat) -> Flask:
     """Run every python block that is not a file, in order, in one shell-like namespace; return its app."""
     namespace: dict[str, Any] = {"__name__": "readme"}
     exec("from myapp import *", namespace)
@@ -296,13 +297,13 @@ def test_readme_runs_as_printed_from_an_empty_directory(
     monkeypatch.chdir(directory)
     monkeypatch.syspath_prepend(str(directory))
     client = OfflineChat()
-    app = run_python_blocks(directory, workflow_id, client)
+    app = run_python_blocks(workflow_id, client)
     state = app.extensions["baton"]
     try:
         with app.app_context():
             workflows = state.query.list_workflows(limit=1000).workflows
-            failed = {
-                f"{w.name} ({w.state.value})": {s.step_name: s.error for s in state.query.get_workflow_jobs(w.id) if s.error}
+            failed = {  # with each step's error, to say why
+                f"{w.name} ({w.state.value})": {s.step_name: s.error for s in state.query.get_workflow_jobs(w.id)}
                 for w in workflows if w.state.value not in ("completed", "cancelled")
             }
             usage = state.baton.stats.total()
