@@ -37,7 +37,8 @@ INDEX = """<!doctype html>
   th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; }
   tr.started { background: #fff8dc; }
   .running { color: #b36b00; } .completed { color: #1a7f37; } .failed, .cancelled { color: #c62828; }
-  .error { color: #c62828; } small { color: #666; }
+  .error { color: #c62828; } small { color: #666; overflow-wrap: anywhere; }
+  @media (max-width: 30rem) { th:nth-child(4), td:nth-child(4) { display: none; } }  /* phones: no start time */
 </style>
 </head>
 <body>
