@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
+from sqlalchemy.engine import make_url
 
 from . import control
 from .appstate import AppState
@@ -26,6 +27,7 @@ from .runner import hand_back, run_node
 from .sweep import sweep
 from .usage import Stats
 from .schema import upgrade
+from .sqlite_paths import sqlite_url_in_instance
 from .steps import Step, StepFunction
 from .subworkflow import join_step
 
@@ -55,8 +57,8 @@ class Baton:
             raise RuntimeError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
-        engine = create_baton_engine(database_uri, config)
-        huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name)
+        engine = create_baton_engine(sqlite_url_in_instance(make_url(database_uri), app.instance_path), config)
+        huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
         state = AppState(self, app, config, engine)
         state.events = transport_for(config, engine)
         state.queues = Queues(

@@ -161,3 +161,36 @@ def test_bad_postgres_commit_level_is_refused_naming_the_key(tmp_path: Path) -> 
 def test_postgres_connections_use_the_configured_commit_durability(app: Flask, expected: str) -> None:
     with app.extensions["baton"].engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+
+
+def test_relative_sqlite_paths_are_files_in_the_instance_folder_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .support import ThreadConsumer, wait_finished
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    instance = tmp_path / "instance"  # not there yet: SQLite would not create it
+    app = Flask("relative", instance_path=str(instance))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite:///app.db",
+        BATON_DATABASE_URI="sqlite:///baton/baton.db",
+        BATON_HUEY_URL="sqlite:///queues/huey.db",
+        TEST_LEDGER=str(tmp_path / "ledger"),
+    )
+    SQLAlchemy(app)
+    baton.init_app(app)
+    state = app.extensions["baton"]
+    try:
+        assert state.engine.url.database == str(instance / "baton" / "baton.db")
+        assert state.queues.huey().storage.filename == str(instance / "queues" / "huey.db")
+        baton.create_schema(app)
+        with app.app_context(), ThreadConsumer(app, workers=1):
+            wf = Workflow("relative").add("a", constant.new(value=1))
+            wf.insert()
+            assert wait_finished(app, wf.workflow_id).state == "completed"
+    finally:
+        state.events.close()
+        state.engine.dispose()
+    assert list(elsewhere.iterdir()) == []
