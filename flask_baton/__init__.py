@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__version__ = "0.2.0.dev0"
+
 from .errors import (
     ConfigError,
     ConfigWarning,
