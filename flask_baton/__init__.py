@@ -5,6 +5,8 @@ from __future__ import annotations
 __version__ = "0.2.0.dev0"
 
 from .errors import (
+    ArgumentError,
+    BatonError,
     ConfigError,
     ConfigWarning,
     CycleError,
@@ -14,6 +16,7 @@ from .errors import (
     NotADependencyError,
     NotSerializableError,
     SchemaError,
+    SetupError,
     StepTimeout,
     UnknownDependencyError,
     WorkflowError,
@@ -30,6 +33,8 @@ from .steps import Dep, Step, StepCall
 from .workflow import InsertedJob, Workflow
 
 __all__ = [
+    "ArgumentError",
+    "BatonError",
     "Baton",
     "ConfigError",
     "ConfigWarning",
@@ -45,6 +50,7 @@ __all__ = [
     "NotADependencyError",
     "NotSerializableError",
     "SchemaError",
+    "SetupError",
     "Snooze",
     "Step",
     "StepCall",

@@ -10,11 +10,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-class WorkflowError(Exception):
+class BatonError(Exception):
+    """The root of every exception flask_baton raises on purpose.
+
+    ``except flask_baton.BatonError`` catches them all; each subclass also
+    derives from the built-in exception it refines (``ValueError`` for bad
+    values, ``LookupError`` for missing things, ...), so code written against
+    those keeps working.
+    """
+
+
+class SetupError(BatonError, RuntimeError):
+    """flask_baton is used outside an app context, or on an app it is not registered on."""
+
+
+class ArgumentError(BatonError, ValueError):
+    """An argument given to a flask_baton function is of the wrong type or out of range."""
+
+
+class WorkflowError(BatonError):
     """Base class for every problem with a workflow's shape or contents."""
 
 
-class CycleError(WorkflowError):
+class CycleError(WorkflowError, ValueError):
     """The dependency graph has a cycle; ``steps`` are the steps on it."""
 
     def __init__(self, steps: Iterable[str]) -> None:
@@ -33,12 +51,12 @@ class UnknownDependencyError(WorkflowError):
         super().__init__(f"step {step!r} depends on unknown step {dependency!r}")
 
 
-class DuplicateStepError(WorkflowError):
-    """Two steps of one workflow share a name."""
+class DuplicateStepError(WorkflowError, ValueError):
+    """Two steps of one workflow, or two registered steps, share a name."""
 
-    def __init__(self, step: str) -> None:
+    def __init__(self, step: str, message: str | None = None) -> None:
         self.step = step
-        super().__init__(f"workflow already has a step named {step!r}")
+        super().__init__(message or f"workflow already has a step named {step!r}")
 
 
 class InvalidStepError(WorkflowError):
@@ -84,11 +102,11 @@ class DuplicateWorkflowError(WorkflowStateError):
         super().__init__(f"a workflow with unique_key {unique_key!r} is already running{holder}")
 
 
-class StepTimeout(TimeoutError):
+class StepTimeout(BatonError, TimeoutError):
     """A step ran past its ``timeout``; it fails like any error (and may retry)."""
 
 
-class ConfigError(ValueError):
+class ConfigError(BatonError, ValueError):
     """A ``BATON_*`` config value is missing, of the wrong type or out of range."""
 
 
@@ -96,7 +114,7 @@ class ConfigWarning(UserWarning):
     """A ``BATON_*`` key flask_baton does not know (a typo, most likely); it is ignored."""
 
 
-class SchemaError(RuntimeError):
+class SchemaError(BatonError, RuntimeError):
     """flask_baton's tables are missing from the database, or older than this code.
 
     A ``RuntimeError``: the call was fine, the database is not ready for it.

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import subworkflow
-from .errors import WorkflowNotFoundError
+from .errors import ArgumentError, WorkflowNotFoundError
 from .query import Query, StepRecord, WorkflowRecord
 from .states import StepState
 
@@ -118,7 +118,7 @@ def renderer(format: str) -> Renderer:
     try:
         return RENDERERS[format]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise ArgumentError(
             f"unknown export format {format!r}; choose one of: {', '.join(sorted(RENDERERS))}"
         ) from None
 

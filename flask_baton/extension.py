@@ -15,7 +15,7 @@ from . import control
 from .appstate import AppState
 from .config import read_config
 from .database import create_baton_engine
-from .errors import ConfigError, WorkflowNotFoundError
+from .errors import ConfigError, DuplicateStepError, SetupError, WorkflowNotFoundError
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
@@ -54,7 +54,7 @@ class Baton:
     def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
         """Register with ``app``: read ``BATON_*`` config, build the engine and queues."""
         if EXTENSION_KEY in app.extensions:
-            raise RuntimeError("flask_baton is already registered on this app; call init_app once per app")
+            raise SetupError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
         engine = create_baton_engine(sqlite_url_in_instance(make_url(database_uri), app.instance_path), config)
@@ -99,14 +99,14 @@ class Baton:
         """
         if app is None:
             if not has_app_context():
-                raise RuntimeError(
+                raise SetupError(
                     "no Flask app context: call this inside `with app.app_context():` "
                     "or a request, or pass the app"
                 )
             app = current_app._get_current_object()  # type: ignore[attr-defined]
         state = app.extensions.get(EXTENSION_KEY)
         if state is None or state.baton is not self:
-            raise RuntimeError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
+            raise SetupError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
         return state
 
     # -- steps ---------------------------------------------------------------
@@ -127,9 +127,10 @@ class Baton:
         def register(fn: StepFunction) -> Step:
             step = Step(fn, name=name or fn.__name__, **options)
             if step.name in self.steps:
-                raise ValueError(
+                raise DuplicateStepError(
+                    step.name,
                     f"a step named {step.name!r} is already registered "
-                    f"({self.steps[step.name].func.__module__}); pass name= to tell them apart"
+                    f"({self.steps[step.name].func.__module__}); pass name= to tell them apart",
                 )
             self.steps[step.name] = step
             return step

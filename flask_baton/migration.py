@@ -33,6 +33,7 @@ from flask import Flask, appcontext_pushed
 from sqlalchemy import Connection
 
 from . import schema
+from .errors import SetupError
 
 #: Every flask_baton table name, from the one place they are defined.
 TABLE_NAMES: frozenset[str] = frozenset(table.name for table in schema.metadata.tables.values())
@@ -115,7 +116,7 @@ def downgrade(op: Operations) -> None:
 def _connection(op: Operations) -> Connection:
     conn = op.get_bind()
     if not isinstance(conn, Connection):  # offline mode gives a mock that only records SQL
-        raise RuntimeError(
+        raise SetupError(
             "flask_baton.migration needs a database connection: it reads the installed schema "
             "version, so offline migrations (`--sql`) cannot install it; run `flask baton db "
             "upgrade` against the database instead"

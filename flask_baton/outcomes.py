@@ -7,13 +7,15 @@ Mirrors Huey's style of signalling outcomes with exceptions (``RetryTask``,
 
 from __future__ import annotations
 
+from .errors import ArgumentError
+
 
 class Snooze(Exception):
     """Not ready yet: run this step again in ``seconds`` without using an attempt."""
 
     def __init__(self, seconds: float = 5.0) -> None:
         if seconds < 0:
-            raise ValueError(f"Snooze seconds must be >= 0, got {seconds!r}")
+            raise ArgumentError(f"Snooze seconds must be >= 0, got {seconds!r}")
         self.seconds = float(seconds)
         super().__init__(f"snoozed for {self.seconds:g}s")
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, and_, func, select, true
 from .database import read_connection
 from .schema import edge_to_dep, edges, nodes, step_stats, workflows
 from .states import SETTLED, StepState, WorkflowState
+from .errors import ArgumentError
 
 
 def decode_result(raw: str | None) -> Any:
@@ -206,7 +207,7 @@ class Query:
     ) -> WorkflowPage:
         """Workflows newest first, ``limit`` at a time (keyset paging on the id)."""
         if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit!r}")
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         conditions = []
         if name is not None:
             conditions.append(workflows.c.name == name)
@@ -245,7 +246,7 @@ class Query:
         not wildcards). ``after`` keeps only workflows newer than that id.
         """
         if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit!r}")
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         conditions = []
         if label:
             conditions.append(func.lower(workflows.c.name).contains(label.lower(), autoescape=True))

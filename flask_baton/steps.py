@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidStepError, NotSerializableError
+from .errors import ArgumentError, InvalidStepError, NotSerializableError
 
 if TYPE_CHECKING:
     from .job import Job
@@ -63,14 +63,14 @@ class Step:
         llm: bool = False,
     ) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"step {name!r}: retries must be an int >= 0, got {retries!r}")
+            raise ArgumentError(f"step {name!r}: retries must be an int >= 0, got {retries!r}")
         if retry_delay < 0 or retry_backoff < 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"step {name!r}: retry_delay must be >= 0 and retry_backoff >= 1, "
                 f"got {retry_delay!r} and {retry_backoff!r}"
             )
         if timeout is not None and timeout <= 0:
-            raise ValueError(f"step {name!r}: timeout must be > 0 seconds, got {timeout!r}")
+            raise ArgumentError(f"step {name!r}: timeout must be > 0 seconds, got {timeout!r}")
         self.func = func
         self.name = name
         self.retries = retries

@@ -15,6 +15,7 @@ from typing import Any
 from blinker import NamedSignal, Namespace
 
 from .states import StepState
+from .errors import ArgumentError
 
 logger = logging.getLogger("flask_baton")
 signals = Namespace()
@@ -36,7 +37,7 @@ plugin_pruned = signals.signal("baton.plugin.pruned")
 def step_signal(state: str) -> NamedSignal:
     """The signal sent when a step enters ``state`` (``"baton.step.<state>"``)."""
     if state not in STEP_STATES:
-        raise ValueError(f"no step signal for state {state!r}; one of {', '.join(STEP_STATES)}")
+        raise ArgumentError(f"no step signal for state {state!r}; one of {', '.join(STEP_STATES)}")
     return signals.signal(f"baton.step.{state}")
 
 

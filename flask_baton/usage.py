@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, insert, select
 from .database import read_connection, write_transaction
 from .pricing import CostFunction, PriceTable, cost_usd
 from .schema import step_stats
+from .errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Usage:
 
 def _count(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        raise ArgumentError(f"{name} must be a whole number >= 0, got {value!r}")
     return value
 
 
@@ -53,14 +54,14 @@ def record_usage(
 ) -> float | None:
     """Store one call's usage; return its cost (``None`` if unpriced)."""
     if not isinstance(model, str) or not model:
-        raise ValueError(f"model must be a non-empty string, got {model!r}")
+        raise ArgumentError(f"model must be a non-empty string, got {model!r}")
     counts = (
         _count("input_tokens", input_tokens),
         _count("output_tokens", output_tokens),
         _count("cached_input_tokens", cached_input_tokens),
     )
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
-        raise ValueError(f"latency must be a number of seconds >= 0, got {latency!r}")
+        raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
     cost = cost_usd(pricing, model, *counts)
     with write_transaction(engine) as conn:
         conn.execute(insert(step_stats), {

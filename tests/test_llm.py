@@ -123,7 +123,7 @@ def test_bad_token_counts_fail_the_step_clearly_and_keep_earlier_usage(
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     (step,) = app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)
-    assert "ValueError: input_tokens must be a whole number >= 0, got -1" in step.error
+    assert "ArgumentError: input_tokens must be a whole number >= 0, got -1" in step.error
     assert baton.stats.for_workflow(wf.workflow_id).calls == 1
 
 

@@ -26,6 +26,8 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..errors import CycleError
+
 #: Geometry in CSS pixels.
 NODE_WIDTH = 172
 NODE_HEIGHT = 38
@@ -144,7 +146,7 @@ def longest_path_layers(order: Sequence[str], preds: Mapping[str, Iterable[str]]
     """Layer of each node: 0 for sources, else 1 + the deepest predecessor's.
 
     ``order`` lists every node; predecessors not in it are ignored. Raises
-    ``ValueError`` on a cycle (workflows are validated, so that is a bug).
+    ``CycleError`` on a cycle (workflows are validated, so that is a bug).
     """
     known = set(order)
     pending = {node: {p for p in preds.get(node, ()) if p in known} for node in order}
@@ -164,7 +166,7 @@ def longest_path_layers(order: Sequence[str], preds: Mapping[str, Iterable[str]]
             if not pending[succ]:
                 ready.append(succ)
     if done != len(order):
-        raise ValueError("the graph has a cycle")
+        raise CycleError(node for node in order if pending[node])
     return layer
 
 
