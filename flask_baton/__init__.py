@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .errors import (
+    AmbiguousWorkflowIdError,
     ConfigError,
     CycleError,
     DuplicateStepError,
@@ -26,6 +27,7 @@ from .steps import Dep, Step, StepCall
 from .workflow import InsertedJob, Workflow
 
 __all__ = [
+    "AmbiguousWorkflowIdError",
     "Baton",
     "ConfigError",
     "CycleError",
