@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.2.0.dev0"
 
 from .errors import (
+    AmbiguousWorkflowIdError,
     ArgumentError,
     BatonError,
     ConfigError,
@@ -33,6 +34,7 @@ from .steps import Dep, Step, StepCall
 from .workflow import InsertedJob, Workflow
 
 __all__ = [
+    "AmbiguousWorkflowIdError",
     "ArgumentError",
     "BatonError",
     "Baton",

@@ -7,7 +7,7 @@ alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class BatonError(Exception):
@@ -82,6 +82,22 @@ class NotADependencyError(WorkflowError):
 
 class WorkflowNotFoundError(WorkflowError, LookupError):
     """No workflow (or no step of it) has the given id or name."""
+
+
+class AmbiguousWorkflowIdError(WorkflowError, LookupError):
+    """The start of an id given for a workflow matches several; say which, so one can be picked.
+
+    ``matches`` maps some of those ids to their labels, newest first; ``more``
+    is true when others match too.
+    """
+
+    def __init__(self, prefix: str, matches: Mapping[str, str], more: bool) -> None:
+        self.prefix = prefix
+        self.matches = dict(matches)
+        self.more = more
+        listed = "".join(f"\n  {workflow_id}  {label}" for workflow_id, label in self.matches.items())
+        count = f"more than {len(self.matches)}" if more else str(len(self.matches))
+        super().__init__(f"id prefix {prefix!r} matches {count} workflows; give more of the id to pick one:{listed}")
 
 
 class WorkflowStateError(WorkflowError):

@@ -68,6 +68,38 @@ def dot(workflow: WorkflowRecord, steps: Sequence[StepRecord]) -> str:
     return "\n".join([*lines, "}"]) + "\n"
 
 
+def workflow_document(workflow: WorkflowRecord) -> dict[str, Any]:
+    """A workflow's stored fields as JSON-ready values (``export`` and ``status --json`` share the keys)."""
+    return {
+        "id": workflow.id,
+        "name": workflow.name,
+        "state": workflow.state.value,
+        "total_steps": workflow.total_steps,
+        "settled_steps": workflow.settled_steps,
+        "created_at": workflow.created_at,
+        "finished_at": workflow.finished_at,
+        "unique_key": workflow.unique_key,
+    }
+
+
+def step_document(step: StepRecord) -> dict[str, Any]:
+    """A step's stored fields as JSON-ready values, its result left out (``has_result`` says if there is one)."""
+    return {
+        "name": step.step_name,
+        "state": step.state.value,
+        "deps": list(step.deps),
+        "task": step.task,
+        "attempt": step.attempt,
+        "has_result": step.has_result,
+        "error": step.error,
+        "worker": step.worker,
+        "created_at": step.created_at,
+        "scheduled_at": step.scheduled_at,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+    }
+
+
 def as_json(workflow: WorkflowRecord, steps: Sequence[StepRecord]) -> str:
     """``{"workflow": {...}, "steps": [{name, state, deps, ...}], "subworkflows": {...}}``.
 
@@ -77,34 +109,8 @@ def as_json(workflow: WorkflowRecord, steps: Sequence[StepRecord]) -> str:
     groups = subworkflow.groups(steps)
     holder = subworkflow.innermost_group(groups)
     document: dict[str, Any] = {
-        "workflow": {
-            "id": workflow.id,
-            "name": workflow.name,
-            "state": workflow.state.value,
-            "total_steps": workflow.total_steps,
-            "settled_steps": workflow.settled_steps,
-            "created_at": workflow.created_at,
-            "finished_at": workflow.finished_at,
-            "unique_key": workflow.unique_key,
-        },
-        "steps": [
-            {
-                "name": step.step_name,
-                "state": step.state.value,
-                "deps": list(step.deps),
-                "task": step.task,
-                "attempt": step.attempt,
-                "has_result": step.has_result,
-                "error": step.error,
-                "worker": step.worker,
-                "created_at": step.created_at,
-                "scheduled_at": step.scheduled_at,
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-                "subworkflow": holder.get(step.step_name),
-            }
-            for step in steps
-        ],
+        "workflow": workflow_document(workflow),
+        "steps": [{**step_document(step), "subworkflow": holder.get(step.step_name)} for step in steps],
         "subworkflows": groups,
     }
     return json.dumps(document, indent=2) + "\n"

@@ -18,46 +18,70 @@ from .states import WorkflowState
 BATCH = 500
 
 
+#: Tables holding a workflow's rows, in the order a prune deletes from them (before the workflow's own row).
+_BELONGING = (step_stats, debug_logs, edges, nodes, completions)
+#: Every table a prune deletes from, in the order a report lists them.
+TABLES = (workflows.name, nodes.name, edges.name, completions.name, step_stats.name, debug_logs.name)
+
+
 @dataclass(frozen=True)
 class PruneReport:
-    """What a prune removed (or, with ``dry_run``, would remove)."""
+    """What a prune removed (or, with ``dry_run``, would remove): ``rows`` per table name, in ``TABLES`` order."""
 
-    workflows: int
-    steps: int
-    debug_logs: int
+    rows: dict[str, int]
     dry_run: bool
+
+    @property
+    def workflows(self) -> int:
+        return self.rows[workflows.name]
+
+    @property
+    def steps(self) -> int:
+        return self.rows[nodes.name]
+
+    @property
+    def debug_logs(self) -> int:
+        return self.rows[debug_logs.name]
+
+    @property
+    def total(self) -> int:
+        """Rows of every table together."""
+        return sum(self.rows.values())
 
 
 def prune(
     engine: Engine, now: float, max_age: float, debug_log_max_age: float, *, dry_run: bool = False
 ) -> PruneReport:
-    """Delete workflows settled more than ``max_age`` seconds ago, and old debug logs."""
+    """Delete workflows settled more than ``max_age`` seconds ago, and old debug logs.
+
+    A dry run counts the same rows a prune with the same ``now`` deletes
+    (the debug logs of those workflows and the ones past their own age), so
+    the CLI can show the counts, ask, and then delete what it showed.
+    """
     cutoff = now - max_age
     old = (workflows.c.state != WorkflowState.RUNNING) & (workflows.c.finished_at < cutoff)
     log_cutoff = debug_logs.c.created_at < now - debug_log_max_age
+    rows = dict.fromkeys(TABLES, 0)
     if dry_run:
+        ids = select(workflows.c.id).where(old)
         with read_connection(engine) as conn:
-            ids = select(workflows.c.id).where(old)
-            return PruneReport(
-                conn.execute(select(func.count()).where(old)).scalar_one(),
-                conn.execute(select(func.count()).where(nodes.c.workflow_id.in_(ids))).scalar_one(),
-                conn.execute(select(func.count()).where(log_cutoff)).scalar_one(),
-                dry_run=True,
-            )
-    removed_workflows = removed_steps = 0
+            rows[workflows.name] = conn.execute(select(func.count()).where(old)).scalar_one()
+            for table in _BELONGING:
+                belongs = table.c.workflow_id.in_(ids)
+                condition = belongs | log_cutoff if table is debug_logs else belongs
+                rows[table.name] = conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
+        return PruneReport(rows, dry_run=True)
     while True:
         with write_transaction(engine) as conn:
             batch = list(conn.execute(select(workflows.c.id).where(old).limit(BATCH)).scalars())
             if not batch:
                 break
-            for table in (step_stats, debug_logs, edges):
-                conn.execute(delete(table).where(table.c.workflow_id.in_(batch)))
-            removed_steps += conn.execute(delete(nodes).where(nodes.c.workflow_id.in_(batch))).rowcount
-            conn.execute(delete(completions).where(completions.c.workflow_id.in_(batch)))
-            removed_workflows += conn.execute(delete(workflows).where(workflows.c.id.in_(batch))).rowcount
+            for table in _BELONGING:
+                rows[table.name] += conn.execute(delete(table).where(table.c.workflow_id.in_(batch))).rowcount
+            rows[workflows.name] += conn.execute(delete(workflows).where(workflows.c.id.in_(batch))).rowcount
     with write_transaction(engine) as conn:
-        removed_logs = conn.execute(delete(debug_logs).where(log_cutoff)).rowcount
-    return PruneReport(removed_workflows, removed_steps, removed_logs, dry_run=False)
+        rows[debug_logs.name] += conn.execute(delete(debug_logs).where(log_cutoff)).rowcount
+    return PruneReport(rows, dry_run=False)
 
 
 def trim_event_feed(engine: Engine, now: float, retention: float) -> int:

@@ -15,9 +15,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select, true
 
 from .database import read_connection
+from .errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from .schema import edge_to_dep, edges, nodes, step_stats, workflows
 from .states import SETTLED, StepState, WorkflowState
 from .errors import ArgumentError
+
+#: Most workflows an ambiguous id prefix names in its error.
+PREFIX_MATCHES = 10
+_HEX = "0123456789abcdef"
 
 
 def decode_result(raw: str | None) -> Any:
@@ -196,6 +201,36 @@ class Query:
             (record.finished_at or time.time()) - record.created_at,
             None if row.cost_usd is None else float(row.cost_usd),
         )
+
+    def resolve_workflow_id(self, text: str) -> WorkflowRecord:
+        """The one workflow whose id is ``text`` or starts with it (any case).
+
+        What the CLI and the dashboard's search do with an id someone typed or
+        copied, such as the short ids the dashboard shows. Raises
+        ``WorkflowNotFoundError`` when nothing matches and
+        ``AmbiguousWorkflowIdError``, naming up to ``PREFIX_MATCHES`` of them,
+        when several do. One query: ``LIKE 'prefix%'`` on the primary key,
+        bounded by the range ``[prefix, next prefix)`` that ids (hex) sort in
+        whatever the collation, so the index is used on both databases.
+        """
+        prefix = text.strip().lower()
+        if not prefix:
+            raise WorkflowNotFoundError("no workflow id given")
+        condition = workflows.c.id.startswith(prefix, autoescape=True)
+        if all(char in _HEX for char in prefix):
+            condition &= workflows.c.id >= prefix
+            upper = prefix.rstrip("f")
+            if upper:
+                condition &= workflows.c.id < upper[:-1] + _HEX[_HEX.index(upper[-1]) + 1]
+        stmt = select(workflows).where(condition).order_by(workflows.c.id.desc()).limit(PREFIX_MATCHES + 1)
+        with read_connection(self._engine) as conn:
+            found = [_workflow(row) for row in conn.execute(stmt)]
+        if not found:
+            raise WorkflowNotFoundError(f"no workflow with id {text!r} or an id starting with it")
+        if len(found) > 1:
+            shown = found[:PREFIX_MATCHES]
+            raise AmbiguousWorkflowIdError(text, {w.id: w.name for w in shown}, more=len(found) > PREFIX_MATCHES)
+        return found[0]
 
     def list_workflows(
         self,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..ids import short_id
 from ..multi_model import quorum_text
 from ..query import StepRecord, StepUsage, WorkflowRecord
 from ..states import FAILED, StepState, WorkflowState
@@ -464,6 +465,10 @@ class WorkflowRow:
     duration: str
     running_since: float | None
     cost: str
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.id)
 
 
 def workflow_row(record: WorkflowRecord, cost: float | None, now: float) -> WorkflowRow:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..appstate import AppState
+from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from ..query import WorkflowRecord
 from ..states import WorkflowState
 from .layout import Layout, layered_layout
@@ -30,6 +31,8 @@ PAGE_SIZE = 50
 #: Longest label filter accepted.
 MAX_QUERY = 200
 _ID = re.compile(r"^[0-9a-f]{32}$")
+#: Search text that may be the start of an id (ids are 32 hex digits).
+_ID_PREFIX = re.compile(r"^[0-9a-fA-F]{1,32}$")
 STATES = tuple(state.value for state in WorkflowState)
 
 
@@ -63,6 +66,33 @@ class IndexFilters:
         """Query arguments for a URL of these filters, with ``changes``."""
         values = {"state": self.state, "q": self.label, "before": self.before, **changes}
         return {key: value for key, value in values.items() if value}
+
+
+@dataclass(frozen=True)
+class IdSearch:
+    """The index's search text read as a workflow id or the start of one (the short ids the index shows).
+
+    ``workflow_id``: the one workflow it names, the index sends the browser
+    there. ``ambiguous``: the workflows it could mean, listed to pick from.
+    ``unknown``: hex text no id starts with (a label may still contain it).
+    """
+
+    workflow_id: str | None = None
+    ambiguous: AmbiguousWorkflowIdError | None = None
+    unknown: bool = False
+
+
+def search_by_id(state: AppState, filters: IndexFilters) -> IdSearch:
+    """Resolve the search text as an id prefix, the way the CLI resolves its ids."""
+    text = filters.label
+    if text is None or filters.before is not None or not _ID_PREFIX.match(text):
+        return IdSearch()
+    try:
+        return IdSearch(state.query.resolve_workflow_id(text).id)
+    except AmbiguousWorkflowIdError as several:
+        return IdSearch(ambiguous=several)
+    except WorkflowNotFoundError:
+        return IdSearch(unknown=True)
 
 
 @dataclass(frozen=True)

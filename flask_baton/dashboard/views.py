@@ -35,7 +35,7 @@ from ..appstate import AppState
 from ..errors import SchemaError, WorkflowError
 from . import security
 from .present import WorkflowView
-from .reads import STATES, IndexFilters, WorkflowReader, index_page
+from .reads import STATES, IndexFilters, WorkflowReader, index_page, search_by_id
 
 FRAGMENTS = "baton/_fragments.html"
 
@@ -136,11 +136,15 @@ def register_views(bp: Blueprint) -> None:
 
     @bp.get("/")
     @bp.get("")  # registered first: url_for builds "/baton", not "/baton/"
-    def index() -> str:
+    def index() -> Any:
         filters = IndexFilters.from_args(request.args)
+        by_id = search_by_id(baton_state(), filters)
+        if by_id.workflow_id is not None:
+            return redirect(url_for("baton.workflow", workflow_id=by_id.workflow_id), 303)
         page = index_page(baton_state(), filters)
         ws_url = socket_url("baton.live_index", v=page.version, **filters.args())
-        return render_template("baton/index.html", page=page, tabs=state_tabs(filters, page.counts), ws_url=ws_url)
+        return render_template("baton/index.html", page=page, tabs=state_tabs(filters, page.counts), ws_url=ws_url,
+                               by_id=by_id)
 
     @bp.get("/workflows/<workflow_id>")
     def workflow(workflow_id: str) -> str:
