@@ -419,7 +419,8 @@ def test_retry_button_follows_each_edge_policy_as_retry_step_does(
     wf = (Workflow("tolerant-retry")
           .add("optional", discard_now.new())
           .add("strict", record_args.new(), deps=["optional"])
-          .add("tolerant", wait_for_file.new(path=str(gate), value=7), deps=[Dep("optional", ignore_discarded=True)]))
+          .add("tolerant", wait_for_file.new(path=str(gate), value=7), deps=[Dep("optional", ignore_discarded=True)])
+          .add("blocked", record_args.new(), deps=["tolerant", "optional"]))
     with Deliveries(app) as deliveries:
         jobs = {job.step_name: job for job in wf.insert()}
         wait_for(lambda: step_states(app, wf.workflow_id)["tolerant"] == "executing", "tolerant to start")
@@ -428,15 +429,16 @@ def test_retry_button_follows_each_edge_policy_as_retry_step_does(
         deliveries.wait(jobs["tolerant"].id, 1)  # the cancelled run has returned; its outcome was dropped
     html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
     rows = {name: html.split(f'<tr id="s-{node_key(name)}"')[1].split("</tr>")[0]
-            for name in ("optional", "strict", "tolerant")}
+            for name in ("optional", "strict", "tolerant", "blocked")}
     # The one rule (dag.can_retry): a failed step whose failed deps its edges all tolerate.
     assert {name: 'name="step"' in row for name, row in rows.items()} == {
-        "optional": True, "strict": False, "tolerant": True,
+        "optional": True, "strict": False, "tolerant": True, "blocked": False,
     }
 
     response = client.post(f"/baton/workflows/{wf.workflow_id}/retry", data={"step": "tolerant", "confirmed": "1"},
                            headers={"X-CSRF-Token": page_token(html), "HX-Request": "true"})
-    assert "Step “tolerant” will run again." in body(response)
+    notice = "Step “tolerant” will run again. Still cancelled: “blocked” (dependency &#39;optional&#39; discarded)."
+    assert notice in body(response)
     wait_for(lambda: step_states(app, wf.workflow_id)["tolerant"] == "completed", "tolerant to run again")
 
 
