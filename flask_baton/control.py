@@ -9,8 +9,9 @@ the call fails.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from . import dag, transitions
@@ -19,7 +20,8 @@ from .database import read_connection
 from .dispatch import commit
 from .errors import DuplicateWorkflowError, WorkflowNotFoundError, WorkflowStateError
 from .query import WorkflowRecord, load_running_holder
-from .states import FAILED, WorkflowState
+from .states import WorkflowState
+from .transitions import Effects
 
 
 def cancel_workflow(state: AppState, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
@@ -33,32 +35,42 @@ def cancel_workflow(state: AppState, workflow_id: str, reason: str = "workflow c
     return [change.step_name for change in effects.changes]
 
 
-def retry_step(state: AppState, workflow_id: str, step_name: str) -> list[str]:
+class Retried(list[str]):
+    """The steps a retry re-armed, dependencies first (a plain list otherwise).
+
+    ``left_cancelled`` maps each failed dependent of a re-armed step that
+    stays cancelled to why: a dependency of it failed in a way its edge does
+    not tolerate and was not retried.
+    """
+
+    def __init__(self, rearmed: Sequence[str], left_cancelled: Mapping[str, str]) -> None:
+        super().__init__(rearmed)
+        self.left_cancelled = dict(left_cancelled)
+
+
+def retry_step(state: AppState, workflow_id: str, step_name: str) -> Retried:
     """Run a discarded or cancelled step again, and the dependents it failed.
 
-    Returns the steps re-armed, the retried one first. Completed steps keep
-    their results; the workflow is running again until they settle.
+    Returns the steps re-armed, the retried one first (``dag.plan_retry``
+    says which). Completed steps keep their results; the workflow is running
+    again until they settle.
     """
-    states, deps_of = _graph(state, workflow_id)
-    if step_name not in states:
+    graph = _graph(state, workflow_id)
+    if step_name not in graph.states:
         raise WorkflowNotFoundError(f"workflow {workflow_id} has no step named {step_name!r}")
-    if states[step_name] not in FAILED:
-        raise WorkflowStateError(
-            f"step {step_name!r} is {states[step_name]}; only a discarded or cancelled step can be retried"
-        )
-    for dep in deps_of[step_name]:
-        if states[dep] in FAILED:
-            raise WorkflowStateError(f"step {step_name!r} depends on {dep!r}, which is {states[dep]}: retry {dep!r}")
-    return _rearm(state, workflow_id, dag.steps_to_rearm(step_name, deps_of, states, FAILED))
+    refusal = dag.retry_refusal(graph, step_name)
+    if refusal is not None:
+        raise WorkflowStateError(refusal)
+    return _rearm(state, workflow_id, [step_name])
 
 
-def retry_workflow(state: AppState, workflow_id: str) -> list[str]:
+def retry_workflow(state: AppState, workflow_id: str) -> Retried:
     """Run every discarded or cancelled step of a finished workflow again.
 
-    The steps where the failures began (failed, with no failed dependency)
-    are re-armed together in one transaction, with every step cancelled
-    because of them; completed steps keep their results. Returns the steps
-    re-armed, dependencies first.
+    The steps where the failures began (``dag.failure_roots``) are re-armed
+    together in one transaction, with every step cancelled because of them;
+    completed steps keep their results. Returns the steps re-armed,
+    dependencies first.
     """
     record = _workflow(state, workflow_id)
     if record.state == WorkflowState.RUNNING:
@@ -66,11 +78,10 @@ def retry_workflow(state: AppState, workflow_id: str) -> list[str]:
             f"workflow {workflow_id} is still running; retry it once it has finished, "
             "cancel it first, or retry single steps with retry_step"
         )
-    states, deps_of = _graph(state, workflow_id)
-    roots = dag.failure_roots(deps_of, states, FAILED)
+    roots = dag.failure_roots(_graph(state, workflow_id))
     if not roots:
         raise WorkflowStateError(f"workflow {workflow_id} is {record.state}: no step is discarded or cancelled")
-    return _rearm(state, workflow_id, dag.rearm_plan(roots, deps_of, states, FAILED))
+    return _rearm(state, workflow_id, roots)
 
 
 def _workflow(state: AppState, workflow_id: str) -> WorkflowRecord:
@@ -80,23 +91,32 @@ def _workflow(state: AppState, workflow_id: str) -> WorkflowRecord:
     return record
 
 
-def _graph(state: AppState, workflow_id: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    """Each step's state and dependencies, by step name."""
+def _graph(state: AppState, workflow_id: str) -> dag.StepGraph:
+    """The workflow's steps, states and edge policies, read before anything is written."""
     steps = state.query.get_workflow_jobs(workflow_id)
     if not steps:
         raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
-    return {step.step_name: step.state.value for step in steps}, {step.step_name: step.deps for step in steps}
+    return dag.StepGraph.of(steps)
 
 
-def _rearm(state: AppState, workflow_id: str, plan: Sequence[str]) -> list[str]:
-    """Re-arm ``plan`` in one transaction; the workflow runs again.
+def _rearm(state: AppState, workflow_id: str, targets: Sequence[str]) -> Retried:
+    """Plan and re-arm the retry of ``targets`` in one transaction; the workflow runs again.
 
-    Running again takes the workflow's ``unique_key`` back: if another
-    running workflow holds it now, the unique index refuses and nothing
-    changes.
+    The plan is made again inside the transaction (``transitions.rearm``),
+    from what it sees, so a step that moved since the checks above is
+    accounted for. Running again takes the workflow's ``unique_key`` back: if
+    another running workflow holds it now, the unique index refuses and
+    nothing changes.
     """
+    plans: list[dag.RetryPlan] = []
+
+    def transition(conn: Connection, now: float) -> Effects:
+        plan, effects = transitions.rearm(conn, workflow_id, targets, now)
+        plans.append(plan)
+        return effects
+
     try:
-        commit(state, lambda conn, now: transitions.rearm(conn, workflow_id, plan, now))
+        commit(state, transition)
     except IntegrityError:
         unique_key = _workflow(state, workflow_id).unique_key
         if unique_key is None:
@@ -104,4 +124,4 @@ def _rearm(state: AppState, workflow_id: str, plan: Sequence[str]) -> list[str]:
         with read_connection(state.engine) as conn:
             holder = load_running_holder(conn, unique_key)
         raise DuplicateWorkflowError(unique_key, holder) from None
-    return list(plan)
+    return Retried(plans[-1].rearm, plans[-1].left_cancelled)

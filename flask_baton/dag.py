@@ -1,8 +1,12 @@
-"""Graph checks for workflows: pure functions, no Flask, no SQL.
+"""Graph checks for workflows, and the plan of a retry: pure functions, no Flask, no SQL.
 
 Validation runs before anything is written, so a bad workflow costs nothing
 and leaves nothing behind. It is linear in steps + edges (Kahn's algorithm),
 which keeps a 100,000-step insert dominated by I/O, not by checking.
+
+A retry is planned here too (``plan_retry``), from the stored graph, so that
+``retry_step``, ``retry_workflow``, the CLI and the dashboard's button all
+follow one rule, tested without a database.
 """
 
 from __future__ import annotations
@@ -11,8 +15,14 @@ import gc
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import CycleError, DuplicateStepError, UnknownDependencyError
+from .states import CANCELLABLE, FAILED, StepState
+
+#: States of a step still to run, whose dep count a retry may raise again.
+WAITING = frozenset(CANCELLABLE)
 
 
 def topological_order(
@@ -108,62 +118,158 @@ def _cycle_members(deps_of: Mapping[str, Sequence[str]], ordered: set[str]) -> l
     return path[seen[node] :]
 
 
-def steps_to_rearm(
-    target: str,
-    deps_of: Mapping[str, Sequence[str]],
-    states: Mapping[str, str],
-    failed_states: Collection[str],
-) -> list[str]:
-    """Which steps a retry of ``target`` runs again, dependencies first.
+# -- retrying failed steps ---------------------------------------------------
 
-    ``target`` itself, then every step downstream of it that failed
-    (``failed_states``) and whose other dependencies either completed or are
-    re-armed too; a dependent that also waits on some other failed step stays
-    as it is, since re-arming it would leave it waiting forever.
+
+class _StoredStep(Protocol):
+    """What a retry needs of one stored step (``query.StepRecord`` has it)."""
+
+    @property
+    def step_name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def deps(self) -> Sequence[str]: ...
+    @property
+    def tolerates(self) -> Mapping[str, str]: ...
+
+
+def tolerated(tolerates: str | None, dep_state: str) -> bool:
+    """Whether an edge with policy ``tolerates`` lets its dependent run after ``dep_state``.
+
+    ``tolerates`` is ``Dep.tolerates``: None, ``"discarded"``,
+    ``"cancelled"`` or ``"any"``. The SQL twin is ``transitions._satisfied``.
     """
-    return rearm_plan([target], deps_of, states, failed_states)
+    return dep_state in FAILED and (tolerates == "any" or tolerates == dep_state)
 
 
-def rearm_plan(
-    targets: Sequence[str],
-    deps_of: Mapping[str, Sequence[str]],
-    states: Mapping[str, str],
-    failed_states: Collection[str],
-) -> list[str]:
-    """``steps_to_rearm`` for several targets re-armed together.
+@dataclass(frozen=True)
+class StepGraph:
+    """A stored workflow as a retry sees it: each step's state, and its deps' policies.
 
-    A dependent of two targets comes along here, where a retry of either
-    target alone would leave it waiting on the other.
+    ``deps`` maps each step to ``{dep: tolerates}``, in the order the deps
+    were declared; ``states`` holds every step, in insertion order.
     """
-    dependents: dict[str, list[str]] = {name: [] for name in deps_of}
-    for name, deps in deps_of.items():
+
+    states: Mapping[str, str]
+    deps: Mapping[str, Mapping[str, str | None]]
+
+    @classmethod
+    def of(cls, steps: Iterable[_StoredStep]) -> StepGraph:
+        """The graph of stored steps, e.g. ``query.get_workflow_jobs(...)``."""
+        steps = list(steps)
+        return cls(
+            {step.step_name: str(step.state) for step in steps},
+            {step.step_name: {dep: step.tolerates.get(dep) for dep in step.deps} for step in steps},
+        )
+
+    def with_states(self, fresher: Mapping[str, str]) -> StepGraph:
+        """This graph with some steps' states read again."""
+        return StepGraph({**self.states, **fresher}, self.deps)
+
+    def blocker(self, step: str, rearmed: Collection[str] = ()) -> str | None:
+        """The first dep that keeps ``step`` from ever running: failed, not re-armed, not tolerated."""
+        for dep, tolerates in self.deps[step].items():
+            state = self.states[dep]
+            if state in FAILED and dep not in rearmed and not tolerated(tolerates, state):
+                return dep
+        return None
+
+
+def retry_refusal(graph: StepGraph, step: str) -> str | None:
+    """Why ``step`` cannot be retried, or None when it can.
+
+    Only a discarded or cancelled step can be retried, and only once none of
+    its deps failed in a way its edge does not tolerate (retry that dep
+    instead). The API, the CLI and the dashboard's retry button all ask this.
+    """
+    state = graph.states[step]
+    if state not in FAILED:
+        return f"step {step!r} is {state}; only a discarded or cancelled step can be retried"
+    dep = graph.blocker(step)
+    if dep is not None:
+        return f"step {step!r} depends on {dep!r}, which is {graph.states[dep]}: retry {dep!r}"
+    return None
+
+
+def can_retry(graph: StepGraph, step: str) -> bool:
+    """Whether ``retry_step`` would accept ``step`` (see ``retry_refusal``)."""
+    return step in graph.states and retry_refusal(graph, step) is None
+
+
+def failure_roots(graph: StepGraph) -> list[str]:
+    """The failed steps that can be retried as they are: where the failures began.
+
+    Re-arming these together (``plan_retry``) brings back every failed step of
+    a settled workflow that can run again, the ones cancelled because of them
+    included.
+    """
+    return [name for name in graph.states if retry_refusal(graph, name) is None]
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What a retry changes, all in one transaction (``transitions.rearm``).
+
+    ``rearm``: the steps to run again, dependencies first; ``waits``: how many
+    deps each of them waits for (not yet completed nor tolerated-failed, or
+    re-armed too), 0 meaning runnable at once; ``waits_again``: steps still to
+    run that had counted a re-armed step's tolerated failure as done, and the
+    number of re-armed deps they now wait for again; ``left_cancelled``: the
+    failed dependents of re-armed steps that stay as they are, with why.
+    """
+
+    rearm: list[str]
+    waits: dict[str, int]
+    waits_again: dict[str, int]
+    left_cancelled: dict[str, str]
+
+
+def plan_retry(graph: StepGraph, targets: Sequence[str]) -> RetryPlan:
+    """Plan the retry of ``targets`` (each accepted by ``retry_refusal``).
+
+    Every discarded or cancelled step downstream of a re-armed one is re-armed
+    too, transitively, unless one of its deps failed in a way its edge does
+    not tolerate and is not re-armed in this plan: such a dependent would wait
+    forever, so it stays cancelled and is reported. Its other deps may be
+    completed, still running or still to run: it waits for them as it would
+    have the first time. A dependent of several targets comes along when they
+    are re-armed together, where a retry of either alone would leave it.
+    """
+    dependents: dict[str, list[str]] = {}
+    for name, deps in graph.deps.items():
         for dep in deps:
             dependents.setdefault(dep, []).append(name)
-    rearmed = list(targets)
     chosen = set(targets)
+    found = list(targets)
+    left: dict[str, str] = {}
     queue = deque(dependent for target in targets for dependent in dependents.get(target, ()))
     while queue:
         name = queue.popleft()
-        if name in chosen or states[name] not in failed_states:
+        if name in chosen or graph.states[name] not in FAILED:
             continue
-        if all(dep in chosen or states[dep] == "completed" for dep in deps_of[name]):
+        dep = graph.blocker(name, chosen)
+        if dep is None:
             chosen.add(name)
-            rearmed.append(name)
+            found.append(name)
+            left.pop(name, None)
             queue.extend(dependents.get(name, ()))
-    return rearmed
+        else:
+            left[name] = f"dependency {dep!r} {graph.states[dep]}"
+    order = topological_order([(name, [dep for dep in graph.deps[name] if dep in chosen]) for name in found])
+    waits = {
+        name: sum(1 for dep, tolerates in graph.deps[name].items()
+                  if dep in chosen or not dep_done(graph.states[dep], tolerates))
+        for name in order
+    }
+    waits_again: dict[str, int] = {}
+    for name in order:
+        for dependent in dependents.get(name, ()):
+            if graph.states[dependent] in WAITING and tolerated(graph.deps[dependent][name], graph.states[name]):
+                waits_again[dependent] = waits_again.get(dependent, 0) + 1
+    return RetryPlan(order, waits, waits_again, left)
 
 
-def failure_roots(
-    deps_of: Mapping[str, Sequence[str]],
-    states: Mapping[str, str],
-    failed_states: Collection[str],
-) -> list[str]:
-    """Failed steps none of whose dependencies failed: where the failures began.
-
-    Re-arming these (``rearm_plan``) brings back every failed step of a
-    settled workflow, the ones cancelled because of them included.
-    """
-    return [
-        name for name, deps in deps_of.items()
-        if states[name] in failed_states and not any(states[dep] in failed_states for dep in deps)
-    ]
+def dep_done(state: str, tolerates: str | None) -> bool:
+    """Whether a dep in ``state`` no longer holds its dependent back."""
+    return state == StepState.COMPLETED or tolerated(tolerates, state)

@@ -171,11 +171,15 @@ class Baton:
         """Cancel a running workflow and its unsettled steps; return their names."""
         return control.cancel_workflow(self.state().ready(), workflow_id, reason)
 
-    def retry_step(self, workflow_id: str, step_name: str) -> list[str]:
-        """Run a discarded or cancelled step again, with the dependents it failed."""
+    def retry_step(self, workflow_id: str, step_name: str) -> control.Retried:
+        """Run a discarded or cancelled step again, with the dependents it failed.
+
+        Returns the steps re-armed; ``.left_cancelled`` names the dependents
+        that stay cancelled, and why.
+        """
         return control.retry_step(self.state().ready(), workflow_id, step_name)
 
-    def retry_workflow(self, workflow_id: str) -> list[str]:
+    def retry_workflow(self, workflow_id: str) -> control.Retried:
         """Run every discarded or cancelled step of a finished workflow again; return them."""
         return control.retry_workflow(self.state().ready(), workflow_id)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, true
 
+from .dag import StepGraph
 from .database import read_connection
 from .errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from .schema import edge_to_dep, edges, nodes, step_stats, workflows
@@ -74,6 +75,8 @@ class StepRecord:
     started_at: float | None
     finished_at: float | None
     args: Mapping[str, Any] = field(default_factory=dict)
+    #: The failure each dep's edge lets through (``Dep.tolerates``), for deps that have a policy.
+    tolerates: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def settled(self) -> bool:
@@ -152,11 +155,7 @@ class Query:
     def get_workflow_jobs(self, workflow_id: str) -> list[StepRecord]:
         """Every step of the workflow, in insertion order."""
         with read_connection(self._engine) as conn:
-            deps: dict[str, list[str]] = {}
-            for step_name, dep_name in conn.execute(
-                select(edges.c.step_name, edges.c.dep_name).where(edges.c.workflow_id == workflow_id)
-            ):
-                deps.setdefault(step_name, []).append(dep_name)
+            deps, tolerates = _edges(conn, workflow_id)
             rows = conn.execute(
                 select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
             ).all()
@@ -165,7 +164,7 @@ class Query:
                 row.id, row.workflow_id, row.step_name, row.task, StepState(row.state), row.attempt,
                 tuple(deps.get(row.step_name, ())), decode_result(row.result), row.result is not None,
                 row.error, row.worker, row.created_at, row.scheduled_at, row.started_at, row.finished_at,
-                json.loads(row.args),
+                json.loads(row.args), tolerates.get(row.step_name, {}),
             )
             for row in rows
         ]
@@ -362,6 +361,31 @@ def load_inputs(conn: Connection, workflow_id: str, step_name: str) -> dict[str,
         .order_by(edges.c.dep_name)
     )
     return {name: Input(StepState(state), decode_result(raw)) for name, state, raw in rows}
+
+
+def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Each step's deps, and the policy of those edges that have one, by step name."""
+    deps: dict[str, list[str]] = {}
+    tolerates: dict[str, dict[str, str]] = {}
+    for step_name, dep_name, policy in conn.execute(
+        select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
+    ):
+        deps.setdefault(step_name, []).append(dep_name)
+        if policy is not None:
+            tolerates.setdefault(step_name, {})[dep_name] = policy
+    return deps, tolerates
+
+
+def load_graph(conn: Connection, workflow_id: str) -> StepGraph:
+    """A workflow's steps, states and edge policies as ``conn``'s transaction sees them."""
+    deps, tolerates = _edges(conn, workflow_id)
+    states = dict(conn.execute(
+        select(nodes.c.step_name, nodes.c.state).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
+    ).all())
+    return StepGraph(
+        states,
+        {name: {dep: tolerates.get(name, {}).get(dep) for dep in deps.get(name, ())} for name in states},
+    )
 
 
 def load_step_names(conn: Connection, workflow_id: str) -> set[str]:

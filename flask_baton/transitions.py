@@ -29,18 +29,20 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
-    func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
-from . import hotpath
+from . import dag, hotpath
+from .dag import dep_done, tolerated
 from .errors import DuplicateWorkflowError, WorkflowStateError
-from .query import load_running_holder
+from .query import load_graph, load_running_holder
 from .schema import (
     RUNNING_ONLY,
     completions,
@@ -51,7 +53,7 @@ from .schema import (
     nodes,
     workflows,
 )
-from .states import CANCELLABLE, CLAIMABLE, FAILED, StepState, WorkflowState
+from .states import CANCELLABLE, CLAIMABLE, FAILED, SETTLED, StepState, WorkflowState
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ def add_steps(
 def _done_for(dep: str, tolerates: str | None, finished: Mapping[str, str]) -> bool:
     """Whether an existing dep in state ``finished[dep]`` no longer holds a new step back."""
     state = finished.get(dep)
-    return state == StepState.COMPLETED or (state in FAILED and tolerated(tolerates, state))
+    return state is not None and dep_done(state, tolerates)
 
 
 def _insert_steps(
@@ -336,11 +338,6 @@ def _satisfied(dep_state: Any, tolerates: Any) -> Any:
         dep_state == StepState.COMPLETED,
         and_(dep_state.in_(FAILED), or_(tolerates == "any", tolerates == dep_state)),
     )
-
-
-def tolerated(tolerates: str | None, dep_state: str) -> bool:
-    """Python twin of ``_satisfied`` for a failed dependency."""
-    return tolerates == "any" or tolerates == dep_state
 
 
 def claim(conn: Connection, node_id: str, worker: str, now: float) -> Claimed | None:
@@ -731,22 +728,69 @@ def cancel_workflow(conn: Connection, workflow_id: str, reason: str, now: float)
     return effects
 
 
-def rearm(conn: Connection, workflow_id: str, step_names: Sequence[str], now: float) -> Effects:
-    """Make failed steps runnable again (a manual retry) and re-open the workflow.
+#: Milliseconds a retry waits for a row lock on PostgreSQL: less than the
+#: server's default ``deadlock_timeout`` (1 s), so were a retry ever to close a
+#: cycle of waits with a completing step, the retry is what fails, not the step.
+REARM_LOCK_TIMEOUT_MS = 500
+_LOCK_NOT_AVAILABLE = "55P03"
 
-    ``step_names`` come from ``dag.steps_to_rearm`` or ``dag.rearm_plan``: dependencies first. Each
-    starts afresh (attempt 0); the workflow is ``running`` again and will
-    announce its end again.
+
+def rearm(conn: Connection, workflow_id: str, targets: Sequence[str], now: float) -> tuple[dag.RetryPlan, Effects]:
+    """Retry failed steps: plan it (``dag.plan_retry``) and make the plan runnable.
+
+    The plan is made from the graph as this transaction sees it, with every
+    unsettled dep of a failed step share-locked (on PostgreSQL; SQLite's
+    write lock does it), so none completes or fails unseen meanwhile: one
+    that completes after the commit releases its re-armed dependents as
+    usual, one that fails cascades to them. Each re-armed step starts afresh
+    (attempt 0): ``pending`` on the deps it waits for, or ``available`` and
+    enqueued after the commit when it waits for none. Steps still to run
+    that counted a re-armed step's tolerated failure as done wait for it
+    again. The workflow is ``running`` again and will announce its end again.
+    Raises ``WorkflowStateError`` (the transaction then rolls back) when a
+    target can no longer be retried or a step moved meanwhile.
     """
-    rearmed = set(step_names)
+    try:
+        graph = _locked_graph(conn, workflow_id)
+        for target in targets:
+            refusal = dag.retry_refusal(graph, target)
+            if refusal is not None:
+                raise WorkflowStateError(f"{refusal}; nothing was retried")
+        plan = dag.plan_retry(graph, targets)
+        return plan, _apply(conn, workflow_id, plan, now)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        raise WorkflowStateError(
+            f"steps of workflow {workflow_id} are changing right now; nothing was retried, try again"
+        ) from None
+
+
+def _locked_graph(conn: Connection, workflow_id: str) -> dag.StepGraph:
+    """The workflow's graph, with the unsettled deps of failed steps locked and read again."""
+    graph = load_graph(conn, workflow_id)
+    watched = sorted({
+        dep for name, deps in graph.deps.items() if graph.states[name] in FAILED
+        for dep in deps if graph.states[dep] not in SETTLED
+    })
+    if not watched:
+        return graph
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SET LOCAL lock_timeout = {REARM_LOCK_TIMEOUT_MS}"))
+    fresh = conn.execute(
+        select(nodes.c.step_name, nodes.c.state)
+        .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name.in_(watched))
+        .order_by(nodes.c.step_name)
+        .with_for_update(read=True)
+    ).all()
+    return graph.with_states(dict(fresh))
+
+
+def _apply(conn: Connection, workflow_id: str, plan: dag.RetryPlan, now: float) -> Effects:
+    """Write ``plan``: each re-armed step compare-and-set from a failed state."""
     effects = Effects()
-    for name in step_names:
-        waiting = conn.execute(
-            select(func.count())
-            .select_from(edges.join(nodes, edge_to_dep()))
-            .where(edges.c.workflow_id == workflow_id, edges.c.step_name == name,
-                   or_(~_satisfied(nodes.c.state, edges.c.tolerates), nodes.c.step_name.in_(rearmed)))
-        ).scalar_one()
+    for name in plan.rearm:
+        waiting = plan.waits[name]
         row = conn.execute(
             update(nodes)
             .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == name, nodes.c.state.in_(FAILED))
@@ -764,10 +808,17 @@ def rearm(conn: Connection, workflow_id: str, step_names: Sequence[str], now: fl
         effects.changes.append(StepChange(workflow_id, row.id, name, StepState.RETRYABLE, 0, now))
         if not waiting:
             effects.ready.append(Ready(row.id, row.task))
+    for name, more in sorted(plan.waits_again.items()):
+        # Relative, so a release racing this one is not lost; a step started meanwhile is left alone.
+        conn.execute(
+            update(nodes)
+            .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == name, nodes.c.state.in_(CANCELLABLE))
+            .values(deps_pending=nodes.c.deps_pending + more, state=StepState.PENDING, scheduled_at=None)
+        )
     conn.execute(
         update(workflows)
         .where(workflows.c.id == workflow_id)
-        .values(state=WorkflowState.RUNNING, finished_at=None, unsettled=workflows.c.unsettled + len(step_names))
+        .values(state=WorkflowState.RUNNING, finished_at=None, unsettled=workflows.c.unsettled + len(plan.rearm))
     )
     conn.execute(completions.delete().where(completions.c.workflow_id == workflow_id))
     return effects

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_baton import Workflow, WorkflowNotFoundError, WorkflowStateError, dag
+from flask_baton import Workflow, WorkflowNotFoundError, WorkflowStateError
 
 from . import ledger
 from .steps import baton, constant, fails_while_file_exists, slow, sum_inputs
@@ -87,9 +87,3 @@ def test_retry_refuses_steps_that_did_not_fail_or_wait_on_a_failed_step(
         baton.retry_step(wf.workflow_id, "ghost")
     assert step_states(app, wf.workflow_id) == {"ok": "completed", "bad": "discarded", "child": "cancelled"}
 
-
-def test_rearm_plan_skips_dependents_that_wait_on_another_failed_step() -> None:
-    deps_of = {"a": [], "b": ["a"], "c": ["b"], "x": [], "d": ["b", "x"], "e": ["c"]}
-    states = {"a": "completed", "b": "discarded", "c": "cancelled", "x": "discarded", "d": "cancelled",
-              "e": "cancelled"}
-    assert dag.steps_to_rearm("b", deps_of, states, {"discarded", "cancelled"}) == ["b", "c", "e"]

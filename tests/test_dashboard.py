@@ -18,7 +18,7 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from flask_baton import Workflow
+from flask_baton import Dep, Workflow
 from flask_baton.dashboard.layout import node_key
 from flask_baton.dashboard.reads import PAGE_SIZE
 from flask_baton.multi_model import fan_out
@@ -27,13 +27,16 @@ from flask_baton.schema import step_stats
 from .apps import create_app
 from .steps import (
     always_fail,
+    baton,
     constant,
     core_echo,
+    discard_now,
     fails_while_file_exists,
     raise_message,
     record_args,
+    wait_for_file,
 )
-from .support import ThreadConsumer, step_states, wait_finished, wait_for
+from .support import Deliveries, ThreadConsumer, step_states, wait_finished, wait_for
 
 SECRET = "dashboard-test-secret"
 
@@ -407,6 +410,36 @@ def test_retry_runs_a_discarded_step_again_with_the_steps_it_cancelled(
     assert "will run again with 1 dependent step(s)" in body(response)
     assert wait_finished(app, wf.workflow_id).state == "completed"
     assert step_states(app, wf.workflow_id) == {"root": "completed", "flaky": "completed", "after": "completed"}
+
+
+def test_retry_button_follows_each_edge_policy_as_retry_step_does(
+    app: Flask, consumer: ThreadConsumer, client: FlaskClient, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    wf = (Workflow("tolerant-retry")
+          .add("optional", discard_now.new())
+          .add("strict", record_args.new(), deps=["optional"])
+          .add("tolerant", wait_for_file.new(path=str(gate), value=7), deps=[Dep("optional", ignore_discarded=True)])
+          .add("blocked", record_args.new(), deps=["tolerant", "optional"]))
+    with Deliveries(app) as deliveries:
+        jobs = {job.step_name: job for job in wf.insert()}
+        wait_for(lambda: step_states(app, wf.workflow_id)["tolerant"] == "executing", "tolerant to start")
+        baton.cancel_workflow(wf.workflow_id)
+        gate.touch()
+        deliveries.wait(jobs["tolerant"].id, 1)  # the cancelled run has returned; its outcome was dropped
+    html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
+    rows = {name: html.split(f'<tr id="s-{node_key(name)}"')[1].split("</tr>")[0]
+            for name in ("optional", "strict", "tolerant", "blocked")}
+    # The one rule (dag.can_retry): a failed step whose failed deps its edges all tolerate.
+    assert {name: 'name="step"' in row for name, row in rows.items()} == {
+        "optional": True, "strict": False, "tolerant": True, "blocked": False,
+    }
+
+    response = client.post(f"/baton/workflows/{wf.workflow_id}/retry", data={"step": "tolerant", "confirmed": "1"},
+                           headers={"X-CSRF-Token": page_token(html), "HX-Request": "true"})
+    notice = "Step “tolerant” will run again. Still cancelled: “blocked” (dependency &#39;optional&#39; discarded)."
+    assert notice in body(response)
+    wait_for(lambda: step_states(app, wf.workflow_id)["tolerant"] == "completed", "tolerant to run again")
 
 
 def test_retry_of_a_step_that_did_not_fail_is_refused_with_the_reason(

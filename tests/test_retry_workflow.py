@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_baton import Workflow, WorkflowNotFoundError, WorkflowStateError, dag
+from flask_baton import Workflow, WorkflowNotFoundError, WorkflowStateError
 
 from . import ledger
 from .steps import (
@@ -19,9 +19,6 @@ from .steps import (
     wait_for_file,
 )
 from .support import Deliveries, ThreadConsumer, step_states, wait_finished, wait_for
-
-FAILED = {"discarded", "cancelled"}
-
 
 def test_retrying_a_workflow_reruns_every_failure_root_and_the_fan_in_between_them(
     app: Flask, consumer: ThreadConsumer, tmp_path: Path, ledger_path: Path
@@ -90,14 +87,3 @@ def test_retry_workflow_refuses_unknown_running_and_completed_workflows(
     with pytest.raises(WorkflowStateError, match="is completed: no step is discarded or cancelled"):
         baton.retry_workflow(running.workflow_id)
 
-
-def test_failure_roots_are_failed_steps_with_no_failed_dependency() -> None:
-    deps_of = {"a": [], "b": ["a"], "c": ["b"], "x": [], "d": ["b", "x"], "e": ["c"], "f": []}
-    states = {"a": "completed", "b": "discarded", "c": "cancelled", "x": "discarded", "d": "cancelled",
-              "e": "cancelled", "f": "cancelled"}
-    roots = dag.failure_roots(deps_of, states, FAILED)
-    assert roots == ["b", "x", "f"]
-    # Re-armed together, "d" (waiting on two roots) comes along; every failed step is in the plan.
-    plan = dag.rearm_plan(roots, deps_of, states, FAILED)
-    assert plan == ["b", "x", "f", "c", "d", "e"]
-    assert sorted(plan) == sorted(name for name, state in states.items() if state in FAILED)

@@ -37,6 +37,8 @@ def retry(workflow_id: str, step: str | None) -> None:
     baton = app_state().baton
     rearmed = baton.retry_workflow(workflow.id) if step is None else baton.retry_step(workflow.id, step)
     click.echo(f"retrying workflow {workflow.id} ({workflow.name}): {_steps(rearmed, 're-armed')}")
+    for name, why in rearmed.left_cancelled.items():
+        click.echo(f"still cancelled: {name} ({why})")
 
 
 @baton_cli.command("export")

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..dag import StepGraph, can_retry
 from ..ids import short_id
 from ..multi_model import quorum_text
 from ..query import StepRecord, StepUsage, WorkflowRecord
-from ..states import FAILED, StepState, WorkflowState
+from ..states import StepState, WorkflowState
 from .layout import Layout, PlacedEdge, PlacedNode, layered_layout, node_key
 
 #: Characters of a result or an error shown in the table.
@@ -429,14 +430,9 @@ def workflow_view(
     """Everything the workflow page shows; pass ``layout`` to reuse a drawing."""
     if layout is None:
         layout = layered_layout(structure_of(steps))
-    states = {s.step_name: s.state for s in steps}
+    stored = StepGraph.of(steps)  # the retry button is enabled when control.retry_step would accept the step
     step_views = tuple(
-        step_view(
-            s, usage.get(s.step_name), max_attempts(s.task),
-            # What control.retry_step accepts: a failed step whose deps did not fail.
-            s.state in FAILED and not any(states.get(dep) in FAILED for dep in s.deps),
-            now,
-        )
+        step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now)
         for s in steps
     )
     graph = graph_view(layout, {view.name: view for view in step_views})

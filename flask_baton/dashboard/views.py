@@ -197,7 +197,9 @@ def register_views(bp: Blueprint) -> None:
             return _done(workflow_id, "error", str(exc))
         others = len(rearmed) - 1
         extra = f" with {others} dependent step(s)" if others else ""
-        return _done(workflow_id, "ok", f"Step “{step}” will run again{extra}.")
+        left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
+        still = f" Still cancelled: {left}." if left else ""
+        return _done(workflow_id, "ok", f"Step “{step}” will run again{extra}.{still}")
 
 
 def _confirm(title: str, text: str, action: str, fields: dict[str, str], label: str, style: str, workflow_id: str) -> str:
