@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 
@@ -11,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .appstate import AppState
-from .consumer import create_consumer
+from .consumer import configure_logging, create_consumer, log_banner
 from .errors import WorkflowNotFoundError
 from .explain import Explanation, describe_states, explain, last_line
 from .export import RENDERERS, export_workflow
@@ -44,18 +43,21 @@ def baton_cli() -> None:
 @click.option("-q", "--queue", default=DEFAULT_QUEUE, show_default=True, help="Which named queue to consume.")
 @click.option("--delay", default=0.05, show_default=True, help="Seconds between polls of an empty queue, at first.")
 @click.option("--max-delay", default=1.0, show_default=True, help="Longest wait between polls of an idle queue.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every task (DEBUG).")
+@click.option("-v", "--verbose", is_flag=True, help="Also log successes, tracebacks and Huey's lines per task (DEBUG).")
 @with_appcontext
 def worker(workers: int, worker_type: str, queue: str, delay: float, max_delay: float, verbose: bool) -> None:
-    """Run a Huey consumer for this app's steps (Ctrl-C stops it gracefully)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(processName)s %(threadName)s %(name)s: %(message)s",
-    )
+    """Run a Huey consumer for this app's steps (Ctrl-C stops it gracefully).
+
+    Logs one line per failure, retry, discard, cascade and rescue on the
+    flask_baton.worker logger; quiet about successes unless -v.
+    """
+    configure_logging(verbose)
+    state = _state()
     consumer = create_consumer(
-        _state(), queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
+        state, queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
         backoff=1.15,
     )
+    log_banner(state, queue)
     consumer.run()
 
 
