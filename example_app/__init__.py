@@ -11,6 +11,12 @@ Out of the box everything lives in SQLite files in the app's instance folder
 below, ``FLASK_*`` environment variables (``FLASK_SQLALCHEMY_DATABASE_URI``,
 ``FLASK_BATON_HUEY_URL=redis://...``, ``FLASK_EXAMPLE_DELAY_SCALE=0``), and
 the ``config`` mapping given to ``create_app`` (what tests use).
+
+The default ``SECRET_KEY`` is for development only: it is written in this
+file, so anyone can sign a session with it. It lets the dashboard's cancel and
+retry buttons work out of the box (their CSRF token lives in the session).
+Anywhere else, set ``FLASK_SECRET_KEY`` to a random value
+(``python -c "import secrets; print(secrets.token_hex())"``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from flask_sqlalchemy import SQLAlchemy
 
 from .steps import baton
 
-__all__ = ["baton", "create_app", "db"]
+__all__ = ["DEVELOPMENT_SECRET_KEY", "baton", "create_app", "db"]
+
+#: Signs the session (the dashboard's CSRF token) in development only; see above.
+DEVELOPMENT_SECRET_KEY = "flask-baton-example-development-only"
 
 #: The app's own database; flask_baton keeps its tables in it too.
 db = SQLAlchemy()
@@ -42,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=_sqlite_url(app, "example.db"),
         BATON_HUEY_URL=_sqlite_url(app, "example-huey.db"),
+        SECRET_KEY=DEVELOPMENT_SECRET_KEY,  # FLASK_SECRET_KEY replaces it
         # Multiplies the fake models' pauses: 1 is watchable, 0 is for tests.
         EXAMPLE_DELAY_SCALE=1.0,
     )

@@ -27,23 +27,25 @@ INDEX = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>flask_baton example: research briefs</title>
 {% if refresh %}<meta http-equiv="refresh" content="1">{% endif %}
 <style>
   body { font: 15px/1.45 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-  input[type=text] { width: 24rem; padding: .35rem; }
+  input[type=text] { width: 24rem; max-width: 100%; box-sizing: border-box; padding: .35rem; }
   table { border-collapse: collapse; width: 100%; margin-top: 1rem; }
   th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; }
   tr.started { background: #fff8dc; }
   .running { color: #b36b00; } .completed { color: #1a7f37; } .failed, .cancelled { color: #c62828; }
-  .error { color: #c62828; } small { color: #666; }
+  .error { color: #c62828; } small { color: #666; overflow-wrap: anywhere; }
+  @media (max-width: 30rem) { th:nth-child(4), td:nth-child(4) { display: none; } }  /* phones: no start time */
 </style>
 </head>
 <body>
 <h1>Research briefs</h1>
 <p>Each brief is a flask_baton workflow:
   <code>fetch_sources &rarr; (summarize, keywords, credibility) &rarr; compile_brief</code>.
-  Watch them live in the <a href="{{ dashboard }}">flask_baton dashboard</a>.</p>
+  {% if dashboard %}Watch them live in the <a href="{{ dashboard }}">flask_baton dashboard</a>.{% endif %}</p>
 <form method="post" action="{{ url_for('example.create_brief') }}">
   <input type="text" name="topic" placeholder="A topic, e.g. solid-state batteries"
          maxlength="{{ max_length }}" value="{{ topic }}" required autofocus>
@@ -55,7 +57,8 @@ INDEX = """<!doctype html>
   <tbody>
   {% for wf in workflows %}
     <tr{% if wf.id == started %} class="started"{% endif %}>
-      <td>{{ wf.name }}<br><small>{{ wf.id }}</small></td>
+      <td>{% if dashboard %}<a href="{{ url_for('baton.workflow', workflow_id=wf.id) }}">{{ wf.name }}</a>
+          {%- else %}{{ wf.name }}{% endif %}<br><small>{{ wf.id }}</small></td>
       <td class="{{ wf.state }}">{{ wf.state }}</td>
       <td>{{ wf.settled_steps }}/{{ wf.total_steps }}</td>
       <td>{{ wf.created_at | clock }}</td>
@@ -87,7 +90,8 @@ def _index(*, topic: str = "", error: str | None = None, status: int = 200) -> t
         # Reload once a second only while the brief just started runs, so the
         # page is watchable without JavaScript and stays still otherwise.
         refresh=record is not None and record.state == "running",
-        dashboard=current_app.config.get("BATON_DASHBOARD_PREFIX", "/baton"),
+        # Each workflow links to its dashboard page, unless the dashboard is off.
+        dashboard=url_for("baton.index") if "baton.index" in current_app.view_functions else None,
         max_length=MAX_TOPIC_LENGTH,
         topic=topic,
         error=error,

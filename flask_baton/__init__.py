@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+__version__ = "0.2.0.dev0"
+
 from .errors import (
     ConfigError,
+    ConfigWarning,
     CycleError,
     DuplicateStepError,
     DuplicateWorkflowError,
     InvalidStepError,
     NotADependencyError,
     NotSerializableError,
+    SchemaError,
     StepTimeout,
     UnknownDependencyError,
     WorkflowError,
@@ -28,6 +32,7 @@ from .workflow import InsertedJob, Workflow
 __all__ = [
     "Baton",
     "ConfigError",
+    "ConfigWarning",
     "CycleError",
     "Dep",
     "Discard",
@@ -39,6 +44,7 @@ __all__ = [
     "Job",
     "NotADependencyError",
     "NotSerializableError",
+    "SchemaError",
     "Snooze",
     "Step",
     "StepCall",

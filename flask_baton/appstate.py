@@ -15,6 +15,7 @@ from .database import read_connection
 from .events.transport import Transport
 from .query import Query, load_label
 from .queues import Queues
+from .schema_check import SchemaCheck
 from .steps import Step
 
 if TYPE_CHECKING:
@@ -34,10 +35,22 @@ class AppState:
     queues: Queues = field(init=False)
     events: Transport = field(init=False)
     query: Query = field(init=False)
+    schema_check: SchemaCheck = field(init=False)
     _labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.query = Query(self.engine)
+        self.schema_check = SchemaCheck(self.engine)
+
+    def ready(self) -> AppState:
+        """This state, once the database holds flask_baton's current schema (else ``SchemaError``).
+
+        Every way in that touches the tables (insert, queries, CLI, dashboard,
+        a consumer starting) goes through here; only the first call per
+        process reads the database.
+        """
+        self.schema_check.ensure()
+        return self
 
     def step(self, task: str) -> Step | None:
         """The registered step called ``task``, if this process has it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import click
 from flask import current_app
@@ -11,7 +12,7 @@ from flask.cli import with_appcontext
 
 from .appstate import AppState
 from .consumer import configure_logging, create_consumer, log_banner
-from .errors import WorkflowNotFoundError
+from .errors import SchemaError, WorkflowNotFoundError
 from .explain import Explanation, describe_states, explain, last_line
 from .export import RENDERERS, export_workflow
 from .prune import PruneReport
@@ -22,14 +23,25 @@ from .steps import DEFAULT_QUEUE
 from .sweep import sweep as run_sweep
 
 
-def _state() -> AppState:
+def _state(*, check_schema: bool = True) -> AppState:
+    """The app's flask_baton state; unless told otherwise, with its schema checked."""
     state = current_app.extensions.get("baton")
     if state is None:
         raise click.ClickException("flask_baton is not registered on this app (baton.init_app(app))")
-    return state
+    return state.ready() if check_schema else state
 
 
-@click.group("baton")
+class _BatonGroup(click.Group):
+    """Every ``flask baton`` command: a missing or outdated schema is one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SchemaError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group("baton", cls=_BatonGroup)
 def baton_cli() -> None:
     """flask_baton workflows: consumers, schema, status, export."""
 
@@ -70,7 +82,8 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Create flask_baton's tables, or upgrade them in place (idempotent)."""
-    old, new = _state().baton.create_schema(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    old, new = _state(check_schema=False).baton.create_schema(app)
     if old == new:
         click.echo(f"flask_baton schema is up to date (version {new})")
     else:

@@ -3,19 +3,35 @@
 This is the one place config keys are named. ``read_config`` runs once per app
 in ``init_app``; a bad value fails there, naming the key, instead of deep in a
 consumer thread an hour later.
+
+Values may also be given as strings, as environment variables and deployment
+tools give them: ``"30"``, ``"1.5"``, ``"true"``/``"false"`` (also ``1/0``,
+``yes/no``, ``on/off``), JSON for mappings. A string is converted, then
+checked like any value; one that does not convert fails that check, so the
+error names the key and the string. A ``BATON_*`` key not listed here is
+most likely a typo: it is ignored with a ``ConfigWarning`` suggesting the
+closest known key. A warning rather than a log line: ``init_app`` usually runs
+before logging is set up, and a test suite that turns warnings into errors
+(``filterwarnings = error``) then catches the typo in CI.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
-from .errors import ConfigError
+from .errors import ConfigError, ConfigWarning
 from .pricing import CostFunction, PriceTable, check_pricing
+
+PREFIX = "BATON_"
 
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 POSTGRES_COMMIT_LEVELS = ("off", "local", "remote_write", "on", "remote_apply")
@@ -58,16 +74,40 @@ def _optional_string(key: str, value: Any) -> str | None:
     return None if value is None else _string(key, value)
 
 
+#: How a yes/no setting may be spelled in a string (case-insensitive).
+FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _from_string(value: Any, convert: Callable[[str], Any]) -> Any:
+    """``value`` converted if it is a string (``"30"``), else as it is.
+
+    A string ``convert`` refuses comes back unchanged, to fail the caller's
+    type check: that message names the key and the value.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return convert(value.strip())
+    except (ValueError, KeyError):
+        return value
+
+
 def _positive_seconds(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    number = _from_string(value, float)
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 < number < math.inf:
         raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
-    return float(value)
+    return float(number)
 
 
 def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be True or False, got {value!r}")
-    return value
+    flag = _from_string(value, lambda text: FLAG_WORDS[text.lower()])
+    if not isinstance(flag, bool):
+        raise ConfigError(f"{key} must be True or False (as a string: true/false, 1/0, yes/no, on/off), got {value!r}")
+    return flag
+
+
+def _pricing(key: str, value: Any) -> PriceTable | CostFunction:
+    return check_pricing(key, _from_string(value, json.loads))
 
 
 def _prefix(key: str, value: Any) -> str:
@@ -100,9 +140,10 @@ def _optional_callable(key: str, value: Any) -> Callable[[], bool] | None:
 
 
 def _positive_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    number = _from_string(value, int)
+    if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
         raise ConfigError(f"{key} must be a positive whole number, got {value!r}")
-    return value
+    return number
 
 
 def _synchronous(key: str, value: Any) -> str:
@@ -150,15 +191,26 @@ SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
     "BATON_EVENT_RETENTION": ("event_retention", 3600.0, _positive_seconds),
     "BATON_DASHBOARD_PREFIX": ("dashboard_prefix", "/baton", _url_prefix),
     "BATON_DASHBOARD_AUTH": ("dashboard_auth", None, _optional_callable),
-    "BATON_PRICING": ("pricing", None, check_pricing),
+    "BATON_PRICING": ("pricing", None, _pricing),
     "BATON_DEBUG_CAPTURE": ("debug_capture", False, _flag),
     "BATON_DEBUG_CAPTURE_MAX_BYTES": ("debug_capture_max_bytes", 256 * 1024, _positive_int),
     "BATON_LLM_TIMEOUT": ("llm_timeout", 120.0, _positive_seconds),
 }
 
 
+def warn_unknown_keys(keys: Iterable[Any]) -> None:
+    """One ``ConfigWarning`` per ``BATON_*`` key that is not a setting, naming the closest one."""
+    known = [key.removeprefix(PREFIX) for key in SETTINGS]
+    for key in sorted(k for k in keys if isinstance(k, str) and k.startswith(PREFIX) and k not in SETTINGS):
+        close = difflib.get_close_matches(key.removeprefix(PREFIX), known, n=1)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        # stacklevel: point at the code that called init_app.
+        warnings.warn(f"{key} is not a flask_baton setting and is ignored{hint}", ConfigWarning, stacklevel=4)
+
+
 def read_config(app: Flask) -> BatonConfig:
     """Fill in defaults on ``app.config`` and return the checked values."""
+    warn_unknown_keys(app.config)
     values: dict[str, Any] = {}
     for key, (field, default, parse) in SETTINGS.items():
         if key not in app.config:

@@ -11,6 +11,10 @@ keeps it to one effective run per interval across all consumers.
 Huey's INFO lines about our own tasks ("Executing ...", "... executed in
 0.008s", "Enqueueing periodic task ...", the list of our two internal tasks)
 say nothing an operator can use, so they are dropped unless ``-v``.
+
+A consumer refuses to start (``SchemaError``) on a database whose
+flask_baton schema is missing or outdated, instead of failing every step
+and every sweep with the driver's error.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ _HUEY_COMMANDS = "The following commands are available:"
 
 def create_consumer(state: AppState, queue: str = DEFAULT_QUEUE, **options: Any) -> Consumer:
     """A Huey consumer for one of the app's queues; ``options`` as Huey's ``Consumer``."""
+    state.ready()
     every = max(1.0, min(60.0, state.config.sweep_interval))
 
     class BatonScheduler(Scheduler):

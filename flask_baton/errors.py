@@ -90,3 +90,30 @@ class StepTimeout(TimeoutError):
 
 class ConfigError(ValueError):
     """A ``BATON_*`` config value is missing, of the wrong type or out of range."""
+
+
+class ConfigWarning(UserWarning):
+    """A ``BATON_*`` key flask_baton does not know (a typo, most likely); it is ignored."""
+
+
+class SchemaError(RuntimeError):
+    """flask_baton's tables are missing from the database, or older than this code.
+
+    A ``RuntimeError``: the call was fine, the database is not ready for it.
+    ``installed`` is the recorded schema version (0: not installed),
+    ``needed`` the one this code requires; ``database`` is the URL with its
+    password masked, so the message can be shown on a page or in a log.
+    """
+
+    def __init__(self, database: str, installed: int, needed: int) -> None:
+        self.database = database
+        self.installed = installed
+        self.needed = needed
+        if installed == 0:
+            problem = f"flask_baton's tables are not installed in {database}"
+        else:
+            problem = (
+                f"flask_baton's tables in {database} are at schema version {installed}, "
+                f"and this flask_baton needs version {needed}"
+            )
+        super().__init__(f"{problem}: run `flask baton db upgrade` (or call baton.create_schema()) first")

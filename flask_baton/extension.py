@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
+from sqlalchemy.engine import make_url
 
 from . import control
 from .appstate import AppState
@@ -18,6 +19,7 @@ from .errors import ConfigError, WorkflowNotFoundError
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
+from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
 from .events.transport import transport_for
@@ -25,6 +27,7 @@ from .runner import hand_back, run_node
 from .sweep import sweep
 from .usage import Stats
 from .schema import upgrade
+from .sqlite_paths import sqlite_url_in_instance
 from .steps import Step, StepFunction
 from .subworkflow import join_step
 
@@ -54,8 +57,8 @@ class Baton:
             raise RuntimeError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
-        engine = create_baton_engine(database_uri, config)
-        huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name)
+        engine = create_baton_engine(sqlite_url_in_instance(make_url(database_uri), app.instance_path), config)
+        huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
         state = AppState(self, app, config, engine)
         state.events = transport_for(config, engine)
         state.queues = Queues(
@@ -71,6 +74,7 @@ class Baton:
         from .cli import baton_cli
 
         app.cli.add_command(baton_cli)
+        protect_from_autogenerate(app)
         if config.dashboard_prefix is not None:
             from .dashboard import register_dashboard
 
@@ -88,7 +92,11 @@ class Baton:
             return db.engine.url
 
     def state(self, app: Flask | None = None) -> AppState:
-        """This extension's state for ``app`` (default: the current app)."""
+        """This extension's state for ``app`` (default: the current app).
+
+        The public methods that read or write the tables use ``state().ready()``,
+        which raises ``SchemaError`` while the schema is missing or outdated.
+        """
         if app is None:
             if not has_app_context():
                 raise RuntimeError(
@@ -160,42 +168,42 @@ class Baton:
 
     def cancel_workflow(self, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
         """Cancel a running workflow and its unsettled steps; return their names."""
-        return control.cancel_workflow(self.state(), workflow_id, reason)
+        return control.cancel_workflow(self.state().ready(), workflow_id, reason)
 
     def retry_step(self, workflow_id: str, step_name: str) -> list[str]:
         """Run a discarded or cancelled step again, with the dependents it failed."""
-        return control.retry_step(self.state(), workflow_id, step_name)
+        return control.retry_step(self.state().ready(), workflow_id, step_name)
 
     def retry_workflow(self, workflow_id: str) -> list[str]:
         """Run every discarded or cancelled step of a finished workflow again; return them."""
-        return control.retry_workflow(self.state(), workflow_id)
+        return control.retry_workflow(self.state().ready(), workflow_id)
 
     # -- reading -------------------------------------------------------------
 
     def status(self, workflow_id: str) -> WorkflowStatus:
         """Counts per step state, timing, outcome and cost of a workflow, in one query."""
-        status = self.state().query.workflow_status(workflow_id)
+        status = self.state().ready().query.workflow_status(workflow_id)
         if status is None:
             raise WorkflowNotFoundError(f"no workflow with id {workflow_id!r}")
         return status
 
     def explain(self, workflow_id: str, step_name: str) -> Explanation:
         """Why a step is where it is: the dependencies it waits on, when it runs next."""
-        return explain_step(self.state().query, workflow_id, step_name, time.time())
+        return explain_step(self.state().ready().query, workflow_id, step_name, time.time())
 
     def export(self, workflow_id: str, format: str = "mermaid") -> str:
         """The workflow as a ``"mermaid"`` or ``"dot"`` diagram, or as ``"json"``."""
-        return export_workflow(self.state().query, workflow_id, format)
+        return export_workflow(self.state().ready().query, workflow_id, format)
 
     @property
     def query(self) -> Query:
         """Read workflows and steps of the current app."""
-        return self.state().query
+        return self.state().ready().query
 
     @property
     def stats(self) -> Stats:
         """LLM usage and cost totals of the current app."""
-        return Stats(self.state().engine)
+        return Stats(self.state().ready().engine)
 
     @property
     def huey(self) -> Huey:

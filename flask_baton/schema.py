@@ -1,9 +1,10 @@
 """flask_baton's tables, their one set of names, and in-place upgrades.
 
 The tables live in their own ``MetaData`` so they never show up in a host
-app's ``db.metadata`` (and its Alembic autogenerate). ``SCHEMA_VERSION`` is
-recorded in ``baton_schema``; ``MIGRATIONS`` holds the steps that bring an
-older install up to date, so ``create_schema`` is safe to run on every deploy.
+app's ``db.metadata``; migration.py keeps Alembic's autogenerate away from
+them. ``SCHEMA_VERSION`` is recorded in ``baton_schema``; ``MIGRATIONS`` holds
+the steps that bring an older install up to date, so ``create_schema`` is safe
+to run on every deploy.
 
 Times are Unix epoch seconds (floats): cheap to compare in SQL on every
 backend, and the same numbers the consumer's clock produces.
@@ -224,22 +225,32 @@ def current_version(conn: Connection) -> int:
 
 
 def upgrade(engine: Engine, now: float) -> tuple[int, int]:
-    """Create or upgrade the tables in one transaction; return (from, to) versions.
+    """Create or upgrade the tables in a transaction of their own; return (from, to) versions.
 
-    Concurrent callers (two deploys, a worker and a web process) serialise on
-    a lock, so exactly one of them does the work.
+    On SQLite the transaction takes the write lock up front, so a second
+    caller waits for the first instead of failing half-way.
     """
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(724108)"))
-        elif conn.dialect.name == "sqlite":
+        if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        found = current_version(conn)
-        if found == 0:
-            metadata.create_all(conn)
-        else:
-            for version in range(found + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[version](conn)
-        if found < SCHEMA_VERSION:
-            conn.execute(schema_versions.insert(), {"version": SCHEMA_VERSION, "applied_at": now})
+        return upgrade_in(conn, now)
+
+
+def upgrade_in(conn: Connection, now: float) -> tuple[int, int]:
+    """Create or upgrade the tables in the caller's transaction; return (from, to) versions.
+
+    ``upgrade`` and an Alembic migration (``flask_baton.migration.upgrade``)
+    share this one path. Concurrent callers on PostgreSQL serialise on an
+    advisory lock, so exactly one of them does the work.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(724108)"))
+    found = current_version(conn)
+    if found == 0:
+        metadata.create_all(conn)
+    else:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](conn)
+    if found < SCHEMA_VERSION:
+        conn.execute(schema_versions.insert(), {"version": SCHEMA_VERSION, "applied_at": now})
     return found, SCHEMA_VERSION

@@ -233,9 +233,10 @@ def _check_name(name: str) -> None:
 
 
 def _current_state() -> AppState:
+    """The current app's state, its schema checked before anything is written."""
     if not has_app_context():
         raise RuntimeError("Workflow.insert() needs an app context (a request, a CLI command, or app.app_context())")
     state = current_app.extensions.get("baton")
     if state is None:
         raise RuntimeError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
-    return state
+    return state.ready()

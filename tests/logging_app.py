@@ -3,7 +3,7 @@
 ``create_app()`` gives the root logger one handler writing each record as a
 JSON object on stderr, with the record's ``extra=`` attributes as keys (what
 python-json-logger or structlog's stdlib formatter do), then builds
-``tests.fault_app``'s app (typed ``BATON_*`` settings from the environment)::
+``tests.apps``'s app from the environment::
 
     flask --app tests.logging_app:create_app baton worker
 """
@@ -15,7 +15,7 @@ import logging
 
 from flask import Flask
 
-from . import fault_app
+from . import apps
 
 #: Attributes every ``LogRecord`` has; anything else came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -38,4 +38,4 @@ def create_app() -> Flask:
         handler.setFormatter(JsonLines())
         root.addHandler(handler)
         root.setLevel(logging.INFO)
-    return fault_app.create_app()
+    return apps.create_app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from example_app import create_app
+from example_app import DEVELOPMENT_SECRET_KEY, create_app
 from example_app.steps import KEYWORD_MODELS, fake_credibility, fake_keywords, fake_sources, fake_summary
 
 from .support import ThreadConsumer, wait_for
@@ -20,10 +21,9 @@ MODEL_STEPS = [f"keywords:{model}" for model in KEYWORD_MODELS]
 STEPS = ["fetch_sources", "summarize", "credibility", *MODEL_STEPS, "keywords", "compile_brief"]
 
 
-@pytest.fixture
-def example_app(tmp_path: Path) -> Iterator[Flask]:
+def _create(tmp_path: Path) -> Flask:
     """The example app on its own SQLite files, with the fake pauses off."""
-    app = create_app(
+    return create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.db'}",
@@ -32,6 +32,11 @@ def example_app(tmp_path: Path) -> Iterator[Flask]:
         },
         instance_path=str(tmp_path / "instance"),
     )
+
+
+@pytest.fixture
+def example_app(tmp_path: Path) -> Iterator[Flask]:
+    app = _create(tmp_path)
     yield app
     app.extensions["baton"].engine.dispose()
 
@@ -84,6 +89,53 @@ def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
     assert workflow_id in page and "brief:Solid-state batteries" in page
     assert 'href="/baton"' in page
     assert 'http-equiv="refresh"' not in page  # it only reloads while running
+
+
+def _button(html: str, form_action: str, step: str | None = None) -> str:
+    """The submit button of the dashboard form posting to ``form_action`` (for ``step``)."""
+    forms = re.findall(r'(<form method="post" action="' + re.escape(form_action) + r'".*?</form>)', html, re.S)
+    matching = [f for f in forms if step is None or f'name="step" value="{step}"' in f]
+    assert len(matching) == 1, f"expected one form posting to {form_action} for {step}, found {len(matching)}"
+    return re.search(r"<button[^>]*>", matching[0], re.S)[0]
+
+
+def test_each_workflow_links_to_its_dashboard_page_where_cancel_and_retry_work(example_app: Flask) -> None:
+    assert example_app.secret_key == DEVELOPMENT_SECRET_KEY
+    example_app.debug = True  # as `python3 dev.py example` serves on loopback: the dashboard opens
+    client = example_app.test_client()
+    workflow_id = _start(client, "tidal power")  # no consumer yet: it stays running
+
+    page = client.get(f"/?started={workflow_id}").get_data(as_text=True)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    dashboard_url = f"/baton/workflows/{workflow_id}"
+    assert f'<a href="{dashboard_url}">brief:tidal power</a>' in page
+
+    dashboard = client.get(dashboard_url).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', dashboard)
+    assert found is not None, "the dashboard page has no CSRF token: its actions are disabled"
+    token = found[1]
+    assert "disabled" not in _button(dashboard, f"{dashboard_url}/cancel")
+    cancelled = client.post(f"{dashboard_url}/cancel", data={"csrf_token": token, "confirmed": "1"})
+    assert cancelled.status_code in (302, 303), cancelled.get_data(as_text=True)
+
+    dashboard = client.get(dashboard_url).get_data(as_text=True)
+    assert "disabled" not in _button(dashboard, f"{dashboard_url}/retry", step="fetch_sources")
+    retried = client.post(f"{dashboard_url}/retry",
+                          data={"csrf_token": token, "confirmed": "1", "step": "fetch_sources"})
+    assert retried.status_code in (302, 303), retried.get_data(as_text=True)
+    with ThreadConsumer(example_app, workers=2), ThreadConsumer(example_app, workers=4, queue="llm"):
+        assert _wait_settled(client, workflow_id)["workflow"]["state"] == "completed"
+
+
+def test_the_development_secret_key_gives_way_to_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASK_SECRET_KEY", "from-the-environment")
+    app = _create(tmp_path)
+    try:
+        assert app.secret_key == "from-the-environment"
+    finally:
+        app.extensions["baton"].engine.dispose()
 
 
 def test_bad_topics_and_unknown_workflows(example_app: Flask) -> None:

@@ -2,8 +2,8 @@
 messages, PostgreSQL dropping every connection while a workflow runs, and a
 database outage (the consumer's role refused) while a step runs.
 
-Each test runs ``flask baton worker`` subprocesses (``tests.fault_app``, the
-tests' app with typed settings) on short leases: BATON_LEASE_SECONDS=2,
+Each test runs ``flask baton worker`` subprocesses (the tests' app, its
+settings given as environment strings) on short leases: BATON_LEASE_SECONDS=2,
 BATON_HEARTBEAT_SECONDS=0.5, BATON_SWEEP_INTERVAL=1. Every wait has a
 deadline, and each consumer process is killed and reaped when its test ends.
 """
@@ -34,9 +34,8 @@ from flask_baton.schema import events as events_table
 from flask_baton.schema import nodes
 
 from . import ledger
-from .apps import environment_for
+from .apps import create_app, environment_for
 from .conftest import POSTGRES_URL
-from .fault_app import create_app
 from .steps import fault_step, fault_step_retrying
 from .support import DATABASE_FEED, wait_finished, wait_for
 
@@ -98,7 +97,7 @@ class ConsumerProcess:
         env = {**os.environ, **environment_for(self.settings), "PYTHONPATH": str(ROOT)}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "tests.fault_app:create_app", "baton", "worker",
+                [sys.executable, "-m", "flask", "--app", "tests.apps:create_app", "baton", "worker",
                  "-w", str(self.workers), "--delay", "0.005", "--max-delay", "0.05"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )

@@ -22,7 +22,7 @@ from .steps import baton, constant
     [
         ("BATON_SQLITE_SYNCHRONOUS", "SOMETIMES", "BATON_SQLITE_SYNCHRONOUS must be one of"),
         ("BATON_SQLITE_BUSY_TIMEOUT", -1, "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
-        ("BATON_SQLITE_BUSY_TIMEOUT", "5", "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
+        ("BATON_SQLITE_BUSY_TIMEOUT", "five", "BATON_SQLITE_BUSY_TIMEOUT must be a positive number"),
         ("BATON_HUEY_URL", "amqp://localhost", "BATON_HUEY_URL must start with"),
         ("BATON_HUEY_NAME", "", "BATON_HUEY_NAME must be a non-empty string"),
     ],
@@ -125,13 +125,11 @@ def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(
 def test_version_1_database_is_upgraded_in_place_and_its_waiting_steps_still_run(app: Flask) -> None:
     from sqlalchemy import text
 
-    from .support import ThreadConsumer, wait_finished
+    from .support import ThreadConsumer, make_version_1, wait_finished
 
     wf = Workflow("from-v1").add("a", constant.new(value=2)).add("b", constant.new(value=3), deps=["a"])
     engine = app.extensions["baton"].engine
-    with engine.begin() as conn:  # what version 1 looked like
-        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN dependents_version"))
-        conn.execute(text("UPDATE baton_schema SET version = 1"))
+    make_version_1(app)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO baton_workflows (id, name, state, total_steps, unsettled, created_at) "
                           "VALUES ('w1', 'from-v1', 'running', 2, 2, 0)"))
@@ -163,3 +161,36 @@ def test_bad_postgres_commit_level_is_refused_naming_the_key(tmp_path: Path) -> 
 def test_postgres_connections_use_the_configured_commit_durability(app: Flask, expected: str) -> None:
     with app.extensions["baton"].engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+
+
+def test_relative_sqlite_paths_are_files_in_the_instance_folder_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .support import ThreadConsumer, wait_finished
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    instance = tmp_path / "instance"  # not there yet: SQLite would not create it
+    app = Flask("relative", instance_path=str(instance))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite:///app.db",
+        BATON_DATABASE_URI="sqlite:///baton/baton.db",
+        BATON_HUEY_URL="sqlite:///queues/huey.db",
+        TEST_LEDGER=str(tmp_path / "ledger"),
+    )
+    SQLAlchemy(app)
+    baton.init_app(app)
+    state = app.extensions["baton"]
+    try:
+        assert state.engine.url.database == str(instance / "baton" / "baton.db")
+        assert state.queues.huey().storage.filename == str(instance / "queues" / "huey.db")
+        baton.create_schema(app)
+        with app.app_context(), ThreadConsumer(app, workers=1):
+            wf = Workflow("relative").add("a", constant.new(value=1))
+            wf.insert()
+            assert wait_finished(app, wf.workflow_id).state == "completed"
+    finally:
+        state.events.close()
+        state.engine.dispose()
+    assert list(elsewhere.iterdir()) == []

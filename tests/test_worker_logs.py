@@ -30,7 +30,7 @@ from .support import ThreadConsumer, WorkerProcess, claim_as_dead_consumer, wait
 
 sqlite_only = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 JSON_APP = "tests.logging_app:create_app"
-#: A lease and sweep short enough for a rescue within the test (typed by tests.fault_app).
+#: A lease and sweep short enough for a rescue within the test.
 FAST_SWEEP = {"BATON_LEASE_SECONDS": 2.0, "BATON_HEARTBEAT_SECONDS": 0.2, "BATON_SWEEP_INTERVAL": 1.0}
 FAILING_EVENTS = ["step_retrying", "step_retrying", "step_discarded", "steps_cancelled", "workflow_failed"]
 

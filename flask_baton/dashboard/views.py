@@ -5,7 +5,8 @@ read them); ``live.py`` keeps them current afterwards. Actions are POSTs
 checked for CSRF (``security.py``): an HTMX request gets fresh fragments of
 the workflow back, a plain form post a redirect, and a post without the
 ``confirmed`` field (a browser without JavaScript, which cannot show
-``hx-confirm``) a page asking to confirm.
+``hx-confirm``) a page asking to confirm. While flask_baton's schema is
+missing or outdated, every page is a 503 saying to run ``flask baton db upgrade``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from markupsafe import Markup
 
 from .. import control
 from ..appstate import AppState
-from ..errors import WorkflowError
+from ..errors import SchemaError, WorkflowError
 from . import security
 from .present import WorkflowView
 from .reads import STATES, IndexFilters, WorkflowReader, index_page
@@ -116,8 +117,14 @@ def register_views(bp: Blueprint) -> None:
     @bp.before_request
     def _guard() -> None:
         security.check_access(baton_state().config)
+        baton_state().ready()
         if request.method == "POST":
             security.check_csrf()
+
+    @bp.errorhandler(SchemaError)
+    def _schema_not_ready(exc: SchemaError) -> tuple[str, int]:
+        """A page saying what to run, not a traceback; 503, as it works again once upgraded."""
+        return render_template("baton/message.html", title="Database not ready", text=str(exc)), 503
 
     @bp.after_request
     def _headers(response: Response) -> Response:

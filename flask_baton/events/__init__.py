@@ -59,9 +59,9 @@ def topics_of(event: Event) -> tuple[str, str]:
 
 def subscribe_all() -> Any:
     """Subscribe to every workflow's events (current app)."""
-    return current_app.extensions["baton"].events.subscribe(topic_all())
+    return current_app.extensions["baton"].ready().events.subscribe(topic_all())
 
 
 def subscribe_workflow(workflow_id: str) -> Any:
     """Subscribe to one workflow's events (current app)."""
-    return current_app.extensions["baton"].events.subscribe(topic_for(workflow_id))
+    return current_app.extensions["baton"].ready().events.subscribe(topic_for(workflow_id))
