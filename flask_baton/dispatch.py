@@ -29,18 +29,25 @@ from .states import StepState
 from .telemetry import emit, step_signal, workflow_finished
 from .transitions import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd, mark_announced
 from .usage import record_usage
+from .worklog import workflow_ended
 
 logger = logging.getLogger("flask_baton")
 
 Transition = Callable[[Connection, float], Effects]
+#: Writes the worker's log lines of a committed transition (``worklog``).
+LogLines = Callable[[Effects], None]
 
 
-def commit(state: AppState, transition: Transition, *, autocommit: bool = False) -> Effects:
+def commit(
+    state: AppState, transition: Transition, *, autocommit: bool = False, log: LogLines | None = None
+) -> Effects:
     """Run ``transition`` in its own transaction, then act on its effects.
 
     ``autocommit``: each statement of ``transition`` is a whole change by
     itself (``write_transaction``). Ignored when the event feed is in the
-    database, as its rows must commit with the change.
+    database, as its rows must commit with the change. ``log`` is called
+    with the effects before a workflow end they caused is announced, so the
+    worker's log tells a step's outcome before its workflow's.
     """
     with write_transaction(state.engine, autocommit=autocommit and not state.events.atomic) as conn:
         now = time.time()  # read under the write lock, so times follow commit order
@@ -53,6 +60,8 @@ def commit(state: AppState, transition: Transition, *, autocommit: bool = False)
             events += [finished_event(state, end) for end in announced]
         state.events.stage(conn, events, now)
     _after_commit(state, effects, events)
+    if log is not None:
+        log(effects)
     for end in announced:
         _signal_end(state, end)
     if not state.events.atomic:
@@ -125,7 +134,9 @@ def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False) -
 
 
 def _signal_end(state: AppState, end: WorkflowEnd) -> None:
+    """Tell this process a workflow ended, once: its signal and the worker's log line."""
     emit(workflow_finished, **finished_event(state, end).payload)
+    workflow_ended(state, end)
 
 
 def _step_payload(state: AppState, change: StepChange) -> dict[str, object]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from huey import Huey
 from huey.api import Task, TaskWrapper
-from huey.signals import SIGNAL_ENQUEUED, SIGNAL_INTERRUPTED
+from huey.signals import SIGNAL_ENQUEUED, SIGNAL_INTERRUPTED, SIGNAL_SCHEDULED
 from huey.storage import RedisStorage, SqliteStorage
 
 from .events.batching import flush_all
@@ -77,7 +77,7 @@ class Queues:
         self.huey(queue)
         task = self._tasks[queue]
         if delay > 0:
-            task.huey.add_schedule(task.s(node_id, delay=delay, priority=priority))
+            add_schedule(task.huey, task.s(node_id, delay=delay, priority=priority))
         else:
             task.huey.enqueue(task.s(node_id, priority=priority))
 
@@ -124,6 +124,17 @@ def push_all(huey: Huey, tasks: Sequence[Task]) -> None:
     rows = [(storage.name, storage.to_blob(message), task.priority or 0) for message, task in zip(messages, tasks)]
     with storage.db(commit=True) as cursor:
         cursor.executemany("insert into task (queue, data, priority) values (?, ?, ?)", rows)
+
+
+def add_schedule(huey: Huey, task: Task) -> None:
+    """``huey.add_schedule(task)`` without its INFO line per task.
+
+    Every retry and snooze is scheduled; the worker's log (``worklog``)
+    already says when it runs, and a step that snoozes to poll would fill
+    the log with Huey's "Added task ... to schedule" lines.
+    """
+    huey.storage.add_to_schedule(huey.serialize_task(task), task.eta)
+    huey._emit(SIGNAL_SCHEDULED, task)
 
 
 def _always(_timestamp: Any) -> bool:

@@ -11,12 +11,13 @@ import json
 import logging
 import threading
 import traceback
+from functools import partial
 from typing import Any
 
-from . import transitions
+from . import transitions, worklog
 from .appstate import AppState, worker_id
 from .database import riding_out_outages
-from .dispatch import Transition, commit, make_job
+from .dispatch import LogLines, Transition, commit, make_job
 from .errors import StepTimeout
 from .heartbeat import leased
 from .job import Job
@@ -53,7 +54,8 @@ def run_node(state: AppState, node_id: str) -> None:
     step = state.step(claimed.task)
     if step is None:
         reason = f"no step named {claimed.task!r} is registered in this consumer"
-        commit(state, lambda conn, now: transitions.discard(conn, claimed, reason, now))
+        commit(state, lambda conn, now: transitions.discard(conn, claimed, reason, now),
+               log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)))
         return
     with leased(state.engine, worker, state.config.heartbeat_seconds, node_id):
         _execute(state, step, claimed)
@@ -66,6 +68,7 @@ def hand_back(state: AppState, node_id: str) -> None:
 
 
 def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
+    """Run the step and record its outcome; the worker's log says what happened (``worklog``)."""
     job = make_job(state, claimed)
     try:
         value = _call(state, step, job)
@@ -74,34 +77,45 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
         result = _encode(claimed, value)
     except Snooze as snooze:
         seconds = snooze.seconds
-        _record(state, lambda conn, now: transitions.snooze(conn, claimed, seconds, now))
+        _record(state, lambda conn, now: transitions.snooze(conn, claimed, seconds, now),
+                partial(worklog.snoozed, state, claimed, step.max_attempts, seconds))
     except (Discard, _ResultError) as given_up:
         reason = given_up.reason if isinstance(given_up, Discard) else str(given_up)
-        _record(state, lambda conn, now: transitions.discard(conn, claimed, reason, now))
-    except Exception:
+        # A result that cannot be stored is named by what refused it (TypeError, ValueError).
+        refused = given_up.__cause__ if isinstance(given_up, _ResultError) else None
+        failure = worklog.Failure.of(refused or given_up, message=reason)
+        _record(state, lambda conn, now: transitions.discard(conn, claimed, reason, now),
+                partial(worklog.discarded, state, claimed, step.max_attempts, failure))
+    except Exception as exc:
         error = traceback.format_exc()
+        failure = worklog.Failure.of(exc, traceback=error)
         if claimed.attempt <= step.retries:
             delay = step.delay_before(claimed.attempt)
-            _record(state, lambda conn, now: transitions.retry_later(conn, claimed, error, delay, now))
+            _record(state, lambda conn, now: transitions.retry_later(conn, claimed, error, delay, now),
+                    partial(worklog.retrying, state, claimed, step.max_attempts, failure))
         else:
-            _record(state, lambda conn, now: transitions.discard(conn, claimed, error, now))
+            _record(state, lambda conn, now: transitions.discard(conn, claimed, error, now),
+                    partial(worklog.discarded, state, claimed, step.max_attempts, failure))
     except BaseException:
         # The consumer is stopping (Ctrl-C, a process worker's interrupt) mid-step.
         hand_back(state, claimed.node_id)
         raise
     else:
         added = job.added_steps
-        _record(state, lambda conn, now: transitions.complete(conn, claimed, result, added, now), autocommit=not added)
+        _record(state, lambda conn, now: transitions.complete(conn, claimed, result, added, now),
+                partial(worklog.completed, state, claimed, step.max_attempts), autocommit=not added)
 
 
-def _record(state: AppState, transition: Transition, *, autocommit: bool = False) -> Effects:
-    """``commit`` a step's outcome, riding out a brief database outage.
+def _record(state: AppState, transition: Transition, log: LogLines, *, autocommit: bool = False) -> Effects:
+    """``commit`` a step's outcome and ``log`` it, riding out a brief database outage.
 
     The step's lease stays renewed meanwhile. If the database stays away, the
     error propagates, the lease lapses and the sweep rescues the step: its
     function runs again, since its result was never stored.
     """
-    return riding_out_outages(lambda: commit(state, transition, autocommit=autocommit), "record a step outcome")
+    return riding_out_outages(
+        lambda: commit(state, transition, autocommit=autocommit, log=log), "record a step outcome"
+    )
 
 
 def _call(state: AppState, step: Step, job: Job) -> Any:

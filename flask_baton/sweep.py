@@ -32,7 +32,7 @@ from functools import partial
 from sqlalchemy import Connection, select
 from sqlalchemy import exc as sa_exc
 
-from . import transitions
+from . import transitions, worklog
 from .appstate import AppState, worker_id
 from .database import read_connection, write_transaction
 from .dispatch import announce_end, commit
@@ -112,20 +112,22 @@ def _rescue_dead(state: AppState, now: float, report: SweepReport) -> None:
         claimed = Claimed(row.id, row.workflow_id, row.step_name, row.task, row.args, row.attempt,
                           row.worker or "", row.started_at or now)
         step = state.step(row.task)
-        allowed = (step.max_attempts if step else 1) + LOST_RUNS_ALLOWED
+        max_attempts = step.max_attempts if step else None
+        allowed = (max_attempts or 1) + LOST_RUNS_ALLOWED
         silent = now - (row.heartbeat_at or now)
         if row.attempt < allowed:
             reason = f"consumer {row.worker} stopped renewing its lease ({silent:.0f}s ago); step rescued"
             transition = partial(transitions.rescue, claimed=claimed, heartbeat_at=row.heartbeat_at, reason=reason)
+            log = partial(worklog.rescued, state, claimed, max_attempts, claimed.worker, silent)
             found = report.rescued
         else:
             reason = f"lost with its consumer {row.attempt} times (last: {row.worker}); discarded"
             transition = partial(_discard_if_unchanged, claimed=claimed, heartbeat_at=row.heartbeat_at, reason=reason)
+            log = partial(worklog.discarded, state, claimed, max_attempts, worklog.Failure(None, reason))
             found = report.discarded
-        effects = commit(state, lambda conn, at, transition=transition: transition(conn, now=at))
+        effects = commit(state, lambda conn, at, transition=transition: transition(conn, now=at), log=log)
         if effects.changes:
             found.append(row.id)
-        if effects.changes:
             emit(plugin_rescued, workflow_id=row.workflow_id, workflow_label=state.label(row.workflow_id),
                  step_name=row.step_name, job_id=row.id, worker=row.worker, attempt=row.attempt,
                  reason=reason, timestamp=now)

@@ -52,30 +52,13 @@ def emit(signal: NamedSignal, **payload: Any) -> None:
             logger.exception("telemetry receiver %r of %s failed", receiver, signal.name)
 
 
-def _log_failure(_sender: Any, **event: Any) -> None:
-    logger.warning(
-        "step %s of workflow %s (%s) is %s on attempt %s: %s",
-        event["step_name"], event["workflow_label"], event["workflow_id"],
-        event["state"], event["attempt"], event["error"],
-    )
-
-
-def _log_finished(_sender: Any, **event: Any) -> None:
-    if event["outcome"] != "completed":
-        logger.warning(
-            "workflow %s (%s) failed; failed steps: %s",
-            event["workflow_label"], event["workflow_id"], ", ".join(event["failed_steps"]),
-        )
-
-
-def _log_rescued(_sender: Any, **event: Any) -> None:
-    logger.warning("rescued step %s of workflow %s: %s", event["step_name"], event["workflow_id"], event["reason"])
-
-
 def attach_default_logger(level: int = logging.WARNING) -> None:
-    """Log failures (retryable, discarded, cancelled, failed workflows) and rescues."""
+    """Kept for existing callers: failures are logged without it now.
+
+    The worker's log (``flask_baton.worker``, see ``worklog``) logs every
+    failed run, retry, discard, cascade, rescue and failed workflow where it
+    happens, by default. This only lowers the ``flask_baton`` logger's level
+    to ``level``, as this function always did; it attaches no receiver, so
+    nothing is logged twice.
+    """
     logger.setLevel(min(logger.level or level, level))
-    for state in (StepState.RETRYABLE, StepState.DISCARDED, StepState.CANCELLED):
-        step_signal(state).connect(_log_failure, weak=False)
-    workflow_finished.connect(_log_finished, weak=False)
-    plugin_rescued.connect(_log_rescued, weak=False)

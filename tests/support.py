@@ -47,6 +47,20 @@ def step_states(app: Flask, workflow_id: str) -> dict[str, str]:
     return {s.step_name: s.state.value for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
 
 
+def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
+    """Claim a step as a consumer that then dies: no heartbeat ever follows ``at``."""
+    from sqlalchemy import update
+
+    from flask_baton import transitions
+    from flask_baton.database import write_transaction
+    from flask_baton.schema import nodes
+
+    state = app.extensions["baton"]
+    with write_transaction(state.engine) as conn:
+        assert transitions.claim(conn, node_id, "gone-host:4242", time.time()) is not None
+        conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
+
+
 def make_version_1(app: Flask) -> None:
     """Turn the app's installed schema back into what schema version 1 was."""
     from sqlalchemy import text
@@ -194,7 +208,9 @@ class Deliveries:
 class WorkerProcess:
     """``flask baton worker`` as a real subprocess, on the same storage as a test app."""
 
-    def __init__(self, settings: dict[str, Any], *extra_args: str, workers: int = 2) -> None:
+    def __init__(
+        self, settings: dict[str, Any], *extra_args: str, workers: int = 2, factory: str = "tests.apps:create_app"
+    ) -> None:
         import os
         import sys
         from pathlib import Path
@@ -203,7 +219,7 @@ class WorkerProcess:
 
         root = Path(__file__).resolve().parent.parent
         self.args = [
-            sys.executable, "-m", "flask", "--app", "tests.apps:create_app", "baton", "worker",
+            sys.executable, "-m", "flask", "--app", factory, "baton", "worker",
             "-w", str(workers), "--delay", "0.005", "--max-delay", "0.05", *extra_args,
         ]
         self.env = {**os.environ, **environment_for(settings), "PYTHONPATH": str(root)}

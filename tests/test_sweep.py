@@ -17,13 +17,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
-from flask_baton import Workflow, telemetry, transitions
+from flask_baton import Workflow, telemetry
 from flask_baton.database import write_transaction
 from flask_baton.schema import completions, debug_logs, edges, events, nodes, workflows
 from flask_baton.sweep import LOST_RUNS_ALLOWED, sweep
 
 from .steps import constant, slow, sum_inputs
-from .support import DATABASE_FEED, ThreadConsumer, step_states, wait_finished, wait_for
+from .support import DATABASE_FEED, ThreadConsumer, claim_as_dead_consumer, step_states, wait_finished, wait_for
 
 LEASE = 2.0
 FAST = {"BATON_LEASE_SECONDS": LEASE, "BATON_HEARTBEAT_SECONDS": 0.2, "BATON_SWEEP_INTERVAL": 1.0}
@@ -32,14 +32,6 @@ FAST = {"BATON_LEASE_SECONDS": LEASE, "BATON_HEARTBEAT_SECONDS": 0.2, "BATON_SWE
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     return FAST
-
-
-def _claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
-    """Claim a step as a consumer that then dies: no heartbeat ever follows."""
-    state = app.extensions["baton"]
-    with write_transaction(state.engine) as conn:
-        assert transitions.claim(conn, node_id, "gone-host:4242", time.time()) is not None
-        conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
 def _chain(name: str) -> Workflow:
@@ -59,7 +51,7 @@ def test_step_of_a_dead_consumer_is_rescued_and_the_workflow_completes(app: Flas
     first = wf.insert()[0]
     _flush_queue(app)
     claimed_at = time.time() - 10
-    _claim_as_dead_consumer(app, first.id, claimed_at)
+    claim_as_dead_consumer(app, first.id, claimed_at)
 
     assert sweep(state, force=True, now=claimed_at + LEASE / 2).rescued == []  # lease not expired yet
     report = sweep(state, force=True)
@@ -80,7 +72,7 @@ def test_step_lost_too_often_is_discarded_and_cancels_its_dependents(app: Flask)
     first = wf.insert()[0]
     _flush_queue(app)
     for _ in range(1 + LOST_RUNS_ALLOWED):
-        _claim_as_dead_consumer(app, first.id, time.time() - 10)
+        claim_as_dead_consumer(app, first.id, time.time() - 10)
         report = sweep(state, force=True)
         if report.discarded:
             break

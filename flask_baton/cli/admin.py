@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
@@ -10,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..consumer import create_consumer
+from ..consumer import configure_logging, create_consumer, log_banner
 from ..prune import PruneReport
 from ..prune import prune as prune_tables
 from ..steps import DEFAULT_QUEUE
@@ -27,18 +26,21 @@ from .common import app_state, baton_cli
 @click.option("-q", "--queue", default=DEFAULT_QUEUE, show_default=True, help="Which named queue to consume.")
 @click.option("--delay", default=0.05, show_default=True, help="Seconds between polls of an empty queue, at first.")
 @click.option("--max-delay", default=1.0, show_default=True, help="Longest wait between polls of an idle queue.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every task (DEBUG).")
+@click.option("-v", "--verbose", is_flag=True, help="Also log successes, tracebacks and Huey's lines per task (DEBUG).")
 @with_appcontext
 def worker(workers: int, worker_type: str, queue: str, delay: float, max_delay: float, verbose: bool) -> None:
-    """Run a Huey consumer for this app's steps (Ctrl-C stops it gracefully)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(processName)s %(threadName)s %(name)s: %(message)s",
-    )
+    """Run a Huey consumer for this app's steps (Ctrl-C stops it gracefully).
+
+    Logs one line per failure, retry, discard, cascade and rescue on the
+    flask_baton.worker logger; quiet about successes unless -v.
+    """
+    configure_logging(verbose)
+    state = app_state()
     consumer = create_consumer(
-        app_state(), queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
+        state, queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
         backoff=1.15,
     )
+    log_banner(state, queue)
     consumer.run()
 
 
