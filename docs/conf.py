@@ -14,8 +14,8 @@ import flask_baton
 from sphinx.application import Sphinx
 
 project = "flask_baton"
-author = "flask_baton contributors"
-copyright = "2025, flask_baton contributors"
+author = "the flask_baton authors"
+copyright = "2026, the flask_baton authors"  # as in LICENSE
 release = flask_baton.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -37,7 +37,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 # Names the API pages mention that belong to the standard library or to
 # other libraries. The build runs offline, without intersphinx, so Sphinx
 # cannot link them; nitpicky mode is told they live elsewhere instead of
