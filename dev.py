@@ -8,7 +8,12 @@
     python3 dev.py test [PYTEST ARGS...]
         Run the test-suite with pytest; exits with pytest's exit code.
 
-Both first make sure ``.venv`` (next to this file) exists and has the project
+    python3 dev.py docs [--out DIR]
+        Build the documentation site (Sphinx) from docs/ into DIR (default
+        docs/_build/html), warnings as errors; exits non-zero if it fails.
+        .ci/run builds it this way too.
+
+Each first makes sure ``.venv`` (next to this file) exists and has the project
 installed with ``pip install -e '.[dev]'``. The install runs again only when
 pyproject.toml changes (a stamp file in the venv records its hash), so every
 run after the first starts at once.
@@ -127,6 +132,30 @@ def run_tests(pytest_args: Sequence[str]) -> int:
         # Become pytest: Ctrl-C and the exit code need no relaying.
         os.execve(python, command, venv_environment())
     return subprocess.call(command, env=venv_environment())
+
+
+# -- dev.py docs -------------------------------------------------------------------
+
+
+def build_docs(argv: Sequence[str]) -> int:
+    """Build docs/ with Sphinx, every warning an error and every reference checked."""
+    parser = argparse.ArgumentParser(prog="dev.py docs", description="Build the documentation site.")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "_build" / "html",
+                        help="where the HTML goes (default docs/_build/html)")
+    args = parser.parse_args(argv)
+    python = ensure_venv()
+    # -W: a warning fails the build; --keep-going: report them all first;
+    # -n: nitpicky, every cross-reference must resolve; -E: read every page again,
+    # as a saved environment would not repeat the warnings of unchanged pages;
+    # -q: print only the warnings.
+    command = [str(python), "-m", "sphinx", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html",
+               str(ROOT / "docs"), str(args.out.resolve())]
+    status = subprocess.call(command, cwd=ROOT, env=venv_environment())
+    if status == 0:
+        print(f"dev.py: documentation built: {args.out.resolve() / 'index.html'}", flush=True)
+    else:
+        print(f"dev.py: the documentation build failed (exit code {status}; see above)", file=sys.stderr)
+    return status
 
 
 # -- dev.py example ---------------------------------------------------------------
@@ -266,7 +295,7 @@ def run_example(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    commands = {"example": run_example, "test": run_tests}
+    commands = {"docs": build_docs, "example": run_example, "test": run_tests}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
