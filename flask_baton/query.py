@@ -23,7 +23,7 @@ from .records import (
 from .states import WorkflowState
 from .store import reads
 from .store import usage as usage_store
-from .store.reads import load_graph, load_inputs, load_label, load_running_holder, load_step_names
+from .store.reads import load_graph, load_inputs, load_running_holder, load_step_names
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "PREFIX_MATCHES", "Input", "Query", "StepRecord", "StepUsage", "WorkflowPage", "WorkflowRecord",
     "WorkflowStatus", "decode_result",
-    # The loaders a transition runs in its own transaction; transitions and
-    # dispatch still import them from here (they live in store.reads).
-    "load_graph", "load_inputs", "load_label", "load_running_holder", "load_step_names",
+    # Loaders a transition runs in its own transaction (they live in
+    # store.reads); transitions.py and dispatch.py still import them from here.
+    "load_graph", "load_inputs", "load_running_holder", "load_step_names",
 ]
 
 #: Most workflows an ambiguous id prefix names in its error.
