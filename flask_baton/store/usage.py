@@ -8,10 +8,10 @@ the priced rows, ``NULL`` (so ``None``) when no row had a price.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Engine, Row, func, insert, select
+from sqlalchemy import ColumnElement, Engine, func, insert, select
 
 from ..database import read_connection, write_transaction
 from ..records import Usage
@@ -94,7 +94,7 @@ def _sums() -> list[ColumnElement[Any]]:
     ]
 
 
-def _usage(row: Row[Any] | tuple[Any, ...]) -> Usage:
+def _usage(row: Sequence[Any]) -> Usage:
     calls, inputs, outputs, cached, cost, unpriced = row
     return Usage(int(calls), int(inputs), int(outputs), int(cached), as_cost(cost), int(unpriced))
 
