@@ -28,7 +28,7 @@ from .explain import Explanation
 from .extension import Baton
 from .job import Job
 from .outcomes import Discard, Snooze
-from .query import WorkflowStatus
+from .records import WorkflowStatus
 from .states import StepState, WorkflowState
 from .steps import Dep, Step, StepCall
 from .workflow import InsertedJob, Workflow

@@ -13,10 +13,11 @@ from sqlalchemy import Engine
 from .config import BatonConfig
 from .database import read_connection
 from .events.transport import Transport
-from .query import Query, load_label
+from .query import Query
 from .queues import Queues
 from .schema_check import SchemaCheck
 from .steps import Step
+from .store.reads import load_label
 
 if TYPE_CHECKING:
     from .extension import Baton

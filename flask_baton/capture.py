@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert
+from .store.usage import insert_capture
 
-from .database import write_transaction
-from .schema import debug_logs
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def _encode(value: Any, cap: int) -> tuple[str, bool]:
@@ -43,10 +43,9 @@ def capture_context(
     messages_text, cut_messages = _encode(messages, cap)
     response_text, cut_response = _encode(response, cap)
     truncated = cut_messages or cut_response
-    with write_transaction(engine) as conn:
-        conn.execute(insert(debug_logs), {
-            "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
-            "messages": messages_text, "response": response_text, "truncated": truncated,
-            "created_at": time.time(),
-        })
+    insert_capture(engine, {
+        "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
+        "messages": messages_text, "response": response_text, "truncated": truncated,
+        "created_at": time.time(),
+    })
     return truncated

@@ -19,8 +19,9 @@ from .appstate import AppState
 from .database import read_connection
 from .dispatch import commit
 from .errors import DuplicateWorkflowError, WorkflowNotFoundError, WorkflowStateError
-from .query import WorkflowRecord, load_running_holder
+from .records import WorkflowRecord
 from .states import WorkflowState
+from .store.reads import load_running_holder
 from .transitions import Effects
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from . import dag
 from .errors import InvalidStepError, NotADependencyError
 from .ids import new_id
-from .query import Input
+from .records import Input
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
 from .transitions import NewStep

@@ -21,7 +21,7 @@ from flask import current_app
 
 from ..appstate import AppState
 from ..errors import BatonError
-from ..query import WorkflowRecord
+from ..records import WorkflowRecord
 from ..states import WorkflowState
 
 EXIT_FAILED = 3
