@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from huey.consumer import Consumer, Scheduler
+from huey.consumer import Consumer
 
+from . import huey_compat
 from .appstate import AppState
 from .steps import DEFAULT_QUEUE
 
@@ -19,11 +20,4 @@ from .steps import DEFAULT_QUEUE
 def create_consumer(state: AppState, queue: str = DEFAULT_QUEUE, **options: Any) -> Consumer:
     """A Huey consumer for one of the app's queues; ``options`` as Huey's ``Consumer``."""
     every = max(1.0, min(60.0, state.config.sweep_interval))
-
-    class BatonScheduler(Scheduler):
-        periodic_task_seconds = every
-
-    class BatonConsumer(Consumer):
-        scheduler_class = BatonScheduler
-
-    return BatonConsumer(state.queues.huey(queue), **options)
+    return huey_compat.create_consumer(state.queues.huey(queue), every, **options)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from flask import Flask
+from huey.consumer import Consumer
 
 from flask_baton.consumer import create_consumer
 from flask_baton.query import WorkflowRecord
@@ -47,24 +48,14 @@ def step_states(app: Flask, workflow_id: str) -> dict[str, str]:
     return {s.step_name: s.state.value for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
 
 
-class ThreadConsumer:
-    """A real Huey consumer (worker threads + scheduler) for one app's queue."""
+class RunningConsumer:
+    """A Huey consumer started in this process for the ``with`` block, stopped gracefully after it."""
 
-    def __init__(self, app: Flask, workers: int = 4, queue: str = "default", periodic: bool = False) -> None:
-        self.consumer = create_consumer(
-            app.extensions["baton"],
-            queue,
-            workers=workers,
-            worker_type="thread",
-            initial_delay=0.002,
-            backoff=1.2,
-            max_delay=0.05,
-            periodic=periodic,
-            check_worker_health=False,
-        )
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
         self._saved: dict[int, Any] = {}
 
-    def __enter__(self) -> ThreadConsumer:
+    def __enter__(self) -> Self:
         # Consumer.start() installs its own signal handlers; give pytest's back after.
         self._saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         self.consumer.start()
@@ -74,6 +65,23 @@ class ThreadConsumer:
         self.consumer.stop(graceful=True)
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
+
+
+class ThreadConsumer(RunningConsumer):
+    """A real Huey consumer (worker threads + scheduler) for one app's queue."""
+
+    def __init__(self, app: Flask, workers: int = 4, queue: str = "default", periodic: bool = False) -> None:
+        super().__init__(create_consumer(
+            app.extensions["baton"],
+            queue,
+            workers=workers,
+            worker_type="thread",
+            initial_delay=0.002,
+            backoff=1.2,
+            max_delay=0.05,
+            periodic=periodic,
+            check_worker_health=False,
+        ))
 
 
 # -- recorders for the core engine suite ---------------------------------------
