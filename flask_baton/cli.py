@@ -52,11 +52,15 @@ def worker(workers: int, worker_type: str, queue: str, delay: float, max_delay: 
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(processName)s %(threadName)s %(name)s: %(message)s",
     )
+    state = _state()
     consumer = create_consumer(
-        _state(), queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
+        state, queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
         backoff=1.15,
     )
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        state.close()
 
 
 @baton_cli.group("db")

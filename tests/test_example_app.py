@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from example_app import create_app
 from example_app.steps import KEYWORD_MODELS, fake_credibility, fake_keywords, fake_sources, fake_summary
 
+from .apps import close_app
 from .support import ThreadConsumer, wait_for
 
 MODEL_STEPS = [f"keywords:{model}" for model in KEYWORD_MODELS]
@@ -33,7 +34,7 @@ def example_app(tmp_path: Path) -> Iterator[Flask]:
         instance_path=str(tmp_path / "instance"),
     )
     yield app
-    app.extensions["baton"].engine.dispose()
+    close_app(app)
 
 
 def _start(client: FlaskClient, topic: str) -> str:
