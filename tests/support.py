@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
+import pytest
 from flask import Flask
 from huey.consumer import Consumer
 
@@ -46,6 +50,21 @@ def wait_finished(app: Flask, workflow_id: str, timeout: float = 20.0) -> Workfl
 def step_states(app: Flask, workflow_id: str) -> dict[str, str]:
     """Each step's state, by step name."""
     return {s.step_name: s.state.value for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
+
+
+#: Marks a test that reads this process's open files from Linux's ``/proc``.
+LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from Linux's /proc")
+
+
+def open_files(prefix: str) -> list[str]:
+    """Paths starting with ``prefix`` that this process holds open (see ``LINUX_PROC``)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with suppress(OSError):  # an fd closed while listed
+            target = os.readlink(fd)
+            if target.startswith(prefix):
+                found.append(target)
+    return found
 
 
 class RunningConsumer:

@@ -8,11 +8,10 @@ allows, plain ``python3 dev.py test`` on the newest.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from huey.signals import SIGNAL_ENQUEUED
 from flask_baton import huey_compat
 
 from .conftest import REDIS_URL
-from .support import RunningConsumer, wait_for
+from .support import LINUX_PROC, RunningConsumer, open_files, wait_for
 
 
 @contextmanager
@@ -211,18 +210,7 @@ def test_create_consumer_checks_periodic_tasks_at_the_given_pace(sqlite_huey: Hu
         wait_for(lambda: len(ticks) >= 2, "two periodic checks a second apart", timeout=15)
 
 
-def _open_files(prefix: str) -> list[str]:
-    """This process's open file descriptors whose target starts with ``prefix`` (Linux)."""
-    found = []
-    for fd in Path("/proc/self/fd").iterdir():
-        with suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith(prefix):
-                found.append(target)
-    return found
-
-
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through Linux's /proc")
+@LINUX_PROC
 def test_close_leaves_no_sqlite_file_open_whichever_threads_used_it(sqlite_huey: Huey) -> None:
     echo = _register(sqlite_huey)
     filename = sqlite_huey.storage.filename
@@ -236,11 +224,11 @@ def test_close_leaves_no_sqlite_file_open_whichever_threads_used_it(sqlite_huey:
     for thread in threads:
         thread.join()
     use()
-    assert _open_files(filename), "the storage holds no file open: this test would prove nothing"
+    assert open_files(filename), "the storage holds no file open: this test would prove nothing"
 
     with pinned("SqliteStorage.close() closing the connection every thread shares"):
         huey_compat.close(sqlite_huey)
-        assert _open_files(filename) == []
+        assert open_files(filename) == []
 
 
 def test_close_disconnects_redis_huey_s_connections(huey_on_redis: Huey) -> None:

@@ -15,6 +15,7 @@ from flask_baton import schema as baton_schema
 from .apps import close_app, create_app, open_app
 from .conftest import sqlite_settings
 from .steps import baton, constant
+from .support import LINUX_PROC, open_files
 
 
 @pytest.mark.parametrize(
@@ -87,6 +88,24 @@ def test_baton_can_be_given_app_db_and_huey_in_the_constructor(tmp_path: Path) -
     try:
         assert app.extensions["baton"].baton is direct
         assert direct.state(app).queues.huey() is huey
+    finally:
+        close_app(app)
+
+
+@LINUX_PROC
+def test_close_leaves_no_file_of_flask_baton_open(tmp_path: Path) -> None:
+    app = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
+    try:
+        with app.app_context():
+            baton.create_schema()
+            Workflow("w").add("a", constant.new()).insert()  # a message in SqliteHuey's file
+            app.extensions["baton"].queues.enqueue_many(["x", "y"], "other", None)  # a named queue's too
+            assert baton.query.list_workflows().workflows
+        assert open_files(str(tmp_path)), "nothing is open: this test would prove nothing"
+
+        baton.close(app)
+
+        assert open_files(str(tmp_path)) == []
     finally:
         close_app(app)
 
