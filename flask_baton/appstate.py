@@ -72,6 +72,12 @@ class AppState:
         """Seed the cache with a workflow this process just inserted."""
         self._labels[workflow_id] = label
 
+    def close(self) -> None:
+        """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
+        self.events.close()
+        self.queues.close()
+        self.engine.dispose()
+
 
 def worker_id() -> str:
     """This consumer process as events and the dashboard show it (host:pid)."""

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 from flask import Flask
 
-from .apps import create_app
+from .apps import open_app
 from .support import ThreadConsumer
 
 POSTGRES_URL = os.environ.get("BATON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -122,13 +122,9 @@ def app_overrides() -> dict[str, Any]:
 @pytest.fixture
 def app(settings: dict[str, Any], app_overrides: dict[str, Any]) -> Iterator[Flask]:
     """A Flask app with flask_baton installed on fresh storage, in an app context."""
-    app = create_app({**settings, **app_overrides})
-    state = app.extensions["baton"]
-    state.baton.create_schema(app)
-    with app.app_context():
+    with open_app({**settings, **app_overrides}) as app, app.app_context():
+        app.extensions["baton"].baton.create_schema()
         yield app
-    state.events.close()
-    state.engine.dispose()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from sqlalchemy import func, inspect, select
 from flask_baton import Workflow, schema
 from flask_baton.migration import SkipBatonTables, include_name
 
+from .apps import close_app
 from .conftest import sqlite_settings
 from .steps import baton, constant
 
@@ -94,10 +95,8 @@ def make_app(settings: dict[str, Any], tmp_path: Path) -> Iterator[AppFactory]:
         return app
 
     yield build
-    for app, db in built:
-        app.extensions["baton"].engine.dispose()
-        with app.app_context():
-            db.engine.dispose()
+    for app, _db in built:
+        close_app(app)
 
 
 def flask(app: Flask, *args: str) -> str:
