@@ -732,7 +732,7 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
 
     app = chaos_app.create_app(dict(base))
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    chaos_app.baton.create_schema(app)
     admin = create_engine(url.set(query={}).render_as_string(hide_password=False)) if postgres else None
     rng = random.Random(plan.seed)
     pool = ConsumerPool(consumer_settings, workdir, plan)

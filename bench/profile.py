@@ -308,11 +308,11 @@ def _fan_wf(n: int, tag: str) -> Any:
 def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
     from flask_baton import Workflow
     from . import raw
-    from .app import create_app, noop
+    from .app import baton, create_app, noop
 
     app = create_app(storage.baton_settings("profile"))
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    baton.create_schema(app)
     huey = state.queues.huey()
     sql = SqlCounter(state.engine)
     queue = HueyCounter(huey)

@@ -12,15 +12,15 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ArgumentError, InvalidStepError, NotSerializableError
 
-if TYPE_CHECKING:
-    from .job import Job
-
-StepFunction = Callable[["Job"], Any]
-DepHook = Callable[[str, "Job"], None]
+#: A step function: called with the step's ``Job``. Spelled ``Any`` here, as
+#: ``job.py`` imports this module (``Job.add_step`` takes a ``StepCall``).
+StepFunction = Callable[[Any], Any]
+#: ``on_dep_cancelled`` / ``on_dep_discarded``: called with the reason and the ``Job``.
+DepHook = Callable[[str, Any], None]
 
 DEFAULT_QUEUE = "default"
 
@@ -91,7 +91,7 @@ class Step:
         """Return a call of this step with ``args`` (``job.args`` when it runs)."""
         return StepCall(self, args)
 
-    def __call__(self, job: Job) -> Any:
+    def __call__(self, job: Any) -> Any:
         """Run the function directly, e.g. in a unit test of the step's logic."""
         return self.func(job)
 

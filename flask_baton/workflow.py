@@ -6,16 +6,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import current_app, has_app_context
-
 from . import dag, subworkflow, transitions
-from .appstate import AppState
+from .appstate import AppState, get_state
 from .dispatch import commit
 from .errors import (
     DuplicateStepError,
     DuplicateWorkflowError,
     InvalidStepError,
-    SetupError,
     WorkflowError,
 )
 from .ids import new_id
@@ -169,7 +166,7 @@ class Workflow:
         All-or-nothing: on any error nothing is written. Returns one
         ``InsertedJob`` per step, in the order they were added.
         """
-        state = _current_state()
+        state = get_state().ready()
         new = self._prepare(state)
         try:
             commit(state, lambda conn, now: transitions.insert_workflows(conn, [new], now))
@@ -191,7 +188,7 @@ class Workflow:
         """
         if not workflows:
             return []
-        state = _current_state()
+        state = get_state().ready()
         batch = [workflow._prepare(state) for workflow in workflows]
         if len({new.workflow_id for new in batch}) != len(batch):
             raise WorkflowError("insert_many() was given the same workflow twice")
@@ -231,13 +228,3 @@ def _jobs(new: transitions.NewWorkflow) -> list[InsertedJob]:
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidStepError(f"a step name must be a non-empty string, got {name!r}")
-
-
-def _current_state() -> AppState:
-    """The current app's state, its schema checked before anything is written."""
-    if not has_app_context():
-        raise SetupError("Workflow.insert() needs an app context (a request, a CLI command, or app.app_context())")
-    state = current_app.extensions.get("baton")
-    if state is None:
-        raise SetupError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
-    return state.ready()

@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 
 from .apps import create_app
+from .steps import baton
 from .support import ThreadConsumer
 
 POSTGRES_URL = os.environ.get("BATON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -124,7 +125,7 @@ def app(settings: dict[str, Any], app_overrides: dict[str, Any]) -> Iterator[Fla
     """A Flask app with flask_baton installed on fresh storage, in an app context."""
     app = create_app({**settings, **app_overrides})
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    baton.create_schema(app)
     with app.app_context():
         yield app
     state.events.close()

@@ -55,7 +55,7 @@ def client(app: Flask) -> FlaskClient:
 def other_app(settings: dict[str, Any], **config: Any) -> Iterator[Flask]:
     """An app on the same storage with different dashboard settings."""
     app = create_app({**settings, **config})
-    app.extensions["baton"].baton.create_schema(app)
+    baton.create_schema(app)
     try:
         yield app
     finally:
@@ -154,7 +154,7 @@ def test_index_lists_workflows_newest_first_with_state_progress_and_cost(app: Fl
     first = pending_workflow("first", steps=2)
     second = pending_workflow("second", steps=3)
     third = pending_workflow("third", steps=1)
-    app.extensions["baton"].baton.cancel_workflow(second.workflow_id)
+    baton.cancel_workflow(second.workflow_id)
     add_stats(app, third.workflow_id, "first", tokens=(1000, 200), cost=0.0123)
     add_stats(app, third.workflow_id, "first", tokens=(10, 2), cost=0.0100)
 
@@ -193,7 +193,7 @@ def test_index_filters_by_state_and_by_label_text(app: Flask, client: FlaskClien
     beta = pending_workflow("Report:Beta")
     misc = pending_workflow("misc")
     odd = pending_workflow("100%_done")
-    app.extensions["baton"].baton.cancel_workflow(beta.workflow_id)
+    baton.cancel_workflow(beta.workflow_id)
 
     def listed(query: str) -> set[str]:
         response = client.get("/baton" + query)

@@ -36,7 +36,7 @@ from flask_baton.schema import nodes
 from . import ledger
 from .apps import create_app, environment_for
 from .conftest import POSTGRES_URL
-from .steps import fault_step, fault_step_retrying
+from .steps import baton, fault_step, fault_step_retrying
 from .support import DATABASE_FEED, wait_finished, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def fault_app(fault_settings: dict[str, Any]) -> Iterator[Flask]:
     """The test process's app (inserts and reads; it runs no consumer)."""
     app = create_app(fault_settings)
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    baton.create_schema(app)
     with app.app_context():
         yield app
     state.engine.dispose()

@@ -38,6 +38,7 @@ from blinker import Signal
 from flask import Flask, g
 
 from flask_baton import telemetry
+from flask_baton.usage import Stats
 
 from .support import ThreadConsumer, wait_for
 
@@ -306,7 +307,7 @@ def test_readme_runs_as_printed_from_an_empty_directory(
                 f"{w.name} ({w.state.value})": {s.step_name: s.error for s in state.query.get_workflow_jobs(w.id)}
                 for w in workflows if w.state.value not in ("completed", "cancelled")
             }
-            usage = state.baton.stats.total()
+            usage = Stats(state.engine).total()
     finally:
         state.events.close()
         state.engine.dispose()

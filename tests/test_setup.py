@@ -86,7 +86,7 @@ def test_baton_can_be_given_app_db_and_huey_in_the_constructor(tmp_path: Path) -
     db = SQLAlchemy(app)
     huey = SqliteHuey("direct", filename=str(tmp_path / "huey.db"))
     direct = Baton(app, db=db, huey=huey)
-    assert app.extensions["baton"].baton is direct
+    assert direct.state(app) is app.extensions["baton"]
     assert direct.state(app).queues.huey() is huey
 
 

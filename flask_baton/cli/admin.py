@@ -6,10 +6,10 @@ import sys
 import time
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from ..consumer import configure_logging, create_consumer, log_banner
+from ..schema import upgrade
 from ..prune import PruneReport
 from ..prune import prune as prune_tables
 from ..steps import DEFAULT_QUEUE
@@ -53,8 +53,7 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Create flask_baton's tables, or upgrade them in place (idempotent)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    old, new = app_state(check_schema=False).baton.create_schema(app)
+    old, new = upgrade(app_state(check_schema=False).engine, time.time())
     if old == new:
         click.echo(f"flask_baton schema is up to date (version {new})")
     else:
