@@ -49,8 +49,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from flask_baton import Workflow, events
-from flask_baton.schema import completions, edges, nodes, workflows
-from flask_baton.schema import events as events_table
+from flask_baton.store.tables import completions, edges, nodes, workflows
+from flask_baton.store.tables import events as events_table
 from flask_baton.subworkflow import JOIN_TASK
 
 from . import chaos_app

@@ -56,7 +56,6 @@ def measure(variant: Variant, workflows: int, steps: int, workdir: Any) -> list[
         if not variant.pubsub:
             settings = {k: v for k, v in settings.items() if not k.startswith("BATON_PUBSUB")}
         app = create_app(settings)
-        state = app.extensions["baton"]
         baton.create_schema(app)
         consumer = Consumer(variant.label, baton_command(), environment_for(settings), workdir / "events.log")
         try:

@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import Engine
-
 from .config import BatonConfig
-from .database import read_connection
 from .errors import SetupError
 from .events.transport import Transport
 from .query import Query, load_label
 from .queues import Queues
 from .schema_check import SchemaCheck
 from .steps import Step
+from .store import Store
 
 #: Where ``init_app`` keeps the state, in ``app.extensions``.
 EXTENSION_KEY = "baton"
@@ -34,21 +33,27 @@ _LABEL_CACHE_SIZE = 4096
 
 @dataclass(frozen=True, eq=False)
 class AppState:
-    """One app's config, engine, queues, event transport and readers, shared by every flask_baton part.
+    """One app's config, store, queues, event transport and readers, shared by every flask_baton part.
 
-    ``steps`` is the registry of the ``Baton`` that was given the app (the
-    same dict, so steps declared after ``init_app`` are found too).
+    ``store`` sends every statement; ``steps`` is the registry of the
+    ``Baton`` that was given the app (the same dict, so steps declared after
+    ``init_app`` are found too).
     """
 
     app: Flask
     config: BatonConfig
-    engine: Engine
+    store: Store
     steps: Mapping[str, Step]
     queues: Queues
     events: Transport
     query: Query
     schema_check: SchemaCheck
     _labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Engine:
+        """The store's engine, for the readers that take one (``Query``, ``Stats``, the event feed)."""
+        return self.store.engine
 
     def ready(self) -> AppState:
         """This state, once the database holds flask_baton's current schema (else ``SchemaError``).
@@ -68,7 +73,7 @@ class AppState:
         """A workflow's name; names never change, so they are cached."""
         label = self._labels.get(workflow_id)
         if label is None:
-            with read_connection(self.engine) as conn:
+            with self.store.read() as conn:
                 label = load_label(conn, workflow_id)
             if len(self._labels) >= _LABEL_CACHE_SIZE:
                 self._labels.clear()

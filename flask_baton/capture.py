@@ -13,10 +13,10 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import insert
 
-from .database import write_transaction
-from .schema import debug_logs
+from .store import Store
+from .store.tables import debug_logs
 
 
 def _encode(value: Any, cap: int) -> tuple[str, bool]:
@@ -29,7 +29,7 @@ def _encode(value: Any, cap: int) -> tuple[str, bool]:
 
 
 def capture_context(
-    engine: Engine,
+    store: Store,
     cap: int,
     *,
     workflow_id: str,
@@ -43,7 +43,7 @@ def capture_context(
     messages_text, cut_messages = _encode(messages, cap)
     response_text, cut_response = _encode(response, cap)
     truncated = cut_messages or cut_response
-    with write_transaction(engine) as conn:
+    with store.write() as conn:
         conn.execute(insert(debug_logs), {
             "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
             "messages": messages_text, "response": response_text, "truncated": truncated,

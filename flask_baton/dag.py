@@ -138,7 +138,7 @@ def tolerated(tolerates: str | None, dep_state: str) -> bool:
     """Whether an edge with policy ``tolerates`` lets its dependent run after ``dep_state``.
 
     ``tolerates`` is ``Dep.tolerates``: None, ``"discarded"``,
-    ``"cancelled"`` or ``"any"``. The SQL twin is ``transitions._satisfied``.
+    ``"cancelled"`` or ``"any"``. The SQL twin is ``store.hotpath``'s.
     """
     return dep_state in FAILED and (tolerates == "any" or tolerates == dep_state)
 
@@ -209,7 +209,7 @@ def failure_roots(graph: StepGraph) -> list[str]:
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """What a retry changes, all in one transaction (``transitions.rearm``).
+    """What a retry changes, all in one transaction (``control.rearm``).
 
     ``rearm``: the steps to run again, dependencies first; ``waits``: how many
     deps each of them waits for (not yet completed nor tolerated-failed, or

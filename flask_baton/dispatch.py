@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,19 +20,20 @@ from sqlalchemy import Connection
 
 from .appstate import AppState
 from .capture import capture_context
-from .database import read_connection, riding_out_outages, write_transaction
+from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
 from .job import Job
 from .query import Input, load_inputs, load_step_names
 from .states import StepState
+from .store import Tx
+from .store.engine import riding_out_outages
 from .telemetry import emit, step_signal, workflow_finished
-from .transitions import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd, mark_announced
 from .usage import record_usage
 from .worklog import workflow_ended
 
 logger = logging.getLogger("flask_baton")
 
-Transition = Callable[[Connection, float], Effects]
+Transition = Callable[[Tx], Effects]
 #: Writes the worker's log lines of a committed transition (``worklog``).
 LogLines = Callable[[Effects], None]
 
@@ -41,7 +41,7 @@ LogLines = Callable[[Effects], None]
 def commit(
     state: AppState, transition: Transition, *, autocommit: bool = False, log: LogLines | None = None
 ) -> Effects:
-    """Run ``transition`` in its own transaction, then act on its effects.
+    """Run ``transition`` in its own transaction (``Store.transaction``), then act on its effects.
 
     ``autocommit``: each statement of ``transition`` is a whole change by
     itself (``write_transaction``). Ignored when the event feed is in the
@@ -49,16 +49,16 @@ def commit(
     with the effects before a workflow end they caused is announced, so the
     worker's log tells a step's outcome before its workflow's.
     """
-    with write_transaction(state.engine, autocommit=autocommit and not state.events.atomic) as conn:
-        now = time.time()  # read under the write lock, so times follow commit order
-        effects = transition(conn, now)
+    store = state.store
+    with store.transaction(autocommit=autocommit and not state.events.atomic) as tx:
+        effects = transition(tx)
         events = [step_event(state, change) for change in effects.changes]
         announced: list[WorkflowEnd] = []
         if state.events.atomic:
             # The feed is in this database: announce in this very transaction.
-            announced = [end for end in effects.ended if mark_announced(conn, end.workflow_id, now)]
+            announced = [end for end in effects.ended if store.mark_announced(tx.conn, end.workflow_id, tx.now)]
             events += [finished_event(state, end) for end in announced]
-        state.events.stage(conn, events, now)
+        state.events.stage(tx.conn, events, tx.now)
     _after_commit(state, effects, events)
     if log is not None:
         log(effects)
@@ -78,11 +78,10 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     gets there first.
     """
     event = finished_event(state, end)
-    with write_transaction(state.engine, autocommit=not state.events.atomic) as conn:
-        now = time.time()
-        won = mark_announced(conn, end.workflow_id, now)
+    with state.store.transaction(autocommit=not state.events.atomic) as tx:
+        won = state.store.mark_announced(tx.conn, end.workflow_id, tx.now)
         if won:
-            state.events.stage(conn, [event], now)
+            state.events.stage(tx.conn, [event], tx.now)
     if won:
         _publish(state, [event], defer=True)
         _signal_end(state, end)
@@ -176,7 +175,7 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
 
     def read(load: Callable[[Connection, str], Any]) -> Any:
         def once() -> Any:
-            with read_connection(state.engine) as conn:
+            with state.store.read() as conn:
                 return load(conn, workflow_id)
 
         return riding_out_outages(once, f"read the inputs of step {step_name!r}")
@@ -191,12 +190,12 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
              "attempt": claimed.attempt}
 
     def usage(**call: Any) -> float | None:
-        return record_usage(state.engine, state.config.pricing, **where, **call)
+        return record_usage(state.store, state.config.pricing, **where, **call)
 
     def context(messages: Any, response: Any) -> bool:
         if not state.config.debug_capture:
             return False
-        capture_context(state.engine, state.config.debug_capture_max_bytes, **where,
+        capture_context(state.store, state.config.debug_capture_max_bytes, **where,
                         messages=messages, response=response)
         return True
 

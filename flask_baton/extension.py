@@ -9,7 +9,6 @@ from typing import Any
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
-from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from . import control
@@ -17,7 +16,6 @@ from .appstate import EXTENSION_KEY, AppState, get_state
 from .cli import baton_cli
 from .config import BatonConfig, read_config
 from .dashboard import register_dashboard
-from .database import create_baton_engine
 from .errors import ConfigError, DuplicateStepError, SetupError, WorkflowNotFoundError
 from .events.choice import transport_for
 from .explain import Explanation, explain_step
@@ -27,10 +25,9 @@ from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
 from .runner import hand_back, run_node
-from .schema import upgrade
 from .schema_check import SchemaCheck
-from .sqlite_paths import sqlite_url_in_instance
 from .steps import Step, StepFunction
+from .store import Store, open_store
 from .subworkflow import join_step
 from .sweep import sweep
 from .usage import Stats
@@ -54,16 +51,20 @@ class Baton:
     # -- setup ---------------------------------------------------------------
 
     def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
-        """Register with ``app``: read ``BATON_*`` config, build the engine and queues."""
+        """Register with ``app``: read ``BATON_*`` config, open the store, build the queues.
+
+        The database must be SQLite or PostgreSQL through psycopg 3; any other
+        is refused here with a ``ConfigError`` (``store.store_class``).
+        """
         if EXTENSION_KEY in app.extensions:
             raise SetupError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
-        engine = create_baton_engine(sqlite_url_in_instance(make_url(database_uri), app.instance_path), config)
+        store = open_store(make_url(database_uri), config, app.instance_path)
         huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
         # The state lives in app.extensions only: it refers to the app, so a
         # weak-keyed map of app -> state would keep every app alive.
-        app.extensions[EXTENSION_KEY] = state = build_state(app, config, engine, huey, self.steps)
+        app.extensions[EXTENSION_KEY] = state = build_state(app, config, store, huey, self.steps)
         app.cli.add_command(baton_cli)
         protect_from_autogenerate(app)
         if config.dashboard_prefix is not None:
@@ -149,7 +150,7 @@ class Baton:
 
     def create_schema(self, app: Flask | None = None) -> tuple[int, int]:
         """Create or upgrade flask_baton's tables; returns (old, new) schema versions."""
-        return upgrade(self.state(app).engine, time.time())
+        return self.state(app).store.upgrade(time.time())
 
     def cancel_workflow(self, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
         """Cancel a running workflow and its unsettled steps; return their names."""
@@ -200,7 +201,7 @@ class Baton:
         return self.state().queues.huey()
 
 
-def build_state(app: Flask, config: BatonConfig, engine: Engine, huey: Huey, steps: Mapping[str, Step]) -> AppState:
+def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps: Mapping[str, Step]) -> AppState:
     """Everything flask_baton keeps for ``app``, made whole at once (``init_app``).
 
     The Huey tasks find the state when they run (``get_state(app)``), so
@@ -209,12 +210,12 @@ def build_state(app: Flask, config: BatonConfig, engine: Engine, huey: Huey, ste
     return AppState(
         app=app,
         config=config,
-        engine=engine,
+        store=store,
         steps=steps,
         queues=Queues(huey, run=_in_app(app, run_node), hand_back=_in_app(app, hand_back), sweep=_in_app(app, sweep)),
-        events=transport_for(config, engine),
-        query=Query(engine),
-        schema_check=SchemaCheck(engine),
+        events=transport_for(config, store.engine),
+        query=Query(store.engine),
+        schema_check=SchemaCheck(store),
     )
 
 

@@ -14,11 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, true
 
-from .dag import StepGraph
-from .database import read_connection
 from .errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
-from .schema import edge_to_dep, edges, nodes, step_stats, workflows
 from .states import SETTLED, StepState, WorkflowState
+from .store.engine import read_connection
+from .store.tables import edge_to_dep, edges, nodes, step_stats, workflows
 from .errors import ArgumentError
 
 #: Most workflows an ambiguous id prefix names in its error.
@@ -376,28 +375,9 @@ def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], di
     return deps, tolerates
 
 
-def load_graph(conn: Connection, workflow_id: str) -> StepGraph:
-    """A workflow's steps, states and edge policies as ``conn``'s transaction sees them."""
-    deps, tolerates = _edges(conn, workflow_id)
-    states = dict(conn.execute(
-        select(nodes.c.step_name, nodes.c.state).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
-    ).all())
-    return StepGraph(
-        states,
-        {name: {dep: tolerates.get(name, {}).get(dep) for dep in deps.get(name, ())} for name in states},
-    )
-
-
 def load_step_names(conn: Connection, workflow_id: str) -> set[str]:
     """Names of every step stored for a workflow."""
     return set(conn.execute(select(nodes.c.step_name).where(nodes.c.workflow_id == workflow_id)).scalars())
-
-
-def load_running_holder(conn: Connection, unique_key: str) -> str | None:
-    """The id of the running workflow that holds ``unique_key``, if any."""
-    return conn.execute(
-        select(workflows.c.id).where(workflows.c.unique_key == unique_key, workflows.c.state == WorkflowState.RUNNING)
-    ).scalar_one_or_none()
 
 
 def load_label(conn: Connection, workflow_id: str) -> str:

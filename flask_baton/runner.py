@@ -16,15 +16,16 @@ from typing import Any
 
 from . import transitions, worklog
 from .appstate import AppState, worker_id
-from .database import riding_out_outages
 from .dispatch import LogLines, Transition, commit, make_job
+from .effects import Claimed, Effects, StepChange
 from .errors import StepTimeout
 from .heartbeat import leased
 from .job import Job
 from .outcomes import Discard, Snooze
 from .states import StepState
 from .steps import Step
-from .transitions import Claimed, Effects
+from .store import Tx
+from .store.engine import riding_out_outages
 
 logger = logging.getLogger("flask_baton")
 
@@ -34,37 +35,38 @@ def run_node(state: AppState, node_id: str) -> None:
     worker = worker_id()
     claims: list[Claimed] = []
 
-    def claim(conn: Any, now: float) -> Effects:
-        claimed = transitions.claim(conn, node_id, worker, now)
+    def claim(tx: Tx) -> Effects:
+        claimed = transitions.claim(tx, node_id, worker)
         if claimed is None:
             return Effects()
         claims.append(claimed)
         state.remember_label(claimed.workflow_id, claimed.label or "")
+        now = tx.now
         queue_wait = None if claimed.queued_at is None else max(now - claimed.queued_at, 0.0)
-        return Effects(changes=[transitions.StepChange(
+        return Effects(changes=[StepChange(
             claimed.workflow_id, node_id, claimed.step_name, StepState.EXECUTING, claimed.attempt, now,
             worker=worker, queue_wait=queue_wait,
         )])
 
     commit(state, claim, autocommit=True)
     if not claims:
-        commit(state, lambda conn, now: transitions.cancel_if_blocked(conn, node_id, now))
+        commit(state, lambda tx: transitions.cancel_if_blocked(tx, node_id))
         return
     claimed = claims[0]
     step = state.step(claimed.task)
     if step is None:
         reason = f"no step named {claimed.task!r} is registered in this consumer"
-        commit(state, lambda conn, now: transitions.discard(conn, claimed, reason, now),
+        commit(state, lambda tx: transitions.discard(tx, claimed, reason),
                log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)))
         return
-    with leased(state.engine, worker, state.config.heartbeat_seconds, node_id):
+    with leased(state.store, worker, state.config.heartbeat_seconds, node_id):
         _execute(state, step, claimed)
 
 
 def hand_back(state: AppState, node_id: str) -> None:
     """Return a step this process was running to the queue (consumer stopping)."""
     worker = worker_id()
-    commit(state, lambda conn, now: transitions.release(conn, node_id, worker, now))
+    commit(state, lambda tx: transitions.hand_back(tx, node_id, worker))
 
 
 def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
@@ -77,24 +79,24 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
         result = _encode(claimed, value)
     except Snooze as snooze:
         seconds = snooze.seconds
-        _record(state, lambda conn, now: transitions.snooze(conn, claimed, seconds, now),
+        _record(state, lambda tx: transitions.snooze(tx, claimed, seconds),
                 partial(worklog.snoozed, state, claimed, step.max_attempts, seconds))
     except (Discard, _ResultError) as given_up:
         reason = given_up.reason if isinstance(given_up, Discard) else str(given_up)
         # A result that cannot be stored is named by what refused it (TypeError, ValueError).
         refused = given_up.__cause__ if isinstance(given_up, _ResultError) else None
         failure = worklog.Failure.of(refused or given_up, message=reason)
-        _record(state, lambda conn, now: transitions.discard(conn, claimed, reason, now),
+        _record(state, lambda tx: transitions.discard(tx, claimed, reason),
                 partial(worklog.discarded, state, claimed, step.max_attempts, failure))
     except Exception as exc:
         error = traceback.format_exc()
         failure = worklog.Failure.of(exc, traceback=error)
         if claimed.attempt <= step.retries:
             delay = step.delay_before(claimed.attempt)
-            _record(state, lambda conn, now: transitions.retry_later(conn, claimed, error, delay, now),
+            _record(state, lambda tx: transitions.retry_later(tx, claimed, error, delay),
                     partial(worklog.retrying, state, claimed, step.max_attempts, failure))
         else:
-            _record(state, lambda conn, now: transitions.discard(conn, claimed, error, now),
+            _record(state, lambda tx: transitions.discard(tx, claimed, error),
                     partial(worklog.discarded, state, claimed, step.max_attempts, failure))
     except BaseException:
         # The consumer is stopping (Ctrl-C, a process worker's interrupt) mid-step.
@@ -102,7 +104,7 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
         raise
     else:
         added = job.added_steps
-        _record(state, lambda conn, now: transitions.complete(conn, claimed, result, added, now),
+        _record(state, lambda tx: transitions.complete(tx, claimed, result, added),
                 partial(worklog.completed, state, claimed, step.max_attempts), autocommit=not added)
 
 

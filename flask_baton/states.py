@@ -1,7 +1,8 @@
 """The states of steps and workflows, and which of them mean what.
 
-Pure data: the SQL transitions in ``transitions.py`` compare-and-set between
-these, and the dashboard colours them.
+Pure data: the state machine (``transitions``, ``cascade``, ...) moves steps
+between these, the store's statements compare-and-set on them, and the
+dashboard colours them.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from .database import read_connection, write_transaction
+from .store import Store
+from .store.engine import read_connection
 from .pricing import CostFunction, PriceTable, cost_usd
-from .schema import step_stats
+from .store.tables import step_stats
 from .errors import ArgumentError
 
 
@@ -39,7 +40,7 @@ def _count(name: str, value: Any) -> int:
 
 
 def record_usage(
-    engine: Engine,
+    store: Store,
     pricing: PriceTable | CostFunction,
     *,
     workflow_id: str,
@@ -63,7 +64,7 @@ def record_usage(
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
         raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
     cost = cost_usd(pricing, model, *counts)
-    with write_transaction(engine) as conn:
+    with store.write() as conn:
         conn.execute(insert(step_stats), {
             "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
             "model": model, "input_tokens": counts[0], "output_tokens": counts[1],

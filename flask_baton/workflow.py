@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from . import dag, subworkflow, transitions
+from . import dag, subworkflow
 from .appstate import AppState, get_state
 from .dispatch import commit
 from .errors import (
@@ -15,9 +15,10 @@ from .errors import (
     InvalidStepError,
     WorkflowError,
 )
+from .effects import NewStep, NewWorkflow
 from .ids import new_id
+from .inserts import insert_workflows
 from .steps import DepSpec, StepCall, split_deps
-from .transitions import NewStep
 
 OnConflict = Literal["raise", "return"]
 #: A step as the builder keeps it: name, call, dependency names, their failure policies.
@@ -169,7 +170,7 @@ class Workflow:
         state = get_state().ready()
         new = self._prepare(state)
         try:
-            commit(state, lambda conn, now: transitions.insert_workflows(conn, [new], now))
+            commit(state, lambda tx: insert_workflows(tx, [new]))
         except DuplicateWorkflowError as conflict:
             if self.on_conflict == "raise" or conflict.workflow_id is None:
                 raise
@@ -192,12 +193,12 @@ class Workflow:
         batch = [workflow._prepare(state) for workflow in workflows]
         if len({new.workflow_id for new in batch}) != len(batch):
             raise WorkflowError("insert_many() was given the same workflow twice")
-        commit(state, lambda conn, now: transitions.insert_workflows(conn, batch, now))
+        commit(state, lambda tx: insert_workflows(tx, batch))
         for workflow in workflows:
             workflow.inserted = True
         return [_jobs(new) for new in batch]
 
-    def _prepare(self, state: AppState) -> transitions.NewWorkflow:
+    def _prepare(self, state: AppState) -> NewWorkflow:
         """Check everything and build the rows to write (nothing written yet)."""
         if self.inserted:
             raise WorkflowError(f"workflow {self.name!r} was already inserted as {self.workflow_id}")
@@ -212,7 +213,7 @@ class Workflow:
             for name, call in self._calls.items()
         ]
         state.remember_label(self.workflow_id, self.name)
-        return transitions.NewWorkflow(self.workflow_id, self.name, steps, self.unique_key)
+        return NewWorkflow(self.workflow_id, self.name, steps, self.unique_key)
 
     def _reuse(self, state: AppState, workflow_id: str) -> list[InsertedJob]:
         """Stand for the running workflow that holds our unique_key (``on_conflict="return"``)."""
@@ -221,7 +222,7 @@ class Workflow:
         return [InsertedJob(step.id, workflow_id, step.step_name) for step in state.query.get_workflow_jobs(workflow_id)]
 
 
-def _jobs(new: transitions.NewWorkflow) -> list[InsertedJob]:
+def _jobs(new: NewWorkflow) -> list[InsertedJob]:
     return [InsertedJob(step.node_id, new.workflow_id, step.step_name) for step in new.steps]
 
 

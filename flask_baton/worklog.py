@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .appstate import AppState
-from .transitions import Effects, StepIdentity, WorkflowEnd
+from .effects import Effects, StepIdentity, WorkflowEnd
 
 #: The logger of every line here; documented in the README.
 LOGGER_NAME = "flask_baton.worker"

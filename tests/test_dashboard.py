@@ -22,7 +22,7 @@ from flask_baton import Dep, Workflow
 from flask_baton.dashboard.layout import node_key
 from flask_baton.dashboard.reads import PAGE_SIZE
 from flask_baton.multi_model import fan_out
-from flask_baton.schema import step_stats
+from flask_baton.store.tables import step_stats
 
 from .apps import create_app
 from .steps import (

@@ -21,7 +21,7 @@ from flask import Flask
 
 from flask_baton import Workflow
 from flask_baton.dashboard.layout import node_key
-from flask_baton.schema import nodes, step_stats, workflows
+from flask_baton.store.tables import nodes, step_stats, workflows
 
 from .browser import LaunchedBrowser, launch_browser
 from .conftest import sqlite_settings

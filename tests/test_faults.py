@@ -29,9 +29,9 @@ from sqlalchemy.engine import make_url
 
 from flask_baton import Workflow
 from flask_baton.query import StepRecord
-from flask_baton.schema import completions
-from flask_baton.schema import events as events_table
-from flask_baton.schema import nodes
+from flask_baton.store.tables import completions
+from flask_baton.store.tables import events as events_table
+from flask_baton.store.tables import nodes
 
 from . import ledger
 from .apps import create_app, environment_for

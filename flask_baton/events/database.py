@@ -4,7 +4,7 @@ Publishing inserts rows into ``baton_events`` inside the transition's own
 transaction, so an event exists exactly when its transition committed.
 Subscribers poll for rows newer than the last one they saw (every
 ``POLL_SECONDS``). Rows older than ``BATON_EVENT_RETENTION`` seconds are
-deleted by the sweep, which keeps the table small.
+deleted by the sweep (``Store.trim_event_feed``), which keeps the table small.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine, func, select
 
-from ..database import read_connection
-from ..hotpath import insert_events
-from ..schema import events as events_table
+from ..store.engine import read_connection
+from ..store.hotpath import insert_events
+from ..store.tables import events as events_table
 from . import TOPIC_PREFIX, Event, topic_all
 from .subscription import Subscription
 
@@ -121,11 +121,3 @@ class _FeedReader:
 
     def close(self) -> None:
         """Polling holds no connection between fetches."""
-
-
-def prune_events(conn: Connection, before: float) -> int:
-    """Delete feed rows created before ``before``; return how many."""
-    return conn.execute(events_table.delete().where(events_table.c.created_at < before)).rowcount
-
-
-
