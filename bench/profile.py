@@ -34,7 +34,7 @@ from . import ledger
 from .storage import Storage, remove_workdir
 
 PKG = str(Path(__import__("flask_baton").__file__).parent)
-_SKIP = ("database.py", "contextlib")
+_SKIP = ("store/engine.py", "store/core.py", "contextlib")
 
 
 def _chain_of_frames() -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import Engine
+
 from .config import BatonConfig
 from .errors import SetupError
 from .events.transport import Transport

@@ -6,9 +6,8 @@ which it releases; the store (``Tx.store``) sends the statements.
 
 from __future__ import annotations
 
-from .dag import tolerated
 from .effects import Cancelled, Effects, StepChange
-from .states import StepState
+from .states import StepState, tolerated
 from .store import Tx
 
 
@@ -19,10 +18,10 @@ def cascade(
     *,
     settled_first: int = 0,
     only: set[str] | None = None,
-) -> Effects:
+) -> Effects[None]:
     """Carry the failure of the ``failed`` steps downstream, level by level.
 
-    A dependent whose edge tolerates the failure (``Dep(..., ignore_*)``) is
+    A dependent whose edge tolerates the failure (``states.tolerated``) is
     released as if the dep had completed; any other is cancelled, with a
     reason naming the dependency that failed it, and its own dependents are
     visited next. ``settled_first`` counts steps the caller already settled in
@@ -31,7 +30,7 @@ def cascade(
     failures already.
     """
     store, conn, now = tx.store, tx.conn, tx.now
-    effects = Effects()
+    effects = Effects(None)
     frontier = dict(failed)
     settled = settled_first
     first_level = True
@@ -66,14 +65,14 @@ def cascade(
     return effects
 
 
-def settle(tx: Tx, workflow_id: str, count: int) -> Effects:
+def settle(tx: Tx, workflow_id: str, count: int) -> Effects[None]:
     """Count ``count`` steps settled; finish the workflow when none are left."""
     if tx.store.settle(tx.conn, workflow_id, count) > 0:
-        return Effects()
+        return Effects(None)
     return finish(tx, workflow_id)
 
 
-def finish(tx: Tx, workflow_id: str) -> Effects:
+def finish(tx: Tx, workflow_id: str) -> Effects[None]:
     """End a workflow with no step left to settle, once (``Store.finish``); nothing if it ended already."""
     end = tx.store.finish(tx.conn, workflow_id, tx.now)
-    return Effects() if end is None else Effects(ended=[end])
+    return Effects(None, ended=[] if end is None else [end])

@@ -24,10 +24,10 @@ from .store import Busy, Tx, UniqueKeyTaken
 
 def cancel_workflow(state: AppState, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
     """Cancel a running workflow; return the steps it cancelled."""
-    record = _workflow(state, workflow_id)
-    if record.state != WorkflowState.RUNNING:
-        raise WorkflowStateError(f"workflow {workflow_id} is {record.state}; only a running workflow can be cancelled")
-    effects = commit(state, lambda tx: cancel_running(tx, workflow_id, reason))
+    refusal = dag.cancel_refusal(workflow_id, _workflow(state, workflow_id).state)
+    if refusal is not None:
+        raise WorkflowStateError(refusal)
+    _, effects = commit(state, cancel_running, workflow_id, reason)
     if not effects.changes and _workflow(state, workflow_id).state != WorkflowState.CANCELLED:
         raise WorkflowStateError(f"workflow {workflow_id} finished before it could be cancelled")
     return [change.step_name for change in effects.changes]
@@ -106,15 +106,8 @@ def _rearm(state: AppState, workflow_id: str, targets: Sequence[str]) -> Retried
     running workflow holds it now, the unique index refuses and nothing
     changes.
     """
-    plans: list[dag.RetryPlan] = []
-
-    def transition(tx: Tx) -> Effects:
-        plan, effects = rearm(tx, workflow_id, targets)
-        plans.append(plan)
-        return effects
-
     try:
-        commit(state, transition)
+        plan, _ = commit(state, rearm, workflow_id, targets)
     except UniqueKeyTaken:
         unique_key = _workflow(state, workflow_id).unique_key
         if unique_key is None:
@@ -122,13 +115,13 @@ def _rearm(state: AppState, workflow_id: str, targets: Sequence[str]) -> Retried
         with state.store.read() as conn:
             holder = state.store.running_holder(conn, unique_key)
         raise DuplicateWorkflowError(unique_key, holder) from None
-    return Retried(plans[-1].rearm, plans[-1].left_cancelled)
+    return Retried(plan.rearm, plan.left_cancelled)
 
 
 # -- the transitions ------------------------------------------------------------
 
 
-def cancel_running(tx: Tx, workflow_id: str, reason: str) -> Effects:
+def cancel_running(tx: Tx, workflow_id: str, reason: str) -> Effects[None]:
     """Cancel a running workflow and every step of it not yet settled.
 
     A step still running is cancelled too: its function finishes, but its
@@ -136,9 +129,9 @@ def cancel_running(tx: Tx, workflow_id: str, reason: str) -> Effects:
     dropped.
     """
     if not tx.store.cancel_workflow_row(tx.conn, workflow_id, tx.now):
-        return Effects()
+        return Effects(None)
     steps = sorted(tx.store.cancel_unsettled(tx.conn, workflow_id, reason, tx.now), key=lambda step: step.step_name)
-    effects = Effects(changes=[
+    effects = Effects(None, changes=[
         StepChange(workflow_id, step.node_id, step.step_name, StepState.CANCELLED, step.attempt, tx.now, error=reason)
         for step in steps
     ])
@@ -147,7 +140,7 @@ def cancel_running(tx: Tx, workflow_id: str, reason: str) -> Effects:
     return effects
 
 
-def rearm(tx: Tx, workflow_id: str, targets: Sequence[str]) -> tuple[dag.RetryPlan, Effects]:
+def rearm(tx: Tx, workflow_id: str, targets: Sequence[str]) -> Effects[dag.RetryPlan]:
     """Retry failed steps: plan it (``dag.plan_retry``) and make the plan runnable.
 
     The plan is made from the graph as this transaction sees it, with every
@@ -170,7 +163,7 @@ def rearm(tx: Tx, workflow_id: str, targets: Sequence[str]) -> tuple[dag.RetryPl
                 if refusal is not None:
                     raise WorkflowStateError(f"{refusal}; nothing was retried")
             plan = dag.plan_retry(graph, targets)
-            return plan, _apply(tx, workflow_id, plan)
+            return _apply(tx, workflow_id, plan)
     except Busy:
         raise WorkflowStateError(
             f"steps of workflow {workflow_id} are changing right now; nothing was retried, try again"
@@ -189,9 +182,9 @@ def _locked_graph(tx: Tx, workflow_id: str) -> dag.StepGraph:
     return graph.with_states(tx.store.lock_states(tx.conn, workflow_id, watched))
 
 
-def _apply(tx: Tx, workflow_id: str, plan: dag.RetryPlan) -> Effects:
+def _apply(tx: Tx, workflow_id: str, plan: dag.RetryPlan) -> Effects[dag.RetryPlan]:
     """Write ``plan``: each re-armed step compare-and-set from a failed state."""
-    effects = Effects()
+    effects = Effects(plan)
     for name in plan.rearm:
         waiting = plan.waits[name]
         reset = tx.store.rearm_step(tx.conn, workflow_id, name, waiting, tx.now)

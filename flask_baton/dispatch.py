@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Connection
 
@@ -33,25 +33,30 @@ from .worklog import workflow_ended
 
 logger = logging.getLogger("flask_baton")
 
-Transition = Callable[[Tx], Effects]
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 #: Writes the worker's log lines of a committed transition (``worklog``).
-LogLines = Callable[[Effects], None]
+LogLines = Callable[[Effects[Any]], None]
 
 
 def commit(
-    state: AppState, transition: Transition, *, autocommit: bool = False, log: LogLines | None = None
-) -> Effects:
-    """Run ``transition`` in its own transaction (``Store.transaction``), then act on its effects.
+    state: AppState,
+    transition: Callable[[Tx, *Ts], Effects[T]],
+    *args: *Ts,
+    autocommit: bool = False,
+    log: LogLines | None = None,
+) -> tuple[T, Effects[T]]:
+    """Run ``transition(tx, *args)`` in its own transaction, act on its effects; return its value and them.
 
     ``autocommit``: each statement of ``transition`` is a whole change by
-    itself (``write_transaction``). Ignored when the event feed is in the
+    itself (``Store.write``). Ignored when the event feed is in the
     database, as its rows must commit with the change. ``log`` is called
     with the effects before a workflow end they caused is announced, so the
     worker's log tells a step's outcome before its workflow's.
     """
     store = state.store
     with store.transaction(autocommit=autocommit and not state.events.atomic) as tx:
-        effects = transition(tx)
+        effects = transition(tx, *args)
         events = [step_event(state, change) for change in effects.changes]
         announced: list[WorkflowEnd] = []
         if state.events.atomic:
@@ -67,7 +72,7 @@ def commit(
     if not state.events.atomic:
         for end in effects.ended:
             announce_end(state, end)
-    return effects
+    return effects.value, effects
 
 
 def announce_end(state: AppState, end: WorkflowEnd) -> bool:
@@ -88,7 +93,7 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     return won
 
 
-def _after_commit(state: AppState, effects: Effects, events: Sequence[Event]) -> None:
+def _after_commit(state: AppState, effects: Effects[Any], events: Sequence[Event]) -> None:
     # Told before Huey is: what these steps do next cannot be heard before this.
     # Nothing to enqueue: the events may wait to share a round trip.
     _publish(state, events, defer=not effects.ready)
@@ -141,7 +146,7 @@ def _signal_end(state: AppState, end: WorkflowEnd) -> None:
 def _step_payload(state: AppState, change: StepChange) -> dict[str, object]:
     return {
         "workflow_id": change.workflow_id,
-        "workflow_label": state.label(change.workflow_id),
+        "workflow_label": change.label if change.label is not None else state.label(change.workflow_id),
         "step_name": change.step_name,
         "worker": change.worker,
         "state": change.state.value,

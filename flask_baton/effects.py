@@ -2,17 +2,20 @@
 
 Plain data, no SQL and no Flask: the state machine (``transitions``,
 ``cascade``, ``inserts``, and the transitions of ``sweep`` and ``control``)
-returns them, the store (``flask_baton.store``) reads and writes rows as
-them, and ``dispatch.commit`` acts on them once the transaction committed.
+returns one shape, ``Effects``; the store (``flask_baton.store``) reads and
+writes rows as these values; ``dispatch.commit`` acts on the effects once
+the transaction committed and hands back the transition's value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from .states import StepState
+from .states import StepState, Tolerance
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class StepChange:
     has_result: bool = False
     duration: float | None = None  # seconds the attempt ran
     queue_wait: float | None = None  # seconds from available to claimed
+    label: str | None = None  # the workflow's name, when the transition read it
 
 
 @dataclass(frozen=True)
@@ -71,17 +75,24 @@ class Cancelled(StepIdentity):
     dep_state: StepState
 
 
-@dataclass
-class Effects:
-    """What the caller must do once the transaction has committed."""
+@dataclass(slots=True)
+class Effects(Generic[T]):
+    """What a transition decided: its ``value``, and what to do once its transaction has committed.
 
+    ``value`` is what the caller asked for (the ``Claimed`` step of a claim,
+    the plan of a retry; ``None`` for most); the lists are the after-commit
+    work ``dispatch.commit`` does, in this order: publish ``changes``, hand
+    ``ready`` to Huey, call the hooks of ``cancelled`` steps, announce ``ended``.
+    """
+
+    value: T
     ready: list[Ready] = field(default_factory=list)
     changes: list[StepChange] = field(default_factory=list)
     cancelled: list[Cancelled] = field(default_factory=list)
     ended: list[WorkflowEnd] = field(default_factory=list)
 
-    def merge(self, more: Effects) -> None:
-        """Add what ``more`` asks for after what this one does."""
+    def merge(self, more: Effects[Any]) -> None:
+        """Add the after-commit work ``more`` asks for after this one's (its value is not kept)."""
         self.ready.extend(more.ready)
         self.changes.extend(more.changes)
         self.cancelled.extend(more.cancelled)
@@ -105,7 +116,7 @@ class Claimed(StepIdentity):
         """This step's transition to ``state``, timed from the claim."""
         return StepChange(
             self.workflow_id, self.node_id, self.step_name, state, self.attempt, now,
-            worker=self.worker, duration=now - self.claimed_at, **details,
+            worker=self.worker, duration=now - self.claimed_at, label=self.label, **details,
         )
 
 
@@ -118,7 +129,7 @@ class NewStep:
     task: str
     args: str
     deps: Sequence[str]
-    tolerates: Mapping[str, str] = field(default_factory=dict)
+    tolerates: Mapping[str, Tolerance] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .cascade import cascade
-from .dag import dep_done
 from .effects import Effects, NewStep, NewWorkflow, Ready
 from .errors import DuplicateWorkflowError
-from .states import FAILED, StepState
+from .states import FAILED, StepState, satisfied
 from .store import Tx
 from .store.inserts import PlacedStep
 
 
-def insert_workflows(tx: Tx, batch: Sequence[NewWorkflow]) -> Effects:
+def insert_workflows(tx: Tx, batch: Sequence[NewWorkflow]) -> Effects[None]:
     """Write whole workflows, each step and edge of all of them in one statement each.
 
     Every root is ready at once. With a ``unique_key`` held by a running
@@ -33,7 +32,7 @@ def insert_workflows(tx: Tx, batch: Sequence[NewWorkflow]) -> Effects:
     for new in batch:
         ready.extend(_place(new.workflow_id, new.steps, {}, 0, placed))
     tx.store.insert_steps(tx.conn, placed, tx.now)
-    return Effects(ready=ready)
+    return Effects(None, ready=ready)
 
 
 def _insert_unique(tx: Tx, new: NewWorkflow, unique_key: str) -> None:
@@ -50,7 +49,7 @@ def _insert_unique(tx: Tx, new: NewWorkflow, unique_key: str) -> None:
         # the key is free; claim it again rather than fail for nothing.
 
 
-def add_steps(tx: Tx, workflow_id: str, steps: Sequence[NewStep]) -> Effects:
+def add_steps(tx: Tx, workflow_id: str, steps: Sequence[NewStep]) -> Effects[None]:
     """Add steps to a running workflow (a running step fanning out).
 
     The existing steps they depend on are locked first
@@ -63,7 +62,7 @@ def add_steps(tx: Tx, workflow_id: str, steps: Sequence[NewStep]) -> Effects:
     states = tx.store.hold_deps_of_new_steps(tx.conn, workflow_id, existing)
     total = tx.store.grow_workflow(tx.conn, workflow_id, len(steps))
     placed: list[PlacedStep] = []
-    effects = Effects(ready=_place(workflow_id, steps, states, total - len(steps), placed))
+    effects = Effects(None, ready=_place(workflow_id, steps, states, total - len(steps), placed))
     tx.store.insert_steps(tx.conn, placed, tx.now)
     failed = {name: StepState(state) for name, state in states.items() if state in FAILED}
     if failed:
@@ -93,7 +92,7 @@ def _place(
     return ready
 
 
-def _done_for(dep: str, tolerates: str | None, finished: Mapping[str, str]) -> bool:
-    """Whether an existing dep in state ``finished[dep]`` no longer holds a new step back."""
+def _done_for(dep: str, tolerance: str | None, finished: Mapping[str, str]) -> bool:
+    """Whether an existing dep in state ``finished[dep]`` no longer holds a new step back (``satisfied``)."""
     state = finished.get(dep)
-    return state is not None and dep_done(state, tolerates)
+    return state is not None and satisfied(state, tolerance)

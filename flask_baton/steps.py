@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ArgumentError, InvalidStepError, NotSerializableError
+from .states import Tolerance
 
 #: A step function: called with the step's ``Job``. Spelled ``Any`` here, as
 #: ``job.py`` imports this module (``Job.add_step`` takes a ``StepCall``).
@@ -148,19 +149,19 @@ class Dep:
     ignore_discarded: bool = False
 
     @property
-    def tolerates(self) -> str | None:
-        """The failure state this edge lets through: cancelled, discarded, any or None."""
+    def tolerates(self) -> Tolerance | None:
+        """The failure this edge lets through (``Tolerance``), or None."""
         if self.ignore_cancelled and self.ignore_discarded:
-            return "any"
+            return Tolerance.ANY
         if self.ignore_cancelled:
-            return "cancelled"
-        return "discarded" if self.ignore_discarded else None
+            return Tolerance.CANCELLED
+        return Tolerance.DISCARDED if self.ignore_discarded else None
 
 
 DepSpec = str | Dep
 
 
-def split_deps(step_name: str, deps: Sequence[DepSpec]) -> tuple[list[str], dict[str, str]]:
+def split_deps(step_name: str, deps: Sequence[DepSpec]) -> tuple[list[str], dict[str, Tolerance]]:
     """Dep names in order, and the failure policy of those that have one."""
     if isinstance(deps, (str, Dep)) or not all(isinstance(dep, (str, Dep)) for dep in deps):
         raise InvalidStepError(

@@ -30,8 +30,8 @@ from functools import partial
 
 from . import transitions, worklog
 from .appstate import AppState, worker_id
-from .dispatch import announce_end, commit
 from .cascade import finish
+from .dispatch import announce_end, commit
 from .effects import Claimed, Effects, Ready, StepChange
 from .states import StepState
 from .store import PruneReport, Tx
@@ -97,15 +97,14 @@ def _rescue_dead(state: AppState, now: float, report: SweepReport) -> None:
         silent = now - (heartbeat_at or now)
         if claimed.attempt < allowed:
             reason = f"consumer {claimed.worker} stopped renewing its lease ({silent:.0f}s ago); step rescued"
-            transition = partial(rescue, claimed=claimed, heartbeat_at=heartbeat_at, reason=reason)
             log = partial(worklog.rescued, state, claimed, max_attempts, claimed.worker, silent)
+            _, effects = commit(state, rescue, claimed, heartbeat_at, reason, log=log)
             found = report.rescued
         else:
             reason = f"lost with its consumer {claimed.attempt} times (last: {claimed.worker}); discarded"
-            transition = partial(_discard_if_unchanged, claimed=claimed, heartbeat_at=heartbeat_at, reason=reason)
             log = partial(worklog.discarded, state, claimed, max_attempts, worklog.Failure(None, reason))
+            _, effects = commit(state, _discard_if_unchanged, claimed, heartbeat_at, reason, log=log)
             found = report.discarded
-        effects = commit(state, transition, log=log)
         if effects.changes:
             found.append(claimed.node_id)
             emit(plugin_rescued, workflow_id=claimed.workflow_id, workflow_label=state.label(claimed.workflow_id),
@@ -113,25 +112,26 @@ def _rescue_dead(state: AppState, now: float, report: SweepReport) -> None:
                  attempt=claimed.attempt, reason=reason, timestamp=now)
 
 
-def rescue(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects:
+def rescue(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects[None]:
     """Make a step whose consumer died runnable again (state ``retryable``).
 
     Fenced on the heartbeat the sweep saw: a consumer that renewed its lease
     in the meantime keeps its step.
     """
     if not tx.store.rescue(tx.conn, claimed, heartbeat_at, reason, tx.now):
-        return Effects()
+        return Effects(None)
     return Effects(
+        None,
         ready=[Ready(claimed.node_id, claimed.task)],
         changes=[StepChange(claimed.workflow_id, claimed.node_id, claimed.step_name, StepState.RETRYABLE,
                             claimed.attempt, tx.now, worker=claimed.worker, error=reason)],
     )
 
 
-def _discard_if_unchanged(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects:
+def _discard_if_unchanged(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects[None]:
     """Discard a step lost too often, unless its consumer renewed the lease meanwhile."""
     if tx.store.heartbeat_of(tx.conn, claimed.node_id) != heartbeat_at:
-        return Effects()
+        return Effects(None)
     return transitions.discard(tx, claimed, reason)
 
 
@@ -146,22 +146,21 @@ def _requeue_lost(state: AppState, now: float, report: SweepReport) -> None:
             busy[step.queue] = state.queues.huey(step.queue).pending_count() > 0
         if busy[step.queue] and scheduled_at >= now - lease * BUSY_QUEUE_LEASES:
             continue  # probably still in a long queue, not lost
-        effects = commit(state, partial(requeue, node_id=node_id, task=task, seen_at=scheduled_at))
+        _, effects = commit(state, requeue, node_id, task, scheduled_at)
         if effects.ready:
             report.requeued.append(node_id)
 
 
-def requeue(tx: Tx, node_id: str, task: str, seen_at: float) -> Effects:
+def requeue(tx: Tx, node_id: str, task: str, seen_at: float) -> Effects[None]:
     """Hand a waiting step to Huey again (its message was lost), once per sweeper."""
-    if not tx.store.requeue(tx.conn, node_id, seen_at, tx.now):
-        return Effects()
-    return Effects(ready=[Ready(node_id, task)])
+    ready = tx.store.requeue(tx.conn, node_id, seen_at, tx.now)
+    return Effects(None, ready=[Ready(node_id, task)] if ready else [])
 
 
 def _finish_settled(state: AppState, report: SweepReport) -> None:
     for workflow_id in state.store.settled_but_running(BATCH):
         # Announced by commit, once, even if the step's own consumer gets there too.
-        effects = commit(state, partial(finish, workflow_id=workflow_id))
+        _, effects = commit(state, finish, workflow_id)
         if effects.ended:
             report.finished.append(workflow_id)
 

@@ -1,14 +1,14 @@
 """The state machine of a running step: claim, complete, retry, snooze, hand back, discard.
 
-Each function runs inside one short write transaction that the caller owns
-(``dispatch.commit``; on PostgreSQL with events outside the database, the
-claim and a completion without added steps run without one: each of their
-statements is a whole change) and returns the ``Effects`` to act on *after*
-the commit: steps to hand to Huey, events to announce, hooks to call.
-Nothing is enqueued or announced for a change that did not commit, and every
-statement the store sends names the state it expects, so of two racing
-consumers exactly one wins. What each costs in round trips is said by each
-store (``SqliteStore``, ``PostgresStore``).
+Each function is a transition: ``dispatch.commit(state, transition, *args)``
+runs it inside one short write transaction (on PostgreSQL with events
+outside the database, the claim and a completion without added steps run
+without one: each of their statements is a whole change) and acts on the
+``Effects`` it returns *after* the commit: steps to hand to Huey, events to
+announce, hooks to call. Nothing is enqueued or announced for a change that
+did not commit, and every statement the store sends names the state it
+expects, so of two racing consumers exactly one wins. What each costs in
+round trips is said by each store (``SqliteStore``, ``PostgresStore``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .cascade import cascade, finish, settle
-from .effects import Claimed, Effects, NewStep, Ready
+from .effects import Claimed, Effects, NewStep, Ready, StepChange
 from .inserts import add_steps
 from .states import CANCELLABLE, StepState
 from .store import Tx
@@ -25,18 +25,26 @@ from .store import Tx
 HAND_BACK_DELAY = 1.0
 
 
-def claim(tx: Tx, node_id: str, worker: str) -> Claimed | None:
+def claim(tx: Tx, node_id: str, worker: str) -> Effects[Claimed | None]:
     """Start executing a delivered step, if it is due and no dependency holds it back.
 
     This is the self-gate: whatever enqueued the step (a completion, a retry,
     the sweep, a duplicate delivery), it runs only from a claimable state and
     only when every dependency is completed (or failed in a way its edge
-    tolerates), and only one claimer wins.
+    tolerates: ``states.satisfied``), and only one claimer wins. The value is
+    the step as claimed, None if it was not.
     """
-    return tx.store.claim(tx.conn, node_id, worker, tx.now)
+    claimed = tx.store.claim(tx.conn, node_id, worker, tx.now)
+    if claimed is None:
+        return Effects(None)
+    queue_wait = None if claimed.queued_at is None else max(tx.now - claimed.queued_at, 0.0)
+    return Effects(claimed, changes=[StepChange(
+        claimed.workflow_id, node_id, claimed.step_name, StepState.EXECUTING, claimed.attempt, tx.now,
+        worker=worker, queue_wait=queue_wait, label=claimed.label,
+    )])
 
 
-def cancel_if_blocked(tx: Tx, node_id: str) -> Effects:
+def cancel_if_blocked(tx: Tx, node_id: str) -> Effects[None]:
     """For a delivered step that could not be claimed: cancel it if a dep failed.
 
     The cascade normally does this when the dependency fails; this covers a
@@ -44,15 +52,15 @@ def cancel_if_blocked(tx: Tx, node_id: str) -> Effects:
     """
     step = tx.store.step_row(tx.conn, node_id)
     if step is None or step.state not in CANCELLABLE:
-        return Effects()
+        return Effects(None)
     blocker = tx.store.failed_blocker(tx.conn, step.workflow_id, step.step_name)
     if blocker is None:
-        return Effects()
+        return Effects(None)
     name, state = blocker
     return cascade(tx, step.workflow_id, {name: state}, only={step.step_name})
 
 
-def complete(tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewStep]) -> Effects:
+def complete(tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewStep]) -> Effects[None]:
     """Store a step's result, release its dependents, add its new steps, and count it settled.
 
     Where the store can (PostgreSQL, no steps added), one statement does it
@@ -64,15 +72,15 @@ def complete(tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewSt
     if not added:
         done = tx.store.complete_in_one(tx.conn, claimed, result, tx.now)
         if done is not None:
-            effects = Effects(ready=done.ready, changes=[change], ended=[done.ended] if done.ended else [])
+            effects = Effects(None, ready=done.ready, changes=[change], ended=[done.ended] if done.ended else [])
             if done.ended is None and done.settled_last:
                 # The last steps settled at once: read their outcomes in a later statement.
                 effects.merge(finish(tx, claimed.workflow_id))
             return effects
     with tx.store.atomic(tx.conn):
         if not tx.store.complete_step(tx.conn, claimed, result, tx.now):
-            return Effects()
-        effects = Effects(ready=tx.store.release_dependents(tx.conn, claimed, tx.now), changes=[change])
+            return Effects(None)
+        effects = Effects(None, ready=tx.store.release_dependents(tx.conn, claimed, tx.now), changes=[change])
         if added:
             # After the release: added steps count this one as completed already.
             effects.merge(add_steps(tx, claimed.workflow_id, added))
@@ -80,40 +88,39 @@ def complete(tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewSt
         return effects
 
 
-def retry_later(tx: Tx, claimed: Claimed, error: str, delay: float) -> Effects:
+def retry_later(tx: Tx, claimed: Claimed, error: str, delay: float) -> Effects[None]:
     """A failed run with attempts left: run again after ``delay`` seconds."""
     return _reschedule(tx, claimed, StepState.RETRYABLE, delay, error=error)
 
 
-def snooze(tx: Tx, claimed: Claimed, seconds: float) -> Effects:
+def snooze(tx: Tx, claimed: Claimed, seconds: float) -> Effects[None]:
     """Run again after ``seconds``; the attempt is given back."""
     return _reschedule(tx, claimed, StepState.SNOOZED, seconds, attempt=claimed.attempt - 1)
 
 
 def _reschedule(
     tx: Tx, claimed: Claimed, state: StepState, delay: float, *, error: str | None = None, attempt: int | None = None
-) -> Effects:
+) -> Effects[None]:
     if not tx.store.reschedule(tx.conn, claimed, state, tx.now + delay, error, attempt):
-        return Effects()
-    return Effects(ready=[Ready(claimed.node_id, claimed.task, delay)],
+        return Effects(None)
+    return Effects(None, ready=[Ready(claimed.node_id, claimed.task, delay)],
                    changes=[claimed.change(state, tx.now, error=error)])
 
 
-def hand_back(tx: Tx, node_id: str, worker: str) -> Effects:
+def hand_back(tx: Tx, node_id: str, worker: str) -> Effects[None]:
     """Hand a step back unrun: its consumer is stopping mid-step.
 
     Enqueued after a pause: right now the stopping consumer's idle workers
     may still be blocked on the queue and would take the message with them.
     """
     task = tx.store.hand_back(tx.conn, node_id, worker, tx.now)
-    return Effects() if task is None else Effects(ready=[Ready(node_id, task, HAND_BACK_DELAY)])
+    return Effects(None, ready=[] if task is None else [Ready(node_id, task, HAND_BACK_DELAY)])
 
 
-def discard(tx: Tx, claimed: Claimed, reason: str) -> Effects:
+def discard(tx: Tx, claimed: Claimed, reason: str) -> Effects[None]:
     """Fail a step for good and cancel everything downstream of it."""
     if not tx.store.discard_step(tx.conn, claimed, reason, tx.now):
-        return Effects()
-    effects = Effects(changes=[claimed.change(StepState.DISCARDED, tx.now, error=reason)])
+        return Effects(None)
+    effects = Effects(None, changes=[claimed.change(StepState.DISCARDED, tx.now, error=reason)])
     effects.merge(cascade(tx, claimed.workflow_id, {claimed.step_name: StepState.DISCARDED}, settled_first=1))
     return effects
-

@@ -9,20 +9,21 @@ from typing import Literal
 from . import dag, subworkflow
 from .appstate import AppState, get_state
 from .dispatch import commit
+from .effects import NewStep, NewWorkflow
 from .errors import (
     DuplicateStepError,
     DuplicateWorkflowError,
     InvalidStepError,
     WorkflowError,
 )
-from .effects import NewStep, NewWorkflow
 from .ids import new_id
 from .inserts import insert_workflows
+from .states import Tolerance
 from .steps import DepSpec, StepCall, split_deps
 
 OnConflict = Literal["raise", "return"]
 #: A step as the builder keeps it: name, call, dependency names, their failure policies.
-_Entry = tuple[str, StepCall, Sequence[str], Mapping[str, str]]
+_Entry = tuple[str, StepCall, Sequence[str], Mapping[str, Tolerance]]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Workflow:
         self.reused = False
         self._calls: dict[str, StepCall] = {}
         self._deps: dict[str, list[str]] = {}
-        self._tolerates: dict[str, dict[str, str]] = {}
+        self._tolerates: dict[str, dict[str, Tolerance]] = {}
 
     def add(self, name: str, call: StepCall, deps: Sequence[DepSpec] = ()) -> Workflow:
         """Add step ``name`` running ``call`` after every step in ``deps``.
@@ -170,7 +171,7 @@ class Workflow:
         state = get_state().ready()
         new = self._prepare(state)
         try:
-            commit(state, lambda tx: insert_workflows(tx, [new]))
+            commit(state, insert_workflows, [new])
         except DuplicateWorkflowError as conflict:
             if self.on_conflict == "raise" or conflict.workflow_id is None:
                 raise
@@ -193,7 +194,7 @@ class Workflow:
         batch = [workflow._prepare(state) for workflow in workflows]
         if len({new.workflow_id for new in batch}) != len(batch):
             raise WorkflowError("insert_many() was given the same workflow twice")
-        commit(state, lambda tx: insert_workflows(tx, batch))
+        commit(state, insert_workflows, batch)
         for workflow in workflows:
             workflow.inserted = True
         return [_jobs(new) for new in batch]

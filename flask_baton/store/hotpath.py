@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..states import CLAIMABLE, FAILED, StepState, WorkflowState
+from ..states import CLAIMABLE, FAILED, StepState, Tolerance, WorkflowState
 from .tables import completions, edges, events, nodes, workflows
 
 N, E, W, EV, C = nodes.name, edges.name, workflows.name, events.name, completions.name
@@ -44,11 +44,21 @@ def only_checked(column: str) -> str:
     return f"{column} || ''"
 
 
-#: Does this edge (alias e, its dep alias d) no longer hold its step back?
-_SATISFIED = (
-    f"(d.state = '{StepState.COMPLETED}' OR (d.state IN ({quoted(FAILED)})"
-    " AND (e.tolerates = 'any' OR e.tolerates = d.state)))"
-)
+def satisfied(dep_state: str, tolerance: str) -> str:
+    """SQL of ``states.satisfied``: the edge no longer holds its dependent back.
+
+    Written from ``Tolerance``, each tolerance with the failures it lets
+    through, so the two cannot drift apart (``tests/test_satisfied.py``
+    compares them on every state and tolerance). ``dep_state`` and
+    ``tolerance`` are the columns (a dep's ``state``, its edge's
+    ``tolerates``); a NULL tolerance lets nothing through, also under NOT.
+    """
+    lets_through = " OR ".join(
+        f"(COALESCE({tolerance}, '') = '{kind}' AND {dep_state} IN ({quoted(sorted(kind.failures))}))"
+        for kind in Tolerance
+    )
+    return f"({dep_state} = '{StepState.COMPLETED}' OR {lets_through})"
+
 
 #: Start a delivered step if it is due and no dependency holds it back.
 CLAIM = f"""
@@ -58,7 +68,7 @@ WHERE id = :id AND state IN ({quoted(CLAIMABLE)})
   AND (scheduled_at IS NULL OR scheduled_at <= :now)
   AND NOT EXISTS (
     SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
-    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {_SATISFIED})
+    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {satisfied('d.state', 'e.tolerates')})
 RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
     (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)"""
 
@@ -90,7 +100,14 @@ SELECT n.step_name FROM {N} n
 WHERE n.workflow_id = :workflow_id AND {only_checked('n.state')} IN ({quoted(FAILED)}) AND (
     NOT EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name)
     OR EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
-        AND COALESCE(e.tolerates, '') NOT IN ('any', n.state)))"""
+        AND NOT {satisfied('n.state', 'e.tolerates')}))"""
+
+#: A dep of the step that failed in a way its edge does not let through.
+FAILED_BLOCKER = f"""
+SELECT d.step_name, d.state FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
+WHERE e.workflow_id = :workflow_id AND e.step_name = :step_name AND d.state IN ({quoted(FAILED)})
+  AND NOT {satisfied('d.state', 'e.tolerates')}
+LIMIT 1"""
 
 #: The outcome a workflow ends with, and its failed steps as a JSON list (CTEs).
 #: Where it is used only under a condition, PostgreSQL reads it only then.

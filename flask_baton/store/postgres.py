@@ -22,7 +22,19 @@ from ..config import BatonConfig
 from ..effects import Claimed, NewWorkflow, WorkflowEnd
 from .base import Completion, Store
 from .engine import postgres_engine
-from .hotpath import C, COMPLETE, E, N, OUTCOME, RELEASE_SET, RELEASED, SETTLED, STILL_RUNNING, W, CLAIM
+from .hotpath import (
+    CLAIM,
+    COMPLETE,
+    OUTCOME,
+    RELEASE_SET,
+    RELEASED,
+    SETTLED,
+    STILL_RUNNING,
+    C,
+    E,
+    N,
+    W,
+)
 from .inserts import workflow_row
 from .steps import started
 from .tables import RUNNING_ONLY, workflows

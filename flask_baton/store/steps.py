@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, select, update
 
 from ..effects import Claimed, Ready
-from ..states import CANCELLABLE, FAILED, StepState
+from ..states import CANCELLABLE, StepState
 from . import hotpath
 from .core import StoreCore
-from .tables import edge_to_dep, edge_to_dependent, edges, nodes
+from .tables import edge_to_dependent, edges, nodes
 
 
 class Dependent(NamedTuple):
@@ -117,17 +117,8 @@ class StepStatements(StoreCore):
 
     def failed_blocker(self, conn: Connection, workflow_id: str, step_name: str) -> tuple[str, StepState] | None:
         """A dep of the step that failed in a way its edge does not let through: its name and state."""
-        failed = conn.execute(
-            select(nodes.c.step_name, nodes.c.state)
-            .select_from(edges.join(nodes, edge_to_dep()))
-            .where(
-                edges.c.workflow_id == workflow_id,
-                edges.c.step_name == step_name,
-                nodes.c.state.in_(FAILED),
-                ~_satisfied(nodes.c.state, edges.c.tolerates),
-            )
-        ).first()
-        return None if failed is None else (failed.step_name, StepState(failed.state))
+        failed = self._run(conn, hotpath.FAILED_BLOCKER, {"workflow_id": workflow_id, "step_name": step_name}).fetchone()
+        return None if failed is None else (failed[0], StepState(failed[1]))
 
     def cancellable_dependents(self, conn: Connection, workflow_id: str, deps: Sequence[str]) -> list[Dependent]:
         """The dependents of ``deps`` still to run, by name then dep."""
@@ -155,10 +146,3 @@ def _claimed(claimed: Claimed) -> tuple[Any, ...]:
     return (nodes.c.id == claimed.node_id, nodes.c.state == StepState.EXECUTING,
             nodes.c.attempt == claimed.attempt, nodes.c.worker == claimed.worker)
 
-
-def _satisfied(dep_state: Any, tolerates: Any) -> Any:
-    """SQL: this edge no longer holds its dependent back."""
-    return or_(
-        dep_state == StepState.COMPLETED,
-        and_(dep_state.in_(FAILED), or_(tolerates == "any", tolerates == dep_state)),
-    )
