@@ -6,12 +6,12 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from ..effects import NewStep, NewWorkflow
 from ..states import StepState, WorkflowState
 from .core import StoreCore
-from .tables import edges, nodes, workflows
+from .tables import RUNNING_ONLY, edges, nodes, workflows
 
 
 class PlacedStep(NamedTuple):
@@ -46,9 +46,23 @@ class InsertStatements(StoreCore):
         if batch:
             conn.execute(insert(workflows), [workflow_row(new, now) for new in batch])
 
-    @abstractmethod
     def insert_unique_workflow(self, conn: Connection, new: NewWorkflow, now: float) -> bool:
-        """Write a workflow's row unless a running workflow holds its ``unique_key``; True if written."""
+        """Write a workflow's row unless a running workflow holds its ``unique_key``; True if written.
+
+        ``ON CONFLICT DO NOTHING`` on the partial unique index, repeating its
+        condition so the database matches the index.
+        """
+        stmt = (
+            self._insert_or_skip(workflows)
+            .values(workflow_row(new, now))
+            .on_conflict_do_nothing(index_elements=[workflows.c.unique_key], index_where=RUNNING_ONLY)
+            .returning(workflows.c.id)
+        )
+        return conn.execute(stmt).first() is not None
+
+    @abstractmethod
+    def _insert_or_skip(self, table: Table) -> Any:
+        """The database's ``INSERT`` into ``table`` that takes ``ON CONFLICT`` clauses."""
 
     def running_holder(self, conn: Connection, unique_key: str) -> str | None:
         """The id of the running workflow that holds ``unique_key``, if any."""

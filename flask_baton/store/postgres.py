@@ -14,12 +14,12 @@ import json
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, exc, text
+from sqlalchemy import Connection, Table, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
 
 from ..config import BatonConfig
-from ..effects import Claimed, NewWorkflow, WorkflowEnd
+from ..effects import Claimed, WorkflowEnd
 from .base import Completion, Store
 from .engine import postgres_engine
 from .hotpath import (
@@ -35,9 +35,7 @@ from .hotpath import (
     N,
     W,
 )
-from .inserts import workflow_row
 from .steps import started
-from .tables import RUNNING_ONLY, workflows
 
 #: The claim, reading also the step's dependents (and the version that says
 #: whether a running step has added one since), so that its completion is one
@@ -194,14 +192,8 @@ class PostgresStore(Store):
         outcome, failed = ended
         return WorkflowEnd(workflow_id, outcome, json.loads(failed), now)
 
-    def insert_unique_workflow(self, conn: Connection, new: NewWorkflow, now: float) -> bool:
-        stmt = (
-            postgresql_insert(workflows)
-            .values(workflow_row(new, now))
-            .on_conflict_do_nothing(index_elements=[workflows.c.unique_key], index_where=RUNNING_ONLY)
-            .returning(workflows.c.id)
-        )
-        return conn.execute(stmt).first() is not None
+    def _insert_or_skip(self, table: Table) -> Any:
+        return postgresql_insert(table)
 
     def _limit_lock_waits(self, conn: Connection) -> None:
         conn.execute(text(f"SET LOCAL lock_timeout = {REARM_LOCK_TIMEOUT_MS}"))

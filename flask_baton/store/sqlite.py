@@ -6,19 +6,17 @@ import json
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exc
+from sqlalchemy import Connection, Engine, Table, exc
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 
 from ..config import BatonConfig
-from ..effects import Claimed, NewWorkflow, WorkflowEnd
+from ..effects import Claimed, WorkflowEnd
 from ..sqlite_paths import instance_file
 from ..states import WorkflowState
 from . import hotpath
 from .base import Completion, Store
 from .engine import begin_immediate, sqlite_engine
-from .inserts import workflow_row
-from .tables import RUNNING_ONLY, workflows
 
 
 class SqliteStore(Store):
@@ -87,14 +85,8 @@ class SqliteStore(Store):
             return None
         return WorkflowEnd(workflow_id, outcome.value, failed_steps, now)
 
-    def insert_unique_workflow(self, conn: Connection, new: NewWorkflow, now: float) -> bool:
-        stmt = (
-            sqlite_insert(workflows)
-            .values(workflow_row(new, now))
-            .on_conflict_do_nothing(index_elements=[workflows.c.unique_key], index_where=RUNNING_ONLY)
-            .returning(workflows.c.id)
-        )
-        return conn.execute(stmt).first() is not None
+    def _insert_or_skip(self, table: Table) -> Any:
+        return sqlite_insert(table)
 
     def _limit_lock_waits(self, conn: Connection) -> None:
         """Nothing to limit: the write lock taken at BEGIN is the only lock."""

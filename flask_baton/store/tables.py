@@ -10,6 +10,8 @@ backend, and the same numbers the consumer's clock produces.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -121,14 +123,21 @@ def edge_to_dependent(node: FromClause = nodes) -> ColumnElement[bool]:
     return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.step_name)
 
 
+def _attempt_columns() -> list[Column[Any]]:
+    """The columns of a row kept per attempt of a step (new objects each time: a column belongs to one table)."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
+        Column("node_id", ID, nullable=False),
+        Column("step_name", NAME, nullable=False),
+        Column("attempt", Integer, nullable=False),
+    ]
+
+
 step_stats = Table(
     "baton_step_stats",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
-    Column("node_id", ID, nullable=False),
-    Column("step_name", NAME, nullable=False),
-    Column("attempt", Integer, nullable=False),
+    *_attempt_columns(),
     Column("model", NAME),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
@@ -143,11 +152,7 @@ step_stats = Table(
 debug_logs = Table(
     "baton_debug_logs",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
-    Column("node_id", ID, nullable=False),
-    Column("step_name", NAME, nullable=False),
-    Column("attempt", Integer, nullable=False),
+    *_attempt_columns(),
     Column("messages", Text),
     Column("response", Text),
     Column("truncated", Boolean, nullable=False, default=False),
