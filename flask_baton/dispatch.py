@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -55,7 +56,8 @@ def commit(
     worker's log tells a step's outcome before its workflow's.
     """
     store = state.store
-    with store.transaction(autocommit=autocommit and not state.events.atomic) as tx:
+    with store.write(autocommit=autocommit and not state.events.atomic) as conn:
+        tx = Tx(store, conn, time.time())  # read under the write lock, so times follow commit order
         effects = transition(tx, *args)
         events = [step_event(state, change) for change in effects.changes]
         announced: list[WorkflowEnd] = []
@@ -83,10 +85,11 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     gets there first.
     """
     event = finished_event(state, end)
-    with state.store.transaction(autocommit=not state.events.atomic) as tx:
-        won = state.store.mark_announced(tx.conn, end.workflow_id, tx.now)
+    with state.store.write(autocommit=not state.events.atomic) as conn:
+        now = time.time()
+        won = state.store.mark_announced(conn, end.workflow_id, now)
         if won:
-            state.events.stage(tx.conn, [event], tx.now)
+            state.events.stage(conn, [event], now)
     if won:
         _publish(state, [event], defer=True)
         _signal_end(state, end)

@@ -52,12 +52,13 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
     from sqlalchemy import update
 
     from flask_baton import transitions
+    from flask_baton.store import Tx
     from flask_baton.store.tables import nodes
 
     state = app.extensions["baton"]
-    with state.store.transaction() as tx:
-        assert transitions.claim(tx, node_id, "gone-host:4242") is not None
-        tx.conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
+    with state.store.write() as conn:
+        assert transitions.claim(Tx(state.store, conn, time.time()), node_id, "gone-host:4242").value is not None
+        conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
 def make_version_1(app: Flask) -> None:

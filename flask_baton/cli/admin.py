@@ -9,8 +9,8 @@ import click
 from flask.cli import with_appcontext
 
 from ..consumer import configure_logging, create_consumer, log_banner
-from ..store import PruneReport
 from ..steps import DEFAULT_QUEUE
+from ..store import PruneReport
 from ..sweep import sweep as run_sweep
 from .common import app_state, baton_cli
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+
 from ..appstate import AppState, get_state
 from ..errors import BatonError
 from ..query import WorkflowRecord

@@ -9,10 +9,7 @@ else is written once, in the mixins by concern this class joins.
 
 from __future__ import annotations
 
-import time
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,12 +26,13 @@ from .steps import StepStatements
 from .sweep import SweepStatements
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tx:
     """One write transaction as the state machine sees it: the store, its connection, and its time.
 
-    ``now`` is read once the transaction holds its write lock (SQLite) or
-    began (PostgreSQL), so times follow commit order.
+    Made by ``dispatch.commit`` inside ``Store.write``, with ``now`` read
+    once the transaction holds its write lock (SQLite) or began
+    (PostgreSQL), so times follow commit order.
     """
 
     store: Store
@@ -74,12 +72,6 @@ class Store(InsertStatements, StepStatements, SweepStatements, ControlStatements
 
         ``instance_path``: the app's instance folder, where a relative file path goes.
         """
-
-    @contextmanager
-    def transaction(self, *, autocommit: bool = False) -> Iterator[Tx]:
-        """A write transaction (``write``) with the time read inside it, for one transition."""
-        with self.write(autocommit=autocommit) as conn:
-            yield Tx(self, conn, time.time())
 
     # -- the schema ---------------------------------------------------------------
 
