@@ -389,7 +389,7 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
             add("huey.execute (whole hop minus dequeue)", huey, "execute")
             add("huey.dequeue", huey, "dequeue")
             add("dispatch.commit (a transition + after-commit work)", m_dispatch, "commit")
-            add("Store.transaction (BEGIN..COMMIT block)", Store, "transaction", cm=True)
+            add("Store.write (BEGIN..COMMIT block)", Store, "write", cm=True)
             add("sqlalchemy Connection.commit", SAConnection, "commit")
             add("transitions.claim", m_transitions, "claim")
             add("transitions.complete (incl. settle)", m_transitions, "complete")
