@@ -5,13 +5,21 @@
         Run the example app: its Huey consumer and its web server, as two
         child processes. Ctrl-C (or SIGTERM) stops both cleanly.
 
-    python3 dev.py test [PYTEST ARGS...]
+    python3 dev.py test [--python X.Y] [--huey-min] [PYTEST ARGS...]
         Run the test-suite with pytest; exits with pytest's exit code.
+        --python X.Y (or a path) runs it on another Python, in .venv-pyXY;
+        --huey-min on the oldest Huey pyproject.toml allows, in .venv-huey-min
+        (both: .venv-pyXY-huey-min). .ci/run runs all three.
 
-Both first make sure ``.venv`` (next to this file) exists and has the project
-installed with ``pip install -e '.[dev]'``. The install runs again only when
-pyproject.toml changes (a stamp file in the venv records its hash), so every
-run after the first starts at once.
+    python3 dev.py docs [--out DIR]
+        Build the documentation site (Sphinx) from docs/ into DIR (default
+        docs/_build/html), warnings as errors; exits non-zero if it fails.
+        .ci/run builds it this way too.
+
+Each first makes sure its venv (``.venv`` next to this file, unless said
+otherwise) exists and has the project installed with ``pip install -e '.[dev]'``.
+The install runs again only when pyproject.toml changes (a stamp file in the
+venv records its hash), so every run after the first starts at once.
 
 Only the standard library is used here: this script is what installs
 everything else.
@@ -29,59 +37,74 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
-import venv
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
-STAMP = VENV / ".flask-baton-dev-install.json"
-LOCK = VENV / ".flask-baton-dev-install.lock"
 POSIX = os.name == "posix"
 #: Seconds a child gets to stop on its own before it is killed.
 STOP_TIMEOUT = 10.0
 
 
-# -- the virtualenv ------------------------------------------------------------
+# -- the virtualenvs ----------------------------------------------------------------
 
 
-def venv_python() -> Path:
+@dataclass(frozen=True)
+class Setup:
+    """One virtualenv dev.py installs the project into: which Python, which pins."""
+
+    venv: Path
+    #: The interpreter that creates the venv.
+    base_python: str
+    #: Requirements installed with ``.[dev]``, e.g. ``huey==3.0.0``.
+    pins: tuple[str, ...] = ()
+
+
+#: The developer's setup: ``.venv`` on the Python running dev.py, newest releases.
+DEFAULT = Setup(ROOT / ".venv", sys.executable)
+
+
+def venv_python(setup: Setup) -> Path:
     """The venv's interpreter."""
-    return VENV / ("bin/python" if POSIX else "Scripts/python.exe")
+    return setup.venv / ("bin/python" if POSIX else "Scripts/python.exe")
 
 
-def venv_environment() -> dict[str, str]:
+def venv_environment(setup: Setup) -> dict[str, str]:
     """This process's environment as if the venv were activated."""
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
-    env["VIRTUAL_ENV"] = str(VENV)
-    env["PATH"] = str(venv_python().parent) + os.pathsep + env.get("PATH", "")
+    env["VIRTUAL_ENV"] = str(setup.venv)
+    env["PATH"] = str(venv_python(setup).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONUNBUFFERED"] = "1"  # the children's logs show up as they happen
     env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     return env
 
 
-def install_fingerprint() -> dict[str, str]:
+def install_fingerprint(setup: Setup) -> dict[str, str]:
     """What the installed venv depends on; a change means install again."""
     return {
         "pyproject.toml": hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest(),
-        "python": os.path.realpath(venv_python()),
+        "python": os.path.realpath(venv_python(setup)),
+        "pins": " ".join(setup.pins),
     }
 
 
 @contextlib.contextmanager
-def install_lock() -> Iterator[None]:
+def install_lock(setup: Setup) -> Iterator[None]:
     """Serialise installs when several dev.py runs start at once (POSIX only)."""
     if not POSIX:
         yield
         return
     import fcntl
 
-    with open(LOCK, "w") as handle:
+    with open(setup.venv / ".flask-baton-dev-install.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -89,44 +112,132 @@ def install_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_venv() -> Path:
-    """Create ``.venv`` if needed and install the project if it changed; return its python."""
-    python = venv_python()
+def ensure_venv(setup: Setup = DEFAULT) -> Path:
+    """Create the setup's venv if needed and install the project if it changed; return its python."""
+    python = venv_python(setup)
+    name = setup.venv.relative_to(ROOT)
     if not python.exists():
-        print(f"dev.py: creating {VENV.relative_to(ROOT)} with Python {sys.version.split()[0]}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    with install_lock():
-        wanted = install_fingerprint()
+        print(f"dev.py: creating {name} with {setup.base_python}", flush=True)
+        if subprocess.run([setup.base_python, "-m", "venv", str(setup.venv)]).returncode != 0:
+            sys.exit(f"dev.py: could not create {name} with {setup.base_python}")
+    stamp = setup.venv / ".flask-baton-dev-install.json"
+    with install_lock(setup):
+        wanted = install_fingerprint(setup)
         try:
-            installed = json.loads(STAMP.read_text())
+            installed = json.loads(stamp.read_text())
         except (OSError, ValueError):
             installed = None
         if installed != wanted:
             reason = "first run" if installed is None else "pyproject.toml changed"
-            print(f"dev.py: installing the project into .venv ({reason}): pip install -e '.[dev]'", flush=True)
-            result = subprocess.run(
-                [str(python), "-m", "pip", "install", "-e", ".[dev]"], cwd=ROOT, env=venv_environment()
-            )
+            command = ["pip", "install", "-e", ".[dev]", *setup.pins]
+            print(f"dev.py: installing the project into {name} ({reason}): {' '.join(command)}", flush=True)
+            result = subprocess.run([str(python), "-m", *command], cwd=ROOT, env=venv_environment(setup))
             if result.returncode != 0:
                 sys.exit(f"dev.py: pip install failed (exit code {result.returncode})")
-            STAMP.write_text(json.dumps(wanted, indent=2) + "\n")
+            stamp.write_text(json.dumps(wanted, indent=2) + "\n")
     return python
+
+
+def find_python(wanted: str) -> tuple[str, str]:
+    """An interpreter for ``--python`` (``3.13`` or a path) and its ``X.Y`` version.
+
+    ``X.Y`` is looked for as ``pythonX.Y`` on PATH, then among pyenv's
+    versions (a pyenv shim of an inactive version does not run, so each
+    candidate is tried).
+    """
+    candidates = [wanted] if os.sep in wanted else [f"python{wanted}"]
+    if os.sep not in wanted:
+        pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        candidates += [str(path) for path in sorted(pyenv.glob(f"versions/{wanted}*/bin/python{wanted}"), reverse=True)]
+    for candidate in candidates:
+        with contextlib.suppress(OSError):
+            result = subprocess.run(
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True, text=True,
+            )
+            version = result.stdout.strip()
+            if result.returncode == 0 and (os.sep in wanted or version == wanted):
+                return candidate, version
+    sys.exit(f"dev.py: no Python {wanted} found (tried {', '.join(candidates)}); install it, e.g. pyenv install {wanted}")
+
+
+def huey_floor() -> str:
+    """``huey==X``, X being the oldest Huey pyproject.toml allows (its ``huey>=X``)."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in dependencies:
+        match = re.fullmatch(r"huey\s*>=\s*([0-9][0-9.]*)(\s*,.*)?", requirement.strip())
+        if match:
+            return f"huey=={match.group(1)}"
+    sys.exit("dev.py: pyproject.toml's dependencies have no 'huey>=X' to take the oldest Huey from")
+
+
+def test_setup(python: str | None, huey_min: bool) -> Setup:
+    """The setup ``dev.py test [--python X.Y] [--huey-min]`` runs in."""
+    if python is None and not huey_min:
+        return DEFAULT
+    base, suffix = sys.executable, ""
+    if python is not None:
+        base, version = find_python(python)
+        suffix = "-py" + version.replace(".", "")
+    pins = (huey_floor(),) if huey_min else ()
+    return Setup(ROOT / f".venv{suffix}{'-huey-min' if huey_min else ''}", base, pins)
 
 
 # -- dev.py test ------------------------------------------------------------------
 
 
-def run_tests(pytest_args: Sequence[str]) -> int:
-    """Run pytest in the venv from the repository root; return its exit code."""
-    python = ensure_venv()
-    command = [str(python), "-m", "pytest", *pytest_args]
+def run_tests(argv: Sequence[str]) -> int:
+    """Run pytest in the chosen venv from the repository root; return its exit code.
+
+    Options of dev.py itself come first; the rest goes to pytest as is.
+    """
+    python_version: str | None = None
+    huey_min = False
+    args = list(argv)
+    while args and (args[0] in ("--python", "--huey-min") or args[0].startswith("--python=")):
+        option = args.pop(0)
+        if option == "--huey-min":
+            huey_min = True
+        elif option.startswith("--python="):
+            python_version = option.split("=", 1)[1]
+        elif args:
+            python_version = args.pop(0)
+        else:
+            sys.exit("dev.py: --python needs a version (3.13) or an interpreter's path")
+    setup = test_setup(python_version, huey_min)
+    python = ensure_venv(setup)
+    command = [str(python), "-m", "pytest", *args]
     os.chdir(ROOT)
     if POSIX:
         sys.stdout.flush()
         sys.stderr.flush()
         # Become pytest: Ctrl-C and the exit code need no relaying.
-        os.execve(python, command, venv_environment())
-    return subprocess.call(command, env=venv_environment())
+        os.execve(python, command, venv_environment(setup))
+    return subprocess.call(command, env=venv_environment(setup))
+
+
+# -- dev.py docs -------------------------------------------------------------------
+
+
+def build_docs(argv: Sequence[str]) -> int:
+    """Build docs/ with Sphinx, every warning an error and every reference checked."""
+    parser = argparse.ArgumentParser(prog="dev.py docs", description="Build the documentation site.")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "_build" / "html",
+                        help="where the HTML goes (default docs/_build/html)")
+    args = parser.parse_args(argv)
+    python = ensure_venv()
+    # -W: a warning fails the build; --keep-going: report them all first;
+    # -n: nitpicky, every cross-reference must resolve; -E: read every page again,
+    # as a saved environment would not repeat the warnings of unchanged pages;
+    # -q: print only the warnings.
+    command = [str(python), "-m", "sphinx", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html",
+               str(ROOT / "docs"), str(args.out.resolve())]
+    status = subprocess.call(command, cwd=ROOT, env=venv_environment())
+    if status == 0:
+        print(f"dev.py: documentation built: {args.out.resolve() / 'index.html'}", flush=True)
+    else:
+        print(f"dev.py: the documentation build failed (exit code {status}; see above)", file=sys.stderr)
+    return status
 
 
 # -- dev.py example ---------------------------------------------------------------
@@ -163,9 +274,9 @@ def start_child(name: str, command: Sequence[str]) -> subprocess.Popen[bytes]:
     print(f"dev.py: starting {name}: {' '.join(command[2:])}", flush=True)
     if POSIX:
         return subprocess.Popen(
-            command, cwd=ROOT, env=venv_environment(), start_new_session=True, preexec_fn=_child_setup()
+            command, cwd=ROOT, env=venv_environment(DEFAULT), start_new_session=True, preexec_fn=_child_setup()
         )
-    return subprocess.Popen(command, cwd=ROOT, env=venv_environment())
+    return subprocess.Popen(command, cwd=ROOT, env=venv_environment(DEFAULT))
 
 
 def stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -219,7 +330,7 @@ def run_example(argv: Sequence[str]) -> int:
     python = str(ensure_venv())
     flask = [python, "-m", "flask", "--app", "example_app"]
     # Create the instance folder and the tables once, before two processes race to.
-    if subprocess.run([*flask, "baton", "db", "upgrade"], cwd=ROOT, env=venv_environment()).returncode != 0:
+    if subprocess.run([*flask, "baton", "db", "upgrade"], cwd=ROOT, env=venv_environment(DEFAULT)).returncode != 0:
         print("dev.py: the example app failed to start (see above)", file=sys.stderr)
         return 1
 
@@ -266,7 +377,7 @@ def run_example(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    commands = {"example": run_example, "test": run_tests}
+    commands = {"docs": build_docs, "example": run_example, "test": run_tests}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2

@@ -853,8 +853,7 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
             print(f"warning: could not flush this run's Huey storage: {exc}", file=sys.stderr)
         if admin is not None:
             admin.dispose()
-        state.events.close()
-        state.engine.dispose()
+        chaos_app.baton.close(app)
 
 
 @dataclass

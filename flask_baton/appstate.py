@@ -21,11 +21,12 @@ from sqlalchemy import Engine
 from .config import BatonConfig
 from .errors import SetupError
 from .events.transport import Transport
-from .query import Query, load_label
+from .query import Query
 from .queues import Queues
 from .schema_check import SchemaCheck
 from .steps import Step
 from .store import Store
+from .store.reads import load_label
 
 #: Where ``init_app`` keeps the state, in ``app.extensions``.
 EXTENSION_KEY = "baton"
@@ -84,6 +85,12 @@ class AppState:
     def remember_label(self, workflow_id: str, label: str) -> None:
         """Seed the cache with a workflow this process just inserted."""
         self._labels[workflow_id] = label
+
+    def close(self) -> None:
+        """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
+        self.events.close()
+        self.queues.close()
+        self.store.engine.dispose()
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from .store.usage import insert_capture
 
-from .store import Store
-from .store.tables import debug_logs
+if TYPE_CHECKING:
+    from .store import Store
 
 
 def _encode(value: Any, cap: int) -> tuple[str, bool]:
@@ -29,7 +29,7 @@ def _encode(value: Any, cap: int) -> tuple[str, bool]:
 
 
 def capture_context(
-    store: Store,
+    db: Store,
     cap: int,
     *,
     workflow_id: str,
@@ -43,10 +43,9 @@ def capture_context(
     messages_text, cut_messages = _encode(messages, cap)
     response_text, cut_response = _encode(response, cap)
     truncated = cut_messages or cut_response
-    with store.write() as conn:
-        conn.execute(insert(debug_logs), {
-            "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
-            "messages": messages_text, "response": response_text, "truncated": truncated,
-            "created_at": time.time(),
-        })
+    insert_capture(db, {
+        "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
+        "messages": messages_text, "response": response_text, "truncated": truncated,
+        "created_at": time.time(),
+    })
     return truncated

@@ -23,8 +23,9 @@ import logging
 from typing import Any
 
 from huey.api import Task
-from huey.consumer import Consumer, Scheduler
+from huey.consumer import Consumer
 
+from . import huey_compat
 from .appstate import AppState
 from .queues import TASK_MODULE
 from .steps import DEFAULT_QUEUE
@@ -41,14 +42,7 @@ def create_consumer(state: AppState, queue: str = DEFAULT_QUEUE, **options: Any)
     """A Huey consumer for one of the app's queues; ``options`` as Huey's ``Consumer``."""
     state.ready()
     every = max(1.0, min(60.0, state.config.sweep_interval))
-
-    class BatonScheduler(Scheduler):
-        periodic_task_seconds = every
-
-    class BatonConsumer(Consumer):
-        scheduler_class = BatonScheduler
-
-    return BatonConsumer(state.queues.huey(queue), **options)
+    return huey_compat.create_consumer(state.queues.huey(queue), every, **options)
 
 
 def configure_logging(verbose: bool) -> None:

@@ -17,7 +17,7 @@ from .cascade import settle
 from .dispatch import commit
 from .effects import Effects, Ready, StepChange
 from .errors import DuplicateWorkflowError, WorkflowNotFoundError, WorkflowStateError
-from .query import WorkflowRecord
+from .records import WorkflowRecord
 from .states import FAILED, SETTLED, StepState, WorkflowState
 from .store import Busy, Tx, UniqueKeyTaken
 

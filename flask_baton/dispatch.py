@@ -24,10 +24,11 @@ from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
 from .job import Job
-from .query import Input, load_inputs, load_step_names
+from .records import Input
 from .states import StepState
 from .store import Tx
 from .store.engine import riding_out_outages
+from .store.reads import load_inputs, load_step_names
 from .telemetry import emit, step_signal, workflow_finished
 from .usage import record_usage
 from .worklog import workflow_ended

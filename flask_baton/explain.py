@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import WorkflowNotFoundError
-from .query import Query, StepRecord
+from .records import StepRecord
 from .states import StepState, satisfied
+
+if TYPE_CHECKING:
+    from .query import Query
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import subworkflow
 from .errors import ArgumentError, WorkflowNotFoundError
-from .query import Query, StepRecord, WorkflowRecord
+from .records import StepRecord, WorkflowRecord
 from .states import StepState
+
+if TYPE_CHECKING:
+    from .query import Query
 
 Renderer = Callable[[WorkflowRecord, Sequence[StepRecord]], str]
 

@@ -70,6 +70,19 @@ class Baton:
         if config.dashboard_prefix is not None:
             register_dashboard(app, state)
 
+    def close(self, app: Flask | None = None) -> None:
+        """Release the connections flask_baton holds for ``app`` (default: the current app).
+
+        Call it last, when the app is done with (a script's end, a test's
+        teardown), as ``flask baton worker`` does when its consumer stops: held
+        events are sent and the event transport closed (later events are
+        dropped), every Huey instance's storage closed and flask_baton's engine
+        disposed, so no socket or SQLite handle is left to the garbage
+        collector, which Python 3.13 warns about. The host's own ``db`` engine
+        is the host's to dispose.
+        """
+        self.state(app).close()
+
     @staticmethod
     def _database_url(app: Flask, db: SQLAlchemy | None) -> Any:
         db = db or app.extensions.get("sqlalchemy")

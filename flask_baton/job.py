@@ -14,7 +14,7 @@ from . import dag
 from .effects import NewStep
 from .errors import InvalidStepError, NotADependencyError
 from .ids import new_id
-from .query import Input
+from .records import Input
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
 

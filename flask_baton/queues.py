@@ -15,9 +15,9 @@ from typing import Any
 
 from huey import Huey
 from huey.api import Task, TaskWrapper
-from huey.signals import SIGNAL_ENQUEUED, SIGNAL_INTERRUPTED, SIGNAL_SCHEDULED
-from huey.storage import RedisStorage, SqliteStorage
+from huey.signals import SIGNAL_INTERRUPTED
 
+from . import huey_compat
 from .events.batching import flush_all
 from .steps import DEFAULT_QUEUE
 
@@ -40,16 +40,14 @@ class Queues:
         self._hand_back = hand_back
         self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
         self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey)}
-        _take_over(huey, SWEEP_TASK)
+        huey_compat.forget_task(huey, TASK_MODULE, SWEEP_TASK)
         huey.periodic_task(_always, name=SWEEP_TASK)(_named(sweep, SWEEP_TASK))
 
     def huey(self, queue: str = DEFAULT_QUEUE) -> Huey:
         """The Huey instance for ``queue``, made on first use."""
         if queue not in self._hueys:
             default = self._hueys[DEFAULT_QUEUE]
-            sibling = type(default)(
-                f"{default.name}.{queue}", results=default.results, utc=default.utc, **default.storage_kwargs
-            )
+            sibling = huey_compat.sibling(default, f"{default.name}.{queue}")
             self._hueys[queue] = sibling
             self._tasks[queue] = self._register(sibling)
         return self._hueys[queue]
@@ -64,7 +62,7 @@ class Queues:
         """
         self.huey(queue)
         task = self._tasks[queue]
-        push_all(task.huey, [task.s(node_id, priority=priority) for node_id in node_ids])
+        huey_compat.push_all(task.huey, [task.s(node_id, priority=priority) for node_id in node_ids])
 
     def enqueue(self, node_id: str, queue: str, priority: int | None, delay: float = 0.0) -> None:
         """Hand a step to Huey, now or after ``delay`` seconds.
@@ -77,64 +75,30 @@ class Queues:
         self.huey(queue)
         task = self._tasks[queue]
         if delay > 0:
-            add_schedule(task.huey, task.s(node_id, delay=delay, priority=priority))
+            huey_compat.schedule(task.huey, task.s(node_id, delay=delay, priority=priority))
         else:
             task.huey.enqueue(task.s(node_id, priority=priority))
 
+    def close(self) -> None:
+        """Close the storage connections of every instance made so far."""
+        for huey in self._hueys.values():
+            huey_compat.close(huey)
+
     def _register(self, huey: Huey) -> TaskWrapper:
-        _take_over(huey, RUN_TASK)
+        huey_compat.forget_task(huey, TASK_MODULE, RUN_TASK)
         wrapper = huey.task(name=RUN_TASK)(_named(self._run, RUN_TASK))
         hand_back = self._hand_back
 
         def on_interrupted(_signal: str, task: Task, *_: Any) -> None:
             # A thread worker's step is abandoned when the consumer is
             # interrupted; give it back so another consumer runs it now.
-            if isinstance(task, wrapper.task_class):
+            if huey_compat.is_task_of(task, wrapper):
                 hand_back(task.args[0])
 
         huey.signal(SIGNAL_INTERRUPTED)(on_interrupted)
         # A process worker leaves by os._exit, skipping atexit: send held events first.
         huey.on_shutdown(name=f"{TASK_MODULE}.publish_held_events")(flush_all)
         return wrapper
-
-
-def push_all(huey: Huey, tasks: Sequence[Task]) -> None:
-    """Put ``tasks`` on ``huey``'s queue, in one write on the storages that allow it.
-
-    Huey's storage API enqueues one message per call. For the two storages
-    flask_baton documents, the same rows are written in one go, exactly as
-    their ``enqueue`` writes each (one ``LPUSH`` of many values keeps FIFO
-    order for ``RPOP``; one SQLite transaction of the same INSERTs). Any other
-    storage, and immediate mode, goes through ``huey.enqueue`` task by task.
-    """
-    storage = huey.storage
-    batched = type(storage) is SqliteStorage or (
-        type(storage) is RedisStorage and not any(task.priority for task in tasks)  # it refuses priorities
-    )
-    if len(tasks) < 2 or huey.immediate or not batched:
-        for task in tasks:
-            huey.enqueue(task)
-        return
-    for task in tasks:
-        huey._emit(SIGNAL_ENQUEUED, task)
-    messages = [huey.serialize_task(task) for task in tasks]
-    if isinstance(storage, RedisStorage):
-        storage.conn.lpush(storage.queue_key, *messages)
-        return
-    rows = [(storage.name, storage.to_blob(message), task.priority or 0) for message, task in zip(messages, tasks)]
-    with storage.db(commit=True) as cursor:
-        cursor.executemany("insert into task (queue, data, priority) values (?, ?, ?)", rows)
-
-
-def add_schedule(huey: Huey, task: Task) -> None:
-    """``huey.add_schedule(task)`` without its INFO line per task.
-
-    Every retry and snooze is scheduled; the worker's log (``worklog``)
-    already says when it runs, and a step that snoozes to poll would fill
-    the log with Huey's "Added task ... to schedule" lines.
-    """
-    huey.storage.add_to_schedule(huey.serialize_task(task), task.eta)
-    huey._emit(SIGNAL_SCHEDULED, task)
 
 
 def _always(_timestamp: Any) -> bool:
@@ -149,11 +113,3 @@ def _named(func: Callable[..., None], name: str) -> Callable[..., None]:
     task.__module__ = TASK_MODULE
     task.__name__ = task.__qualname__ = name
     return task
-
-
-def _take_over(huey: Huey, name: str) -> None:
-    """Drop a task of ours an earlier ``init_app`` registered on this Huey."""
-    huey._registry._registry.pop(f"{TASK_MODULE}.{name}", None)
-    huey._registry._periodic_tasks = [
-        task for task in huey._registry._periodic_tasks if task.__name__ != name
-    ]

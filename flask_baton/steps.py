@@ -149,13 +149,18 @@ class Dep:
     ignore_discarded: bool = False
 
     @property
-    def tolerates(self) -> Tolerance | None:
-        """The failure this edge lets through (``Tolerance``), or None."""
-        if self.ignore_cancelled and self.ignore_discarded:
-            return Tolerance.ANY
-        if self.ignore_cancelled:
-            return Tolerance.CANCELLED
-        return Tolerance.DISCARDED if self.ignore_discarded else None
+    def tolerates(self) -> str | None:  # a Tolerance: typed str until the API reference documents Tolerance
+        """The failure this edge lets through: a ``flask_baton.Tolerance`` member, or None."""
+        return _tolerance(self)
+
+
+def _tolerance(dep: Dep) -> Tolerance | None:
+    """The ``Tolerance`` of a ``Dep``'s options."""
+    if dep.ignore_cancelled and dep.ignore_discarded:
+        return Tolerance.ANY
+    if dep.ignore_cancelled:
+        return Tolerance.CANCELLED
+    return Tolerance.DISCARDED if dep.ignore_discarded else None
 
 
 DepSpec = str | Dep
@@ -168,5 +173,5 @@ def split_deps(step_name: str, deps: Sequence[DepSpec]) -> tuple[list[str], dict
             f"deps of step {step_name!r} must be a list of step names or Dep(...), got {deps!r}"
         )
     names = [dep if isinstance(dep, str) else dep.step for dep in deps]
-    tolerates = {dep.step: dep.tolerates for dep in deps if isinstance(dep, Dep) and dep.tolerates}
+    tolerates = {dep.step: tolerance for dep in deps if isinstance(dep, Dep) and (tolerance := _tolerance(dep))}
     return names, tolerates

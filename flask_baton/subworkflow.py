@@ -23,7 +23,7 @@ from .steps import Step, StepCall
 
 if TYPE_CHECKING:
     from .job import Job
-    from .query import StepRecord
+    from .records import StepRecord
 
 #: Between a sub-workflow's name and the names of its steps.
 SEPARATOR = "/"

@@ -9,28 +9,19 @@ so records nothing new.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, func, insert, select
-
-from .store import Store
-from .store.engine import read_connection
-from .pricing import CostFunction, PriceTable, cost_usd
-from .store.tables import step_stats
 from .errors import ArgumentError
+from .pricing import CostFunction, PriceTable, cost_usd
+from .records import Usage
+from .store import usage as store
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-@dataclass(frozen=True)
-class Usage:
-    """Totals of some calls: token counts and dollars."""
+    from .store import Store
 
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    cost_usd: float = 0.0
-    unpriced_calls: int = 0  # calls whose model had no price: not in cost_usd
+__all__ = ["Stats", "Usage", "record_usage"]
 
 
 def _count(name: str, value: Any) -> int:
@@ -40,7 +31,7 @@ def _count(name: str, value: Any) -> int:
 
 
 def record_usage(
-    store: Store,
+    db: Store,
     pricing: PriceTable | CostFunction,
     *,
     workflow_id: str,
@@ -64,65 +55,36 @@ def record_usage(
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
         raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
     cost = cost_usd(pricing, model, *counts)
-    with store.write() as conn:
-        conn.execute(insert(step_stats), {
-            "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
-            "model": model, "input_tokens": counts[0], "output_tokens": counts[1],
-            "cached_input_tokens": counts[2], "cost_usd": cost, "latency": latency, "created_at": time.time(),
-        })
+    store.insert_usage(db, {
+        "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
+        "model": model, "input_tokens": counts[0], "output_tokens": counts[1],
+        "cached_input_tokens": counts[2], "cost_usd": cost, "latency": latency, "created_at": time.time(),
+    })
     return cost
 
 
 class Stats:
-    """Usage totals of one app (``baton.stats``): per step, workflow, model, period."""
+    """Usage totals of one app (``baton.stats``): per step, workflow, model, period.
+
+    Each total is a ``Usage``; its ``cost_usd`` is ``None`` when no call
+    counted had a known price (see ``Usage``).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     def for_workflow(self, workflow_id: str) -> Usage:
         """Everything one workflow's steps spent, over all attempts."""
-        return self._totals(step_stats.c.workflow_id == workflow_id).get(None, Usage())
+        return store.total(self._engine, workflow_id=workflow_id)
 
     def by_step(self, workflow_id: str) -> dict[str, Usage]:
         """One workflow's usage per step name."""
-        return self._totals(step_stats.c.workflow_id == workflow_id, group=step_stats.c.step_name)
+        return store.grouped(self._engine, "step_name", workflow_id=workflow_id)
 
     def by_model(self, since: float | None = None, until: float | None = None) -> dict[str, Usage]:
         """Usage per model, optionally within ``[since, until)`` (epoch seconds)."""
-        return self._totals(*_window(since, until), group=step_stats.c.model)
+        return store.grouped(self._engine, "model", since=since, until=until)
 
     def total(self, since: float | None = None, until: float | None = None) -> Usage:
         """All usage, optionally within ``[since, until)`` (epoch seconds)."""
-        return self._totals(*_window(since, until)).get(None, Usage())
-
-    def _totals(self, *where: Any, group: Any = None) -> dict[Any, Usage]:
-        columns = [
-            func.count(),
-            func.coalesce(func.sum(step_stats.c.input_tokens), 0),
-            func.coalesce(func.sum(step_stats.c.output_tokens), 0),
-            func.coalesce(func.sum(step_stats.c.cached_input_tokens), 0),
-            func.coalesce(func.sum(step_stats.c.cost_usd), 0.0),
-            func.count() - func.count(step_stats.c.cost_usd),
-        ]
-        stmt = select(*columns) if group is None else select(group, *columns).group_by(group)
-        stmt = stmt.where(*where)
-        with read_connection(self._engine) as conn:
-            rows = conn.execute(stmt).all()
-        if group is None:
-            calls = rows[0][0]
-            return {None: _usage(rows[0])} if calls else {}
-        return {row[0]: _usage(row[1:]) for row in rows}
-
-
-def _usage(row: Any) -> Usage:
-    calls, inputs, outputs, cached, cost, unpriced = row
-    return Usage(int(calls), int(inputs), int(outputs), int(cached), float(cost), int(unpriced))
-
-
-def _window(since: float | None, until: float | None) -> list[Any]:
-    where = []
-    if since is not None:
-        where.append(step_stats.c.created_at >= since)
-    if until is not None:
-        where.append(step_stats.c.created_at < until)
-    return where
+        return store.total(self._engine, since=since, until=until)

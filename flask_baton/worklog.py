@@ -27,7 +27,7 @@ from typing import Any
 from .appstate import AppState
 from .effects import Effects, StepIdentity, WorkflowEnd
 
-#: The logger of every line here; documented in the README.
+#: The logger of every line here; documented in docs/consumers.md.
 LOGGER_NAME = "flask_baton.worker"
 logger = logging.getLogger(LOGGER_NAME)
 

@@ -8,6 +8,8 @@ test builds the same app as the test itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -28,6 +30,24 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     baton.init_app(app, db=db)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Release every connection ``app`` opened: flask_baton's (what ``Baton.close`` does), then its ``db``'s."""
+    app.extensions["baton"].close()
+    with app.app_context():
+        for engine in app.extensions["sqlalchemy"].engines.values():
+            engine.dispose()
+
+
+@contextmanager
+def open_app(settings: dict[str, Any]) -> Iterator[Flask]:
+    """``create_app(settings)``, closed after the block."""
+    app = create_app(settings)
+    try:
+        yield app
+    finally:
+        close_app(app)
 
 
 def environment_for(settings: dict[str, Any]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 from flask import Flask
 
-from .apps import create_app
+from .apps import open_app
 from .steps import baton
 from .support import ThreadConsumer
 
@@ -123,13 +123,9 @@ def app_overrides() -> dict[str, Any]:
 @pytest.fixture
 def app(settings: dict[str, Any], app_overrides: dict[str, Any]) -> Iterator[Flask]:
     """A Flask app with flask_baton installed on fresh storage, in an app context."""
-    app = create_app({**settings, **app_overrides})
-    state = app.extensions["baton"]
-    baton.create_schema(app)
-    with app.app_context():
+    with open_app({**settings, **app_overrides}) as app, app.app_context():
+        baton.create_schema()
         yield app
-    state.events.close()
-    state.engine.dispose()
 
 
 @pytest.fixture

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
+import pytest
 from flask import Flask
+from huey.consumer import Consumer
 
 from flask_baton.consumer import create_consumer
 from flask_baton.query import WorkflowRecord
@@ -70,24 +75,29 @@ def make_version_1(app: Flask) -> None:
         conn.execute(text("UPDATE baton_schema SET version = 1"))
 
 
-class ThreadConsumer:
-    """A real Huey consumer (worker threads + scheduler) for one app's queue."""
+#: Marks a test that reads this process's open files from Linux's ``/proc``.
+LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from Linux's /proc")
 
-    def __init__(self, app: Flask, workers: int = 4, queue: str = "default", periodic: bool = False) -> None:
-        self.consumer = create_consumer(
-            app.extensions["baton"],
-            queue,
-            workers=workers,
-            worker_type="thread",
-            initial_delay=0.002,
-            backoff=1.2,
-            max_delay=0.05,
-            periodic=periodic,
-            check_worker_health=False,
-        )
+
+def open_files(prefix: str) -> list[str]:
+    """Paths starting with ``prefix`` that this process holds open (see ``LINUX_PROC``)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with suppress(OSError):  # an fd closed while listed
+            target = os.readlink(fd)
+            if target.startswith(prefix):
+                found.append(target)
+    return found
+
+
+class RunningConsumer:
+    """A Huey consumer started in this process for the ``with`` block, stopped gracefully after it."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
         self._saved: dict[int, Any] = {}
 
-    def __enter__(self) -> ThreadConsumer:
+    def __enter__(self) -> Self:
         # Consumer.start() installs its own signal handlers; give pytest's back after.
         self._saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         self.consumer.start()
@@ -97,6 +107,23 @@ class ThreadConsumer:
         self.consumer.stop(graceful=True)
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
+
+
+class ThreadConsumer(RunningConsumer):
+    """A real Huey consumer (worker threads + scheduler) for one app's queue."""
+
+    def __init__(self, app: Flask, workers: int = 4, queue: str = "default", periodic: bool = False) -> None:
+        super().__init__(create_consumer(
+            app.extensions["baton"],
+            queue,
+            workers=workers,
+            worker_type="thread",
+            initial_delay=0.002,
+            backoff=1.2,
+            max_delay=0.05,
+            periodic=periodic,
+            check_worker_health=False,
+        ))
 
 
 # -- recorders for the core engine suite ---------------------------------------

@@ -24,7 +24,7 @@ from flask_baton.dashboard.reads import PAGE_SIZE
 from flask_baton.multi_model import fan_out
 from flask_baton.store.tables import step_stats
 
-from .apps import create_app
+from .apps import open_app
 from .steps import (
     always_fail,
     baton,
@@ -54,12 +54,9 @@ def client(app: Flask) -> FlaskClient:
 @contextmanager
 def other_app(settings: dict[str, Any], **config: Any) -> Iterator[Flask]:
     """An app on the same storage with different dashboard settings."""
-    app = create_app({**settings, **config})
-    baton.create_schema(app)
-    try:
+    with open_app({**settings, **config}) as app:
+        baton.create_schema(app)
         yield app
-    finally:
-        app.extensions["baton"].engine.dispose()
 
 
 #: What makes the test client's GET a websocket handshake to Werkzeug's router.

@@ -24,7 +24,7 @@ from flask_baton import Workflow
 from flask_baton.dashboard import EXTENSION_KEY
 from flask_baton.dashboard.layout import node_key
 
-from .apps import create_app
+from .apps import open_app
 from .steps import baton, constant, record_args, wait_for_file
 from .support import ThreadConsumer, wait_finished, wait_for
 
@@ -176,9 +176,8 @@ def test_index_socket_inserts_new_workflows_in_place_and_updates_rows(app: Flask
 
 
 def test_sockets_are_refused_without_access(settings: dict[str, Any]) -> None:
-    app = create_app(settings)  # no BATON_DASHBOARD_AUTH, not debug
-    baton.create_schema(app)
-    try:
+    with open_app(settings) as app:  # no BATON_DASHBOARD_AUTH, not debug
+        baton.create_schema(app)
         with LiveServer(app) as server:
             connection = http.client.HTTPConnection("127.0.0.1", server.server.server_port, timeout=5)
             try:
@@ -192,5 +191,3 @@ def test_sockets_are_refused_without_access(settings: dict[str, Any]) -> None:
             finally:
                 connection.close()
             assert server.open_sockets == 0
-    finally:
-        app.extensions["baton"].engine.dispose()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from huey.consumer import Worker
 
 from flask_baton.events import Event, topic_all
 from flask_baton.events.batching import BatchingTransport
 from flask_baton.events.redis import RedisTransport
 
 from .conftest import REDIS_URL
+from .support import ThreadConsumer
 
 
 @pytest.fixture
@@ -61,11 +61,9 @@ def test_a_huey_worker_shutting_down_sends_what_its_process_holds(app: object, t
     from flask import Flask
 
     assert isinstance(app, Flask)
-    huey = app.extensions["baton"].queues.huey()
     with transport.subscribe(topic_all()) as subscription:
-        transport.publish([_event(7)], defer=True)
-        assert subscription.get(timeout=0.2) is None
-
-        Worker(huey, stop_flag=None, default_delay=0.1, max_delay=1, backoff=1.15).shutdown()
-
+        with ThreadConsumer(app, workers=1):
+            transport.publish([_event(7)], defer=True)
+            assert subscription.get(timeout=0.2) is None
+        # Leaving the block stopped the consumer; its worker's shutdown hooks ran.
         assert _received(subscription, 1) == [7]

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from example_app import DEVELOPMENT_SECRET_KEY, create_app
 from example_app.steps import KEYWORD_MODELS, baton, fake_credibility, fake_keywords, fake_sources, fake_summary
 
+from .apps import close_app
 from .support import ThreadConsumer, wait_for
 
 MODEL_STEPS = [f"keywords:{model}" for model in KEYWORD_MODELS]
@@ -38,7 +39,7 @@ def _create(tmp_path: Path) -> Flask:
 def example_app(tmp_path: Path) -> Iterator[Flask]:
     app = _create(tmp_path)
     yield app
-    app.extensions["baton"].engine.dispose()
+    close_app(app)
 
 
 def _start(client: FlaskClient, topic: str) -> str:

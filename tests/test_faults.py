@@ -34,7 +34,7 @@ from flask_baton.store.tables import events as events_table
 from flask_baton.store.tables import nodes
 
 from . import ledger
-from .apps import create_app, environment_for
+from .apps import environment_for, open_app
 from .conftest import POSTGRES_URL
 from .steps import baton, fault_step, fault_step_retrying
 from .support import DATABASE_FEED, wait_finished, wait_for
@@ -65,12 +65,9 @@ def fault_settings(settings: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def fault_app(fault_settings: dict[str, Any]) -> Iterator[Flask]:
     """The test process's app (inserts and reads; it runs no consumer)."""
-    app = create_app(fault_settings)
-    state = app.extensions["baton"]
-    baton.create_schema(app)
-    with app.app_context():
+    with open_app(fault_settings) as app, app.app_context():
+        baton.create_schema()
         yield app
-    state.engine.dispose()
 
 
 @pytest.fixture

@@ -104,6 +104,27 @@ def test_usage_of_every_attempt_is_kept_and_totalled(app: Flask, consumers: Thre
     assert sorted(attempts) == [1, 2]
 
 
+def test_every_cost_total_is_none_where_no_call_had_a_price(app: Flask, consumers: ThreadConsumer) -> None:
+    """``baton.stats``, ``baton.status`` and the dashboard's per-step usage add up costs by one rule."""
+    wf = (Workflow("partly-priced")
+          .add("priced", fake_llm.new(model="plain"))
+          .add("unpriced", fake_llm.new(model="mystery-model-7")))
+    wf.insert()
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+    priced = (1000 + 200 + 500 * 2) / 1e6
+    by_step = baton.stats.by_step(wf.workflow_id)
+    assert (by_step["unpriced"].calls, by_step["unpriced"].cost_usd, by_step["unpriced"].unpriced_calls) == (1, None, 1)
+    assert by_step["priced"].cost_usd == pytest.approx(priced)
+    assert baton.query.step_usage(wf.workflow_id) == by_step
+    assert baton.stats.by_model()["mystery-model-7"].cost_usd is None
+    total = baton.stats.for_workflow(wf.workflow_id)
+    assert (total.calls, total.cost_usd, total.unpriced_calls) == (2, pytest.approx(priced), 1)
+    assert baton.status(wf.workflow_id).cost_usd == pytest.approx(priced)
+    assert baton.query.workflow_costs([wf.workflow_id]) == {wf.workflow_id: pytest.approx(priced)}
+    nothing = baton.stats.total(since=time.time() + 60)
+    assert (nothing.calls, nothing.cost_usd) == (0, None)
+
+
 def test_a_stored_result_is_not_recomputed_so_no_usage_is_recorded_again(
     app: Flask, consumers: ThreadConsumer
 ) -> None:

@@ -26,6 +26,7 @@ from flask_baton.store import migrations
 from flask_baton.store import tables as store_tables
 from flask_baton.migration import SkipBatonTables, include_name
 
+from .apps import close_app
 from .conftest import sqlite_settings
 from .steps import baton, constant
 
@@ -96,10 +97,8 @@ def make_app(settings: dict[str, Any], tmp_path: Path) -> Iterator[AppFactory]:
         return app
 
     yield build
-    for app, db in built:
-        app.extensions["baton"].engine.dispose()
-        with app.app_context():
-            db.engine.dispose()
+    for app, _db in built:
+        close_app(app)
 
 
 def flask(app: Flask, *args: str) -> str:

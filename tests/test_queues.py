@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 from huey import Huey
 from huey.signals import SIGNAL_ENQUEUED
-from huey.storage import RedisStorage
 
 from flask_baton.steps import DEFAULT_QUEUE
 
 
 @pytest.fixture
-def huey(app: Flask) -> Iterator[Huey]:
-    """The app's default Huey; its connections closed afterwards (no consumer does it here)."""
-    huey = app.extensions["baton"].queues.huey()
-    yield huey
-    if isinstance(huey.storage, RedisStorage):
-        huey.storage.pool.disconnect()
-    else:
-        huey.storage.close()
+def huey(app: Flask) -> Huey:
+    """The app's default Huey (the ``app`` fixture closes it)."""
+    return app.extensions["baton"].queues.huey()
 
 
 def _drain(huey: Huey) -> list[str]:

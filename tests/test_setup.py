@@ -13,9 +13,10 @@ from flask_baton import Baton, ConfigError, Workflow
 from flask_baton.store import migrations
 from flask_baton.store import tables as store_tables
 
-from .apps import create_app
+from .apps import close_app, create_app, open_app
 from .conftest import sqlite_settings
 from .steps import baton, constant
+from .support import LINUX_PROC, open_files
 
 
 @pytest.mark.parametrize(
@@ -43,9 +44,9 @@ def test_in_memory_sqlite_is_refused_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_init_app_twice_on_one_app_is_refused(tmp_path: Path) -> None:
-    app = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
-    with pytest.raises(RuntimeError, match="already registered"):
-        baton.init_app(app)
+    with open_app(sqlite_settings(tmp_path, tmp_path / "ledger")) as app:
+        with pytest.raises(RuntimeError, match="already registered"):
+            baton.init_app(app)
 
 
 def test_using_baton_on_an_app_without_init_app_says_so(tmp_path: Path) -> None:
@@ -81,17 +82,15 @@ def test_app_without_a_database_is_refused(tmp_path: Path) -> None:
 
 
 def test_defaults_are_filled_into_app_config(tmp_path: Path) -> None:
-    app = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
-    assert app.config["BATON_SQLITE_SYNCHRONOUS"] == "NORMAL"
-    assert app.config["BATON_SQLITE_BUSY_TIMEOUT"] == 30.0
+    with open_app(sqlite_settings(tmp_path, tmp_path / "ledger")) as app:
+        assert app.config["BATON_SQLITE_SYNCHRONOUS"] == "NORMAL"
+        assert app.config["BATON_SQLITE_BUSY_TIMEOUT"] == 30.0
 
 
 def test_sqlite_connections_use_wal_busy_timeout_and_configured_synchronous(tmp_path: Path) -> None:
     settings = sqlite_settings(tmp_path, tmp_path / "ledger")
     settings["BATON_SQLITE_SYNCHRONOUS"] = "full"
-    app = create_app(settings)
-    engine = app.extensions["baton"].engine
-    with engine.connect() as conn:
+    with open_app(settings) as app, app.extensions["baton"].engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
@@ -105,8 +104,29 @@ def test_baton_can_be_given_app_db_and_huey_in_the_constructor(tmp_path: Path) -
     db = SQLAlchemy(app)
     huey = SqliteHuey("direct", filename=str(tmp_path / "huey.db"))
     direct = Baton(app, db=db, huey=huey)
-    assert direct.state(app) is app.extensions["baton"]
-    assert direct.state(app).queues.huey() is huey
+    try:
+        assert direct.state(app) is app.extensions["baton"]
+        assert direct.state(app).queues.huey() is huey
+    finally:
+        close_app(app)
+
+
+@LINUX_PROC
+def test_close_leaves_no_file_of_flask_baton_open(tmp_path: Path) -> None:
+    app = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
+    try:
+        with app.app_context():
+            baton.create_schema()
+            Workflow("w").add("a", constant.new()).insert()  # a message in SqliteHuey's file
+            app.extensions["baton"].queues.enqueue_many(["x", "y"], "other", None)  # a named queue's too
+            assert baton.query.list_workflows().workflows
+        assert open_files(str(tmp_path)), "nothing is open: this test would prove nothing"
+
+        baton.close(app)
+
+        assert open_files(str(tmp_path)) == []
+    finally:
+        close_app(app)
 
 
 def test_create_schema_is_idempotent_and_records_the_version(app: Flask) -> None:

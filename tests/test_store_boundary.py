@@ -17,15 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "flask_baton"
 
-#: Modules whose statements the i13-reads branch moves into the store.
-# TODO(i13-reads): remove each entry once that branch is merged.
-NOT_YET_MOVED = {
-    "query.py",
-    "usage.py",
-    "capture.py",
-    "events/database.py",
-    "dashboard/reads.py",
-}
 #: SQLAlchemy's statement and expression builders.
 BUILDERS = frozenset({
     "select", "insert", "update", "delete", "text", "func", "and_", "or_", "not_", "true", "false",
@@ -71,17 +62,13 @@ def violations(path: Path) -> Iterator[str]:
 def outside_store(root: Path = ROOT) -> Iterator[tuple[str, Path]]:
     for path in sorted(root.rglob("*.py")):
         name = path.relative_to(root).as_posix()
-        if not name.startswith("store/") and name not in NOT_YET_MOVED:
+        if not name.startswith("store/"):
             yield name, path
 
 
 def test_no_module_outside_the_store_writes_sql_builds_a_statement_or_tests_the_dialect() -> None:
     found = {name: list(violations(path)) for name, path in outside_store()}
     assert {name: lines for name, lines in found.items() if lines} == {}
-
-
-def test_modules_waiting_to_move_still_exist() -> None:
-    assert {name for name in NOT_YET_MOVED if not (ROOT / name).exists()} == set()
 
 
 @pytest.mark.parametrize(("source", "expected"), [

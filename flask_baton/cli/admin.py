@@ -39,7 +39,10 @@ def worker(workers: int, worker_type: str, queue: str, delay: float, max_delay: 
         backoff=1.15,
     )
     log_banner(state, queue)
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        state.close()
 
 
 @baton_cli.group("db")

@@ -20,7 +20,7 @@ import click
 
 from ..appstate import AppState, get_state
 from ..errors import BatonError
-from ..query import WorkflowRecord
+from ..records import WorkflowRecord
 from ..states import WorkflowState
 
 EXIT_FAILED = 3

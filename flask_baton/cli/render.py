@@ -16,7 +16,7 @@ from typing import Any
 
 from ..explain import Explanation, describe_states, explain, last_line
 from ..export import step_document, workflow_document
-from ..query import StepRecord, WorkflowRecord, WorkflowStatus
+from ..records import StepRecord, WorkflowRecord, WorkflowStatus
 from ..states import StepState
 
 #: The error column never wraps narrower than this, however narrow the terminal.

@@ -45,7 +45,7 @@ from .. import events
 from ..appstate import AppState
 from ..events import Event
 from ..events.subscription import Subscription
-from ..query import WorkflowRecord
+from ..records import WorkflowRecord
 from .present import row_version, workflow_row
 from .reads import PAGE_SIZE, IndexFilters, WorkflowReader, index_page
 from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments

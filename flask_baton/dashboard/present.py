@@ -17,7 +17,7 @@ from typing import Any
 from ..dag import StepGraph, can_cancel, can_retry
 from ..ids import short_id
 from ..multi_model import quorum_text
-from ..query import StepRecord, StepUsage, WorkflowRecord
+from ..records import StepRecord, StepUsage, WorkflowRecord
 from ..states import StepState, WorkflowState
 from .layout import Layout, PlacedEdge, PlacedNode, layered_layout, node_key
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..appstate import AppState
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
-from ..query import WorkflowRecord
+from ..records import WorkflowRecord
 from ..states import WorkflowState
 from .layout import Layout, layered_layout
 from .present import (

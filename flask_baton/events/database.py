@@ -9,17 +9,18 @@ deleted by the sweep (``Store.trim_event_feed``), which keeps the table small.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, func, select
-
-from ..store.engine import read_connection
-from ..store.hotpath import insert_events
-from ..store.tables import events as events_table
+from ..store import feed
 from . import TOPIC_PREFIX, Event, topic_all
 from .subscription import Subscription
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+__all__ = ["GAP_SECONDS", "POLL_SECONDS", "DatabaseTransport"]
 
 #: How often a subscriber looks for new rows; the feed's latency floor.
 POLL_SECONDS = 0.05
@@ -38,16 +39,7 @@ class DatabaseTransport:
 
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         """Write ``events`` in the caller's transaction."""
-        if events:
-            insert_events(conn, [
-                {
-                    "workflow_id": event.workflow_id,
-                    "name": event.name,
-                    "payload": json.dumps(event.payload, separators=(",", ":")),
-                    "now": now,
-                }
-                for event in events
-            ])
+        feed.insert(conn, events, now)
 
     def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         """Nothing to do after commit: the rows are the publication."""
@@ -72,8 +64,7 @@ class _FeedReader:
     def __init__(self, engine: Engine, topic: str) -> None:
         self._engine = engine
         self._workflow_id = None if topic == topic_all() else topic[len(TOPIC_PREFIX) :]
-        with read_connection(engine) as conn:
-            self._low = conn.execute(select(func.coalesce(func.max(events_table.c.id), 0))).scalar_one()
+        self._low = feed.newest_id(engine)
         self._delivered: set[int] = set()
         self._gaps: dict[int, float] = {}
 
@@ -86,21 +77,11 @@ class _FeedReader:
             time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
 
     def _poll(self) -> list[Event]:
-        with read_connection(self._engine) as conn:
-            rows = conn.execute(
-                select(events_table.c.id, events_table.c.workflow_id, events_table.c.name, events_table.c.payload)
-                .where(events_table.c.id > self._low)
-                .order_by(events_table.c.id)
-                .limit(1000)
-            ).all()
+        rows = feed.rows_after(self._engine, self._low)
         fresh = [row for row in rows if row.id not in self._delivered]
         self._delivered.update(row.id for row in fresh)
         self._advance([row.id for row in rows])
-        return [
-            Event(row.name, json.loads(row.payload))
-            for row in fresh
-            if self._workflow_id in (None, row.workflow_id)
-        ]
+        return [row.event() for row in fresh if self._workflow_id in (None, row.workflow_id)]
 
     def _advance(self, ids: list[int]) -> None:
         """Move the watermark over every id that is delivered or given up."""

@@ -1,4 +1,4 @@
-"""Every SQL statement flask_baton sends, per database: ``Store``, ``SqliteStore``, ``PostgresStore``.
+"""Every SQL statement flask_baton sends: the ``Store`` of each database, and the reads.
 
 ``open_store`` picks the store once, in ``init_app``, from the URL's dialect
 and driver, and refuses any other before the engine is made. Outside this
@@ -9,10 +9,14 @@ database it talks to.
 - ``migrations``: schema versions and in-place upgrades;
 - ``engine``: engines, SQLite's write lock, riding out outages;
 - ``core`` / ``base``: the transactions, and the ``Store`` contract joining
-  the statements by concern (``inserts``, ``steps``, ``sweep``, ``control``,
-  ``maintenance``; ``hotpath``: the statements every step sends as plain SQL);
+  the write-side statements by concern (``inserts``, ``steps``, ``sweep``,
+  ``control``, ``maintenance``; ``hotpath``: the statements every step sends
+  as plain SQL);
 - ``sqlite`` / ``postgres``: what each database does its own way, and what
-  each transition costs there in round trips.
+  each transition costs there in round trips;
+- ``reads``: the read models (workflows, steps, status, pages, and the
+  loaders a transition calls in its own transaction); ``usage``: model-call
+  usage rows, their totals and debug captures; ``feed``: the database event feed.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from ..dag import StepGraph
 from ..errors import BatonError
 from ..states import CANCELLABLE, FAILED, StepState, WorkflowState
 from .core import StoreCore
-from .tables import completions, edges, nodes, workflows
+from .reads import load_graph
+from .tables import completions, nodes, workflows
 
 
 class Busy(BatonError):
@@ -67,17 +68,7 @@ class ControlStatements(StoreCore):
 
     def graph(self, conn: Connection, workflow_id: str) -> StepGraph:
         """A workflow's steps, states and edge policies as ``conn``'s transaction sees them."""
-        policies: dict[str, dict[str, str | None]] = {}
-        for step_name, dep_name, tolerates in conn.execute(
-            select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
-        ):
-            policies.setdefault(step_name, {})[dep_name] = tolerates
-        states = dict(conn.execute(
-            select(nodes.c.step_name, nodes.c.state)
-            .where(nodes.c.workflow_id == workflow_id)
-            .order_by(nodes.c.position)
-        ).all())
-        return StepGraph(states, {name: policies.get(name, {}) for name in states})
+        return load_graph(conn, workflow_id)
 
     @contextmanager
     def busy_on_lock_timeout(self) -> Iterator[None]:

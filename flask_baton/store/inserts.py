@@ -6,11 +6,12 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, update
 
 from ..effects import NewStep, NewWorkflow
 from ..states import StepState, WorkflowState
 from .core import StoreCore
+from .reads import load_running_holder
 from .tables import RUNNING_ONLY, edges, nodes, workflows
 
 
@@ -66,11 +67,7 @@ class InsertStatements(StoreCore):
 
     def running_holder(self, conn: Connection, unique_key: str) -> str | None:
         """The id of the running workflow that holds ``unique_key``, if any."""
-        holder: str | None = conn.execute(
-            select(workflows.c.id)
-            .where(workflows.c.unique_key == unique_key, workflows.c.state == WorkflowState.RUNNING)
-        ).scalar_one_or_none()
-        return holder
+        return load_running_holder(conn, unique_key)
 
     def insert_steps(self, conn: Connection, placed: Sequence[PlacedStep], now: float) -> None:
         """Write the steps' rows and their edges, one statement for each table."""

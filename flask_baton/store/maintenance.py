@@ -14,7 +14,8 @@ from sqlalchemy import delete, func, select, update
 
 from ..states import StepState, WorkflowState
 from .core import StoreCore
-from .tables import completions, debug_logs, edges, events, nodes, step_stats, workflows
+from . import feed
+from .tables import completions, debug_logs, edges, nodes, step_stats, workflows
 
 BATCH = 500
 
@@ -87,7 +88,7 @@ class Maintenance(StoreCore):
     def trim_event_feed(self, now: float, retention: float) -> int:
         """Delete event feed rows older than ``retention`` seconds; return how many."""
         with self.write() as conn:
-            return int(conn.execute(delete(events).where(events.c.created_at < now - retention)).rowcount)
+            return feed.prune(conn, now - retention)
 
     def renew_leases(self, worker: str, node_ids: Sequence[str], now: float) -> int:
         """Stamp the given steps' heartbeat, if ``worker`` still runs them; return how many."""

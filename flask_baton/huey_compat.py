@@ -1,0 +1,131 @@
+"""Every use flask_baton makes of Huey beyond its documented API, in one place.
+
+Huey documents its ``Huey`` constructor, tasks, signals, ``enqueue``, the
+``Consumer`` and its options, and ``storage.close()``. flask_baton relies on
+the following as well; nothing outside this module touches them, and each is
+pinned by a test in ``tests/test_huey_compat.py`` whose failure names it, so
+a Huey release that changes one fails there, not in a workflow:
+
+``Huey.serialize_task(task)`` and ``Huey._emit(signal, task)``
+    ``push_all`` writes many messages in one storage call instead of one
+    ``Huey.enqueue`` each: it needs the bytes ``enqueue`` would store, and
+    sends the ``SIGNAL_ENQUEUED`` that ``enqueue`` would send.
+``SqliteStorage``: its table ``task(queue, data, priority)``, ``name``,
+``to_blob`` and ``db(commit=True)``
+    ``push_all`` makes the INSERTs ``SqliteStorage.enqueue`` makes, in one
+    transaction under the storage's own lock.
+``RedisStorage``: ``conn``, ``queue_key`` and its FIFO list
+    ``push_all`` makes one ``LPUSH`` of many messages, which ``RPOP`` takes
+    in the order given. ``RedisStorage`` has no priorities (``priority`` is
+    false); tasks with one go through ``Huey.enqueue``, which refuses them.
+``storage.add_to_schedule(data, eta)`` and ``Huey._emit(SIGNAL_SCHEDULED, task)``
+    ``schedule`` puts a delayed task straight into the schedule, where
+    ``task.schedule()`` would queue it for a worker to move there, as
+    ``Huey.add_schedule`` does but without its INFO line per task.
+``Huey.storage_kwargs``
+    ``sibling`` builds a named queue's instance on the same storage.
+``Huey._registry._registry`` and ``._periodic_tasks``
+    Huey refuses to register a task name twice; ``forget_task`` drops ours
+    so a second ``init_app`` with the same ``Huey`` registers them afresh.
+``TaskWrapper.task_class``
+    ``is_task_of`` tells our task's messages from others' in a signal receiver.
+``Consumer.scheduler_class`` and ``Scheduler.periodic_task_seconds``
+    ``create_consumer`` checks periodic tasks more often than once a minute.
+``SqliteStorage.close()`` closes the one connection all threads share
+    Huey 3.0 made that connection shared (2.x kept one per thread, which no
+    single thread can close): the floor of Huey's version in pyproject.toml.
+``RedisStorage.pool``
+    ``RedisStorage.close()`` does nothing; ``close`` disconnects the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from huey import Huey
+from huey.api import Task, TaskWrapper
+from huey.consumer import Consumer, Scheduler
+from huey.signals import SIGNAL_ENQUEUED, SIGNAL_SCHEDULED
+from huey.storage import RedisStorage, SqliteStorage
+
+
+def sibling(huey: Huey, name: str) -> Huey:
+    """Another instance of ``huey``'s class, named ``name``, on the same storage."""
+    return type(huey)(name, results=huey.results, utc=huey.utc, **huey.storage_kwargs)
+
+
+def forget_task(huey: Huey, module: str, name: str) -> None:
+    """Unregister the task ``module.name`` (periodic or not) from ``huey``, if present."""
+    registry: Any = huey._registry
+    registry._registry.pop(f"{module}.{name}", None)
+    registry._periodic_tasks = [
+        task for task in registry._periodic_tasks if (task.__module__, task.__name__) != (module, name)
+    ]
+
+
+def is_task_of(task: Task, wrapper: TaskWrapper) -> bool:
+    """True if ``task`` is a message of the task ``wrapper`` registered."""
+    return isinstance(task, wrapper.task_class)
+
+
+def schedule(huey: Huey, task: Task) -> None:
+    """Put ``task`` (made with ``delay=``) in ``huey``'s schedule, not its queue.
+
+    This is ``huey.add_schedule(task)`` without its INFO line per task: every
+    retry and snooze is scheduled, the worker's log (``worklog``) already says
+    when it runs, and a step that snoozes to poll would fill the log with
+    Huey's "Added task ... to schedule" lines. Relies on
+    ``storage.add_to_schedule`` and ``_emit(SIGNAL_SCHEDULED)``.
+    """
+    huey.storage.add_to_schedule(huey.serialize_task(task), task.eta)
+    huey._emit(SIGNAL_SCHEDULED, task)
+
+
+def push_all(huey: Huey, tasks: Sequence[Task]) -> None:
+    """Put ``tasks`` on ``huey``'s queue, in one write on the storages that allow it.
+
+    Huey's storage API enqueues one message per call. For the two storages
+    flask_baton documents, the same rows are written in one go, exactly as
+    their ``enqueue`` writes each (one ``LPUSH`` of many values keeps FIFO
+    order for ``RPOP``; one SQLite transaction of the same INSERTs). Any other
+    storage, and immediate mode, goes through ``huey.enqueue`` task by task.
+    """
+    storage = huey.storage
+    batched = type(storage) is SqliteStorage or (
+        type(storage) is RedisStorage and not any(task.priority for task in tasks)
+    )
+    if len(tasks) < 2 or huey.immediate or not batched:
+        for task in tasks:
+            huey.enqueue(task)
+        return
+    for task in tasks:
+        huey._emit(SIGNAL_ENQUEUED, task)
+    messages = [huey.serialize_task(task) for task in tasks]
+    if isinstance(storage, RedisStorage):
+        storage.conn.lpush(storage.queue_key, *messages)
+        return
+    rows = [(storage.name, storage.to_blob(message), task.priority or 0) for message, task in zip(messages, tasks)]
+    with storage.db(commit=True) as cursor:
+        cursor.executemany("insert into task (queue, data, priority) values (?, ?, ?)", rows)
+
+
+def create_consumer(huey: Huey, periodic_seconds: float, **options: Any) -> Consumer:
+    """A ``Consumer`` (``options`` as Huey's) checking periodic tasks every ``periodic_seconds``."""
+
+    class BatonScheduler(Scheduler):
+        periodic_task_seconds = periodic_seconds
+
+    class BatonConsumer(Consumer):
+        scheduler_class = BatonScheduler
+
+    return BatonConsumer(huey, **options)
+
+
+def close(huey: Huey) -> None:
+    """Close ``huey``'s storage connections; Huey opens new ones if it is used again."""
+    storage = huey.storage
+    if isinstance(storage, RedisStorage):
+        storage.pool.disconnect()
+    else:
+        storage.close()

@@ -1,0 +1,213 @@
+"""The read models' statements: workflows, steps, status, pages, and the loaders transitions use.
+
+Every read here is one ``SELECT`` (``steps`` is two, edges then nodes, in one
+connection), so it works from a web process, a script or a shell with no
+consumer running. The functions taking an ``Engine`` open a read connection
+of their own; the ``load_*`` functions take the caller's ``Connection`` and
+read what its transaction sees.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
+
+from ..dag import StepGraph
+from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
+from ..states import StepState, WorkflowState
+from .engine import read_connection
+from .tables import edge_to_dep, edges, nodes, step_stats, workflows
+from .usage import as_cost, cost_total
+
+_HEX = "0123456789abcdef"
+
+
+def workflow(engine: Engine, workflow_id: str) -> WorkflowRecord | None:
+    """The workflow with this id, or ``None``."""
+    with read_connection(engine) as conn:
+        row = conn.execute(select(workflows).where(workflows.c.id == workflow_id)).one_or_none()
+    return None if row is None else _workflow(row)
+
+
+def workflows_by_id(engine: Engine, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
+    """The workflows with these ids that exist, by id."""
+    if not workflow_ids:
+        return {}
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(workflows).where(workflows.c.id.in_(sorted(set(workflow_ids))))).all()
+    return {row.id: _workflow(row) for row in rows}
+
+
+def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
+    """Every step of the workflow, in insertion order."""
+    with read_connection(engine) as conn:
+        deps, tolerates = _edges(conn, workflow_id)
+        rows = conn.execute(
+            select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
+        ).all()
+    return [
+        StepRecord(
+            row.id, row.workflow_id, row.step_name, row.task, StepState(row.state), row.attempt,
+            tuple(deps.get(row.step_name, ())), decode_result(row.result), row.result is not None,
+            row.error, row.worker, row.created_at, row.scheduled_at, row.started_at, row.finished_at,
+            json.loads(row.args), tolerates.get(row.step_name, {}),
+        )
+        for row in rows
+    ]
+
+
+def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:
+    """The workflow's progress, timing and cost in one query, or ``None``.
+
+    One round trip, however many steps: the per-state counts are one
+    filtered aggregate over the workflow's steps, the cost a scalar
+    subquery over its stats rows (they cannot be joined: each would
+    multiply the other's rows).
+    """
+    counts = (
+        select(*(func.count().filter(nodes.c.state == state).label(state.value) for state in StepState))
+        .where(nodes.c.workflow_id == workflow_id)
+        .subquery()
+    )
+    cost = select(cost_total()).where(step_stats.c.workflow_id == workflow_id)
+    stmt = (
+        select(workflows, *counts.c, cost.scalar_subquery().label("cost_usd"))
+        .select_from(workflows.join(counts, true()))
+        .where(workflows.c.id == workflow_id)
+    )
+    with read_connection(engine) as conn:
+        row = conn.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    record = _workflow(row)
+    return WorkflowStatus(
+        record.id, record.name, record.state,
+        {state: int(row._mapping[state.value]) for state in StepState},
+        record.settled_steps, record.total_steps, record.created_at, record.finished_at,
+        (record.finished_at or time.time()) - record.created_at,
+        as_cost(row.cost_usd),
+    )
+
+
+def workflows_by_prefix(engine: Engine, prefix: str, limit: int) -> list[WorkflowRecord]:
+    """Up to ``limit`` workflows whose id starts with ``prefix`` (lower case), highest id first.
+
+    ``LIKE 'prefix%'`` on the primary key, bounded by the range
+    ``[prefix, next prefix)`` that ids (hex) sort in whatever the collation,
+    so the index is used on both databases.
+    """
+    condition = workflows.c.id.startswith(prefix, autoescape=True)
+    if all(char in _HEX for char in prefix):
+        condition &= workflows.c.id >= prefix
+        upper = prefix.rstrip("f")
+        if upper:
+            condition &= workflows.c.id < upper[:-1] + _HEX[_HEX.index(upper[-1]) + 1]
+    stmt = select(workflows).where(condition).order_by(workflows.c.id.desc()).limit(limit)
+    with read_connection(engine) as conn:
+        return [_workflow(row) for row in conn.execute(stmt)]
+
+
+def workflow_page(
+    engine: Engine,
+    *,
+    limit: int,
+    name: str | None = None,
+    label: str | None = None,
+    state: WorkflowState | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> WorkflowPage:
+    """Workflows newest first, ``limit`` at a time, keyset-paged on the id.
+
+    ``name`` matches exactly; ``label`` matches any part of the name, in any
+    case, literally (``%`` and ``_`` are not wildcards). ``before`` / ``after``
+    keep the workflows older / newer than that id. One more row than the page
+    is read, to tell whether there is a next page.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if name is not None:
+        conditions.append(workflows.c.name == name)
+    if label:
+        conditions.append(func.lower(workflows.c.name).contains(label.lower(), autoescape=True))
+    if state is not None:
+        conditions.append(workflows.c.state == state)
+    if before is not None:
+        conditions.append(workflows.c.id < before)
+    if after is not None:
+        conditions.append(workflows.c.id > after)
+    stmt = select(workflows).where(*conditions).order_by(workflows.c.id.desc()).limit(limit + 1)
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).all()
+    page = [_workflow(row) for row in rows[:limit]]
+    return WorkflowPage(page, page[-1].id if len(rows) > limit else None)
+
+
+def count_workflows_by_state(engine: Engine) -> dict[str, int]:
+    """How many workflows are in each state (states with none are absent)."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(workflows.c.state, func.count()).group_by(workflows.c.state))
+        return {state: count for state, count in rows}
+
+
+def load_inputs(conn: Connection, workflow_id: str, step_name: str) -> dict[str, Input]:
+    """A step's dependencies, their states and results, in one query."""
+    dep = nodes.alias("dep")
+    rows = conn.execute(
+        select(edges.c.dep_name, dep.c.state, dep.c.result)
+        .select_from(edges.join(dep, edge_to_dep(dep)))
+        .where(edges.c.workflow_id == workflow_id, edges.c.step_name == step_name)
+        .order_by(edges.c.dep_name)
+    )
+    return {name: Input(StepState(state), decode_result(raw)) for name, state, raw in rows}
+
+
+def load_graph(conn: Connection, workflow_id: str) -> StepGraph:
+    """A workflow's steps, states and edge policies as ``conn``'s transaction sees them."""
+    deps, tolerates = _edges(conn, workflow_id)
+    states = dict(conn.execute(
+        select(nodes.c.step_name, nodes.c.state).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
+    ).all())
+    return StepGraph(
+        states,
+        {name: {dep: tolerates.get(name, {}).get(dep) for dep in deps.get(name, ())} for name in states},
+    )
+
+
+def load_step_names(conn: Connection, workflow_id: str) -> set[str]:
+    """Names of every step stored for a workflow."""
+    return set(conn.execute(select(nodes.c.step_name).where(nodes.c.workflow_id == workflow_id)).scalars())
+
+
+def load_running_holder(conn: Connection, unique_key: str) -> str | None:
+    """The id of the running workflow that holds ``unique_key``, if any."""
+    return conn.execute(
+        select(workflows.c.id).where(workflows.c.unique_key == unique_key, workflows.c.state == WorkflowState.RUNNING)
+    ).scalar_one_or_none()
+
+
+def load_label(conn: Connection, workflow_id: str) -> str:
+    """A workflow's name; empty when it no longer exists (pruned)."""
+    return conn.execute(select(workflows.c.name).where(workflows.c.id == workflow_id)).scalar_one_or_none() or ""
+
+
+def _workflow(row: Row[Any]) -> WorkflowRecord:
+    return WorkflowRecord(
+        row.id, row.name, WorkflowState(row.state), row.total_steps, row.unsettled,
+        row.created_at, row.finished_at, row.unique_key,
+    )
+
+
+def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Each step's deps, and the policy of those edges that have one, by step name."""
+    deps: dict[str, list[str]] = {}
+    tolerates: dict[str, dict[str, str]] = {}
+    for step_name, dep_name, policy in conn.execute(
+        select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
+    ):
+        deps.setdefault(step_name, []).append(dep_name)
+        if policy is not None:
+            tolerates.setdefault(step_name, {})[dep_name] = policy
+    return deps, tolerates

@@ -1,0 +1,111 @@
+"""Statements on ``baton_step_stats`` and ``baton_debug_logs``: usage rows, their totals, captures.
+
+Each write is one short transaction of its own (one INSERT), so an attempt
+that fails afterwards keeps what it recorded. Each total is one aggregate
+query. Costs add up by one rule everywhere (``Usage``): SQL's ``SUM`` over
+the priced rows, ``NULL`` (so ``None``) when no row had a price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Engine, func, insert, select
+
+from ..records import Usage
+from .core import StoreCore
+from .engine import read_connection
+from .tables import debug_logs, step_stats
+
+#: What ``grouped`` can total usage by.
+Grouping = Literal["step_name", "model"]
+
+
+def cost_total() -> ColumnElement[Any]:
+    """The summed cost of the rows aggregated: ``NULL`` when none of them had a price."""
+    return func.sum(step_stats.c.cost_usd)
+
+
+def as_cost(total: Any) -> float | None:
+    """A ``cost_total()`` value as ``Usage.cost_usd`` reports it."""
+    return None if total is None else float(total)
+
+
+def insert_usage(db: StoreCore, row: dict[str, Any]) -> None:
+    """Store one model call's usage (one ``baton_step_stats`` row) in a transaction of its own."""
+    with db.write() as conn:
+        conn.execute(insert(step_stats), row)
+
+
+def insert_capture(db: StoreCore, row: dict[str, Any]) -> None:
+    """Store one model call's prompt and response (one ``baton_debug_logs`` row) in a transaction of its own."""
+    with db.write() as conn:
+        conn.execute(insert(debug_logs), row)
+
+
+def total(
+    engine: Engine, *, workflow_id: str | None = None, since: float | None = None, until: float | None = None
+) -> Usage:
+    """Usage of every call that matches, as one ``Usage`` (all zeros and no cost when none does)."""
+    with read_connection(engine) as conn:
+        row = conn.execute(select(*_sums()).where(*_where(workflow_id, since, until))).one()
+    return _usage(row)
+
+
+def grouped(
+    engine: Engine,
+    by: Grouping,
+    *,
+    workflow_id: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> dict[str, Usage]:
+    """Usage of the calls that match per step name or model; groups with no call are absent."""
+    column = step_stats.c[by]
+    stmt = select(column, *_sums()).where(*_where(workflow_id, since, until)).group_by(column)
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).all()
+    return {row[0]: _usage(row[1:]) for row in rows}
+
+
+def workflow_costs(engine: Engine, workflow_ids: Iterable[str]) -> dict[str, float]:
+    """Total cost per workflow, for the workflows with at least one priced call (the rest: ``None``)."""
+    ids = sorted(set(workflow_ids))
+    if not ids:
+        return {}
+    stmt = (
+        select(step_stats.c.workflow_id, cost_total())
+        .where(step_stats.c.workflow_id.in_(ids), step_stats.c.cost_usd.is_not(None))
+        .group_by(step_stats.c.workflow_id)
+    )
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).all()
+    return {workflow_id: cost for workflow_id, raw in rows if (cost := as_cost(raw)) is not None}
+
+
+def _sums() -> list[ColumnElement[Any]]:
+    return [
+        func.count(),
+        func.coalesce(func.sum(step_stats.c.input_tokens), 0),
+        func.coalesce(func.sum(step_stats.c.output_tokens), 0),
+        func.coalesce(func.sum(step_stats.c.cached_input_tokens), 0),
+        cost_total(),
+        func.count() - func.count(step_stats.c.cost_usd),
+    ]
+
+
+def _usage(row: Sequence[Any]) -> Usage:
+    calls, inputs, outputs, cached, cost, unpriced = row
+    return Usage(int(calls), int(inputs), int(outputs), int(cached), as_cost(cost), int(unpriced))
+
+
+def _where(workflow_id: str | None, since: float | None, until: float | None) -> list[ColumnElement[bool]]:
+    where = []
+    if workflow_id is not None:
+        where.append(step_stats.c.workflow_id == workflow_id)
+    if since is not None:
+        where.append(step_stats.c.created_at >= since)
+    if until is not None:
+        where.append(step_stats.c.created_at < until)
+    return where

@@ -1,0 +1,243 @@
+"""The Huey internals ``flask_baton.huey_compat`` relies on, pinned on real storages.
+
+Each test names the internals it pins; when a Huey release changes one, the
+failure says which and in what Huey version, before any workflow test does.
+``python3 dev.py test --huey-min`` runs them on the oldest Huey pyproject.toml
+allows, plain ``python3 dev.py test`` on the newest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import huey as huey_module
+import pytest
+import redis
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.api import Task, TaskWrapper
+from huey.consumer import Consumer, Scheduler
+from huey.signals import SIGNAL_ENQUEUED
+
+from flask_baton import huey_compat
+
+from .conftest import REDIS_URL
+from .support import LINUX_PROC, RunningConsumer, open_files, wait_for
+
+
+@contextmanager
+def pinned(*internals: str) -> Iterator[None]:
+    """Fail naming ``internals`` (and Huey's version) if anything in the block goes wrong."""
+    try:
+        yield
+    except Exception as exc:
+        pytest.fail(
+            f"Huey {huey_module.__version__} no longer behaves as flask_baton/huey_compat.py assumes of "
+            f"{', '.join(internals)}: {type(exc).__name__}: {exc}"
+        )
+
+
+@pytest.fixture
+def sqlite_huey(tmp_path: Path) -> Iterator[Huey]:
+    instance = SqliteHuey("compat", filename=str(tmp_path / "huey.db"), results=False)
+    yield instance
+    huey_compat.close(instance)
+
+
+@pytest.fixture
+def huey_on_redis(redis_huey_name: str) -> Iterator[Huey]:
+    instance = RedisHuey(redis_huey_name, url=REDIS_URL, results=False)
+    yield instance
+    huey_compat.close(instance)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def huey(request: pytest.FixtureRequest) -> Huey:
+    """A real SqliteHuey on a file, or a RedisHuey under a key prefix no other test uses."""
+    return request.getfixturevalue("sqlite_huey" if request.param == "sqlite" else "huey_on_redis")
+
+
+def _echo(value: Any) -> None:
+    """A task body; these tests never run it, they read the messages."""
+
+
+def _register(huey: Huey, name: str = "echo") -> TaskWrapper:
+    return huey.task(name=name)(_echo)
+
+
+def _dequeue_all(huey: Huey) -> list[Task]:
+    taken = []
+    while (task := huey.dequeue()) is not None:
+        taken.append(task)
+    return taken
+
+
+#: Each attribute huey_compat reads: (internal, what it is read from, attribute).
+ATTRIBUTES = [
+    ("Huey._emit", "huey", "_emit"),
+    ("Huey.serialize_task", "huey", "serialize_task"),
+    ("Huey.add_schedule", "huey", "add_schedule"),
+    ("Huey.storage_kwargs", "huey", "storage_kwargs"),
+    ("Huey._registry._registry", "registry", "_registry"),
+    ("Huey._registry._periodic_tasks", "registry", "_periodic_tasks"),
+    ("TaskWrapper.task_class", "wrapper", "task_class"),
+    ("Consumer.scheduler_class", "consumer class", "scheduler_class"),
+    ("Scheduler.periodic_task_seconds", "scheduler class", "periodic_task_seconds"),
+    ("SqliteStorage.db", "sqlite storage", "db"),
+    ("SqliteStorage.to_blob", "sqlite storage", "to_blob"),
+    ("SqliteStorage.name", "sqlite storage", "name"),
+    ("RedisStorage.conn", "redis storage", "conn"),
+    ("RedisStorage.queue_key", "redis storage", "queue_key"),
+    ("RedisStorage.pool", "redis storage", "pool"),
+]
+
+
+@pytest.mark.parametrize(("internal", "kind", "attribute"), ATTRIBUTES, ids=[a[0] for a in ATTRIBUTES])
+def test_each_internal_huey_compat_reads_still_exists(
+    request: pytest.FixtureRequest, sqlite_huey: Huey, internal: str, kind: str, attribute: str
+) -> None:
+    owners: dict[str, Callable[[], Any]] = {
+        "huey": lambda: sqlite_huey,
+        "registry": lambda: sqlite_huey._registry,
+        "wrapper": lambda: _register(sqlite_huey),
+        "consumer class": lambda: Consumer,
+        "scheduler class": lambda: Scheduler,
+        "sqlite storage": lambda: sqlite_huey.storage,
+        "redis storage": lambda: request.getfixturevalue("huey_on_redis").storage,
+    }
+    assert hasattr(owners[kind](), attribute), (
+        f"Huey {huey_module.__version__} has no {internal}, which flask_baton/huey_compat.py relies on"
+    )
+
+
+def test_sqlite_storage_keeps_messages_in_the_task_table_push_all_writes(sqlite_huey: Huey) -> None:
+    with pinned("SqliteStorage's table task(queue, data, priority)"):
+        with closing(sqlite3.connect(sqlite_huey.storage.filename)) as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(task)")}
+        assert {"queue", "data", "priority"} <= columns, f"the task table's columns are {sorted(columns)}"
+
+
+def test_push_all_queues_each_task_once_in_fifo_order_with_huey_s_enqueued_signal(huey: Huey) -> None:
+    echo = _register(huey)
+    signalled: list[str] = []
+    huey.signal(SIGNAL_ENQUEUED)(lambda _signal, task: signalled.append(task.id))
+    first, batch, last = echo.s(0), [echo.s(i) for i in range(1, 51)], echo.s(51)
+
+    with pinned("Huey._emit", "Huey.serialize_task", "SqliteStorage.db/to_blob/name",
+                "RedisStorage.conn/queue_key"):
+        huey.enqueue(first)
+        huey_compat.push_all(huey, batch)
+        huey.enqueue(last)
+        assert huey.pending_count() == 52
+        taken = _dequeue_all(huey)
+        assert [task.args for task in taken] == [(i,) for i in range(52)], "not FIFO, or not Huey's messages"
+        assert [task.id for task in taken] == [task.id for task in (first, *batch, last)]
+        assert signalled == [task.id for task in (first, *batch, last)]
+
+
+def test_push_all_on_sqlite_keeps_huey_s_priority_order(sqlite_huey: Huey) -> None:
+    echo = _register(sqlite_huey)
+    with pinned("SqliteStorage's task.priority column"):
+        huey_compat.push_all(sqlite_huey, [echo.s("low", priority=1), echo.s("high", priority=9)])
+        assert [task.args[0] for task in _dequeue_all(sqlite_huey)] == ["high", "low"]
+
+
+def test_schedule_puts_a_delayed_task_in_the_schedule_not_the_queue(huey: Huey) -> None:
+    echo = _register(huey)
+    task = echo.s("later", delay=60)
+    with pinned("Huey.add_schedule"):
+        huey_compat.schedule(huey, task)
+        assert (huey.pending_count(), huey.scheduled_count()) == (0, 1)
+        assert [scheduled.id for scheduled in huey.scheduled()] == [task.id]
+
+
+def test_sibling_is_a_queue_of_its_own_on_the_same_storage(huey: Huey) -> None:
+    echo = _register(huey)
+    with pinned("Huey.storage_kwargs"):
+        sibling = huey_compat.sibling(huey, f"{huey.name}.llm")
+    try:
+        with pinned("Huey.storage_kwargs"):
+            assert type(sibling) is type(huey)
+            assert sibling.storage_kwargs == huey.storage_kwargs
+            sibling.enqueue(_register(sibling).s("there"))
+            huey.enqueue(echo.s("here"))
+            assert (huey.pending_count(), sibling.pending_count()) == (1, 1)
+            if isinstance(huey, SqliteHuey):
+                assert sibling.storage.filename == huey.storage.filename
+    finally:
+        huey_compat.close(sibling)
+
+
+def _always(_timestamp: Any) -> bool:
+    return True
+
+
+def test_forget_task_lets_a_task_name_be_registered_again(sqlite_huey: Huey) -> None:
+    _register(sqlite_huey, "again")
+    sqlite_huey.periodic_task(_always, name="again_periodic")(_echo)
+    with pytest.raises(ValueError):  # why forget_task exists: Huey refuses a name twice
+        _register(sqlite_huey, "again")
+
+    with pinned("Huey._registry._registry", "Huey._registry._periodic_tasks"):
+        huey_compat.forget_task(sqlite_huey, _echo.__module__, "again")
+        huey_compat.forget_task(sqlite_huey, _echo.__module__, "again_periodic")
+        again = _register(sqlite_huey, "again")
+        sqlite_huey.periodic_task(_always, name="again_periodic")(_echo)
+        assert sqlite_huey.deserialize_task(sqlite_huey.serialize_task(again.s(1))).args == (1,)
+        assert [type(task).__name__ for task in sqlite_huey.read_periodic(None)] == ["again_periodic"]
+
+
+def test_is_task_of_tells_one_task_s_messages_from_another_s(sqlite_huey: Huey) -> None:
+    mine, other = _register(sqlite_huey, "mine"), _register(sqlite_huey, "other")
+    with pinned("TaskWrapper.task_class"):
+        assert huey_compat.is_task_of(mine.s(1), mine)
+        assert not huey_compat.is_task_of(other.s(1), mine)
+
+
+def test_create_consumer_checks_periodic_tasks_at_the_given_pace(sqlite_huey: Huey) -> None:
+    ticks: list[float] = []
+    sqlite_huey.periodic_task(_always, name="tick")(lambda: ticks.append(1.0))
+    consumer = huey_compat.create_consumer(
+        sqlite_huey, 1.0, workers=1, worker_type="thread", periodic=True, initial_delay=0.01, max_delay=0.05,
+        check_worker_health=False,
+    )
+    with pinned("Consumer.scheduler_class", "Scheduler.periodic_task_seconds"), RunningConsumer(consumer):
+        # Huey's own pace is once a minute: a second tick within seconds is ours.
+        wait_for(lambda: len(ticks) >= 2, "two periodic checks a second apart", timeout=15)
+
+
+@LINUX_PROC
+def test_close_leaves_no_sqlite_file_open_whichever_threads_used_it(sqlite_huey: Huey) -> None:
+    echo = _register(sqlite_huey)
+    filename = sqlite_huey.storage.filename
+
+    def use() -> None:
+        sqlite_huey.enqueue(echo.s(threading.current_thread().name))
+
+    threads = [threading.Thread(target=use) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    use()
+    assert open_files(filename), "the storage holds no file open: this test would prove nothing"
+
+    with pinned("SqliteStorage.close() closing the connection every thread shares"):
+        huey_compat.close(sqlite_huey)
+        assert open_files(filename) == []
+
+
+def test_close_disconnects_redis_huey_s_connections(huey_on_redis: Huey) -> None:
+    instance = huey_on_redis
+    instance.enqueue(_register(instance).s(1))
+    client_id = str(instance.storage.conn.client_id())
+    with pinned("RedisStorage.pool"), redis.Redis.from_url(REDIS_URL) as admin:
+        huey_compat.close(instance)
+        wait_for(
+            lambda: all(client["id"] != client_id for client in admin.client_list()),
+            f"Redis to drop client {client_id}",
+        )
