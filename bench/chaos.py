@@ -49,8 +49,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from flask_baton import Workflow, events
-from flask_baton.schema import completions, edges, nodes, workflows
-from flask_baton.schema import events as events_table
+from flask_baton.store.tables import completions, edges, nodes, workflows
+from flask_baton.store.tables import events as events_table
 from flask_baton.subworkflow import JOIN_TASK
 
 from . import chaos_app
@@ -732,7 +732,7 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
 
     app = chaos_app.create_app(dict(base))
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    chaos_app.baton.create_schema(app)
     admin = create_engine(url.set(query={}).render_as_string(hide_password=False)) if postgres else None
     rng = random.Random(plan.seed)
     pool = ConsumerPool(consumer_settings, workdir, plan)
@@ -853,7 +853,7 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
             print(f"warning: could not flush this run's Huey storage: {exc}", file=sys.stderr)
         if admin is not None:
             admin.dispose()
-        state.baton.close(app)
+        chaos_app.baton.close(app)
 
 
 @dataclass

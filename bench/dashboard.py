@@ -45,7 +45,7 @@ from flask_baton import Baton, Job, Workflow
 from flask_baton.dashboard import EXTENSION_KEY
 from flask_baton.dashboard.layout import node_key
 from flask_baton.dashboard.reads import PAGE_SIZE
-from flask_baton.schema import step_stats, workflows
+from flask_baton.store.tables import step_stats, workflows
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 INDEX_TARGET_MS = 150.0

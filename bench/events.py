@@ -21,7 +21,7 @@ from typing import Any
 
 from flask_baton import Workflow, events
 
-from .app import create_app, environment_for, noop
+from .app import baton, create_app, environment_for, noop
 from .consumers import Consumer, baton_command, stop_all
 from .storage import Storage, make_workdir, remove_workdir
 
@@ -56,8 +56,7 @@ def measure(variant: Variant, workflows: int, steps: int, workdir: Any) -> list[
         if not variant.pubsub:
             settings = {k: v for k, v in settings.items() if not k.startswith("BATON_PUBSUB")}
         app = create_app(settings)
-        state = app.extensions["baton"]
-        state.baton.create_schema(app)
+        baton.create_schema(app)
         consumer = Consumer(variant.label, baton_command(), environment_for(settings), workdir / "events.log")
         try:
             with app.app_context(), events.subscribe_all() as subscription:

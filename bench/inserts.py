@@ -56,12 +56,12 @@ def _chain(n: int) -> Any:
 
 def insert_times(storage: Storage, steps: int, repeats: int) -> dict[str, Any]:
     """Median/min seconds of ``Workflow.insert()`` for a wide and a mixed workflow."""
-    from .app import create_app
+    from .app import baton, create_app
 
     settings = storage.baton_settings("insert")
     app = create_app(settings)
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    baton.create_schema(app)
     out: dict[str, Any] = {}
     try:
         with app.app_context():

@@ -34,7 +34,7 @@ from . import ledger
 from .storage import Storage, remove_workdir
 
 PKG = str(Path(__import__("flask_baton").__file__).parent)
-_SKIP = ("database.py", "contextlib")
+_SKIP = ("store/engine.py", "store/core.py", "contextlib")
 
 
 def _chain_of_frames() -> str:
@@ -250,6 +250,10 @@ class Timers:
                 timers.calls[label] += 1
                 timers.stack.remove(label)
 
+        if isinstance(owner, type):  # a method: patch the class
+            self._undo.append((owner, attr, original))
+            setattr(owner, attr, timed)
+            return
         for mod_name, module in list(sys.modules.items()):
             if mod_name.startswith("flask_baton"):
                 for name, value in list(vars(module).items()):
@@ -308,11 +312,11 @@ def _fan_wf(n: int, tag: str) -> Any:
 def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
     from flask_baton import Workflow
     from . import raw
-    from .app import create_app, noop
+    from .app import baton, create_app, noop
 
     app = create_app(storage.baton_settings("profile"))
     state = app.extensions["baton"]
-    state.baton.create_schema(app)
+    baton.create_schema(app)
     huey = state.queues.huey()
     sql = SqlCounter(state.engine)
     queue = HueyCounter(huey)
@@ -368,10 +372,11 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
 
             # 2b. Where a hop's time goes, no profiler: wrapped functions.
             import flask_baton.appstate as m_appstate
+            import flask_baton.cascade as m_cascade
             import flask_baton.dispatch as m_dispatch
-            import flask_baton.database as m_database
             import flask_baton.queues as m_queues
             import flask_baton.transitions as m_transitions
+            from flask_baton.store import Store
             from sqlalchemy.engine import Connection as SAConnection
 
             timers = Timers(sql)
@@ -384,11 +389,11 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
             add("huey.execute (whole hop minus dequeue)", huey, "execute")
             add("huey.dequeue", huey, "dequeue")
             add("dispatch.commit (a transition + after-commit work)", m_dispatch, "commit")
-            add("database.write_transaction (BEGIN..COMMIT block)", m_database, "write_transaction", cm=True)
+            add("Store.write (BEGIN..COMMIT block)", Store, "write", cm=True)
             add("sqlalchemy Connection.commit", SAConnection, "commit")
             add("transitions.claim", m_transitions, "claim")
             add("transitions.complete (incl. settle)", m_transitions, "complete")
-            add("transitions.settle", m_transitions, "settle")
+            add("cascade.settle", m_cascade, "settle")
             try:
                 from flask_baton.events.database import DatabaseTransport
                 add("events: DatabaseTransport.stage (feed INSERT)", DatabaseTransport, "stage")

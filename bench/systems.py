@@ -103,12 +103,12 @@ class BatonSystem(System):
 
     def __init__(self, storage: Storage, workdir: Path) -> None:
         super().__init__(storage, workdir)
-        from .app import create_app
+        from .app import baton, create_app
 
         self.settings = storage.baton_settings("baton")
         self.app = create_app(self.settings)
         self.state = self.app.extensions["baton"]
-        self.state.baton.create_schema(self.app)
+        baton.create_schema(self.app)
         self.huey = self.state.queues.huey()
         self.query = self.state.query
         self.abandoned: set[str] = set()

@@ -29,7 +29,7 @@ from .extension import Baton
 from .job import Job
 from .outcomes import Discard, Snooze
 from .records import WorkflowStatus
-from .states import StepState, WorkflowState
+from .states import StepState, Tolerance, WorkflowState
 from .steps import Dep, Step, StepCall
 from .workflow import InsertedJob, Workflow
 
@@ -58,6 +58,7 @@ __all__ = [
     "StepCall",
     "StepState",
     "StepTimeout",
+    "Tolerance",
     "UnknownDependencyError",
     "Workflow",
     "WorkflowError",

@@ -1,47 +1,61 @@
-"""What flask_baton keeps per Flask app (``app.extensions["baton"]``)."""
+"""What flask_baton keeps per Flask app (``app.extensions["baton"]``), and the one way to find it.
+
+``extension.build_state`` makes the whole ``AppState`` in ``init_app``; it is
+frozen, so no part of flask_baton completes or swaps a field later, and it
+holds the app's step registry, not the ``Baton`` that made it, so nothing
+below the extension imports the extension. Every part that needs the
+current app's state calls ``get_state()``, which fails one way
+(``SetupError``) when there is no app or flask_baton is not on it.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import Engine
 
 from .config import BatonConfig
-from .database import read_connection
+from .errors import SetupError
 from .events.transport import Transport
 from .query import Query
 from .queues import Queues
 from .schema_check import SchemaCheck
 from .steps import Step
+from .store import Store
 from .store.reads import load_label
 
-if TYPE_CHECKING:
-    from .extension import Baton
-
+#: Where ``init_app`` keeps the state, in ``app.extensions``.
+EXTENSION_KEY = "baton"
 _LABEL_CACHE_SIZE = 4096
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class AppState:
-    """One app's engine, queues and config, shared by every flask_baton part."""
+    """One app's config, store, queues, event transport and readers, shared by every flask_baton part.
 
-    baton: Baton
+    ``store`` sends every statement; ``steps`` is the registry of the
+    ``Baton`` that was given the app (the same dict, so steps declared after
+    ``init_app`` are found too).
+    """
+
     app: Flask
     config: BatonConfig
-    engine: Engine
-    queues: Queues = field(init=False)
-    events: Transport = field(init=False)
-    query: Query = field(init=False)
-    schema_check: SchemaCheck = field(init=False)
+    store: Store
+    steps: Mapping[str, Step]
+    queues: Queues
+    events: Transport
+    query: Query
+    schema_check: SchemaCheck
     _labels: dict[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.query = Query(self.engine)
-        self.schema_check = SchemaCheck(self.engine)
+    @property
+    def engine(self) -> Engine:
+        """The store's engine, for the readers that take one (``Query``, ``Stats``, the event feed)."""
+        return self.store.engine
 
     def ready(self) -> AppState:
         """This state, once the database holds flask_baton's current schema (else ``SchemaError``).
@@ -55,13 +69,13 @@ class AppState:
 
     def step(self, task: str) -> Step | None:
         """The registered step called ``task``, if this process has it."""
-        return self.baton.steps.get(task)
+        return self.steps.get(task)
 
     def label(self, workflow_id: str) -> str:
         """A workflow's name; names never change, so they are cached."""
         label = self._labels.get(workflow_id)
         if label is None:
-            with read_connection(self.engine) as conn:
+            with self.store.read() as conn:
                 label = load_label(conn, workflow_id)
             if len(self._labels) >= _LABEL_CACHE_SIZE:
                 self._labels.clear()
@@ -76,7 +90,26 @@ class AppState:
         """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
         self.events.close()
         self.queues.close()
-        self.engine.dispose()
+        self.store.engine.dispose()
+
+
+def get_state(app: Flask | None = None) -> AppState:
+    """flask_baton's state for ``app`` (default: the current app); ``SetupError`` if there is none.
+
+    The schema is not checked here: callers that touch the tables use
+    ``get_state().ready()``.
+    """
+    if app is None:
+        if not has_app_context():
+            raise SetupError(
+                "no Flask app context: call this inside `with app.app_context():` "
+                "or a request, or pass the app"
+            )
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, AppState):
+        raise SetupError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
+    return state
 
 
 def worker_id() -> str:

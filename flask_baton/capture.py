@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .store.usage import insert_capture
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from .store import Store
 
 
 def _encode(value: Any, cap: int) -> tuple[str, bool]:
@@ -29,7 +29,7 @@ def _encode(value: Any, cap: int) -> tuple[str, bool]:
 
 
 def capture_context(
-    engine: Engine,
+    db: Store,
     cap: int,
     *,
     workflow_id: str,
@@ -43,7 +43,7 @@ def capture_context(
     messages_text, cut_messages = _encode(messages, cap)
     response_text, cut_response = _encode(response, cap)
     truncated = cut_messages or cut_response
-    insert_capture(engine, {
+    insert_capture(db, {
         "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
         "messages": messages_text, "response": response_text, "truncated": truncated,
         "created_at": time.time(),

@@ -86,7 +86,7 @@ _QUIET_OWN_TASKS = _QuietOwnTasks()
 def steps_by_queue(state: AppState, first: str) -> dict[str, list[str]]:
     """The app's step names per queue, ``first`` first, then the rest by name; built-in steps left out."""
     queues: dict[str, list[str]] = {first: []}
-    for name, step in sorted(state.baton.steps.items()):
+    for name, step in sorted(state.steps.items()):
         if not name.startswith(f"{TASK_MODULE}."):
             queues.setdefault(step.queue, []).append(name)
     return {first: queues.pop(first), **dict(sorted(queues.items()))}

@@ -11,26 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
-
-from . import dag, transitions
+from . import dag
 from .appstate import AppState
-from .database import read_connection
+from .cascade import settle
 from .dispatch import commit
+from .effects import Effects, Ready, StepChange
 from .errors import DuplicateWorkflowError, WorkflowNotFoundError, WorkflowStateError
 from .records import WorkflowRecord
-from .states import WorkflowState
-from .store.reads import load_running_holder
-from .transitions import Effects
+from .states import FAILED, SETTLED, StepState, WorkflowState
+from .store import Busy, Tx, UniqueKeyTaken
 
 
 def cancel_workflow(state: AppState, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
     """Cancel a running workflow; return the steps it cancelled."""
-    record = _workflow(state, workflow_id)
-    if record.state != WorkflowState.RUNNING:
-        raise WorkflowStateError(f"workflow {workflow_id} is {record.state}; only a running workflow can be cancelled")
-    effects = commit(state, lambda conn, now: transitions.cancel_workflow(conn, workflow_id, reason, now))
+    refusal = dag.cancel_refusal(workflow_id, _workflow(state, workflow_id).state)
+    if refusal is not None:
+        raise WorkflowStateError(refusal)
+    _, effects = commit(state, cancel_running, workflow_id, reason)
     if not effects.changes and _workflow(state, workflow_id).state != WorkflowState.CANCELLED:
         raise WorkflowStateError(f"workflow {workflow_id} finished before it could be cancelled")
     return [change.step_name for change in effects.changes]
@@ -103,26 +100,101 @@ def _graph(state: AppState, workflow_id: str) -> dag.StepGraph:
 def _rearm(state: AppState, workflow_id: str, targets: Sequence[str]) -> Retried:
     """Plan and re-arm the retry of ``targets`` in one transaction; the workflow runs again.
 
-    The plan is made again inside the transaction (``transitions.rearm``),
-    from what it sees, so a step that moved since the checks above is
-    accounted for. Running again takes the workflow's ``unique_key`` back: if
-    another running workflow holds it now, the unique index refuses and
-    nothing changes.
+    The plan is made again inside the transaction (``rearm``), from what it
+    sees, so a step that moved since the checks above is accounted for.
+    Running again takes the workflow's ``unique_key`` back: if another
+    running workflow holds it now, the unique index refuses and nothing
+    changes.
     """
-    plans: list[dag.RetryPlan] = []
-
-    def transition(conn: Connection, now: float) -> Effects:
-        plan, effects = transitions.rearm(conn, workflow_id, targets, now)
-        plans.append(plan)
-        return effects
-
     try:
-        commit(state, transition)
-    except IntegrityError:
+        plan, _ = commit(state, rearm, workflow_id, targets)
+    except UniqueKeyTaken:
         unique_key = _workflow(state, workflow_id).unique_key
         if unique_key is None:
             raise
-        with read_connection(state.engine) as conn:
-            holder = load_running_holder(conn, unique_key)
+        with state.store.read() as conn:
+            holder = state.store.running_holder(conn, unique_key)
         raise DuplicateWorkflowError(unique_key, holder) from None
-    return Retried(plans[-1].rearm, plans[-1].left_cancelled)
+    return Retried(plan.rearm, plan.left_cancelled)
+
+
+# -- the transitions ------------------------------------------------------------
+
+
+def cancel_running(tx: Tx, workflow_id: str, reason: str) -> Effects[None]:
+    """Cancel a running workflow and every step of it not yet settled.
+
+    A step still running is cancelled too: its function finishes, but its
+    outcome no longer matches (the compare-and-set sees ``cancelled``) and is
+    dropped.
+    """
+    if not tx.store.cancel_workflow_row(tx.conn, workflow_id, tx.now):
+        return Effects(None)
+    steps = sorted(tx.store.cancel_unsettled(tx.conn, workflow_id, reason, tx.now), key=lambda step: step.step_name)
+    effects = Effects(None, changes=[
+        StepChange(workflow_id, step.node_id, step.step_name, StepState.CANCELLED, step.attempt, tx.now, error=reason)
+        for step in steps
+    ])
+    if steps:
+        effects.merge(settle(tx, workflow_id, len(steps)))
+    return effects
+
+
+def rearm(tx: Tx, workflow_id: str, targets: Sequence[str]) -> Effects[dag.RetryPlan]:
+    """Retry failed steps: plan it (``dag.plan_retry``) and make the plan runnable.
+
+    The plan is made from the graph as this transaction sees it, with every
+    unsettled dep of a failed step share-locked (on PostgreSQL; SQLite's
+    write lock does it), so none completes or fails unseen meanwhile: one
+    that completes after the commit releases its re-armed dependents as
+    usual, one that fails cascades to them. Each re-armed step starts afresh
+    (attempt 0): ``pending`` on the deps it waits for, or ``available`` and
+    enqueued after the commit when it waits for none. Steps still to run
+    that counted a re-armed step's tolerated failure as done wait for it
+    again. The workflow is ``running`` again and will announce its end again.
+    Raises ``WorkflowStateError`` (the transaction then rolls back) when a
+    target can no longer be retried or a step moved meanwhile.
+    """
+    try:
+        with tx.store.busy_on_lock_timeout():
+            graph = _locked_graph(tx, workflow_id)
+            for target in targets:
+                refusal = dag.retry_refusal(graph, target)
+                if refusal is not None:
+                    raise WorkflowStateError(f"{refusal}; nothing was retried")
+            plan = dag.plan_retry(graph, targets)
+            return _apply(tx, workflow_id, plan)
+    except Busy:
+        raise WorkflowStateError(
+            f"steps of workflow {workflow_id} are changing right now; nothing was retried, try again"
+        ) from None
+
+
+def _locked_graph(tx: Tx, workflow_id: str) -> dag.StepGraph:
+    """The workflow's graph, with the unsettled deps of failed steps locked and read again."""
+    graph = tx.store.graph(tx.conn, workflow_id)
+    watched = sorted({
+        dep for name, deps in graph.deps.items() if graph.states[name] in FAILED
+        for dep in deps if graph.states[dep] not in SETTLED
+    })
+    if not watched:
+        return graph
+    return graph.with_states(tx.store.lock_states(tx.conn, workflow_id, watched))
+
+
+def _apply(tx: Tx, workflow_id: str, plan: dag.RetryPlan) -> Effects[dag.RetryPlan]:
+    """Write ``plan``: each re-armed step compare-and-set from a failed state."""
+    effects = Effects(plan)
+    for name in plan.rearm:
+        waiting = plan.waits[name]
+        reset = tx.store.rearm_step(tx.conn, workflow_id, name, waiting, tx.now)
+        if reset is None:
+            raise WorkflowStateError(f"step {name!r} is no longer discarded or cancelled; nothing was retried")
+        # Announced as "retryable": it will run again.
+        effects.changes.append(StepChange(workflow_id, reset.node_id, name, StepState.RETRYABLE, 0, tx.now))
+        if not waiting:
+            effects.ready.append(Ready(reset.node_id, reset.task))
+    for name, more in sorted(plan.waits_again.items()):
+        tx.store.wait_again(tx.conn, workflow_id, name, more)
+    tx.store.reopen_workflow(tx.conn, workflow_id, len(plan.rearm))
+    return effects

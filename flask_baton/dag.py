@@ -6,7 +6,8 @@ which keeps a 100,000-step insert dominated by I/O, not by checking.
 
 A retry is planned here too (``plan_retry``), from the stored graph, so that
 ``retry_step``, ``retry_workflow``, the CLI and the dashboard's button all
-follow one rule, tested without a database.
+follow one rule, tested without a database; so is whether a step may be
+retried (``can_retry``) and a workflow cancelled (``can_cancel``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import CycleError, DuplicateStepError, UnknownDependencyError
-from .states import CANCELLABLE, FAILED, StepState
+from .states import CANCELLABLE, FAILED, WorkflowState, satisfied, tolerated
 
 #: States of a step still to run, whose dep count a retry may raise again.
 WAITING = frozenset(CANCELLABLE)
@@ -134,15 +135,6 @@ class _StoredStep(Protocol):
     def tolerates(self) -> Mapping[str, str]: ...
 
 
-def tolerated(tolerates: str | None, dep_state: str) -> bool:
-    """Whether an edge with policy ``tolerates`` lets its dependent run after ``dep_state``.
-
-    ``tolerates`` is ``Dep.tolerates``: None, ``"discarded"``,
-    ``"cancelled"`` or ``"any"``. The SQL twin is ``transitions._satisfied``.
-    """
-    return dep_state in FAILED and (tolerates == "any" or tolerates == dep_state)
-
-
 @dataclass(frozen=True)
 class StepGraph:
     """A stored workflow as a retry sees it: each step's state, and its deps' policies.
@@ -169,9 +161,9 @@ class StepGraph:
 
     def blocker(self, step: str, rearmed: Collection[str] = ()) -> str | None:
         """The first dep that keeps ``step`` from ever running: failed, not re-armed, not tolerated."""
-        for dep, tolerates in self.deps[step].items():
+        for dep, tolerance in self.deps[step].items():
             state = self.states[dep]
-            if state in FAILED and dep not in rearmed and not tolerated(tolerates, state):
+            if state in FAILED and dep not in rearmed and not satisfied(state, tolerance):
                 return dep
         return None
 
@@ -193,8 +185,20 @@ def retry_refusal(graph: StepGraph, step: str) -> str | None:
 
 
 def can_retry(graph: StepGraph, step: str) -> bool:
-    """Whether ``retry_step`` would accept ``step`` (see ``retry_refusal``)."""
+    """Whether ``retry_step`` would accept ``step`` (see ``retry_refusal``): the dashboard's retry button."""
     return step in graph.states and retry_refusal(graph, step) is None
+
+
+def cancel_refusal(workflow_id: str, state: str) -> str | None:
+    """Why a workflow in ``state`` cannot be cancelled, or None when it can: only a running one can."""
+    if state != WorkflowState.RUNNING:
+        return f"workflow {workflow_id} is {state}; only a running workflow can be cancelled"
+    return None
+
+
+def can_cancel(state: str) -> bool:
+    """Whether ``cancel_workflow`` would accept a workflow in ``state``: the dashboard's cancel button."""
+    return cancel_refusal("", state) is None
 
 
 def failure_roots(graph: StepGraph) -> list[str]:
@@ -209,7 +213,7 @@ def failure_roots(graph: StepGraph) -> list[str]:
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """What a retry changes, all in one transaction (``transitions.rearm``).
+    """What a retry changes, all in one transaction (``control.rearm``).
 
     ``rearm``: the steps to run again, dependencies first; ``waits``: how many
     deps each of them waits for (not yet completed nor tolerated-failed, or
@@ -258,8 +262,8 @@ def plan_retry(graph: StepGraph, targets: Sequence[str]) -> RetryPlan:
             left[name] = f"dependency {dep!r} {graph.states[dep]}"
     order = topological_order([(name, [dep for dep in graph.deps[name] if dep in chosen]) for name in found])
     waits = {
-        name: sum(1 for dep, tolerates in graph.deps[name].items()
-                  if dep in chosen or not dep_done(graph.states[dep], tolerates))
+        name: sum(1 for dep, tolerance in graph.deps[name].items()
+                  if dep in chosen or not satisfied(graph.states[dep], tolerance))
         for name in order
     }
     waits_again: dict[str, int] = {}
@@ -269,7 +273,3 @@ def plan_retry(graph: StepGraph, targets: Sequence[str]) -> RetryPlan:
                 waits_again[dependent] = waits_again.get(dependent, 0) + 1
     return RetryPlan(order, waits, waits_again, left)
 
-
-def dep_done(state: str, tolerates: str | None) -> bool:
-    """Whether a dep in ``state`` no longer holds its dependent back."""
-    return state == StepState.COMPLETED or tolerated(tolerates, state)

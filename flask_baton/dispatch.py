@@ -15,50 +15,58 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Connection
 
 from .appstate import AppState
 from .capture import capture_context
-from .database import read_connection, riding_out_outages, write_transaction
+from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
 from .job import Job
-from .query import Input, load_inputs, load_step_names
+from .records import Input
 from .states import StepState
+from .store import Tx
+from .store.engine import riding_out_outages
+from .store.reads import load_inputs, load_step_names
 from .telemetry import emit, step_signal, workflow_finished
-from .transitions import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd, mark_announced
 from .usage import record_usage
 from .worklog import workflow_ended
 
 logger = logging.getLogger("flask_baton")
 
-Transition = Callable[[Connection, float], Effects]
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 #: Writes the worker's log lines of a committed transition (``worklog``).
-LogLines = Callable[[Effects], None]
+LogLines = Callable[[Effects[Any]], None]
 
 
 def commit(
-    state: AppState, transition: Transition, *, autocommit: bool = False, log: LogLines | None = None
-) -> Effects:
-    """Run ``transition`` in its own transaction, then act on its effects.
+    state: AppState,
+    transition: Callable[[Tx, *Ts], Effects[T]],
+    *args: *Ts,
+    autocommit: bool = False,
+    log: LogLines | None = None,
+) -> tuple[T, Effects[T]]:
+    """Run ``transition(tx, *args)`` in its own transaction, act on its effects; return its value and them.
 
     ``autocommit``: each statement of ``transition`` is a whole change by
-    itself (``write_transaction``). Ignored when the event feed is in the
+    itself (``Store.write``). Ignored when the event feed is in the
     database, as its rows must commit with the change. ``log`` is called
     with the effects before a workflow end they caused is announced, so the
     worker's log tells a step's outcome before its workflow's.
     """
-    with write_transaction(state.engine, autocommit=autocommit and not state.events.atomic) as conn:
-        now = time.time()  # read under the write lock, so times follow commit order
-        effects = transition(conn, now)
+    store = state.store
+    with store.write(autocommit=autocommit and not state.events.atomic) as conn:
+        tx = Tx(store, conn, time.time())  # read under the write lock, so times follow commit order
+        effects = transition(tx, *args)
         events = [step_event(state, change) for change in effects.changes]
         announced: list[WorkflowEnd] = []
         if state.events.atomic:
             # The feed is in this database: announce in this very transaction.
-            announced = [end for end in effects.ended if mark_announced(conn, end.workflow_id, now)]
+            announced = [end for end in effects.ended if store.mark_announced(tx.conn, end.workflow_id, tx.now)]
             events += [finished_event(state, end) for end in announced]
-        state.events.stage(conn, events, now)
+        state.events.stage(tx.conn, events, tx.now)
     _after_commit(state, effects, events)
     if log is not None:
         log(effects)
@@ -67,7 +75,7 @@ def commit(
     if not state.events.atomic:
         for end in effects.ended:
             announce_end(state, end)
-    return effects
+    return effects.value, effects
 
 
 def announce_end(state: AppState, end: WorkflowEnd) -> bool:
@@ -78,9 +86,9 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     gets there first.
     """
     event = finished_event(state, end)
-    with write_transaction(state.engine, autocommit=not state.events.atomic) as conn:
+    with state.store.write(autocommit=not state.events.atomic) as conn:
         now = time.time()
-        won = mark_announced(conn, end.workflow_id, now)
+        won = state.store.mark_announced(conn, end.workflow_id, now)
         if won:
             state.events.stage(conn, [event], now)
     if won:
@@ -89,7 +97,7 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     return won
 
 
-def _after_commit(state: AppState, effects: Effects, events: Sequence[Event]) -> None:
+def _after_commit(state: AppState, effects: Effects[Any], events: Sequence[Event]) -> None:
     # Told before Huey is: what these steps do next cannot be heard before this.
     # Nothing to enqueue: the events may wait to share a round trip.
     _publish(state, events, defer=not effects.ready)
@@ -142,7 +150,7 @@ def _signal_end(state: AppState, end: WorkflowEnd) -> None:
 def _step_payload(state: AppState, change: StepChange) -> dict[str, object]:
     return {
         "workflow_id": change.workflow_id,
-        "workflow_label": state.label(change.workflow_id),
+        "workflow_label": change.label if change.label is not None else state.label(change.workflow_id),
         "step_name": change.step_name,
         "worker": change.worker,
         "state": change.state.value,
@@ -176,7 +184,7 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
 
     def read(load: Callable[[Connection, str], Any]) -> Any:
         def once() -> Any:
-            with read_connection(state.engine) as conn:
+            with state.store.read() as conn:
                 return load(conn, workflow_id)
 
         return riding_out_outages(once, f"read the inputs of step {step_name!r}")
@@ -191,12 +199,12 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
              "attempt": claimed.attempt}
 
     def usage(**call: Any) -> float | None:
-        return record_usage(state.engine, state.config.pricing, **where, **call)
+        return record_usage(state.store, state.config.pricing, **where, **call)
 
     def context(messages: Any, response: Any) -> bool:
         if not state.config.debug_capture:
             return False
-        capture_context(state.engine, state.config.debug_capture_max_bytes, **where,
+        capture_context(state.store, state.config.debug_capture_max_bytes, **where,
                         messages=messages, response=response)
         return True
 

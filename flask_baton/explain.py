@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .errors import WorkflowNotFoundError
 from .records import StepRecord
-from .states import SETTLED, StepState
+from .states import StepState, satisfied
 
 if TYPE_CHECKING:
     from .query import Query
@@ -26,7 +26,7 @@ class Explanation:
 
     step_name: str
     state: StepState
-    #: Dependencies not finished yet, with their states (pending steps).
+    #: Dependencies that still hold the step back, with their states (pending steps).
     waiting_on: dict[str, StepState]
     #: The unfinished steps upstream that are not waiting themselves: what
     #: has to happen before this step can start (its own blockers included).
@@ -40,7 +40,7 @@ class Explanation:
 def explain(steps: Mapping[str, StepRecord], step_name: str, now: float) -> Explanation:
     """Explain ``steps[step_name]`` as of ``now``; ``steps`` is its workflow, by name."""
     step = steps[step_name]
-    waiting_on = {dep: steps[dep].state for dep in sorted(step.deps) if steps[dep].state not in SETTLED}
+    waiting_on = {dep: steps[dep].state for dep in sorted(step.deps) if _holds_back(steps, step, dep)}
     blocked_by = _active_upstream(steps, waiting_on) if step.state == StepState.PENDING else {}
     runs_at = step.scheduled_at if step.state in _SCHEDULED else None
     return Explanation(step_name, step.state, waiting_on if step.state == StepState.PENDING else {}, blocked_by,
@@ -83,10 +83,15 @@ def _active_upstream(steps: Mapping[str, StepRecord], waiting_on: Mapping[str, S
             found[name] = step.state
             continue
         for dep in step.deps:
-            if dep not in seen and steps[dep].state not in SETTLED:
+            if dep not in seen and _holds_back(steps, step, dep):
                 seen.add(dep)
                 queue.append(dep)
     return found
+
+
+def _holds_back(steps: Mapping[str, StepRecord], step: StepRecord, dep: str) -> bool:
+    """Whether ``dep`` still holds ``step`` back (``states.satisfied``: not completed, nor failed as its edge tolerates)."""
+    return not satisfied(steps[dep].state, step.tolerates.get(dep))
 
 
 def _reason(

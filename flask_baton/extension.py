@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
 from sqlalchemy.engine import make_url
 
 from . import control
-from .appstate import AppState
-from .config import read_config
-from .database import create_baton_engine
+from .appstate import EXTENSION_KEY, AppState, get_state
+from .cli import baton_cli
+from .config import BatonConfig, read_config
+from .dashboard import register_dashboard
 from .errors import ConfigError, DuplicateStepError, SetupError, WorkflowNotFoundError
+from .events.choice import transport_for
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
 from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
-from .events.transport import transport_for
 from .runner import hand_back, run_node
+from .schema_check import SchemaCheck
+from .steps import Step, StepFunction
+from .store import Store, open_store
+from .subworkflow import join_step
 from .sweep import sweep
 from .usage import Stats
-from .schema import upgrade
-from .sqlite_paths import sqlite_url_in_instance
-from .steps import Step, StepFunction
-from .subworkflow import join_step
-
-EXTENSION_KEY = "baton"
 
 
 class Baton:
@@ -52,32 +51,23 @@ class Baton:
     # -- setup ---------------------------------------------------------------
 
     def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
-        """Register with ``app``: read ``BATON_*`` config, build the engine and queues."""
+        """Register with ``app``: read ``BATON_*`` config, open the store, build the queues.
+
+        The database must be SQLite or PostgreSQL through psycopg 3; any other
+        is refused here with a ``ConfigError`` (``store.store_class``).
+        """
         if EXTENSION_KEY in app.extensions:
             raise SetupError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
-        engine = create_baton_engine(sqlite_url_in_instance(make_url(database_uri), app.instance_path), config)
+        store = open_store(make_url(database_uri), config, app.instance_path)
         huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
-        state = AppState(self, app, config, engine)
-        state.events = transport_for(config, engine)
-        state.queues = Queues(
-            huey,
-            run=_in_app(app, lambda node_id: run_node(state, node_id)),
-            hand_back=_in_app(app, lambda node_id: hand_back(state, node_id)),
-            sweep=_in_app(app, lambda: sweep(state)),
-        )
         # The state lives in app.extensions only: it refers to the app, so a
         # weak-keyed map of app -> state would keep every app alive.
-        app.extensions[EXTENSION_KEY] = state
-
-        from .cli import baton_cli
-
+        app.extensions[EXTENSION_KEY] = state = build_state(app, config, store, huey, self.steps)
         app.cli.add_command(baton_cli)
         protect_from_autogenerate(app)
         if config.dashboard_prefix is not None:
-            from .dashboard import register_dashboard
-
             register_dashboard(app, state)
 
     def close(self, app: Flask | None = None) -> None:
@@ -107,18 +97,13 @@ class Baton:
     def state(self, app: Flask | None = None) -> AppState:
         """This extension's state for ``app`` (default: the current app).
 
-        The public methods that read or write the tables use ``state().ready()``,
-        which raises ``SchemaError`` while the schema is missing or outdated.
+        ``get_state`` with one more check: the app was given to this very
+        ``Baton`` (its state holds this registry of steps). The public
+        methods that read or write the tables use ``state().ready()``, which
+        raises ``SchemaError`` while the schema is missing or outdated.
         """
-        if app is None:
-            if not has_app_context():
-                raise SetupError(
-                    "no Flask app context: call this inside `with app.app_context():` "
-                    "or a request, or pass the app"
-                )
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
-        state = app.extensions.get(EXTENSION_KEY)
-        if state is None or state.baton is not self:
+        state = get_state(app)
+        if state.steps is not self.steps:
             raise SetupError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
         return state
 
@@ -178,7 +163,7 @@ class Baton:
 
     def create_schema(self, app: Flask | None = None) -> tuple[int, int]:
         """Create or upgrade flask_baton's tables; returns (old, new) schema versions."""
-        return upgrade(self.state(app).engine, time.time())
+        return self.state(app).store.upgrade(time.time())
 
     def cancel_workflow(self, workflow_id: str, reason: str = "workflow cancelled") -> list[str]:
         """Cancel a running workflow and its unsettled steps; return their names."""
@@ -229,11 +214,29 @@ class Baton:
         return self.state().queues.huey()
 
 
-def _in_app(app: Flask, func: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a Huey task body so it runs inside ``app``'s context."""
+def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps: Mapping[str, Step]) -> AppState:
+    """Everything flask_baton keeps for ``app``, made whole at once (``init_app``).
+
+    The Huey tasks find the state when they run (``get_state(app)``), so
+    nothing here needs the state before it exists.
+    """
+    return AppState(
+        app=app,
+        config=config,
+        store=store,
+        steps=steps,
+        queues=Queues(huey, run=_in_app(app, run_node), hand_back=_in_app(app, hand_back), sweep=_in_app(app, sweep)),
+        events=transport_for(config, store.engine),
+        query=Query(store.engine),
+        schema_check=SchemaCheck(store),
+    )
+
+
+def _in_app(app: Flask, func: Callable[..., object]) -> Callable[..., None]:
+    """A Huey task body: ``func(state, *args)`` inside ``app``'s context, with ``app``'s state."""
 
     def run(*args: Any) -> None:
         with app.app_context():
-            func(*args)
+            func(get_state(app), *args)
 
     return run

@@ -17,29 +17,25 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, update
-
-from .database import write_transaction
-from .schema import nodes
-from .states import StepState
+from .store import Store
 
 logger = logging.getLogger("flask_baton")
 
 
 class _Beat:
-    """The steps one process runs on one engine, and the thread renewing them."""
+    """The steps one process runs on one store, and the thread renewing them."""
 
-    def __init__(self, engine: Engine, worker: str, interval: float) -> None:
+    def __init__(self, store: Store, worker: str, interval: float) -> None:
         self.running: set[str] = set()
         self.lock = threading.Lock()
         self.worker = worker
-        self.engine_ref = weakref.ref(engine)
+        self.store_ref = weakref.ref(store)
         thread = threading.Thread(target=_beat, args=(self, interval), name="baton-heartbeat", daemon=True)
         thread.start()
 
-    def serves(self, engine: Engine, worker: str) -> bool:
-        """True if this beat renews ``worker``'s steps on this very engine."""
-        return self.engine_ref() is engine and self.worker == worker
+    def serves(self, store: Store, worker: str) -> bool:
+        """True if this beat renews ``worker``'s steps in this very store."""
+        return self.store_ref() is store and self.worker == worker
 
 
 _beats: dict[tuple[int, int], _Beat] = {}
@@ -47,9 +43,9 @@ _beats_lock = threading.Lock()
 
 
 @contextmanager
-def leased(engine: Engine, worker: str, interval: float, node_id: str) -> Iterator[None]:
+def leased(store: Store, worker: str, interval: float, node_id: str) -> Iterator[None]:
     """Keep ``node_id``'s lease renewed while the block runs."""
-    beat = _beat_for(engine, worker, interval)
+    beat = _beat_for(store, worker, interval)
     with beat.lock:
         beat.running.add(node_id)
     try:
@@ -59,40 +55,30 @@ def leased(engine: Engine, worker: str, interval: float, node_id: str) -> Iterat
             beat.running.discard(node_id)
 
 
-def _beat_for(engine: Engine, worker: str, interval: float) -> _Beat:
+def _beat_for(store: Store, worker: str, interval: float) -> _Beat:
     # Keyed by pid, so a forked worker process starts its own thread.
-    key = (os.getpid(), id(engine))
+    key = (os.getpid(), id(store))
     beat = _beats.get(key)
-    if beat is None or not beat.serves(engine, worker):
+    if beat is None or not beat.serves(store, worker):
         with _beats_lock:
             beat = _beats.get(key)
-            if beat is None or not beat.serves(engine, worker):
-                beat = _beats[key] = _Beat(engine, worker, interval)
+            if beat is None or not beat.serves(store, worker):
+                beat = _beats[key] = _Beat(store, worker, interval)
     return beat
 
 
-def renew(engine: Engine, worker: str, node_ids: list[str], now: float) -> int:
-    """Stamp the given steps, if ``worker`` still runs them; return how many."""
-    with write_transaction(engine) as conn:
-        return conn.execute(
-            update(nodes)
-            .where(nodes.c.id.in_(node_ids), nodes.c.worker == worker, nodes.c.state == StepState.EXECUTING)
-            .values(heartbeat_at=now)
-        ).rowcount
-
-
 def _beat(beat: _Beat, interval: float) -> None:
-    """Renew until the engine is gone (its app was discarded)."""
+    """Renew until the store is gone (its app was discarded)."""
     while True:
         time.sleep(interval)
-        engine = beat.engine_ref()
-        if engine is None:
+        store = beat.store_ref()
+        if store is None:
             return
         with beat.lock:
             running = sorted(beat.running)
         if running:
             try:
-                renew(engine, beat.worker, running, time.time())
+                store.renew_leases(beat.worker, running, time.time())
             except Exception:
                 logger.exception("heartbeat of %s failed; will try again in %ss", beat.worker, interval)
-        del engine
+        del store

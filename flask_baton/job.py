@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import dag
+from .effects import NewStep
 from .errors import InvalidStepError, NotADependencyError
 from .ids import new_id
 from .records import Input
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
-from .transitions import NewStep
 
 InputLoader = Callable[[], "dict[str, Input]"]
 NameLoader = Callable[[], set[str]]

@@ -1,7 +1,7 @@
 """flask_baton's tables and the app's Alembic migrations: kept apart, or installed by one.
 
 Why this exists: flask_baton's tables live in the app's database but not in
-its ``db.metadata`` (schema.py), so Alembic's autogenerate (``flask db
+its ``db.metadata`` (store/tables.py), so Alembic's autogenerate (``flask db
 migrate``) sees them as tables the models dropped and writes a migration
 that drops all of them; ``flask db upgrade`` would then delete every workflow.
 
@@ -32,11 +32,10 @@ from typing import Any, Protocol
 from flask import Flask, appcontext_pushed
 from sqlalchemy import Connection
 
-from . import schema
 from .errors import SetupError
-
-#: Every flask_baton table name, from the one place they are defined.
-TABLE_NAMES: frozenset[str] = frozenset(table.name for table in schema.metadata.tables.values())
+from .store import upgrade_in
+from .store.migrations import drop_all
+from .store.tables import TABLE_NAMES
 
 #: Alembic's ``include_name(name, type_, parent_names) -> bool``.
 NameFilter = Callable[[Any, str, Any], bool]
@@ -102,7 +101,7 @@ def upgrade(op: Operations) -> tuple[int, int]:
     it again after upgrading flask_baton, and it does what is left to do.
     Returns the (from, to) schema versions.
     """
-    return schema.upgrade_in(_connection(op), time.time())
+    return upgrade_in(_connection(op), time.time())
 
 
 def downgrade(op: Operations) -> None:
@@ -110,7 +109,7 @@ def downgrade(op: Operations) -> None:
 
     Tables already gone are skipped, so two migrations may both call it.
     """
-    schema.metadata.drop_all(_connection(op))
+    drop_all(_connection(op))
 
 
 def _connection(op: Operations) -> Connection:

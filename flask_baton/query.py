@@ -23,7 +23,6 @@ from .records import (
 from .states import WorkflowState
 from .store import reads
 from .store import usage as usage_store
-from .store.reads import load_graph, load_inputs, load_running_holder, load_step_names
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -31,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PREFIX_MATCHES", "Input", "Query", "StepRecord", "StepUsage", "WorkflowPage", "WorkflowRecord",
     "WorkflowStatus", "decode_result",
-    # Loaders a transition runs in its own transaction (they live in
-    # store.reads); transitions.py and dispatch.py still import them from here.
-    "load_graph", "load_inputs", "load_running_holder", "load_step_names",
 ]
 
 #: Most workflows an ambiguous id prefix names in its error.

@@ -11,60 +11,47 @@ import json
 import logging
 import threading
 import traceback
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from . import transitions, worklog
 from .appstate import AppState, worker_id
-from .database import riding_out_outages
-from .dispatch import LogLines, Transition, commit, make_job
+from .dispatch import LogLines, commit, make_job
+from .effects import Claimed, Effects
 from .errors import StepTimeout
 from .heartbeat import leased
 from .job import Job
 from .outcomes import Discard, Snooze
-from .states import StepState
 from .steps import Step
-from .transitions import Claimed, Effects
+from .store import Tx
+from .store.engine import riding_out_outages
 
 logger = logging.getLogger("flask_baton")
+Ts = TypeVarTuple("Ts")
 
 
 def run_node(state: AppState, node_id: str) -> None:
     """Run the step ``node_id`` if it is claimable, and record its outcome."""
     worker = worker_id()
-    claims: list[Claimed] = []
-
-    def claim(conn: Any, now: float) -> Effects:
-        claimed = transitions.claim(conn, node_id, worker, now)
-        if claimed is None:
-            return Effects()
-        claims.append(claimed)
-        state.remember_label(claimed.workflow_id, claimed.label or "")
-        queue_wait = None if claimed.queued_at is None else max(now - claimed.queued_at, 0.0)
-        return Effects(changes=[transitions.StepChange(
-            claimed.workflow_id, node_id, claimed.step_name, StepState.EXECUTING, claimed.attempt, now,
-            worker=worker, queue_wait=queue_wait,
-        )])
-
-    commit(state, claim, autocommit=True)
-    if not claims:
-        commit(state, lambda conn, now: transitions.cancel_if_blocked(conn, node_id, now))
+    claimed, _ = commit(state, transitions.claim, node_id, worker, autocommit=True)
+    if claimed is None:
+        commit(state, transitions.cancel_if_blocked, node_id)
         return
-    claimed = claims[0]
+    state.remember_label(claimed.workflow_id, claimed.label or "")
     step = state.step(claimed.task)
     if step is None:
         reason = f"no step named {claimed.task!r} is registered in this consumer"
-        commit(state, lambda conn, now: transitions.discard(conn, claimed, reason, now),
+        commit(state, transitions.discard, claimed, reason,
                log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)))
         return
-    with leased(state.engine, worker, state.config.heartbeat_seconds, node_id):
+    with leased(state.store, worker, state.config.heartbeat_seconds, node_id):
         _execute(state, step, claimed)
 
 
 def hand_back(state: AppState, node_id: str) -> None:
     """Return a step this process was running to the queue (consumer stopping)."""
-    worker = worker_id()
-    commit(state, lambda conn, now: transitions.release(conn, node_id, worker, now))
+    commit(state, transitions.hand_back, node_id, worker_id())
 
 
 def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
@@ -76,45 +63,49 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
             raise value
         result = _encode(claimed, value)
     except Snooze as snooze:
-        seconds = snooze.seconds
-        _record(state, lambda conn, now: transitions.snooze(conn, claimed, seconds, now),
-                partial(worklog.snoozed, state, claimed, step.max_attempts, seconds))
+        _record(state, partial(worklog.snoozed, state, claimed, step.max_attempts, snooze.seconds),
+                transitions.snooze, claimed, snooze.seconds)
     except (Discard, _ResultError) as given_up:
         reason = given_up.reason if isinstance(given_up, Discard) else str(given_up)
         # A result that cannot be stored is named by what refused it (TypeError, ValueError).
         refused = given_up.__cause__ if isinstance(given_up, _ResultError) else None
         failure = worklog.Failure.of(refused or given_up, message=reason)
-        _record(state, lambda conn, now: transitions.discard(conn, claimed, reason, now),
-                partial(worklog.discarded, state, claimed, step.max_attempts, failure))
+        _record(state, partial(worklog.discarded, state, claimed, step.max_attempts, failure),
+                transitions.discard, claimed, reason)
     except Exception as exc:
         error = traceback.format_exc()
         failure = worklog.Failure.of(exc, traceback=error)
         if claimed.attempt <= step.retries:
-            delay = step.delay_before(claimed.attempt)
-            _record(state, lambda conn, now: transitions.retry_later(conn, claimed, error, delay, now),
-                    partial(worklog.retrying, state, claimed, step.max_attempts, failure))
+            _record(state, partial(worklog.retrying, state, claimed, step.max_attempts, failure),
+                    transitions.retry_later, claimed, error, step.delay_before(claimed.attempt))
         else:
-            _record(state, lambda conn, now: transitions.discard(conn, claimed, error, now),
-                    partial(worklog.discarded, state, claimed, step.max_attempts, failure))
+            _record(state, partial(worklog.discarded, state, claimed, step.max_attempts, failure),
+                    transitions.discard, claimed, error)
     except BaseException:
         # The consumer is stopping (Ctrl-C, a process worker's interrupt) mid-step.
         hand_back(state, claimed.node_id)
         raise
     else:
         added = job.added_steps
-        _record(state, lambda conn, now: transitions.complete(conn, claimed, result, added, now),
-                partial(worklog.completed, state, claimed, step.max_attempts), autocommit=not added)
+        _record(state, partial(worklog.completed, state, claimed, step.max_attempts),
+                transitions.complete, claimed, result, added, autocommit=not added)
 
 
-def _record(state: AppState, transition: Transition, log: LogLines, *, autocommit: bool = False) -> Effects:
+def _record(
+    state: AppState,
+    log: LogLines,
+    transition: Callable[[Tx, *Ts], Effects[None]],
+    *args: *Ts,
+    autocommit: bool = False,
+) -> None:
     """``commit`` a step's outcome and ``log`` it, riding out a brief database outage.
 
     The step's lease stays renewed meanwhile. If the database stays away, the
     error propagates, the lease lapses and the sweep rescues the step: its
     function runs again, since its result was never stored.
     """
-    return riding_out_outages(
-        lambda: commit(state, transition, autocommit=autocommit, log=log), "record a step outcome"
+    riding_out_outages(
+        lambda: commit(state, transition, *args, autocommit=autocommit, log=log), "record a step outcome"
     )
 
 

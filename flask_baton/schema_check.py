@@ -14,12 +14,10 @@ consumers of the previous release keep running on upgraded tables.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from . import schema
-from .database import read_connection
 from .errors import SchemaError
+from .store import Store, migrations
 
 
 def database_label(url: URL) -> str:
@@ -28,18 +26,17 @@ def database_label(url: URL) -> str:
 
 
 class SchemaCheck:
-    """Checks one engine's recorded schema version until it is found current."""
+    """Checks one store's recorded schema version until it is found current."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, store: Store) -> None:
+        self._store = store
         self._current = False
 
     def ensure(self) -> None:
         """Raise ``SchemaError`` unless the tables are installed at the version this code needs."""
         if self._current:
             return
-        with read_connection(self._engine) as conn:
-            installed = schema.current_version(conn)
-        if installed < schema.SCHEMA_VERSION:
-            raise SchemaError(database_label(self._engine.url), installed, schema.SCHEMA_VERSION)
+        installed = self._store.installed_version()
+        if installed < migrations.SCHEMA_VERSION:
+            raise SchemaError(database_label(self._store.engine.url), installed, migrations.SCHEMA_VERSION)
         self._current = True

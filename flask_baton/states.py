@@ -1,7 +1,12 @@
-"""The states of steps and workflows, and which of them mean what.
+"""The states of steps and workflows, which of them mean what, and when an edge holds its step back.
 
-Pure data: the SQL transitions in ``transitions.py`` compare-and-set between
-these, and the dashboard colours them.
+Pure data: the state machine (``transitions``, ``cascade``, ...) moves steps
+between these, the store's statements compare-and-set on them, and the
+dashboard colours them. ``satisfied`` is the one definition of "this
+dependency no longer holds its dependent back": the claim, the cascade, a
+workflow's outcome (``store.hotpath`` writes the SQL of it from
+``Tolerance``), ``explain``, a retry's plan and the dashboard's retry button
+all follow it.
 """
 
 from __future__ import annotations
@@ -39,3 +44,48 @@ SETTLED = (StepState.COMPLETED, StepState.DISCARDED, StepState.CANCELLED)
 FAILED = (StepState.DISCARDED, StepState.CANCELLED)
 #: States a cascade may cancel: not started, or waiting to start again.
 CANCELLABLE = (StepState.PENDING,) + CLAIMABLE
+
+
+class Tolerance(StrEnum):
+    """A dependency's failure an edge lets its dependent run after (``Dep(..., ignore_*=True)``).
+
+    Stored in ``baton_edges.tolerates``; no tolerance (``None``) means the
+    dependent runs only after its dep completed, and is cancelled when it fails.
+    """
+
+    CANCELLED = "cancelled"
+    DISCARDED = "discarded"
+    ANY = "any"
+
+    @property
+    def failures(self) -> frozenset[StepState]:
+        """The failed states of a dep this tolerance lets through."""
+        return _LETS_THROUGH[self]
+
+    @classmethod
+    def of(cls, failures: frozenset[StepState]) -> Tolerance | None:
+        """The tolerance that lets exactly ``failures`` through (None for none)."""
+        return next((tolerance for tolerance in cls if tolerance.failures == failures), None)
+
+
+_LETS_THROUGH: dict[str | None, frozenset[StepState]] = {
+    None: frozenset(),
+    Tolerance.CANCELLED: frozenset({StepState.CANCELLED}),
+    Tolerance.DISCARDED: frozenset({StepState.DISCARDED}),
+    Tolerance.ANY: frozenset(FAILED),
+}
+
+
+def lets_through(tolerance: str | None) -> frozenset[StepState]:
+    """The failed states of a dep that an edge with ``tolerance`` (as stored; None: none) lets through."""
+    return _LETS_THROUGH.get(tolerance, frozenset())
+
+
+def tolerated(tolerance: str | None, dep_state: str) -> bool:
+    """Whether an edge with ``tolerance`` lets its dependent run after its dep failed into ``dep_state``."""
+    return dep_state in lets_through(tolerance)
+
+
+def satisfied(dep_state: str, tolerance: str | None) -> bool:
+    """Whether an edge no longer holds its dependent back: its dep completed, or failed in a way it tolerates."""
+    return dep_state == StepState.COMPLETED or tolerated(tolerance, dep_state)

@@ -12,15 +12,16 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ArgumentError, InvalidStepError, NotSerializableError
+from .states import Tolerance
 
-if TYPE_CHECKING:
-    from .job import Job
-
-StepFunction = Callable[["Job"], Any]
-DepHook = Callable[[str, "Job"], None]
+#: A step function: called with the step's ``Job``. Spelled ``Any`` here, as
+#: ``job.py`` imports this module (``Job.add_step`` takes a ``StepCall``).
+StepFunction = Callable[[Any], Any]
+#: ``on_dep_cancelled`` / ``on_dep_discarded``: called with the reason and the ``Job``.
+DepHook = Callable[[str, Any], None]
 
 DEFAULT_QUEUE = "default"
 
@@ -91,7 +92,7 @@ class Step:
         """Return a call of this step with ``args`` (``job.args`` when it runs)."""
         return StepCall(self, args)
 
-    def __call__(self, job: Job) -> Any:
+    def __call__(self, job: Any) -> Any:
         """Run the function directly, e.g. in a unit test of the step's logic."""
         return self.func(job)
 
@@ -148,24 +149,29 @@ class Dep:
     ignore_discarded: bool = False
 
     @property
-    def tolerates(self) -> str | None:
-        """The failure state this edge lets through: cancelled, discarded, any or None."""
-        if self.ignore_cancelled and self.ignore_discarded:
-            return "any"
-        if self.ignore_cancelled:
-            return "cancelled"
-        return "discarded" if self.ignore_discarded else None
+    def tolerates(self) -> str | None:  # a Tolerance: typed str until the API reference documents Tolerance
+        """The failure this edge lets through: a ``flask_baton.Tolerance`` member, or None."""
+        return _tolerance(self)
+
+
+def _tolerance(dep: Dep) -> Tolerance | None:
+    """The ``Tolerance`` of a ``Dep``'s options."""
+    if dep.ignore_cancelled and dep.ignore_discarded:
+        return Tolerance.ANY
+    if dep.ignore_cancelled:
+        return Tolerance.CANCELLED
+    return Tolerance.DISCARDED if dep.ignore_discarded else None
 
 
 DepSpec = str | Dep
 
 
-def split_deps(step_name: str, deps: Sequence[DepSpec]) -> tuple[list[str], dict[str, str]]:
+def split_deps(step_name: str, deps: Sequence[DepSpec]) -> tuple[list[str], dict[str, Tolerance]]:
     """Dep names in order, and the failure policy of those that have one."""
     if isinstance(deps, (str, Dep)) or not all(isinstance(dep, (str, Dep)) for dep in deps):
         raise InvalidStepError(
             f"deps of step {step_name!r} must be a list of step names or Dep(...), got {deps!r}"
         )
     names = [dep if isinstance(dep, str) else dep.step for dep in deps]
-    tolerates = {dep.step: dep.tolerates for dep in deps if isinstance(dep, Dep) and dep.tolerates}
+    tolerates = {dep.step: tolerance for dep in deps if isinstance(dep, Dep) and (tolerance := _tolerance(dep))}
     return names, tolerates

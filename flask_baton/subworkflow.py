@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .states import FAILED, Tolerance, lets_through
 from .steps import Step, StepCall
 
 if TYPE_CHECKING:
@@ -63,9 +64,9 @@ def nested_call(call: StepCall, prefix: str) -> StepCall:
 
 def join_deps(
     deps_of: Mapping[str, Sequence[str]],
-    tolerates: Mapping[str, Mapping[str, str]],
+    tolerates: Mapping[str, Mapping[str, Tolerance]],
     nested: Iterable[str],
-) -> dict[str, str | None]:
+) -> dict[str, Tolerance | None]:
     """What a child's join waits for, and which failure of each it lets through.
 
     The join waits for the child's own steps, not those inside a nested
@@ -74,27 +75,24 @@ def join_deps(
     join fails exactly when the child, inserted alone, would fail.
     """
     inside = set(nested)
-    dependents: dict[str, list[str | None]] = {name: [] for name in deps_of}
+    dependents: dict[str, list[Tolerance | None]] = {name: [] for name in deps_of}
     for name, deps in deps_of.items():
         for dep in deps:
             dependents[dep].append(tolerates[name].get(dep))
     return {name: common_tolerance(edges) for name, edges in dependents.items() if name not in inside}
 
 
-def common_tolerance(edges: Sequence[str | None]) -> str | None:
+def common_tolerance(edges: Sequence[str | None]) -> Tolerance | None:
     """The failure every one of these edges tolerates (``Dep.tolerates`` values).
 
     No edges (a leaf) tolerates nothing: a failed leaf fails the child.
     """
     if not edges:
         return None
-    cancelled = all(edge in ("cancelled", "any") for edge in edges)
-    discarded = all(edge in ("discarded", "any") for edge in edges)
-    if cancelled and discarded:
-        return "any"
-    if cancelled:
-        return "cancelled"
-    return "discarded" if discarded else None
+    common = frozenset(FAILED)
+    for edge in edges:
+        common &= lets_through(edge)
+    return Tolerance.of(common)
 
 
 def groups(steps: Iterable[StepRecord]) -> dict[str, list[str]]:

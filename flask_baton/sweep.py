@@ -23,24 +23,19 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from sqlalchemy import Connection, select
-from sqlalchemy import exc as sa_exc
-
 from . import transitions, worklog
 from .appstate import AppState, worker_id
-from .database import read_connection, write_transaction
+from .cascade import finish
 from .dispatch import announce_end, commit
-from .prune import PruneReport, prune, trim_event_feed
-from .schema import completions, nodes, workflows
-from .states import CLAIMABLE, StepState, WorkflowState
+from .effects import Claimed, Effects, Ready, StepChange
+from .states import StepState
+from .store import PruneReport, Tx
 from .telemetry import emit, plugin_pruned, plugin_rescued
-from .transitions import Claimed, Effects, WorkflowEnd
 
 logger = logging.getLogger("flask_baton")
 
@@ -83,120 +78,94 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     _announce_unannounced(state, now, report)
     config = state.config
     if config.prune:
-        report.pruned = prune(state.engine, now, config.prune_max_age, config.debug_log_max_age)
+        report.pruned = state.store.prune(now, config.prune_max_age, config.debug_log_max_age)
         emit(plugin_pruned, workflows=report.pruned.workflows, steps=report.pruned.steps,
              debug_logs=report.pruned.debug_logs, timestamp=now)
-    report.events_trimmed = trim_event_feed(state.engine, now, config.event_retention)
+    report.events_trimmed = state.store.trim_event_feed(now, config.event_retention)
     return report
 
 
 def _take_turn(state: AppState, now: float) -> bool:
-    until = now + state.config.sweep_interval * 0.9
-    try:
-        with write_transaction(state.engine) as conn:
-            return transitions.take_lock(conn, "sweep", worker_id(), now, until)
-    except sa_exc.IntegrityError:
-        return False  # another consumer created the lease row first
+    return state.store.take_lease("sweep", worker_id(), now, now + state.config.sweep_interval * 0.9)
 
 
 def _rescue_dead(state: AppState, now: float, report: SweepReport) -> None:
-    lease = state.config.lease_seconds
-    with read_connection(state.engine) as conn:
-        rows = conn.execute(
-            select(nodes.c.id, nodes.c.workflow_id, nodes.c.step_name, nodes.c.task, nodes.c.args,
-                   nodes.c.attempt, nodes.c.worker, nodes.c.heartbeat_at, nodes.c.started_at)
-            .where(nodes.c.state == StepState.EXECUTING, nodes.c.heartbeat_at < now - lease)
-            .limit(BATCH)
-        ).all()
-    for row in rows:
-        claimed = Claimed(row.id, row.workflow_id, row.step_name, row.task, row.args, row.attempt,
-                          row.worker or "", row.started_at or now)
-        step = state.step(row.task)
+    for claimed, heartbeat_at in state.store.lapsed(now, state.config.lease_seconds, BATCH):
+        step = state.step(claimed.task)
         max_attempts = step.max_attempts if step else None
         allowed = (max_attempts or 1) + LOST_RUNS_ALLOWED
-        silent = now - (row.heartbeat_at or now)
-        if row.attempt < allowed:
-            reason = f"consumer {row.worker} stopped renewing its lease ({silent:.0f}s ago); step rescued"
-            transition = partial(transitions.rescue, claimed=claimed, heartbeat_at=row.heartbeat_at, reason=reason)
+        silent = now - (heartbeat_at or now)
+        if claimed.attempt < allowed:
+            reason = f"consumer {claimed.worker} stopped renewing its lease ({silent:.0f}s ago); step rescued"
             log = partial(worklog.rescued, state, claimed, max_attempts, claimed.worker, silent)
+            _, effects = commit(state, rescue, claimed, heartbeat_at, reason, log=log)
             found = report.rescued
         else:
-            reason = f"lost with its consumer {row.attempt} times (last: {row.worker}); discarded"
-            transition = partial(_discard_if_unchanged, claimed=claimed, heartbeat_at=row.heartbeat_at, reason=reason)
+            reason = f"lost with its consumer {claimed.attempt} times (last: {claimed.worker}); discarded"
             log = partial(worklog.discarded, state, claimed, max_attempts, worklog.Failure(None, reason))
+            _, effects = commit(state, _discard_if_unchanged, claimed, heartbeat_at, reason, log=log)
             found = report.discarded
-        effects = commit(state, lambda conn, at, transition=transition: transition(conn, now=at), log=log)
         if effects.changes:
-            found.append(row.id)
-            emit(plugin_rescued, workflow_id=row.workflow_id, workflow_label=state.label(row.workflow_id),
-                 step_name=row.step_name, job_id=row.id, worker=row.worker, attempt=row.attempt,
-                 reason=reason, timestamp=now)
+            found.append(claimed.node_id)
+            emit(plugin_rescued, workflow_id=claimed.workflow_id, workflow_label=state.label(claimed.workflow_id),
+                 step_name=claimed.step_name, job_id=claimed.node_id, worker=claimed.worker or None,
+                 attempt=claimed.attempt, reason=reason, timestamp=now)
 
 
-def _discard_if_unchanged(
-    conn: Connection, claimed: Claimed, heartbeat_at: float | None, reason: str, now: float
-) -> Effects:
+def rescue(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects[None]:
+    """Make a step whose consumer died runnable again (state ``retryable``).
+
+    Fenced on the heartbeat the sweep saw: a consumer that renewed its lease
+    in the meantime keeps its step.
+    """
+    if not tx.store.rescue(tx.conn, claimed, heartbeat_at, reason, tx.now):
+        return Effects(None)
+    return Effects(
+        None,
+        ready=[Ready(claimed.node_id, claimed.task)],
+        changes=[StepChange(claimed.workflow_id, claimed.node_id, claimed.step_name, StepState.RETRYABLE,
+                            claimed.attempt, tx.now, worker=claimed.worker, error=reason)],
+    )
+
+
+def _discard_if_unchanged(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects[None]:
     """Discard a step lost too often, unless its consumer renewed the lease meanwhile."""
-    still_dead = conn.execute(
-        select(nodes.c.heartbeat_at).where(nodes.c.id == claimed.node_id, nodes.c.state == StepState.EXECUTING)
-    ).scalar_one_or_none()
-    if still_dead != heartbeat_at:
-        return Effects()
-    return transitions.discard(conn, claimed, reason, now)
+    if tx.store.heartbeat_of(tx.conn, claimed.node_id) != heartbeat_at:
+        return Effects(None)
+    return transitions.discard(tx, claimed, reason)
 
 
 def _requeue_lost(state: AppState, now: float, report: SweepReport) -> None:
     lease = state.config.lease_seconds
-    with read_connection(state.engine) as conn:
-        rows = conn.execute(
-            select(nodes.c.id, nodes.c.task, nodes.c.scheduled_at)
-            .where(nodes.c.state.in_(CLAIMABLE), nodes.c.scheduled_at < now - lease)
-            .order_by(nodes.c.scheduled_at)
-            .limit(BATCH)
-        ).all()
     busy: dict[str, bool] = {}
-    for row in rows:
-        step = state.step(row.task)
+    for node_id, task, scheduled_at in state.store.waiting_since(now - lease, BATCH):
+        step = state.step(task)
         if step is None:
             continue
         if step.queue not in busy:
             busy[step.queue] = state.queues.huey(step.queue).pending_count() > 0
-        if busy[step.queue] and row.scheduled_at >= now - lease * BUSY_QUEUE_LEASES:
+        if busy[step.queue] and scheduled_at >= now - lease * BUSY_QUEUE_LEASES:
             continue  # probably still in a long queue, not lost
-        requeue = partial(_requeue_effects, node_id=row.id, task=row.task, seen_at=row.scheduled_at)
-        effects = commit(state, lambda conn, at, requeue=requeue: requeue(conn, now=at))
+        _, effects = commit(state, requeue, node_id, task, scheduled_at)
         if effects.ready:
-            report.requeued.append(row.id)
+            report.requeued.append(node_id)
 
 
-def _requeue_effects(conn: Connection, node_id: str, task: str, seen_at: float, now: float) -> Effects:
-    ready = transitions.requeue(conn, node_id, task, seen_at, now)
-    return Effects(ready=[ready] if ready else [])
+def requeue(tx: Tx, node_id: str, task: str, seen_at: float) -> Effects[None]:
+    """Hand a waiting step to Huey again (its message was lost), once per sweeper."""
+    ready = tx.store.requeue(tx.conn, node_id, seen_at, tx.now)
+    return Effects(None, ready=[Ready(node_id, task)] if ready else [])
 
 
 def _finish_settled(state: AppState, report: SweepReport) -> None:
-    with read_connection(state.engine) as conn:
-        ids = conn.execute(
-            select(workflows.c.id)
-            .where(workflows.c.state == WorkflowState.RUNNING, workflows.c.unsettled == 0)
-            .limit(BATCH)
-        ).scalars().all()
-    for workflow_id in ids:
+    for workflow_id in state.store.settled_but_running(BATCH):
         # Announced by commit, once, even if the step's own consumer gets there too.
-        effects = commit(state, lambda conn, at, workflow_id=workflow_id: transitions.finish(conn, workflow_id, at))
+        _, effects = commit(state, finish, workflow_id)
         if effects.ended:
             report.finished.append(workflow_id)
 
 
 def _announce_unannounced(state: AppState, now: float, report: SweepReport) -> None:
-    grace = state.config.heartbeat_seconds
-    with read_connection(state.engine) as conn:
-        rows = conn.execute(
-            select(completions)
-            .where(completions.c.announced_at.is_(None), completions.c.finished_at < now - grace)
-            .limit(BATCH)
-        ).all()
-    for row in rows:
-        end = WorkflowEnd(row.workflow_id, row.outcome, json.loads(row.failed_steps), row.finished_at)
+    for end in state.store.unannounced(now - state.config.heartbeat_seconds, BATCH):
         if announce_end(state, end):
-            report.announced.append(row.workflow_id)
+            report.announced.append(end.workflow_id)

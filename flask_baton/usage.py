@@ -19,6 +19,8 @@ from .store import usage as store
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from .store import Store
+
 __all__ = ["Stats", "Usage", "record_usage"]
 
 
@@ -29,7 +31,7 @@ def _count(name: str, value: Any) -> int:
 
 
 def record_usage(
-    engine: Engine,
+    db: Store,
     pricing: PriceTable | CostFunction,
     *,
     workflow_id: str,
@@ -53,7 +55,7 @@ def record_usage(
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
         raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
     cost = cost_usd(pricing, model, *counts)
-    store.insert_usage(engine, {
+    store.insert_usage(db, {
         "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
         "model": model, "input_tokens": counts[0], "output_tokens": counts[1],
         "cached_input_tokens": counts[2], "cost_usd": cost, "latency": latency, "created_at": time.time(),

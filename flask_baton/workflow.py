@@ -6,25 +6,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from flask import current_app, has_app_context
-
-from . import dag, subworkflow, transitions
-from .appstate import AppState
+from . import dag, subworkflow
+from .appstate import AppState, get_state
 from .dispatch import commit
+from .effects import NewStep, NewWorkflow
 from .errors import (
     DuplicateStepError,
     DuplicateWorkflowError,
     InvalidStepError,
-    SetupError,
     WorkflowError,
 )
 from .ids import new_id
+from .inserts import insert_workflows
+from .states import Tolerance
 from .steps import DepSpec, StepCall, split_deps
-from .transitions import NewStep
 
 OnConflict = Literal["raise", "return"]
 #: A step as the builder keeps it: name, call, dependency names, their failure policies.
-_Entry = tuple[str, StepCall, Sequence[str], Mapping[str, str]]
+_Entry = tuple[str, StepCall, Sequence[str], Mapping[str, Tolerance]]
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class Workflow:
         self.reused = False
         self._calls: dict[str, StepCall] = {}
         self._deps: dict[str, list[str]] = {}
-        self._tolerates: dict[str, dict[str, str]] = {}
+        self._tolerates: dict[str, dict[str, Tolerance]] = {}
 
     def add(self, name: str, call: StepCall, deps: Sequence[DepSpec] = ()) -> Workflow:
         """Add step ``name`` running ``call`` after every step in ``deps``.
@@ -169,10 +168,10 @@ class Workflow:
         All-or-nothing: on any error nothing is written. Returns one
         ``InsertedJob`` per step, in the order they were added.
         """
-        state = _current_state()
+        state = get_state().ready()
         new = self._prepare(state)
         try:
-            commit(state, lambda conn, now: transitions.insert_workflows(conn, [new], now))
+            commit(state, insert_workflows, [new])
         except DuplicateWorkflowError as conflict:
             if self.on_conflict == "raise" or conflict.workflow_id is None:
                 raise
@@ -191,16 +190,16 @@ class Workflow:
         """
         if not workflows:
             return []
-        state = _current_state()
+        state = get_state().ready()
         batch = [workflow._prepare(state) for workflow in workflows]
         if len({new.workflow_id for new in batch}) != len(batch):
             raise WorkflowError("insert_many() was given the same workflow twice")
-        commit(state, lambda conn, now: transitions.insert_workflows(conn, batch, now))
+        commit(state, insert_workflows, batch)
         for workflow in workflows:
             workflow.inserted = True
         return [_jobs(new) for new in batch]
 
-    def _prepare(self, state: AppState) -> transitions.NewWorkflow:
+    def _prepare(self, state: AppState) -> NewWorkflow:
         """Check everything and build the rows to write (nothing written yet)."""
         if self.inserted:
             raise WorkflowError(f"workflow {self.name!r} was already inserted as {self.workflow_id}")
@@ -215,7 +214,7 @@ class Workflow:
             for name, call in self._calls.items()
         ]
         state.remember_label(self.workflow_id, self.name)
-        return transitions.NewWorkflow(self.workflow_id, self.name, steps, self.unique_key)
+        return NewWorkflow(self.workflow_id, self.name, steps, self.unique_key)
 
     def _reuse(self, state: AppState, workflow_id: str) -> list[InsertedJob]:
         """Stand for the running workflow that holds our unique_key (``on_conflict="return"``)."""
@@ -224,20 +223,10 @@ class Workflow:
         return [InsertedJob(step.id, workflow_id, step.step_name) for step in state.query.get_workflow_jobs(workflow_id)]
 
 
-def _jobs(new: transitions.NewWorkflow) -> list[InsertedJob]:
+def _jobs(new: NewWorkflow) -> list[InsertedJob]:
     return [InsertedJob(step.node_id, new.workflow_id, step.step_name) for step in new.steps]
 
 
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidStepError(f"a step name must be a non-empty string, got {name!r}")
-
-
-def _current_state() -> AppState:
-    """The current app's state, its schema checked before anything is written."""
-    if not has_app_context():
-        raise SetupError("Workflow.insert() needs an app context (a request, a CLI command, or app.app_context())")
-    state = current_app.extensions.get("baton")
-    if state is None:
-        raise SetupError("flask_baton is not registered on this app: did you call baton.init_app(app)?")
-    return state.ready()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .appstate import AppState
-from .transitions import Effects, StepIdentity, WorkflowEnd
+from .effects import Effects, StepIdentity, WorkflowEnd
 
 #: The logger of every line here; documented in docs/consumers.md.
 LOGGER_NAME = "flask_baton.worker"
@@ -58,7 +58,7 @@ class Failure:
         return f"{self.error_type}: {text}" if self.error_type else text
 
 
-def retrying(state: AppState, step: StepIdentity, max_attempts: int, failure: Failure, effects: Effects) -> None:
+def retrying(state: AppState, step: StepIdentity, max_attempts: int, failure: Failure, effects: Effects[Any]) -> None:
     """A run failed and the step will run again: when, and why it failed."""
     if not effects.changes or not effects.ready:
         return  # another consumer's transition won; it logs
@@ -72,7 +72,7 @@ def retrying(state: AppState, step: StepIdentity, max_attempts: int, failure: Fa
 
 
 def discarded(
-    state: AppState, step: StepIdentity, max_attempts: int | None, failure: Failure, effects: Effects
+    state: AppState, step: StepIdentity, max_attempts: int | None, failure: Failure, effects: Effects[Any]
 ) -> None:
     """A step failed for good; then the dependents its failure cancelled, if any."""
     if not effects.changes:
@@ -90,7 +90,7 @@ def discarded(
 
 
 def rescued(state: AppState, step: StepIdentity, max_attempts: int | None, lost_worker: str, silent_for: float,
-            effects: Effects) -> None:
+            effects: Effects[Any]) -> None:
     """The sweep took back a step whose consumer stopped renewing its lease."""
     if not effects.changes:
         return
@@ -99,7 +99,7 @@ def rescued(state: AppState, step: StepIdentity, max_attempts: int | None, lost_
                    _which(fields), _attempt(fields), lost_worker, _seconds(silent_for), extra=fields)
 
 
-def completed(state: AppState, step: StepIdentity, max_attempts: int, effects: Effects) -> None:
+def completed(state: AppState, step: StepIdentity, max_attempts: int, effects: Effects[Any]) -> None:
     """A step completed (DEBUG: shown by ``flask baton worker -v``)."""
     if not effects.changes or not logger.isEnabledFor(logging.DEBUG):
         return
@@ -109,7 +109,7 @@ def completed(state: AppState, step: StepIdentity, max_attempts: int, effects: E
                  extra=fields)
 
 
-def snoozed(state: AppState, step: StepIdentity, max_attempts: int, seconds: float, effects: Effects) -> None:
+def snoozed(state: AppState, step: StepIdentity, max_attempts: int, seconds: float, effects: Effects[Any]) -> None:
     """A step snoozed (DEBUG); its attempt is given back, so it is not a failure."""
     if not effects.changes or not logger.isEnabledFor(logging.DEBUG):
         return

@@ -33,8 +33,8 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
 
 
 def close_app(app: Flask) -> None:
-    """Release every connection ``app`` opened: flask_baton's (``Baton.close``), then its ``db``'s."""
-    app.extensions["baton"].baton.close(app)
+    """Release every connection ``app`` opened: flask_baton's (what ``Baton.close`` does), then its ``db``'s."""
+    app.extensions["baton"].close()
     with app.app_context():
         for engine in app.extensions["sqlalchemy"].engines.values():
             engine.dispose()

@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 
 from .apps import open_app
+from .steps import baton
 from .support import ThreadConsumer
 
 POSTGRES_URL = os.environ.get("BATON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -123,7 +124,7 @@ def app_overrides() -> dict[str, Any]:
 def app(settings: dict[str, Any], app_overrides: dict[str, Any]) -> Iterator[Flask]:
     """A Flask app with flask_baton installed on fresh storage, in an app context."""
     with open_app({**settings, **app_overrides}) as app, app.app_context():
-        app.extensions["baton"].baton.create_schema()
+        baton.create_schema()
         yield app
 
 

@@ -57,12 +57,12 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
     from sqlalchemy import update
 
     from flask_baton import transitions
-    from flask_baton.database import write_transaction
-    from flask_baton.schema import nodes
+    from flask_baton.store import Tx
+    from flask_baton.store.tables import nodes
 
     state = app.extensions["baton"]
-    with write_transaction(state.engine) as conn:
-        assert transitions.claim(conn, node_id, "gone-host:4242", time.time()) is not None
+    with state.store.write() as conn:
+        assert transitions.claim(Tx(state.store, conn, time.time()), node_id, "gone-host:4242").value is not None
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 

@@ -27,8 +27,8 @@ from flask import Flask
 from sqlalchemy import event, func, select as sql_select
 
 from flask_baton import Workflow
-from flask_baton.prune import TABLES
-from flask_baton.schema import metadata
+from flask_baton.store.maintenance import TABLES
+from flask_baton.store.tables import metadata
 
 from .apps import environment_for
 from .steps import always_fail, constant, fails_while_file_exists, raise_message, sum_inputs, wait_for_file

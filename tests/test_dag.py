@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from flask_baton import CycleError, DuplicateStepError, UnknownDependencyError, Workflow, WorkflowError
-from flask_baton.dag import StepGraph, can_retry, failure_roots, plan_retry, retry_refusal, topological_order
+from flask_baton import CycleError, DuplicateStepError, UnknownDependencyError, Workflow, WorkflowError, WorkflowState
+from flask_baton.dag import (
+    StepGraph,
+    can_cancel,
+    can_retry,
+    cancel_refusal,
+    failure_roots,
+    plan_retry,
+    retry_refusal,
+    topological_order,
+)
 
 from .steps import constant, record_args
 
@@ -215,3 +224,11 @@ def test_failure_roots_rearmed_together_bring_back_every_failed_step() -> None:
     # "d" waits on two roots: re-armed with both, where retrying either alone leaves it.
     assert plan_retry(graph, ["b"]).left_cancelled == {"d": "dependency 'x' discarded"}
     assert plan_retry(graph, roots).rearm == ["b", "x", "f", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("state", list(WorkflowState))
+def test_only_a_running_workflow_can_be_cancelled_by_the_api_and_the_dashboards_button(state: WorkflowState) -> None:
+    refusal = cancel_refusal("w1", state)
+    assert can_cancel(state) is (refusal is None) is (state == WorkflowState.RUNNING)
+    if refusal is not None:
+        assert refusal == f"workflow w1 is {state.value}; only a running workflow can be cancelled"

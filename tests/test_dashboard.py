@@ -22,7 +22,7 @@ from flask_baton import Dep, Workflow
 from flask_baton.dashboard.layout import node_key
 from flask_baton.dashboard.reads import PAGE_SIZE
 from flask_baton.multi_model import fan_out
-from flask_baton.schema import step_stats
+from flask_baton.store.tables import step_stats
 
 from .apps import open_app
 from .steps import (
@@ -55,7 +55,7 @@ def client(app: Flask) -> FlaskClient:
 def other_app(settings: dict[str, Any], **config: Any) -> Iterator[Flask]:
     """An app on the same storage with different dashboard settings."""
     with open_app({**settings, **config}) as app:
-        app.extensions["baton"].baton.create_schema(app)
+        baton.create_schema(app)
         yield app
 
 
@@ -151,7 +151,7 @@ def test_index_lists_workflows_newest_first_with_state_progress_and_cost(app: Fl
     first = pending_workflow("first", steps=2)
     second = pending_workflow("second", steps=3)
     third = pending_workflow("third", steps=1)
-    app.extensions["baton"].baton.cancel_workflow(second.workflow_id)
+    baton.cancel_workflow(second.workflow_id)
     add_stats(app, third.workflow_id, "first", tokens=(1000, 200), cost=0.0123)
     add_stats(app, third.workflow_id, "first", tokens=(10, 2), cost=0.0100)
 
@@ -190,7 +190,7 @@ def test_index_filters_by_state_and_by_label_text(app: Flask, client: FlaskClien
     beta = pending_workflow("Report:Beta")
     misc = pending_workflow("misc")
     odd = pending_workflow("100%_done")
-    app.extensions["baton"].baton.cancel_workflow(beta.workflow_id)
+    baton.cancel_workflow(beta.workflow_id)
 
     def listed(query: str) -> set[str]:
         response = client.get("/baton" + query)

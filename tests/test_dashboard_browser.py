@@ -21,11 +21,12 @@ from flask import Flask
 
 from flask_baton import Workflow
 from flask_baton.dashboard.layout import node_key
-from flask_baton.schema import nodes, step_stats, workflows
+from flask_baton.store.tables import nodes, step_stats, workflows
 
 from .browser import LaunchedBrowser, launch_browser
 from .conftest import sqlite_settings
 from .steps import (
+    baton,
     constant,
     core_echo,
     fetch_web,
@@ -277,7 +278,7 @@ def test_screenshots_of_the_index_and_a_workflow_in_light_and_dark(
         for wf in (*done, failed, imports):
             wait_finished(app, wf.workflow_id)
         wait_for(lambda: step_states(app, cancelled.workflow_id)["report"] == "executing", "report to run")
-        app.extensions["baton"].baton.cancel_workflow(cancelled.workflow_id)
+        baton.cancel_workflow(cancelled.workflow_id)
         (tmp_path / "never").touch()  # free its worker; the late outcome is dropped
         second = _brief("ai act compliance", gates={"de": tmp_path / "gate-x", "es": tmp_path / "gate-y"})
         main = _brief("quantum computing", gates=gates)

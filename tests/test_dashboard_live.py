@@ -25,7 +25,7 @@ from flask_baton.dashboard import EXTENSION_KEY
 from flask_baton.dashboard.layout import node_key
 
 from .apps import open_app
-from .steps import constant, record_args, wait_for_file
+from .steps import baton, constant, record_args, wait_for_file
 from .support import ThreadConsumer, wait_finished, wait_for
 
 
@@ -144,7 +144,7 @@ def test_a_socket_opened_by_a_current_page_sends_nothing_until_something_changes
     ws = Client.connect(live_server.ws_url + socket_path(page))
     try:
         assert ws.receive(timeout=0.6) is None
-        app.extensions["baton"].baton.cancel_workflow(wf.workflow_id)
+        baton.cancel_workflow(wf.workflow_id)
         Inbox(ws).wait(lambda m: 'badge st-cancelled">cancelled<' in m, "the cancellation")
     finally:
         ws.close()
@@ -167,7 +167,7 @@ def test_index_socket_inserts_new_workflows_in_place_and_updates_rows(app: Flask
         assert inserted.startswith(f'<tbody hx-swap-oob="beforebegin:#w-{older.workflow_id}">')
         assert skipped.workflow_id not in inserted  # the label filter holds for live rows too
 
-        app.extensions["baton"].baton.cancel_workflow(newer.workflow_id)
+        baton.cancel_workflow(newer.workflow_id)
         changed = inbox.wait(lambda m: f'<tr id="w-{newer.workflow_id}" class="st-cancelled"' in m, "the row")
         assert f'id="w-{older.workflow_id}"' not in changed
         inbox.wait(lambda m: re.search(r'Cancelled <span class="n">1</span>', m) is not None, "the new counts")
@@ -177,7 +177,7 @@ def test_index_socket_inserts_new_workflows_in_place_and_updates_rows(app: Flask
 
 def test_sockets_are_refused_without_access(settings: dict[str, Any]) -> None:
     with open_app(settings) as app:  # no BATON_DASHBOARD_AUTH, not debug
-        app.extensions["baton"].baton.create_schema(app)
+        baton.create_schema(app)
         with LiveServer(app) as server:
             connection = http.client.HTTPConnection("127.0.0.1", server.server.server_port, timeout=5)
             try:

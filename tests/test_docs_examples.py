@@ -42,6 +42,7 @@ from blinker import Signal
 from flask import Flask, g
 
 from flask_baton import telemetry
+from flask_baton.usage import Stats
 
 from .docs_support import (
     NOT_RUN,
@@ -218,7 +219,7 @@ def check_outcomes(app: Flask, client: OfflineChat) -> None:
         f"{w.name} ({w.state.value})": {s.step_name: s.error for s in state.query.get_workflow_jobs(w.id)}
         for w in workflows if w.state.value not in ("completed", "cancelled")
     }
-    usage = state.baton.stats.total()
+    usage = Stats(state.engine).total()
     assert failed == {}
     assert usage.calls == len(client.calls), usage
     assert usage.cost_usd is None or not client.calls or usage.cost_usd > 0, usage

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from example_app import DEVELOPMENT_SECRET_KEY, create_app
-from example_app.steps import KEYWORD_MODELS, fake_credibility, fake_keywords, fake_sources, fake_summary
+from example_app.steps import KEYWORD_MODELS, baton, fake_credibility, fake_keywords, fake_sources, fake_summary
 
 from .apps import close_app
 from .support import ThreadConsumer, wait_for
@@ -82,7 +82,7 @@ def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
     assert brief["credibility"] == fake_credibility(sources)
     assert brief["brief"].startswith("# Research brief: Solid-state batteries\n")
     with example_app.app_context():
-        usage = example_app.extensions["baton"].baton.stats.by_step(workflow_id)
+        usage = baton.stats.by_step(workflow_id)
     assert set(usage) == {"summarize", "credibility", *MODEL_STEPS}
     assert all(u.calls == 1 and u.cost_usd > 0 for u in usage.values())
 

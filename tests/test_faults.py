@@ -29,14 +29,14 @@ from sqlalchemy.engine import make_url
 
 from flask_baton import Workflow
 from flask_baton.query import StepRecord
-from flask_baton.schema import completions
-from flask_baton.schema import events as events_table
-from flask_baton.schema import nodes
+from flask_baton.store.tables import completions
+from flask_baton.store.tables import events as events_table
+from flask_baton.store.tables import nodes
 
 from . import ledger
 from .apps import environment_for, open_app
 from .conftest import POSTGRES_URL
-from .steps import fault_step, fault_step_retrying
+from .steps import baton, fault_step, fault_step_retrying
 from .support import DATABASE_FEED, wait_finished, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def fault_settings(settings: dict[str, Any]) -> dict[str, Any]:
 def fault_app(fault_settings: dict[str, Any]) -> Iterator[Flask]:
     """The test process's app (inserts and reads; it runs no consumer)."""
     with open_app(fault_settings) as app, app.app_context():
-        app.extensions["baton"].baton.create_schema()
+        baton.create_schema()
         yield app
 
 

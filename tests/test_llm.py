@@ -14,7 +14,7 @@ from sqlalchemy import select
 from flask_baton import ConfigError, DuplicateStepError, Workflow, WorkflowError
 from flask_baton.multi_model import fan_out
 from flask_baton.pricing import DEFAULT_PRICING, cost_usd
-from flask_baton.schema import debug_logs, step_stats
+from flask_baton.store.tables import debug_logs, step_stats
 from flask_baton.steps import Step
 
 from . import ledger

@@ -21,7 +21,9 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import func, inspect, select
 
-from flask_baton import Workflow, schema
+from flask_baton import Workflow
+from flask_baton.store import migrations
+from flask_baton.store import tables as store_tables
 from flask_baton.migration import SkipBatonTables, include_name
 
 from .apps import close_app
@@ -128,12 +130,12 @@ def baton_tables(app: Flask) -> dict[str, tuple[int, list[str], list[str]]]:
                 sorted(column["name"] for column in inspector.get_columns(table.name)),
                 sorted(str(index["name"]) for index in inspector.get_indexes(table.name)),
             )
-            for table in schema.metadata.sorted_tables
+            for table in store_tables.metadata.sorted_tables
         }
 
 
 def app_tables(app: Flask) -> set[str]:
-    return set(inspect(app.extensions["baton"].engine).get_table_names()) - set(schema.metadata.tables)
+    return set(inspect(app.extensions["baton"].engine).get_table_names()) - set(store_tables.metadata.tables)
 
 
 @pytest.mark.parametrize("migrate_first", [True, False], ids=["migrate-then-baton", "baton-then-migrate"])
@@ -221,10 +223,10 @@ def test_a_users_migration_installs_and_removes_flask_batons_schema(make_app: Ap
     write_baton_migration(app, tmp_path)
     flask(app, "db", "upgrade")
     tables = baton_tables(app)
-    assert set(tables) == set(schema.metadata.tables)
+    assert set(tables) == set(store_tables.metadata.tables)
     assert tables["baton_schema"][0] == 1
     with app.extensions["baton"].engine.connect() as conn:
-        assert schema.current_version(conn) == schema.SCHEMA_VERSION
+        assert migrations.current_version(conn) == migrations.SCHEMA_VERSION
     store_workflows(app)
     assert flask(app, "baton", "db", "upgrade").startswith("flask_baton schema is up to date")
 
@@ -236,7 +238,7 @@ def test_a_users_migration_installs_and_removes_flask_batons_schema(make_app: Ap
     flask(app, "db", "downgrade")  # the users table goes, flask_baton's stay
     assert baton_tables(app)["baton_workflows"][0] == 2
     flask(app, "db", "downgrade")
-    assert not set(inspect(app.extensions["baton"].engine).get_table_names()) & set(schema.metadata.tables)
+    assert not set(inspect(app.extensions["baton"].engine).get_table_names()) & set(store_tables.metadata.tables)
 
 
 def test_offline_upgrade_of_a_baton_migration_says_to_use_the_cli(make_app: AppFactory, tmp_path: Path) -> None:
@@ -246,7 +248,7 @@ def test_offline_upgrade_of_a_baton_migration_says_to_use_the_cli(make_app: AppF
     result = app.test_cli_runner().invoke(args=["db", "upgrade", "--sql"])
     assert result.exit_code != 0
     assert "flask baton db upgrade" in f"{result.output}{result.exception}"
-    assert not set(inspect(app.extensions["baton"].engine).get_table_names()) & set(schema.metadata.tables)
+    assert not set(inspect(app.extensions["baton"].engine).get_table_names()) & set(store_tables.metadata.tables)
 
 
 def test_plain_alembic_include_name_hides_baton_tables_from_autogenerate(make_app: AppFactory) -> None:
@@ -262,9 +264,9 @@ def test_plain_alembic_include_name_hides_baton_tables_from_autogenerate(make_ap
             assert ("add_table", USERS_V1) in {(d[0], d[1].name) for d in diffs if isinstance(d, tuple)}
             return {d[1].name for d in diffs if isinstance(d, tuple) and d[0] == "remove_table"}
 
-        assert removed_tables() == set(schema.metadata.tables)  # what Alembic does unfiltered
+        assert removed_tables() == set(store_tables.metadata.tables)  # what Alembic does unfiltered
         assert removed_tables(include_name=include_name) == set()
         asked: list[str | None] = []
         composed = SkipBatonTables(also=lambda name, type_, parents: asked.append(name) or True)
         assert removed_tables(include_name=composed) == set()
-        assert asked and not set(asked) & set(schema.metadata.tables)
+        assert asked and not set(asked) & set(store_tables.metadata.tables)

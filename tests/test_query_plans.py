@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from flask_baton import hotpath
-from flask_baton.schema import metadata
+from flask_baton.store import hotpath, postgres
+from flask_baton.store.tables import metadata
 
 STATE_INDEX = "ix_baton_nodes_state_scheduled"
 WORKFLOW_STATE_INDEX = "ix_baton_workflows_state_created"
@@ -72,10 +72,9 @@ def test_a_workflows_failed_steps_are_found_among_its_own_steps(engine: Engine) 
     assert STATE_INDEX not in plan, plan
 
 
-@pytest.mark.parametrize("statement", ["FINISH", "FINISH_AND_RECORD_END"])
-def test_a_workflows_end_finds_it_by_primary_key(engine: Engine, statement: str) -> None:
+@pytest.mark.parametrize("sql", [hotpath.FINISH, postgres.FINISH_AND_RECORD_END], ids=["FINISH", "FINISH_AND_RECORD_END"])
+def test_a_workflows_end_finds_it_by_primary_key(engine: Engine, sql: str) -> None:
     types = {"workflow_id": "text", "now": "float8", "outcome": "text"}
-    sql = getattr(hotpath, statement)
     plan = _generic_plan(engine, sql, {name: types[name] for name in re.findall(r":(\w+)", sql)})
     assert "baton_workflows_pkey" in plan
     assert WORKFLOW_STATE_INDEX not in plan, plan

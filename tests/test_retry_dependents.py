@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from flask_baton import Dep, Workflow, WorkflowStateError
-from flask_baton.schema import nodes
+from flask_baton.store.tables import nodes
 
 from . import ledger
 from .steps import baton, discard_now, fails_while_file_exists, record_args, report_failed_deps, wait_for_file

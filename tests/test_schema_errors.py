@@ -15,7 +15,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 
 from flask_baton import SchemaError, Workflow
-from flask_baton import schema as baton_schema
+from flask_baton.store import migrations
+from flask_baton.store import tables as store_tables
 from flask_baton.schema_check import database_label
 
 from .steps import baton, constant
@@ -28,10 +29,10 @@ FIX = "run `flask baton db upgrade`"
 def unready(request: pytest.FixtureRequest, app: Flask) -> str:
     """Take the app's schema away, or back to version 1; return what the error must say."""
     if request.param == "missing":
-        baton_schema.metadata.drop_all(app.extensions["baton"].engine)
+        store_tables.metadata.drop_all(app.extensions["baton"].engine)
         return "flask_baton's tables are not installed in"
     make_version_1(app)
-    return f"are at schema version 1, and this flask_baton needs version {baton_schema.SCHEMA_VERSION}"
+    return f"are at schema version 1, and this flask_baton needs version {migrations.SCHEMA_VERSION}"
 
 
 def stored(app: Flask) -> tuple[list[str], list[int], int | None]:
@@ -39,9 +40,9 @@ def stored(app: Flask) -> tuple[list[str], list[int], int | None]:
     engine = app.extensions["baton"].engine
     tables = sorted(name for name in inspect(engine).get_table_names() if name.startswith("baton_"))
     with engine.connect() as conn:
-        versions = (conn.execute(select(baton_schema.schema_versions.c.version)).scalars().all()
+        versions = (conn.execute(select(store_tables.schema_versions.c.version)).scalars().all()
                     if "baton_schema" in tables else [])
-        count = (conn.execute(select(func.count()).select_from(baton_schema.workflows)).scalar_one()
+        count = (conn.execute(select(func.count()).select_from(store_tables.workflows)).scalar_one()
                  if "baton_workflows" in tables else None)
     return tables, list(versions), count
 
@@ -125,7 +126,7 @@ def test_worker_refuses_to_start(app: Flask, settings: dict[str, Any], unready: 
 
 def test_schema_newer_than_the_code_is_accepted_for_rolling_deploys(app: Flask) -> None:
     with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(baton_schema.schema_versions.insert(), {"version": baton_schema.SCHEMA_VERSION + 1,
+        conn.execute(store_tables.schema_versions.insert(), {"version": migrations.SCHEMA_VERSION + 1,
                                                              "applied_at": 0.0})
     Workflow("newer").add("a", constant.new(value=1)).insert()
     assert [w.name for w in baton.query.list_workflows().workflows] == ["newer"]
@@ -133,6 +134,6 @@ def test_schema_newer_than_the_code_is_accepted_for_rolling_deploys(app: Flask) 
 
 def test_message_masks_the_database_password() -> None:
     url = make_url("postgresql+psycopg://baton:s3cret@db.example:5432/prod")
-    message = str(SchemaError(database_label(url), 0, baton_schema.SCHEMA_VERSION))
+    message = str(SchemaError(database_label(url), 0, migrations.SCHEMA_VERSION))
     assert "postgresql+psycopg://baton:***@db.example:5432/prod" in message
     assert "s3cret" not in message

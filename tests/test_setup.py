@@ -10,7 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import inspect, select
 
 from flask_baton import Baton, ConfigError, Workflow
-from flask_baton import schema as baton_schema
+from flask_baton.store import migrations
+from flask_baton.store import tables as store_tables
 
 from .apps import close_app, create_app, open_app
 from .conftest import sqlite_settings
@@ -56,6 +57,24 @@ def test_using_baton_on_an_app_without_init_app_says_so(tmp_path: Path) -> None:
         Workflow("x").add("a", constant.new()).insert()
 
 
+@pytest.mark.parametrize(("url", "why"), [
+    ("mysql+pymysql://user:secret@db.example/app", r"mysql through pymysql\)\. .*MySQL has neither"),
+    ("postgresql+psycopg2://user:secret@db.example/app", r"postgresql through psycopg2\)\. .*psycopg2 has no transaction\(\) block.*"
+                                                          r"write the URL as postgresql\+psycopg://user:\*\*\*@db.example/app"),
+    ("sqlite+aiosqlite:///app.db", r"sqlite through aiosqlite\)"),
+])
+def test_a_database_or_driver_flask_baton_cannot_run_on_is_refused_at_init_app_saying_which_it_can(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    settings = {**sqlite_settings(tmp_path, tmp_path / "ledger"), "BATON_DATABASE_URI": url}
+    with pytest.raises(ConfigError, match=why) as refused:
+        create_app(settings)
+    message = str(refused.value)
+    assert "supports SQLite (sqlite:///path, Python's sqlite3) and PostgreSQL through psycopg 3" in message
+    assert "secret" not in message
+    assert not (tmp_path / "huey.db").exists()  # refused before anything was made
+
+
 def test_app_without_a_database_is_refused(tmp_path: Path) -> None:
     app = Flask("nodb")
     with pytest.raises(ConfigError, match="needs a database"):
@@ -86,7 +105,7 @@ def test_baton_can_be_given_app_db_and_huey_in_the_constructor(tmp_path: Path) -
     huey = SqliteHuey("direct", filename=str(tmp_path / "huey.db"))
     direct = Baton(app, db=db, huey=huey)
     try:
-        assert app.extensions["baton"].baton is direct
+        assert direct.state(app) is app.extensions["baton"]
         assert direct.state(app).queues.huey() is huey
     finally:
         close_app(app)
@@ -112,13 +131,13 @@ def test_close_leaves_no_file_of_flask_baton_open(tmp_path: Path) -> None:
 
 def test_create_schema_is_idempotent_and_records_the_version(app: Flask) -> None:
     baton_state = app.extensions["baton"]
-    assert baton.create_schema() == (baton_schema.SCHEMA_VERSION, baton_schema.SCHEMA_VERSION)
+    assert baton.create_schema() == (migrations.SCHEMA_VERSION, migrations.SCHEMA_VERSION)
     tables = set(inspect(baton_state.engine).get_table_names())
     for name in ("baton_workflows", "baton_nodes", "baton_step_stats", "baton_debug_logs", "baton_completions"):
         assert name in tables
     with baton_state.engine.connect() as conn:
-        assert conn.execute(select(baton_schema.schema_versions.c.version)).scalars().all() == [
-            baton_schema.SCHEMA_VERSION
+        assert conn.execute(select(store_tables.schema_versions.c.version)).scalars().all() == [
+            migrations.SCHEMA_VERSION
         ]
 
 
@@ -128,13 +147,13 @@ def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(
     from sqlalchemy import text
 
     Workflow("kept").add("a", constant.new()).insert()
-    newer = baton_schema.SCHEMA_VERSION + 1
+    newer = migrations.SCHEMA_VERSION + 1
 
     def add_note_column(conn: object) -> None:
         conn.execute(text("ALTER TABLE baton_workflows ADD COLUMN note VARCHAR(40)"))  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(baton_schema, "SCHEMA_VERSION", newer)
-    monkeypatch.setitem(baton_schema.MIGRATIONS, newer, add_note_column)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", newer)
+    monkeypatch.setitem(migrations.MIGRATIONS, newer, add_note_column)
     assert baton.create_schema() == (newer - 1, newer)
     assert baton.create_schema() == (newer, newer)
     engine = app.extensions["baton"].engine
@@ -160,7 +179,7 @@ def test_version_1_database_is_upgraded_in_place_and_its_waiting_steps_still_run
                      {"task": constant.name})
         conn.execute(text("INSERT INTO baton_edges (workflow_id, step_name, dep_name) VALUES ('w1', 'b', 'a')"))
 
-    assert baton.create_schema() == (1, baton_schema.SCHEMA_VERSION)
+    assert baton.create_schema() == (1, migrations.SCHEMA_VERSION)
     assert "dependents_version" in {c["name"] for c in inspect(engine).get_columns("baton_nodes")}
     wf.insert()
     with ThreadConsumer(app, workers=2):

@@ -18,8 +18,7 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from flask_baton import Workflow, telemetry
-from flask_baton.database import write_transaction
-from flask_baton.schema import completions, debug_logs, edges, events, nodes, workflows
+from flask_baton.store.tables import completions, debug_logs, edges, events, nodes, workflows
 from flask_baton.sweep import LOST_RUNS_ALLOWED, sweep
 
 from .steps import constant, slow, sum_inputs
@@ -153,7 +152,7 @@ def test_unannounced_workflow_end_is_announced_once_by_the_sweep(app: Flask) -> 
     state = app.extensions["baton"]
     wf, finished_at = _run_chain(app, "backstop")
     # As if the last step's consumer died between its commit and announcing.
-    with write_transaction(state.engine) as conn:
+    with state.store.write() as conn:
         conn.execute(update(completions).values(announced_at=None))
         conn.execute(events.delete().where(events.c.name == "workflow_finished"))
     with _heard_finished() as finished:
@@ -173,7 +172,7 @@ def test_workflow_left_settled_but_running_is_finished_and_announced_once_by_the
     wf, _ = _run_chain(app, "settled")
     # As if the last step's consumer died after its completion was stored and
     # before the workflow's end was (two statements on PostgreSQL).
-    with write_transaction(state.engine) as conn:
+    with state.store.write() as conn:
         conn.execute(update(workflows).values(state="running", finished_at=None))
         conn.execute(completions.delete())
     with _heard_finished() as finished:
@@ -185,7 +184,7 @@ def test_workflow_left_settled_but_running_is_finished_and_announced_once_by_the
 
 
 def _age_workflow(app: Flask, workflow_id: str, seconds: float) -> None:
-    with write_transaction(app.extensions["baton"].engine) as conn:
+    with app.extensions["baton"].store.write() as conn:
         conn.execute(
             update(workflows).where(workflows.c.id == workflow_id)
             .values(finished_at=workflows.c.finished_at - seconds, created_at=workflows.c.created_at - seconds)
@@ -245,7 +244,7 @@ def test_sweep_prunes_when_baton_prune_is_on(app: Flask) -> None:
     _age_workflow(app, wf.workflow_id, 3600)
     keeper = _chain("keeper")
     first = keeper.insert()[0]
-    with write_transaction(state.engine) as conn:
+    with state.store.write() as conn:
         conn.execute(debug_logs.insert(), [
             {"workflow_id": keeper.workflow_id, "node_id": first.id, "step_name": "first", "attempt": 1,
              "messages": "[]", "response": "old", "truncated": False, "created_at": time.time() - 120},

@@ -15,7 +15,7 @@ from flask_baton import (
     WorkflowError,
     WorkflowStateError,
 )
-from flask_baton.schema import workflows
+from flask_baton.store.tables import workflows
 
 from .steps import baton, constant, fails_while_file_exists, wait_for_file
 from .support import ThreadConsumer, wait_finished

@@ -6,13 +6,11 @@ import sys
 import time
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from ..consumer import configure_logging, create_consumer, log_banner
-from ..prune import PruneReport
-from ..prune import prune as prune_tables
 from ..steps import DEFAULT_QUEUE
+from ..store import PruneReport
 from ..sweep import sweep as run_sweep
 from .common import app_state, baton_cli
 
@@ -56,8 +54,7 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Create flask_baton's tables, or upgrade them in place (idempotent)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    old, new = app_state(check_schema=False).baton.create_schema(app)
+    old, new = app_state(check_schema=False).store.upgrade(time.time())
     if old == new:
         click.echo(f"flask_baton schema is up to date (version {new})")
     else:
@@ -101,7 +98,7 @@ def prune(max_age: float | None, dry_run: bool, yes: bool) -> None:
 
     def run(dry: bool) -> PruneReport:
         age = max_age if max_age is not None else state.config.prune_max_age
-        return prune_tables(state.engine, now, age, state.config.debug_log_max_age, dry_run=dry)
+        return state.store.prune(now, age, state.config.debug_log_max_age, dry_run=dry)
 
     counted = run(dry=True)
     if not counted.total:

@@ -17,9 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import current_app
 
-from ..appstate import AppState
+from ..appstate import AppState, get_state
 from ..errors import BatonError
 from ..records import WorkflowRecord
 from ..states import WorkflowState
@@ -54,10 +53,8 @@ def baton_cli() -> None:
 
 
 def app_state(*, check_schema: bool = True) -> AppState:
-    """The current app's flask_baton state, its schema checked unless told otherwise."""
-    state: AppState | None = current_app.extensions.get("baton")
-    if state is None:
-        raise click.ClickException("flask_baton is not registered on this app (baton.init_app(app))")
+    """The current app's flask_baton state (``get_state``), its schema checked unless told otherwise."""
+    state = get_state()
     return state.ready() if check_schema else state
 
 

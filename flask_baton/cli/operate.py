@@ -1,7 +1,7 @@
 """``flask baton cancel / retry / export``: acting on one workflow, named by its id or a unique start of it.
 
-Cancel and retry call the public ``Baton`` methods, the ones scripts and the
-dashboard use, so their checks and their planning are the same everywhere; a
+Cancel and retry call ``control``, as the public ``Baton`` methods and the
+dashboard do, so their checks and their planning are the same everywhere; a
 refusal (a finished workflow, a step that did not fail) exits 1 and changes
 nothing.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from .. import control
 from ..export import RENDERERS, export_workflow
 from .common import app_state, baton_cli, resolve
 
@@ -23,7 +24,7 @@ from .common import app_state, baton_cli, resolve
 def cancel(workflow_id: str, reason: str) -> None:
     """Cancel a running workflow: every step of it not finished yet is cancelled."""
     workflow = resolve(workflow_id)
-    cancelled = app_state().baton.cancel_workflow(workflow.id, reason)
+    cancelled = control.cancel_workflow(app_state(), workflow.id, reason)
     click.echo(f"cancelled workflow {workflow.id} ({workflow.name}): {_steps(cancelled, 'cancelled')}")
 
 
@@ -34,8 +35,8 @@ def cancel(workflow_id: str, reason: str) -> None:
 def retry(workflow_id: str, step: str | None) -> None:
     """Run a finished workflow's discarded and cancelled steps again, or only STEP (and what its failure cancelled)."""
     workflow = resolve(workflow_id)
-    baton = app_state().baton
-    rearmed = baton.retry_workflow(workflow.id) if step is None else baton.retry_step(workflow.id, step)
+    state = app_state()
+    rearmed = control.retry_workflow(state, workflow.id) if step is None else control.retry_step(state, workflow.id, step)
     click.echo(f"retrying workflow {workflow.id} ({workflow.name}): {_steps(rearmed, 're-armed')}")
     for name, why in rearmed.left_cancelled.items():
         click.echo(f"still cancelled: {name} ({why})")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..dag import StepGraph, can_retry
+from ..dag import StepGraph, can_cancel, can_retry
 from ..ids import short_id
 from ..multi_model import quorum_text
 from ..records import StepRecord, StepUsage, WorkflowRecord
@@ -407,7 +407,7 @@ def summary_view(
         cost=format_cost(sum(costs)) if costs else "—",
         tokens=format_count(tokens) if usage else "—",
         outcome=outcome_of(record, steps, progress["duration"]),
-        can_cancel=running,
+        can_cancel=can_cancel(record.state),  # the button shows when control.cancel_workflow would accept it
     )
 
 

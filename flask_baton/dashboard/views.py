@@ -20,7 +20,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     get_template_attribute,
     redirect,
@@ -31,7 +30,7 @@ from flask import (
 from markupsafe import Markup
 
 from .. import control
-from ..appstate import AppState
+from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
 from . import security
 from .present import WorkflowView
@@ -41,7 +40,8 @@ FRAGMENTS = "baton/_fragments.html"
 
 
 def baton_state() -> AppState:
-    return current_app.extensions["baton"]  # type: ignore[no-any-return]
+    """The state of the app serving this request (``get_state``)."""
+    return get_state()
 
 
 @dataclass(frozen=True)

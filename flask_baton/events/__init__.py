@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from flask import current_app
-
 TOPIC_PREFIX = "workflow:"
 STEP_UPDATED = "workflow_step_updated"
 WORKFLOW_FINISHED = "workflow_finished"
@@ -59,9 +57,18 @@ def topics_of(event: Event) -> tuple[str, str]:
 
 def subscribe_all() -> Any:
     """Subscribe to every workflow's events (current app)."""
-    return current_app.extensions["baton"].ready().events.subscribe(topic_all())
+    return _subscribe(topic_all())
 
 
 def subscribe_workflow(workflow_id: str) -> Any:
     """Subscribe to one workflow's events (current app)."""
-    return current_app.extensions["baton"].ready().events.subscribe(topic_for(workflow_id))
+    return _subscribe(topic_for(workflow_id))
+
+
+def _subscribe(topic: str) -> Any:
+    # Imported here, not at the top: this package is also where the
+    # transports the app's state holds live, so the state's module imports
+    # it; the subscribe functions are the one part that needs the state.
+    from ..appstate import get_state
+
+    return get_state().ready().events.subscribe(topic)

@@ -4,7 +4,7 @@ Publishing inserts rows into ``baton_events`` inside the transition's own
 transaction, so an event exists exactly when its transition committed.
 Subscribers poll for rows newer than the last one they saw (every
 ``POLL_SECONDS``). Rows older than ``BATON_EVENT_RETENTION`` seconds are
-deleted by the sweep, which keeps the table small.
+deleted by the sweep (``Store.trim_event_feed``), which keeps the table small.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .subscription import Subscription
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["GAP_SECONDS", "POLL_SECONDS", "DatabaseTransport", "prune_events"]
+__all__ = ["GAP_SECONDS", "POLL_SECONDS", "DatabaseTransport"]
 
 #: How often a subscriber looks for new rows; the feed's latency floor.
 POLL_SECONDS = 0.05
@@ -102,7 +102,3 @@ class _FeedReader:
 
     def close(self) -> None:
         """Polling holds no connection between fetches."""
-
-
-#: The trim of old feed rows (``prune.trim_event_feed``, run by the sweep), still imported from here.
-prune_events = feed.prune

@@ -1,13 +1,12 @@
-"""The one interface both event transports implement, and picking one."""
+"""The one interface both event transports implement (``choice.transport_for`` picks one)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from ..config import BatonConfig
 from . import Event
 from .subscription import Subscription
 
@@ -29,15 +28,3 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release connections."""
-
-
-def transport_for(config: BatonConfig, engine: Engine) -> Transport:
-    """Redis pub/sub when ``BATON_PUBSUB_URL`` is set (batched), else the database feed."""
-    if config.pubsub_url:
-        from .batching import BatchingTransport
-        from .redis import RedisTransport
-
-        return BatchingTransport(RedisTransport(config.pubsub_url, config.pubsub_prefix))
-    from .database import DatabaseTransport
-
-    return DatabaseTransport(engine)

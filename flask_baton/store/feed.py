@@ -14,10 +14,10 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, func, select
 
-from ..database import read_connection
 from ..events import Event
-from ..hotpath import insert_events
-from ..schema import events as feed
+from .engine import read_connection
+from .hotpath import insert_events
+from .tables import events as feed
 
 #: Most rows one poll reads.
 POLL_ROWS = 1000

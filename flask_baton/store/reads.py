@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
 
 from ..dag import StepGraph
-from ..database import read_connection
 from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
-from ..schema import edge_to_dep, edges, nodes, step_stats, workflows
 from ..states import StepState, WorkflowState
+from .engine import read_connection
+from .tables import edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
 
 _HEX = "0123456789abcdef"

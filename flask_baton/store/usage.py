@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Engine, func, insert, select
 
-from ..database import read_connection, write_transaction
 from ..records import Usage
-from ..schema import debug_logs, step_stats
+from .core import StoreCore
+from .engine import read_connection
+from .tables import debug_logs, step_stats
 
 #: What ``grouped`` can total usage by.
 Grouping = Literal["step_name", "model"]
@@ -31,15 +32,15 @@ def as_cost(total: Any) -> float | None:
     return None if total is None else float(total)
 
 
-def insert_usage(engine: Engine, row: dict[str, Any]) -> None:
+def insert_usage(db: StoreCore, row: dict[str, Any]) -> None:
     """Store one model call's usage (one ``baton_step_stats`` row) in a transaction of its own."""
-    with write_transaction(engine) as conn:
+    with db.write() as conn:
         conn.execute(insert(step_stats), row)
 
 
-def insert_capture(engine: Engine, row: dict[str, Any]) -> None:
+def insert_capture(db: StoreCore, row: dict[str, Any]) -> None:
     """Store one model call's prompt and response (one ``baton_debug_logs`` row) in a transaction of its own."""
-    with write_transaction(engine) as conn:
+    with db.write() as conn:
         conn.execute(insert(debug_logs), row)
 
 

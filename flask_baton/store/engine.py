@@ -1,9 +1,10 @@
-"""flask_baton's own SQLAlchemy engine and its transactions.
+"""flask_baton's own SQLAlchemy engines, SQLite's write lock, and riding out outages.
 
 flask_baton talks to the app's database through an engine of its own (same
 URL, separate pool). That lets it tune SQLite connections (WAL, busy timeout,
 ``synchronous``) and take write locks up front without changing how the host
-app's ``db.session`` behaves.
+app's ``db.session`` behaves. ``SqliteStore`` and ``PostgresStore`` build
+their engines here.
 
 SQLite notes. WAL lets readers (the dashboard) run while a consumer writes.
 ``synchronous=NORMAL`` in WAL mode never corrupts the database, but a power
@@ -13,6 +14,10 @@ at the price of an fsync per commit. Write transactions start with
 ``BEGIN IMMEDIATE``: a transaction that reads and then writes would otherwise
 fail with "database is locked" when another writer got in between, without
 waiting for the busy timeout.
+
+No pre-ping on checkout (a round trip per transaction): a connection that
+went stale fails its statement, SQLAlchemy discards it, and the callers that
+matter retry through ``riding_out_outages``.
 """
 
 from __future__ import annotations
@@ -23,38 +28,59 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
-from .config import BatonConfig
-from .errors import ConfigError
+from ..config import BatonConfig
+from ..errors import ConfigError
 
 
-def create_baton_engine(url: str | URL, config: BatonConfig) -> Engine:
-    """Build the engine flask_baton uses for ``url``, tuned for its backend.
+def sqlite_engine(url: URL, config: BatonConfig) -> tuple[Engine, int]:
+    """An engine for a SQLite file, its connections tuned; returns it and its busy timeout in ms."""
+    if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+        raise ConfigError(
+            f"flask_baton needs a file or server database, not an in-memory SQLite "
+            f"database ({url!s}): consumers run in other threads and processes. "
+            "Set SQLALCHEMY_DATABASE_URI or BATON_DATABASE_URI to a file."
+        )
+    engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
+    busy_ms = int(config.sqlite_busy_timeout * 1000)
 
-    No pre-ping on checkout (a round trip per transaction): a connection that
-    went stale fails its statement, SQLAlchemy discards it, and the callers
-    that matter retry through ``riding_out_outages``.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {config.sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    _forget_pool_after_fork(engine)
+    return engine, busy_ms
+
+
+def postgres_engine(url: URL, config: BatonConfig) -> Engine:
+    """An engine for PostgreSQL whose connections use ``synchronous_commit`` as configured.
+
+    ``off`` (the default) makes a commit return before its WAL record is on
+    disk: a PostgreSQL crash (not a client's) can lose the last fraction of a
+    second of transitions, never half of one, and never corrupts anything; the
+    sweep then runs the steps whose completion was lost again. The same trade
+    as SQLite's ``synchronous=NORMAL``; ``on`` costs an fsync per transition.
     """
-    url = make_url(url)
-    if url.get_backend_name() == "sqlite":
-        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
-            raise ConfigError(
-                f"flask_baton needs a file or server database, not an in-memory SQLite "
-                f"database ({url!s}): consumers run in other threads and processes. "
-                "Set SQLALCHEMY_DATABASE_URI or BATON_DATABASE_URI to a file."
-            )
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20)
-        _tune_sqlite(engine, config)
-    else:
-        engine = create_engine(url, pool_size=10, max_overflow=20)
-        if url.get_backend_name() == "postgresql":
-            _tune_postgres(engine, config)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    level = config.postgres_synchronous_commit
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit = {level}")
+        dbapi_connection.commit()
+
     _forget_pool_after_fork(engine)
     return engine
 
@@ -71,46 +97,11 @@ def _forget_pool_after_fork(engine: Engine) -> None:
     os.register_at_fork(after_in_child=in_child)
 
 
-def _tune_sqlite(engine: Engine, config: BatonConfig) -> None:
-    busy_ms = int(config.sqlite_busy_timeout * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute(f"PRAGMA synchronous = {config.sqlite_synchronous}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    _busy_ms[engine] = busy_ms
-
-
-def _tune_postgres(engine: Engine, config: BatonConfig) -> None:
-    """Set ``synchronous_commit`` on flask_baton's own connections.
-
-    ``off`` (the default) makes a commit return before its WAL record is on
-    disk: a PostgreSQL crash (not a client's) can lose the last fraction of a
-    second of transitions, never half of one, and never corrupts anything; the
-    sweep then runs the steps whose completion was lost again. The same trade
-    as SQLite's ``synchronous=NORMAL``; ``on`` costs an fsync per transition.
-    """
-    level = config.postgres_synchronous_commit
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET synchronous_commit = {level}")
-        dbapi_connection.commit()
-
-
-#: Each SQLite engine's busy timeout in ms, for ``_begin_immediate``.
-_busy_ms: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 #: First and longest pause between tries to take SQLite's write lock.
 _LOCK_PAUSE = (0.0001, 0.002)
 
 
-def _begin_immediate(conn: Connection) -> None:
+def begin_immediate(conn: Connection, busy_ms: int) -> None:
     """Take SQLite's write lock, trying again every fraction of a millisecond.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 ms... between tries, so a
@@ -118,8 +109,7 @@ def _begin_immediate(conn: Connection) -> None:
     consumers that, not the work, sets the pace. Here the busy timeout is off
     while we spin, and restored for the transaction's own statements.
     """
-    raw = conn.connection.driver_connection
-    busy_ms = _busy_ms[conn.engine]
+    raw: Any = conn.connection.driver_connection
     deadline = time.monotonic() + busy_ms / 1000
     pause = _LOCK_PAUSE[0]
     raw.execute("PRAGMA busy_timeout = 0")
@@ -135,41 +125,6 @@ def _begin_immediate(conn: Connection) -> None:
             pause = min(pause * 1.5, _LOCK_PAUSE[1])
     finally:
         raw.execute(f"PRAGMA busy_timeout = {busy_ms}")
-
-
-@contextmanager
-def write_transaction(engine: Engine, *, autocommit: bool = False) -> Iterator[Connection]:
-    """One short write transaction: commit on success, roll back on error.
-
-    On SQLite it takes the write lock at BEGIN, so compare-and-set updates
-    never fail half-way with "database is locked".
-
-    ``autocommit`` (PostgreSQL only; ignored elsewhere) is for a caller whose
-    every statement is a whole change by itself: no BEGIN and COMMIT around
-    them, so a single-statement transition costs one round trip, not three.
-    """
-    with engine.connect() as conn:
-        raw: Any = conn.connection.driver_connection
-        unwrapped = autocommit and conn.dialect.name == "postgresql"
-        if conn.dialect.name == "sqlite":
-            _begin_immediate(conn)
-        elif unwrapped:
-            raw.autocommit = True
-        # Begun explicitly: statements sent straight to the driver (hotpath)
-        # must still be committed by conn.commit().
-        conn.begin()
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            if unwrapped:
-                # Back to transactions for the next user; a connection broken
-                # on the way refuses, and SQLAlchemy discards it anyway.
-                with suppress(Exception):
-                    raw.autocommit = False
-        conn.commit()
 
 
 @contextmanager

@@ -1,10 +1,8 @@
-"""flask_baton's tables, their one set of names, and in-place upgrades.
+"""flask_baton's tables: the one place their names and columns are written.
 
-The tables live in their own ``MetaData`` so they never show up in a host
-app's ``db.metadata``; migration.py keeps Alembic's autogenerate away from
-them. ``SCHEMA_VERSION`` is recorded in ``baton_schema``; ``MIGRATIONS`` holds
-the steps that bring an older install up to date, so ``create_schema`` is safe
-to run on every deploy.
+They live in their own ``MetaData`` so they never show up in a host app's
+``db.metadata``; ``flask_baton.migration`` keeps Alembic's autogenerate away
+from them, and ``migrations`` creates and upgrades them.
 
 Times are Unix epoch seconds (floats): cheap to compare in SQL on every
 backend, and the same numbers the consumer's clock produces.
@@ -12,14 +10,12 @@ backend, and the same numbers the consumer's clock produces.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
-    Connection,
-    Engine,
     Float,
     ForeignKey,
     FromClause,
@@ -30,12 +26,10 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    func,
-    select,
     text,
 )
 
-from .states import WorkflowState
+from ..states import WorkflowState
 
 metadata = MetaData()
 
@@ -80,7 +74,7 @@ nodes = Table(
     "baton_nodes",
     metadata,
     Column("id", ID, primary_key=True),
-    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), nullable=False),
+    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
     Column("step_name", NAME, nullable=False),
     Column("position", Integer, nullable=False),  # order of adding, within the workflow
     Column("task", NAME, nullable=False),  # registered step function's name
@@ -109,7 +103,7 @@ nodes = Table(
 edges = Table(
     "baton_edges",
     metadata,
-    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), primary_key=True),
+    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), primary_key=True),
     Column("step_name", NAME, primary_key=True),  # the dependent
     Column("dep_name", NAME, primary_key=True),  # what it waits for
     # NULL: the dep must complete (its failure cancels the dependent);
@@ -129,14 +123,21 @@ def edge_to_dependent(node: FromClause = nodes) -> ColumnElement[bool]:
     return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.step_name)
 
 
+def _attempt_columns() -> list[Column[Any]]:
+    """The columns of a row kept per attempt of a step (new objects each time: a column belongs to one table)."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
+        Column("node_id", ID, nullable=False),
+        Column("step_name", NAME, nullable=False),
+        Column("attempt", Integer, nullable=False),
+    ]
+
+
 step_stats = Table(
     "baton_step_stats",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), nullable=False),
-    Column("node_id", ID, nullable=False),
-    Column("step_name", NAME, nullable=False),
-    Column("attempt", Integer, nullable=False),
+    *_attempt_columns(),
     Column("model", NAME),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
@@ -151,11 +152,7 @@ step_stats = Table(
 debug_logs = Table(
     "baton_debug_logs",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("workflow_id", ID, ForeignKey("baton_workflows.id", ondelete="CASCADE"), nullable=False),
-    Column("node_id", ID, nullable=False),
-    Column("step_name", NAME, nullable=False),
-    Column("attempt", Integer, nullable=False),
+    *_attempt_columns(),
     Column("messages", Text),
     Column("response", Text),
     Column("truncated", Boolean, nullable=False, default=False),
@@ -205,52 +202,6 @@ schema_versions = Table(
     Column("applied_at", Float, nullable=False),
 )
 
-#: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 2
 
-
-def _add_dependents_version(conn: Connection) -> None:
-    conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN dependents_version INTEGER NOT NULL DEFAULT 0"))
-
-
-#: version -> function that upgrades a database from ``version - 1``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version}
-
-
-def current_version(conn: Connection) -> int:
-    """Return the recorded schema version, 0 when flask_baton is not installed."""
-    if not conn.dialect.has_table(conn, schema_versions.name):
-        return 0
-    return conn.execute(select(func.coalesce(func.max(schema_versions.c.version), 0))).scalar_one()
-
-
-def upgrade(engine: Engine, now: float) -> tuple[int, int]:
-    """Create or upgrade the tables in a transaction of their own; return (from, to) versions.
-
-    On SQLite the transaction takes the write lock up front, so a second
-    caller waits for the first instead of failing half-way.
-    """
-    with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return upgrade_in(conn, now)
-
-
-def upgrade_in(conn: Connection, now: float) -> tuple[int, int]:
-    """Create or upgrade the tables in the caller's transaction; return (from, to) versions.
-
-    ``upgrade`` and an Alembic migration (``flask_baton.migration.upgrade``)
-    share this one path. Concurrent callers on PostgreSQL serialise on an
-    advisory lock, so exactly one of them does the work.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(724108)"))
-    found = current_version(conn)
-    if found == 0:
-        metadata.create_all(conn)
-    else:
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version](conn)
-    if found < SCHEMA_VERSION:
-        conn.execute(schema_versions.insert(), {"version": SCHEMA_VERSION, "applied_at": now})
-    return found, SCHEMA_VERSION
+#: Every flask_baton table name.
+TABLE_NAMES: frozenset[str] = frozenset(metadata.tables)

@@ -1,0 +1,133 @@
+"""What the sweep reads and changes: lapsed leases, lost messages, unfinished and unannounced ends.
+
+The reads run on their own connection and are bounded (``limit``) so one
+sweep stays short; each change is a compare-and-set on what the read saw.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from sqlalchemy import Connection, exc, insert, select, update
+
+from ..effects import Claimed, WorkflowEnd
+from ..states import CLAIMABLE, StepState, WorkflowState
+from . import hotpath
+from .core import StoreCore
+from .tables import completions, locks, nodes, workflows
+
+
+class Lapsed(NamedTuple):
+    """A step executing on a consumer that stopped renewing its lease, as the sweep saw it."""
+
+    claimed: Claimed
+    heartbeat_at: float | None
+
+
+class Waiting(NamedTuple):
+    """A step waiting to run since ``scheduled_at``."""
+
+    node_id: str
+    task: str
+    scheduled_at: float
+
+
+class SweepStatements(StoreCore):
+    """The sweep's reads and compare-and-sets, the sweep's lease, and announcing ends once."""
+
+    def lapsed(self, now: float, lease: float, limit: int) -> list[Lapsed]:
+        """Executing steps whose heartbeat is more than ``lease`` seconds old."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(nodes.c.id, nodes.c.workflow_id, nodes.c.step_name, nodes.c.task, nodes.c.args,
+                       nodes.c.attempt, nodes.c.worker, nodes.c.heartbeat_at, nodes.c.started_at)
+                .where(nodes.c.state == StepState.EXECUTING, nodes.c.heartbeat_at < now - lease)
+                .limit(limit)
+            ).all()
+        return [
+            Lapsed(Claimed(row.id, row.workflow_id, row.step_name, row.task, row.args, row.attempt,
+                           row.worker or "", row.started_at or now), row.heartbeat_at)
+            for row in rows
+        ]
+
+    def waiting_since(self, before: float, limit: int) -> list[Waiting]:
+        """Steps due to run since before ``before``, longest waiting first."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(nodes.c.id, nodes.c.task, nodes.c.scheduled_at)
+                .where(nodes.c.state.in_(CLAIMABLE), nodes.c.scheduled_at < before)
+                .order_by(nodes.c.scheduled_at)
+                .limit(limit)
+            ).all()
+        return [Waiting(*row) for row in rows]
+
+    def settled_but_running(self, limit: int) -> list[str]:
+        """Workflows still ``running`` with no step left to settle."""
+        with self.read() as conn:
+            return list(conn.execute(
+                select(workflows.c.id)
+                .where(workflows.c.state == WorkflowState.RUNNING, workflows.c.unsettled == 0)
+                .limit(limit)
+            ).scalars())
+
+    def unannounced(self, before: float, limit: int) -> list[WorkflowEnd]:
+        """Workflow ends recorded before ``before`` that nobody announced."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(completions)
+                .where(completions.c.announced_at.is_(None), completions.c.finished_at < before)
+                .limit(limit)
+            ).all()
+        return [WorkflowEnd(row.workflow_id, row.outcome, json.loads(row.failed_steps), row.finished_at)
+                for row in rows]
+
+    def rescue(self, conn: Connection, claimed: Claimed, heartbeat_at: float | None, reason: str, now: float) -> bool:
+        """Make a lapsed step ``retryable``, unless its consumer renewed the lease since ``heartbeat_at``."""
+        moved = conn.execute(
+            update(nodes)
+            .where(
+                nodes.c.id == claimed.node_id,
+                nodes.c.state == StepState.EXECUTING,
+                nodes.c.attempt == claimed.attempt,
+                nodes.c.heartbeat_at == heartbeat_at if heartbeat_at is not None else nodes.c.heartbeat_at.is_(None),
+            )
+            .values(state=StepState.RETRYABLE, error=reason, worker=None, scheduled_at=now)
+        )
+        return moved.rowcount == 1
+
+    def heartbeat_of(self, conn: Connection, node_id: str) -> float | None:
+        """The heartbeat of a step still executing (None: no heartbeat, or not executing)."""
+        found: float | None = conn.execute(
+            select(nodes.c.heartbeat_at).where(nodes.c.id == node_id, nodes.c.state == StepState.EXECUTING)
+        ).scalar_one_or_none()
+        return found
+
+    def requeue(self, conn: Connection, node_id: str, seen_at: float, now: float) -> bool:
+        """Mark a waiting step handed to Huey again, if nobody did since the sweep saw it."""
+        moved = conn.execute(
+            update(nodes)
+            .where(nodes.c.id == node_id, nodes.c.state.in_(CLAIMABLE), nodes.c.scheduled_at == seen_at)
+            .values(scheduled_at=now)
+        )
+        return moved.rowcount == 1
+
+    def mark_announced(self, conn: Connection, workflow_id: str, now: float) -> bool:
+        """Claim the one announcement of a workflow's end; True for the winner."""
+        return bool(self._run(conn, hotpath.MARK_ANNOUNCED, {"workflow_id": workflow_id, "now": now}).rowcount == 1)
+
+    def take_lease(self, name: str, holder: str, now: float, until: float) -> bool:
+        """Hold the named lease until ``until`` if it is free (expired or new), in a transaction of its own."""
+        try:
+            with self.write() as conn:
+                taken = conn.execute(
+                    update(locks).where(locks.c.name == name, locks.c.until <= now).values(holder=holder, until=until)
+                ).rowcount
+                if taken:
+                    return True
+                if conn.execute(select(locks.c.name).where(locks.c.name == name)).first() is not None:
+                    return False
+                conn.execute(insert(locks), {"name": name, "holder": holder, "until": until})
+                return True
+        except exc.IntegrityError:
+            return False  # another consumer created the lease row first
