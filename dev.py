@@ -232,7 +232,7 @@ def build_docs(argv: Sequence[str]) -> int:
     # -q: print only the warnings.
     command = [str(python), "-m", "sphinx", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html",
                str(ROOT / "docs"), str(args.out.resolve())]
-    status = subprocess.call(command, cwd=ROOT, env=venv_environment())
+    status = subprocess.call(command, cwd=ROOT, env=venv_environment(DEFAULT))
     if status == 0:
         print(f"dev.py: documentation built: {args.out.resolve() / 'index.html'}", flush=True)
     else:
