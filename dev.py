@@ -11,6 +11,9 @@
         --huey-min on the oldest Huey pyproject.toml allows, in .venv-huey-min
         (both: .venv-pyXY-huey-min). .ci/run runs all three.
 
+    python3 dev.py check
+        ruff (lint and format) and mypy --strict on flask_baton/, as CI runs them.
+
     python3 dev.py docs [--out DIR]
         Build the documentation site (Sphinx) from docs/ into DIR (default
         docs/_build/html), warnings as errors; exits non-zero if it fails.
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import sys
 
-if sys.version_info < (3, 11):
+if sys.version_info < (3, 11):  # noqa: UP036 -- says so on an older Python instead of failing on syntax
     sys.exit(f"dev.py needs Python 3.11 or newer; this is {sys.version.split()[0]}")
 
 import argparse
@@ -153,12 +156,15 @@ def find_python(wanted: str) -> tuple[str, str]:
         with contextlib.suppress(OSError):
             result = subprocess.run(
                 [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
             version = result.stdout.strip()
             if result.returncode == 0 and (os.sep in wanted or version == wanted):
                 return candidate, version
-    sys.exit(f"dev.py: no Python {wanted} found (tried {', '.join(candidates)}); install it, e.g. pyenv install {wanted}")
+    sys.exit(
+        f"dev.py: no Python {wanted} found (tried {', '.join(candidates)}); install it, e.g. pyenv install {wanted}"
+    )
 
 
 def huey_floor() -> str:
@@ -216,22 +222,61 @@ def run_tests(argv: Sequence[str]) -> int:
     return subprocess.call(command, env=venv_environment(setup))
 
 
+# -- dev.py check ------------------------------------------------------------------
+
+
+def run_checks(argv: Sequence[str]) -> int:
+    """Lint, format and type checks, as CI runs them; each runs, the first failure's code is returned."""
+    if argv:
+        print("dev.py check takes no arguments", file=sys.stderr)
+        return 2
+    python = str(ensure_venv())
+    checks = [
+        ("ruff check", [python, "-m", "ruff", "check", "."]),
+        ("ruff format --check", [python, "-m", "ruff", "format", "--check", "."]),
+        ("mypy --strict flask_baton", [python, "-m", "mypy"]),
+    ]
+    status = 0
+    for name, command in checks:
+        code = subprocess.call(command, cwd=ROOT, env=venv_environment(DEFAULT))
+        if code:
+            print(f"dev.py: {name} failed (exit code {code})", file=sys.stderr, flush=True)
+            status = status or code
+    return status
+
+
 # -- dev.py docs -------------------------------------------------------------------
 
 
 def build_docs(argv: Sequence[str]) -> int:
     """Build docs/ with Sphinx, every warning an error and every reference checked."""
     parser = argparse.ArgumentParser(prog="dev.py docs", description="Build the documentation site.")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "_build" / "html",
-                        help="where the HTML goes (default docs/_build/html)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "_build" / "html",
+        help="where the HTML goes (default docs/_build/html)",
+    )
     args = parser.parse_args(argv)
     python = ensure_venv()
     # -W: a warning fails the build; --keep-going: report them all first;
     # -n: nitpicky, every cross-reference must resolve; -E: read every page again,
     # as a saved environment would not repeat the warnings of unchanged pages;
     # -q: print only the warnings.
-    command = [str(python), "-m", "sphinx", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html",
-               str(ROOT / "docs"), str(args.out.resolve())]
+    command = [
+        str(python),
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-n",
+        "-E",
+        "-q",
+        "-b",
+        "html",
+        str(ROOT / "docs"),
+        str(args.out.resolve()),
+    ]
     status = subprocess.call(command, cwd=ROOT, env=venv_environment(DEFAULT))
     if status == 0:
         print(f"dev.py: documentation built: {args.out.resolve() / 'index.html'}", flush=True)
@@ -316,12 +361,18 @@ def run_example(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="dev.py example", description="Run the example app (consumer + web).")
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve on (default %(default)s)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 5000)), help="default %(default)s")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="worker threads of each consumer, default and llm queue (default %(default)s)")
     parser.add_argument(
-        "--debug", action=argparse.BooleanOptionalAction, default=None,
+        "--workers",
+        type=int,
+        default=2,
+        help="worker threads of each consumer, default and llm queue (default %(default)s)",
+    )
+    parser.add_argument(
+        "--debug",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="Flask debug mode, which opens the dashboard without BATON_DASHBOARD_AUTH "
-             "(default: on when serving on a loopback address only, as its debugger runs code)",
+        "(default: on when serving on a loopback address only, as its debugger runs code)",
     )
     args = parser.parse_args(argv)
     if args.debug is None:
@@ -350,8 +401,9 @@ def run_example(argv: Sequence[str]) -> int:
         # reload steps the consumer still runs in their old version.
         children["web"] = start_child("web", [*web, "--no-reload", "--with-threads"])
         if wait_for_port(local_host, args.port, children["web"]):
-            print(f"\n  flask_baton example running at {url}  (dashboard: {url}baton)\n  Ctrl-C stops it.\n",
-                  flush=True)
+            print(
+                f"\n  flask_baton example running at {url}  (dashboard: {url}baton)\n  Ctrl-C stops it.\n", flush=True
+            )
         elif children["web"].poll() is None and not _stop_signals:
             print(f"dev.py: the web server is not answering on {url} yet; still waiting", flush=True)
         while not _stop_signals:
@@ -377,7 +429,7 @@ def run_example(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    commands = {"docs": build_docs, "example": run_example, "test": run_tests}
+    commands = {"check": run_checks, "docs": build_docs, "example": run_example, "test": run_tests}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2

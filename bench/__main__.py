@@ -24,8 +24,7 @@ from .storage import Storage, make_workdir, remove_workdir
 from .systems import HISTORY, INSERT_BATCH, BatonSystem, Measurement, RawSystem, System
 
 REFERENCE = (
-    "reference per-hop latency (from the issue): raw Huey ~1.5 ms SQLite, ~0.8 ms Redis; "
-    "Celery ~2.9 ms; RQ ~4.9 ms"
+    "reference per-hop latency (from the issue): raw Huey ~1.5 ms SQLite, ~0.8 ms Redis; Celery ~2.9 ms; RQ ~4.9 ms"
 )
 
 
@@ -48,8 +47,16 @@ class Plan:
     throughput_timeout: float = 300.0
 
 
-QUICK = Plan(chain_repeats=2, fan_repeats=1, throughput_n=1000, insert_repeats=1, validate_repeats=2,
-             chain_timeout=30.0, fan_timeout=40.0, throughput_timeout=60.0)
+QUICK = Plan(
+    chain_repeats=2,
+    fan_repeats=1,
+    throughput_n=1000,
+    insert_repeats=1,
+    validate_repeats=2,
+    chain_timeout=30.0,
+    fan_timeout=40.0,
+    throughput_timeout=60.0,
+)
 
 
 @dataclass
@@ -127,8 +134,10 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
             system.warm_up()
             if analyze and hasattr(system, "analyze"):
                 system.analyze()
-                log(f"  {system.name}: {HISTORY:,} finished workflows of history, then ANALYZE "
-                    "(steady state; --fresh skips both)")
+                log(
+                    f"  {system.name}: {HISTORY:,} finished workflows of history, then ANALYZE "
+                    "(steady state; --fresh skips both)"
+                )
             log(f"  {system.name}: consumer up and warm ({time.perf_counter() - t0:.1f}s)")
         for name, repeats, size, timeout in scenarios:
             gave_up: set[str] = set()
@@ -144,13 +153,17 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
                     except TimeoutError as exc:
                         steps = size + 2 if name == "fan_out" else size
                         out[system.key][name].append(Measurement(timeout, steps, 0.0, {"timed_out": True}))
-                        log(f"  {system.name}: {name} exceeded its {timeout:.0f}s deadline ({exc}); restarting "
-                            "its consumer on an emptied queue, skipping this scenario's other repeats")
+                        log(
+                            f"  {system.name}: {name} exceeded its {timeout:.0f}s deadline ({exc}); restarting "
+                            "its consumer on an emptied queue, skipping this scenario's other repeats"
+                        )
                         system.recover()
                         gave_up.add(system.key)
             for system in systems:
-                log(f"  {system.name}: {name} x{len(out[system.key][name])}: "
-                    + ", ".join(_fmt_run(m) for m in out[system.key][name]))
+                log(
+                    f"  {system.name}: {name} x{len(out[system.key][name])}: "
+                    + ", ".join(_fmt_run(m) for m in out[system.key][name])
+                )
         for system in systems:
             current = system
             system.ensure_idle()
@@ -173,56 +186,104 @@ def _gt(ms: list[Measurement], value: float, fmt: str) -> str:
     return ("> " if _timed_out(ms) else "") + fmt.format(value)
 
 
-def storage_rows(storage: Storage, raw: dict[str, list[Measurement]], baton: dict[str, list[Measurement]],
-                 plan: Plan, report: Report) -> None:
+def storage_rows(
+    storage: Storage, raw: dict[str, list[Measurement]], baton: dict[str, list[Measurement]], plan: Plan, report: Report
+) -> None:
     s = storage.short
     # 1. chain
     raw_hop = _median(raw["chain"]) / plan.chain_steps * 1000
     bat_hop = _median(baton["chain"]) / plan.chain_steps * 1000
     ratio = bat_hop / raw_hop
     timed_out = _timed_out(raw["chain"] + baton["chain"])
-    report.rows.append(Row(
-        f"1. chain {plan.chain_steps} [{s}]", "per-hop latency, ms", _gt(raw["chain"], raw_hop, "{:.2f}"),
-        _gt(baton["chain"], bat_hop, "{:.2f}"), f"{ratio:.2f}x", "<= 2.0x", _verdict(ratio <= 2.0 and not timed_out),
-        f"median of {len(raw['chain'])}"
-        + _prefixed("; raw ", _spread([m.seconds / plan.chain_steps * 1000 for m in raw["chain"]], "{:.2f}"))
-        + _prefixed("; baton ", _spread([m.seconds / plan.chain_steps * 1000 for m in baton["chain"]], "{:.2f}")),
-    ))
+    report.rows.append(
+        Row(
+            f"1. chain {plan.chain_steps} [{s}]",
+            "per-hop latency, ms",
+            _gt(raw["chain"], raw_hop, "{:.2f}"),
+            _gt(baton["chain"], bat_hop, "{:.2f}"),
+            f"{ratio:.2f}x",
+            "<= 2.0x",
+            _verdict(ratio <= 2.0 and not timed_out),
+            f"median of {len(raw['chain'])}"
+            + _prefixed("; raw ", _spread([m.seconds / plan.chain_steps * 1000 for m in raw["chain"]], "{:.2f}"))
+            + _prefixed("; baton ", _spread([m.seconds / plan.chain_steps * 1000 for m in baton["chain"]], "{:.2f}")),
+        )
+    )
     # 2. fan-out / fan-in
     raw_t = _median(raw["fan_out"])
     bat_t = _median(baton["fan_out"])
     ratio = bat_t / raw_t
     timed_out = _timed_out(raw["fan_out"] + baton["fan_out"])
     finished = [m for m in baton["fan_out"] if not m.extra.get("timed_out")]
-    report.rows.append(Row(
-        f"2. fan-out {plan.fan_width} -> fan-in [{s}]", "total time, s", _gt(raw["fan_out"], raw_t, "{:.3f}"),
-        _gt(baton["fan_out"], bat_t, "{:.3f}"), ("> " if _timed_out(baton["fan_out"]) else "") + f"{ratio:.2f}x",
-        "<= 1.5x", _verdict(ratio <= 1.5 and not timed_out),
-        f"median of {len(raw['fan_out'])}" + _prefixed("; baton ", _spread([m.seconds for m in baton["fan_out"]], "{:.2f}"))
-        + (f"; baton insert {statistics.median(m.insert_seconds for m in finished) * 1000:.0f} ms" if finished else "")
-        + f", raw enqueue {statistics.median(m.insert_seconds for m in raw['fan_out']) * 1000:.0f} ms"
-        + (f"; {sum(1 for m in baton['fan_out'] if m.extra.get('timed_out'))} baton run(s) hit the "
-           f"{plan.fan_timeout:.0f}s deadline" if _timed_out(baton["fan_out"]) else ""),
-    ))
+    report.rows.append(
+        Row(
+            f"2. fan-out {plan.fan_width} -> fan-in [{s}]",
+            "total time, s",
+            _gt(raw["fan_out"], raw_t, "{:.3f}"),
+            _gt(baton["fan_out"], bat_t, "{:.3f}"),
+            ("> " if _timed_out(baton["fan_out"]) else "") + f"{ratio:.2f}x",
+            "<= 1.5x",
+            _verdict(ratio <= 1.5 and not timed_out),
+            f"median of {len(raw['fan_out'])}"
+            + _prefixed("; baton ", _spread([m.seconds for m in baton["fan_out"]], "{:.2f}"))
+            + (
+                f"; baton insert {statistics.median(m.insert_seconds for m in finished) * 1000:.0f} ms"
+                if finished
+                else ""
+            )
+            + f", raw enqueue {statistics.median(m.insert_seconds for m in raw['fan_out']) * 1000:.0f} ms"
+            + (
+                f"; {sum(1 for m in baton['fan_out'] if m.extra.get('timed_out'))} baton run(s) hit the "
+                f"{plan.fan_timeout:.0f}s deadline"
+                if _timed_out(baton["fan_out"])
+                else ""
+            ),
+        )
+    )
     if finished:
         runs = [m.extra["fanin_runs"] for m in finished]
         not_run = [m.extra["fanin_not_run"] for m in finished]
         snoozes = [m.extra["fanin_snoozes"] for m in finished]
         deliveries = [m.extra["fanin_deliveries"] for m in finished]
-        report.rows.append(Row(
-            f"   fan-in step ran [{s}]", "times per workflow", "-", "/".join(map(str, runs)), "-", "== 1",
-            _verdict(all(r == 1 for r in runs)),
-            f"attempt {'/'.join(str(m.extra['fanin_attempt']) for m in finished)}, "
-            f"result {'/'.join(str(m.extra['fanin_result']) for m in finished)}",
-        ))
-        report.rows.append(Row(
-            f"   fan-in claimed-not-run/snoozed [{s}]", "times per workflow", "-", "/".join(map(str, not_run)), "-",
-            "== 0", _verdict(all(n == 0 for n in not_run)),
-            f"Huey deliveries of the fan-in {'/'.join(map(str, deliveries))}, snoozes {'/'.join(map(str, snoozes))}",
-        ))
+        report.rows.append(
+            Row(
+                f"   fan-in step ran [{s}]",
+                "times per workflow",
+                "-",
+                "/".join(map(str, runs)),
+                "-",
+                "== 1",
+                _verdict(all(r == 1 for r in runs)),
+                f"attempt {'/'.join(str(m.extra['fanin_attempt']) for m in finished)}, "
+                f"result {'/'.join(str(m.extra['fanin_result']) for m in finished)}",
+            )
+        )
+        report.rows.append(
+            Row(
+                f"   fan-in claimed-not-run/snoozed [{s}]",
+                "times per workflow",
+                "-",
+                "/".join(map(str, not_run)),
+                "-",
+                "== 0",
+                _verdict(all(n == 0 for n in not_run)),
+                f"Huey deliveries of the fan-in {'/'.join(map(str, deliveries))}, "
+                f"snoozes {'/'.join(map(str, snoozes))}",
+            )
+        )
     else:
-        report.rows.append(Row(f"   fan-in step ran [{s}]", "times per workflow", "-", "n/a", "-", "== 1", "FAIL",
-                               "no fan-out run finished before its deadline"))
+        report.rows.append(
+            Row(
+                f"   fan-in step ran [{s}]",
+                "times per workflow",
+                "-",
+                "n/a",
+                "-",
+                "== 1",
+                "FAIL",
+                "no fan-out run finished before its deadline",
+            )
+        )
     # 3. throughput
     raw_rate = statistics.median(m.steps / m.seconds for m in raw["throughput"])
     bat_rate = statistics.median(m.steps / m.seconds for m in baton["throughput"])
@@ -233,16 +294,25 @@ def storage_rows(storage: Storage, raw: dict[str, list[Measurement]], baton: dic
     note = ""
     if done and raw_done:
         b, r = done[0].extra, raw_done[0].extra
-        note = (f"insert phase {statistics.median(m.insert_seconds for m in done):.2f}s vs raw enqueue "
-                f"{statistics.median(m.insert_seconds for m in raw_done):.2f}s (flask_baton: Workflow.insert_many, "
-                f"{INSERT_BATCH} a batch); per workflow p50/p99 "
-                f"{b['insert_p50_ms']:.2f}/{b['insert_p99_ms']:.1f} ms vs raw {r['insert_p50_ms']:.2f}/"
-                f"{r['insert_p99_ms']:.1f} ms")
-    report.rows.append(Row(
-        f"3. throughput {plan.throughput_n} [{s}]", "steps/s", ("< " if _timed_out(raw["throughput"]) else "")
-        + f"{raw_rate:.0f}", ("< " if _timed_out(baton["throughput"]) else "") + f"{bat_rate:.0f}",
-        f"{ratio:.2f}x", ">= 0.5x", _verdict(ratio >= 0.5 and not timed_out), note,
-    ))
+        note = (
+            f"insert phase {statistics.median(m.insert_seconds for m in done):.2f}s vs raw enqueue "
+            f"{statistics.median(m.insert_seconds for m in raw_done):.2f}s (flask_baton: Workflow.insert_many, "
+            f"{INSERT_BATCH} a batch); per workflow p50/p99 "
+            f"{b['insert_p50_ms']:.2f}/{b['insert_p99_ms']:.1f} ms vs raw {r['insert_p50_ms']:.2f}/"
+            f"{r['insert_p99_ms']:.1f} ms"
+        )
+    report.rows.append(
+        Row(
+            f"3. throughput {plan.throughput_n} [{s}]",
+            "steps/s",
+            ("< " if _timed_out(raw["throughput"]) else "") + f"{raw_rate:.0f}",
+            ("< " if _timed_out(baton["throughput"]) else "") + f"{bat_rate:.0f}",
+            f"{ratio:.2f}x",
+            ">= 0.5x",
+            _verdict(ratio >= 0.5 and not timed_out),
+            note,
+        )
+    )
     # Health: every task ran exactly once.
     for name, results in (("raw Huey", raw), ("flask_baton", baton)):
         for scenario, ms in results.items():
@@ -251,10 +321,12 @@ def storage_rows(storage: Storage, raw: dict[str, list[Measurement]], baton: dic
                     continue
                 if m.extra.get("executions") not in (None, m.steps):
                     report.failures.append(
-                        f"{name} {scenario} [{s}]: {m.extra['executions']} executions for {m.steps} steps")
+                        f"{name} {scenario} [{s}]: {m.extra['executions']} executions for {m.steps} steps"
+                    )
                 if "deliveries" in m.extra and m.extra["deliveries"] != m.steps:
                     report.failures.append(
-                        f"{name} {scenario} [{s}]: {m.extra['deliveries']} Huey deliveries for {m.steps} steps")
+                        f"{name} {scenario} [{s}]: {m.extra['deliveries']} Huey deliveries for {m.steps} steps"
+                    )
 
 
 def insert_rows(storage: Storage, ins: dict[str, Any], report: Report) -> None:
@@ -262,13 +334,19 @@ def insert_rows(storage: Storage, ins: dict[str, Any], report: Report) -> None:
     for shape in ("wide", "mixed"):
         r = ins[shape]
         is_target = storage.kind == "sqlite" and shape == "wide"
-        desc = ("root + 9,999 deps on root" if shape == "wide" else "each step: 1-3 deps among the 50 before it")
-        report.rows.append(Row(
-            f"4. insert {r['steps']:,} {shape} [{s}]", "insert() seconds", "-", f"{r['median']:.3f}", "-",
-            "<= 1 s" if is_target else "(info)",
-            _verdict(r["median"] <= 1.0) if is_target else "info",
-            f"{desc}; {r['edges']:,} edges; min {r['min']:.3f}s; building it: {r['build_median']:.3f}s",
-        ))
+        desc = "root + 9,999 deps on root" if shape == "wide" else "each step: 1-3 deps among the 50 before it"
+        report.rows.append(
+            Row(
+                f"4. insert {r['steps']:,} {shape} [{s}]",
+                "insert() seconds",
+                "-",
+                f"{r['median']:.3f}",
+                "-",
+                "<= 1 s" if is_target else "(info)",
+                _verdict(r["median"] <= 1.0) if is_target else "info",
+                f"{desc}; {r['edges']:,} edges; min {r['min']:.3f}s; building it: {r['build_median']:.3f}s",
+            )
+        )
 
 
 #: Per-step growth from the small to the big graph still called linear. An
@@ -286,13 +364,19 @@ def validation_rows(val: dict[str, dict[int, float]], sizes: tuple[int, int], re
         floor = val[f"{shape}/pass"]
         per_small, per_big = (times[n] / n * 1e6 for n in sizes)
         floor_small, floor_big = (floor[n] / n * 1e6 for n in sizes)
-        report.rows.append(Row(
-            f"4. validate {shape}", f"us/step {small // 1000}k -> {big // 1000}k", "-",
-            f"{per_small:.2f} -> {per_big:.2f}", f"{per_big / per_small:.1f}x per step",
-            f"per-step <= {LINEAR_GROWTH:g}x", _verdict(per_big <= LINEAR_GROWTH * per_small),
-            f"Workflow.validate(): {times[small] * 1000:.1f} ms -> {times[big] * 1000:.1f} ms for 10x the steps; "
-            f"a plain dict pass over the same graph: {floor_small:.2f} -> {floor_big:.2f} us/step (best of runs)",
-        ))
+        report.rows.append(
+            Row(
+                f"4. validate {shape}",
+                f"us/step {small // 1000}k -> {big // 1000}k",
+                "-",
+                f"{per_small:.2f} -> {per_big:.2f}",
+                f"{per_big / per_small:.1f}x per step",
+                f"per-step <= {LINEAR_GROWTH:g}x",
+                _verdict(per_big <= LINEAR_GROWTH * per_small),
+                f"Workflow.validate(): {times[small] * 1000:.1f} ms -> {times[big] * 1000:.1f} ms for 10x the steps; "
+                f"a plain dict pass over the same graph: {floor_small:.2f} -> {floor_big:.2f} us/step (best of runs)",
+            )
+        )
 
 
 def print_table(report: Report, out: Any = sys.stdout) -> None:
@@ -312,16 +396,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 1,000-step throughput (< ~2 min)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, SQLite files)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw numbers as JSON")
-    parser.add_argument("--fresh", action="store_true",
-                        help="PostgreSQL: no ANALYZE after the warm-up, so the planner has no statistics, "
-                             "as in a new install's first minute (before autovacuum analyzes the tables)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="PostgreSQL: no ANALYZE after the warm-up, so the planner has no statistics, "
+        "as in a new install's first minute (before autovacuum analyzes the tables)",
+    )
     args = parser.parse_args(argv)
 
     plan = QUICK if args.quick else Plan()
     kinds = ["sqlite", "redis"] if args.storage == "all" else [args.storage]
-    import flask_baton
     import huey
     import sqlalchemy
+
+    import flask_baton
 
     workdir, keep = make_workdir(args.keep)
     report = Report()
@@ -335,10 +423,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
 
-    log(f"flask_baton vs raw Huey, {'quick' if args.quick else 'full'} run, storage: {', '.join(kinds)}"
+    log(
+        f"flask_baton vs raw Huey, {'quick' if args.quick else 'full'} run, storage: {', '.join(kinds)}"
         f"{' (--fresh: PostgreSQL without planner statistics)' if args.fresh else ''}; "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, huey {huey.__version__}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, flask_baton from {Path(flask_baton.__file__).parent}")
+        f"SQLAlchemy {sqlalchemy.__version__}, flask_baton from {Path(flask_baton.__file__).parent}"
+    )
     log(f"workdir {workdir}; load average before starting: {_load()}")
     ok = True
     try:
@@ -355,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
                 ins = insert_times(storage, plan.insert_steps, plan.insert_repeats)
                 insert_rows(storage, ins, report)
                 report.data[kind] = {
-                    "runs": {sys_key: {sc: [m.__dict__ for m in ms] for sc, ms in res.items()}
-                             for sys_key, res in results.items()},
+                    "runs": {
+                        sys_key: {sc: [m.__dict__ for m in ms] for sc, ms in res.items()}
+                        for sys_key, res in results.items()
+                    },
                     "insert": ins,
                 }
             finally:
@@ -383,16 +475,30 @@ def main(argv: list[str] | None = None) -> int:
         print_table(report)
         print()
         print(REFERENCE)
-        print(f"consumers: flask_baton `{' '.join(consumers.baton_command()[1:])}`; "
-              f"raw Huey `{' '.join(consumers.raw_command()[1:])}` "
-              f"({consumers.WORKERS} worker processes each, same polling settings)")
+        print(
+            f"consumers: flask_baton `{' '.join(consumers.baton_command()[1:])}`; "
+            f"raw Huey `{' '.join(consumers.raw_command()[1:])}` "
+            f"({consumers.WORKERS} worker processes each, same polling settings)"
+        )
     for failure in report.failures:
         print(f"HEALTH: {failure}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"plan": plan.__dict__, "rows": [r.__dict__ for r in report.rows],
-                                                "data": report.data, "failures": report.failures}, indent=2, default=str))
-    log(f"done in {time.perf_counter() - started:.0f}s; load average now: {_load()} "
-        "(this machine's other processes compete with the consumers for CPU)")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "plan": plan.__dict__,
+                    "rows": [r.__dict__ for r in report.rows],
+                    "data": report.data,
+                    "failures": report.failures,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    log(
+        f"done in {time.perf_counter() - started:.0f}s; load average now: {_load()} "
+        "(this machine's other processes compete with the consumers for CPU)"
+    )
     failed_rows = [row for row in report.rows if row.verdict == "FAIL"]
     if failed_rows:
         print(f"{len(failed_rows)} row(s) missed their target")

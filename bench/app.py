@@ -15,8 +15,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from huey.signals import SIGNAL_EXECUTING
 
-from flask_baton import Baton, Job
-from flask_baton import telemetry
+from flask_baton import Baton, Job, telemetry
 
 from . import ledger
 
@@ -59,7 +58,7 @@ telemetry.step_signal("snoozed").connect(_on_snoozed, weak=False)
 def create_app(settings: dict[str, Any] | None = None) -> Flask:
     """Build the benchmark app; ``settings`` go into ``app.config``."""
     if settings is None:
-        settings = {k[len(ENV_PREFIX):]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        settings = {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     app = Flask("baton_bench")
     app.config.update(settings)
     db = SQLAlchemy()

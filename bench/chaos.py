@@ -63,8 +63,22 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("CHAOS_REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
 #: How this machine's Redis is started again after ``redis-cli shutdown nosave`` (it keeps nothing on disk).
 REDIS_START = [
-    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-    "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
 ]
 #: Memory growth (warm-up -> end) a consumer may show before it counts as a leak.
 MEMORY_TARGET = 0.20
@@ -164,10 +178,12 @@ def shape_dynamic() -> tuple[Workflow, Spec]:
 
 def shape_subworkflow() -> tuple[Workflow, Spec]:
     child, child_spec = _diamond("chaos:child")
-    wf = (Workflow("chaos:subworkflow")
-          .add("root", work.new(value=1, ms=2))
-          .add_workflow("sub", child, deps=["root"])
-          .add("after", work.new(value=5, ms=2), deps=["sub"]))
+    wf = (
+        Workflow("chaos:subworkflow")
+        .add("root", work.new(value=1, ms=2))
+        .add_workflow("sub", child, deps=["root"])
+        .add("after", work.new(value=5, ms=2), deps=["sub"])
+    )
     spec: Spec = {"root": ("work", 1, [])}
     for step, (kind, value, deps) in child_spec.items():
         spec[f"sub/{step}"] = (kind, value, [f"sub/{dep}" for dep in deps] or ["root"])
@@ -259,12 +275,29 @@ class ChaosConsumer:
         self.sampled_at: dict[str, float] = {}
         env = {**os.environ, **chaos_app.environment_for(dict(settings)), "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        command = [_flask_command(), "--app", "bench.chaos_app:create_app", "baton", "worker",
-                   "-w", str(workers), "--delay", "0.005", "--max-delay", "0.05"]
+        command = [
+            _flask_command(),
+            "--app",
+            "bench.chaos_app:create_app",
+            "baton",
+            "worker",
+            "-w",
+            str(workers),
+            "--delay",
+            "0.005",
+            "--max-delay",
+            "0.05",
+        ]
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                command,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self.pid = self.process.pid
         self.started_at = time.time()
@@ -369,8 +402,7 @@ class ConsumerPool:
                 try:
                     consumer.stop()
                 except Exception as exc:  # keep stopping the others
-                    print(f"warning: could not stop consumer {consumer.label} ({consumer.pid}): {exc}",
-                          file=sys.stderr)
+                    print(f"warning: could not stop consumer {consumer.label} ({consumer.pid}): {exc}", file=sys.stderr)
 
     @property
     def killed_pids(self) -> set[int]:
@@ -419,9 +451,13 @@ def start_redis(url: str, timeout: float = 15.0) -> None:
 def restart_redis(url: str, down_seconds: float) -> tuple[float, float]:
     """``redis-cli shutdown nosave``, stay down ``down_seconds``, start again; (down_at, up_at)."""
     parsed = urlparse(url)
-    subprocess.run(["redis-cli", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379),
-                    "shutdown", "nosave"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=30)
+    subprocess.run(
+        ["redis-cli", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 6379), "shutdown", "nosave"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+    )
     deadline = time.monotonic() + 10
     while redis_alive(url):
         if time.monotonic() > deadline:
@@ -511,9 +547,16 @@ class Faults:
 class Chaos(threading.Thread):
     """Kills consumers on a timer; drops connections and loses the queue at set progress."""
 
-    def __init__(self, plan: Plan, pool: ConsumerPool, progress: Callable[[], int], *,
-                 pg_terminate: Callable[[], int] | None, lose_queue: Callable[[], tuple[str, float, float]] | None,
-                 rng: random.Random) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        pool: ConsumerPool,
+        progress: Callable[[], int],
+        *,
+        pg_terminate: Callable[[], int] | None,
+        lose_queue: Callable[[], tuple[str, float, float]] | None,
+        rng: random.Random,
+    ) -> None:
         super().__init__(name="chaos", daemon=True)
         self.plan = plan
         self.pool = pool
@@ -610,46 +653,59 @@ class Report:
         plan = self.plan
         shapes = ", ".join(f"{shape} {count}" for shape, count in self.shapes.items())
         lines = [
-            (f"chaos soak on {self.backend}: {plan['workflows']} workflows ({shapes}), {self.steps} steps, "
-             f"{plan['consumers']} consumers x {plan['workers']} threads"),
-            (f"  lease {plan['lease']:g}s, heartbeat {plan['heartbeat']:g}s, "
-             f"sweep every {plan['sweep_interval']:g}s; seed {plan['seed']}; submitted "
-             + (f"at {plan['rate']:g} workflows/s" if plan.get("rate") else "all at once")),
+            (
+                f"chaos soak on {self.backend}: {plan['workflows']} workflows ({shapes}), {self.steps} steps, "
+                f"{plan['consumers']} consumers x {plan['workers']} threads"
+            ),
+            (
+                f"  lease {plan['lease']:g}s, heartbeat {plan['heartbeat']:g}s, "
+                f"sweep every {plan['sweep_interval']:g}s; seed {plan['seed']}; submitted "
+                + (f"at {plan['rate']:g} workflows/s" if plan.get("rate") else "all at once")
+            ),
         ]
         kills = self.faults.get("kills", [])
         lines.append(f"faults: {len(kills)} kill -9 (every ~{plan['kill_every']:g}s)")
         if self.faults.get("pg_drop"):
-            lines.append(f"        PostgreSQL connections dropped once: {self.faults['pg_drop']['terminated']} "
-                         f"terminated at {self.faults['pg_drop']['at']:.1f}s")
+            lines.append(
+                f"        PostgreSQL connections dropped once: {self.faults['pg_drop']['terminated']} "
+                f"terminated at {self.faults['pg_drop']['at']:.1f}s"
+            )
         if self.faults.get("queue_loss"):
             loss = self.faults["queue_loss"]
-            lines.append(f"        queue lost once ({loss['what']}) at {loss['at']:.1f}s, "
-                         f"for {loss['seconds']:.1f}s")
+            lines.append(f"        queue lost once ({loss['what']}) at {loss['at']:.1f}s, for {loss['seconds']:.1f}s")
         for note in self.faults.get("notes", []):
             lines.append(f"        note: {note}")
         lines += [
             f"finished {self.finished}/{plan['workflows']} workflows in {self.elapsed:.1f}s"
             + (" (DEADLINE REACHED)" if self.timed_out else ""),
-            (f"  {self.workflows_per_s:.1f} workflows/s, {self.steps_per_s:.0f} steps/s "
-             f"(inserts took {self.insert_seconds:.1f}s, {self.insert_ms_p50:.1f} ms p50 / "
-             f"{self.insert_ms_p99:.1f} ms p99 each)"),
+            (
+                f"  {self.workflows_per_s:.1f} workflows/s, {self.steps_per_s:.0f} steps/s "
+                f"(inserts took {self.insert_seconds:.1f}s, {self.insert_ms_p50:.1f} ms p50 / "
+                f"{self.insert_ms_p99:.1f} ms p99 each)"
+            ),
             f"  rescues (sweep, dead consumers): {self.rescues}; step functions re-run: {self.reruns}",
         ]
         if self.latency_ms:
             lat = self.latency_ms
-            lines.append(f"  step latency ready->completed: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
-                         f"max {lat['max']:.0f} ms")
-            lines.append(f"    of which queue wait (ready->claimed) p50 {lat['wait_p50']:.1f} ms, "
-                         f"p99 {lat['wait_p99']:.1f} ms; claimed->completed p50 {lat['run_p50']:.1f} ms, "
-                         f"p99 {lat['run_p99']:.1f} ms")
+            lines.append(
+                f"  step latency ready->completed: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+                f"max {lat['max']:.0f} ms"
+            )
+            lines.append(
+                f"    of which queue wait (ready->claimed) p50 {lat['wait_p50']:.1f} ms, "
+                f"p99 {lat['wait_p99']:.1f} ms; claimed->completed p50 {lat['run_p50']:.1f} ms, "
+                f"p99 {lat['run_p99']:.1f} ms"
+            )
         lines.append("memory (VmRSS of each consumer's process group, kB):")
         lines.append(f"  {'consumer':<9}{'pid':>8}  {'warm-up (at)':>16}  {'end':>9}  {'growth':>7}  fate")
         for row in self.consumers:
             warm, end = row.get("warm-up"), row.get("end")
             warm_cell = f"{warm} ({row['warm_at']:.0f}s)" if warm else "-"
             growth = f"{row['growth'] * 100:+.1f}%" if row.get("growth") is not None else "-"
-            lines.append(f"  {row['label']:<9}{row['pid']:>8}  {warm_cell:>16}  {end if end else '-':>9}  "
-                         f"{growth:>7}  {row['fate']}")
+            lines.append(
+                f"  {row['label']:<9}{row['pid']:>8}  {warm_cell:>16}  {end if end else '-':>9}  "
+                f"{growth:>7}  {row['fate']}"
+            )
         lines.append("checks:")
         for check in self.checks:
             lines.append(f"  {'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
@@ -726,8 +782,9 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
         # terminates those and nobody else's (not the driver's, not other tests').
         separator = "&" if "?" in database_uri else "?"
         consumer_settings["SQLALCHEMY_DATABASE_URI"] = f"{database_uri}{separator}application_name={app_name}"
-    backend = ("PostgreSQL + RedisHuey" if postgres else "SQLite + SqliteHuey" if not redis_huey
-               else "SQLite + RedisHuey") + f", events: {'Redis pub/sub' if events_mode == 'redis' else 'database feed'}"
+    backend = (
+        "PostgreSQL + RedisHuey" if postgres else "SQLite + SqliteHuey" if not redis_huey else "SQLite + RedisHuey"
+    ) + f", events: {'Redis pub/sub' if events_mode == 'redis' else 'database feed'}"
     report = Report(backend=backend, plan=asdict(plan))
 
     app = chaos_app.create_app(dict(base))
@@ -752,10 +809,13 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
     def pg_terminate() -> int:
         assert admin is not None
         with admin.connect() as conn:
-            terminated = conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = :name"
-            ), {"name": app_name}).scalar_one()
+            terminated = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = :name"
+                ),
+                {"name": app_name},
+            ).scalar_one()
             conn.commit()
         return int(terminated)
 
@@ -779,9 +839,12 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
         for index in range(plan.consumers):
             pool.start(spare=index < plan.spare)
         chaos = Chaos(
-            plan, pool, finished_count,
+            plan,
+            pool,
+            finished_count,
             pg_terminate=pg_terminate if postgres and plan.pg_drop_at is not None else None,
-            lose_queue=lose_queue if plan.queue_loss != "none" else None, rng=rng,
+            lose_queue=lose_queue if plan.queue_loss != "none" else None,
+            rng=rng,
         )
         if not postgres and plan.pg_drop_at is not None:
             chaos.faults.notes.append("no PostgreSQL connections to drop on SQLite")
@@ -894,14 +957,25 @@ class Stored:
 def load(state: Any, ledger_path: Path, events_mode: str) -> Stored:
     with state.engine.connect() as conn:
         wf_rows = {row.id: row for row in conn.execute(select(workflows)).all()}
-        node_rows = conn.execute(select(
-            nodes.c.workflow_id, nodes.c.step_name, nodes.c.task, nodes.c.state, nodes.c.attempt, nodes.c.result,
-            nodes.c.worker, nodes.c.created_at, nodes.c.started_at, nodes.c.finished_at,
-        )).all()
+        node_rows = conn.execute(
+            select(
+                nodes.c.workflow_id,
+                nodes.c.step_name,
+                nodes.c.task,
+                nodes.c.state,
+                nodes.c.attempt,
+                nodes.c.result,
+                nodes.c.worker,
+                nodes.c.created_at,
+                nodes.c.started_at,
+                nodes.c.finished_at,
+            )
+        ).all()
         edge_rows = conn.execute(select(edges.c.workflow_id, edges.c.step_name, edges.c.dep_name)).all()
         duplicate_nodes = conn.execute(
             select(nodes.c.workflow_id, nodes.c.step_name, func.count())
-            .group_by(nodes.c.workflow_id, nodes.c.step_name).having(func.count() > 1)
+            .group_by(nodes.c.workflow_id, nodes.c.step_name)
+            .having(func.count() > 1)
         ).all()
         completion_rows = conn.execute(select(completions)).all()
         feed_finished: Counter[str] = Counter()
@@ -919,8 +993,21 @@ def load(state: Any, ledger_path: Path, events_mode: str) -> Stored:
     deps_of: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in edge_rows:
         deps_of[(row.workflow_id, row.step_name)].append(row.dep_name)
-    stored = Stored(wf_rows, by_workflow, len(node_rows), deps_of, len(edge_rows), duplicate_nodes,
-                    completion_rows, feed_finished, feed_completed, defaultdict(list), set(), set(), [])
+    stored = Stored(
+        wf_rows,
+        by_workflow,
+        len(node_rows),
+        deps_of,
+        len(edge_rows),
+        duplicate_nodes,
+        completion_rows,
+        feed_finished,
+        feed_completed,
+        defaultdict(list),
+        set(),
+        set(),
+        [],
+    )
     for entry in read_ledger(ledger_path):
         key = (entry["workflow_id"], entry["step"])
         if entry["kind"] == "run":
@@ -945,8 +1032,15 @@ def analyse(report: Report, run: Run, stored: Stored, insert_ms: list[float]) ->
     report.faults = {
         "kills": [{"at": at - t0, "label": label, "pid": pid} for at, label, pid in faults.kills],
         "pg_drop": {"at": faults.pg_drop[0] - t0, "terminated": faults.pg_drop[1]} if faults.pg_drop else None,
-        "queue_loss": ({"what": faults.queue_loss[0], "at": faults.queue_loss[1] - t0,
-                        "seconds": faults.queue_loss[2] - faults.queue_loss[1]} if faults.queue_loss else None),
+        "queue_loss": (
+            {
+                "what": faults.queue_loss[0],
+                "at": faults.queue_loss[1] - t0,
+                "seconds": faults.queue_loss[2] - faults.queue_loss[1],
+            }
+            if faults.queue_loss
+            else None
+        ),
         "notes": faults.notes,
     }
     # Throughput: first insert -> last workflow finished (times the database recorded).
@@ -1001,7 +1095,8 @@ def check_rows(report: Report, run: Run, stored: Stored) -> None:
     problems = lost + extra + count_off + edge_off
     report.check(
         "no row lost or duplicated",
-        not (problems or stored.duplicate_nodes) and stored.node_count == expected_steps
+        not (problems or stored.duplicate_nodes)
+        and stored.node_count == expected_steps
         and stored.edge_count == expected_edges,
         f"{stored.node_count} step rows for {expected_steps} expected (dynamic ones included), "
         f"{stored.edge_count} edges for {expected_edges}; lost {len(lost)}, unexpected {len(extra)}, "
@@ -1039,10 +1134,12 @@ def check_runs(report: Report, run: Run, stored: Stored) -> None:
             if max(attempts.values()) > 1:
                 double_claims.append((wid, name, dict(attempts)))
             if node.finished_at is not None:
-                after_stored += [(wid, name, entry["t"] - node.finished_at) for entry in step_runs
-                                 if entry["t"] > node.finished_at]
-            beyond += [(wid, name, entry["attempt"], node.attempt) for entry in step_runs
-                       if entry["attempt"] > node.attempt]
+                after_stored += [
+                    (wid, name, entry["t"] - node.finished_at) for entry in step_runs if entry["t"] > node.finished_at
+                ]
+            beyond += [
+                (wid, name, entry["attempt"], node.attempt) for entry in step_runs if entry["attempt"] > node.attempt
+            ]
             if node.state == "completed" and (wid, name, node.attempt, _worker_pid(node.worker)) not in stored.done:
                 unproven.append((wid, name, node.attempt, node.worker))
             explained = True
@@ -1069,7 +1166,8 @@ def check_runs(report: Report, run: Run, stored: Stored) -> None:
         f"{fan_in_total} fan-in steps: {fan_in_once} ran once; "
         f"{fan_in_total - fan_in_once - len(fan_in_bad)} ran again only because kill -9 (or a failed "
         f"attempt) ended a run before it stored a result, and once for the attempt that stored it; "
-        f"{len(fan_in_bad)} otherwise" + (f" e.g. {fan_in_bad[:2]}" if fan_in_bad else "")
+        f"{len(fan_in_bad)} otherwise"
+        + (f" e.g. {fan_in_bad[:2]}" if fan_in_bad else "")
         + f" (+{joins} sub-workflow joins, checked by their result)",
     )
     report.check(
@@ -1137,8 +1235,7 @@ def check_finished_events(report: Report, run: Run, stored: Stored) -> None:
     if faults.queue_loss and faults.queue_loss[0].startswith("Redis restarted"):
         windows.append((faults.queue_loss[1] - 1.0, faults.queue_loss[2] + 2.0, "Redis was down"))
     windows += [(lost - 1.0, back + 1.0, "subscriber reconnecting") for lost, back in subscriber.gaps]
-    windows += [(at - 1.0, at + 0.1, "consumer killed between announcing and publishing")
-                for at, _, _ in faults.kills]
+    windows += [(at - 1.0, at + 0.1, "consumer killed between announcing and publishing") for at, _, _ in faults.kills]
     dupes = {wid: count for wid, count in subscriber.finished.items() if count > 1}
     missed = [wid for wid in submitted if subscriber.finished.get(wid, 0) == 0]
     explained: Counter[str] = Counter()
@@ -1156,8 +1253,7 @@ def check_finished_events(report: Report, run: Run, stored: Stored) -> None:
         not dupes and not unexplained and not strangers,
         f"{sum(subscriber.finished.values())} events for {len(submitted)} workflows; duplicated {len(dupes)}; "
         f"missed {len(missed)}"
-        + (f" ({', '.join(f'{n}: {why}' for why, n in explained.items())}; pub/sub keeps nothing)"
-           if explained else "")
+        + (f" ({', '.join(f'{n}: {why}' for why, n in explained.items())}; pub/sub keeps nothing)" if explained else "")
         + (f"; unexplained misses {unexplained[:3]}" if unexplained else ""),
     )
     twice = [key for key, count in subscriber.completed.items() if count > 1]
@@ -1175,17 +1271,24 @@ def step_latency(stored: Stored) -> dict[str, float]:
         for name, node in steps.items():
             if node.finished_at is None:
                 continue
-            dep_done = [steps[dep].finished_at for dep in stored.deps.get((wid, name), [])
-                        if dep in steps and steps[dep].finished_at]
+            dep_done = [
+                steps[dep].finished_at
+                for dep in stored.deps.get((wid, name), [])
+                if dep in steps and steps[dep].finished_at
+            ]
             ready = max(dep_done) if dep_done else node.created_at
             latency.append((node.finished_at - ready) * 1000)
             if node.started_at is not None:
                 wait.append((node.started_at - ready) * 1000)
                 run_time.append((node.finished_at - node.started_at) * 1000)
     return {
-        "p50": percentile(latency, 0.50), "p99": percentile(latency, 0.99), "max": max(latency, default=0.0),
-        "wait_p50": percentile(wait, 0.50), "wait_p99": percentile(wait, 0.99),
-        "run_p50": percentile(run_time, 0.50), "run_p99": percentile(run_time, 0.99),
+        "p50": percentile(latency, 0.50),
+        "p99": percentile(latency, 0.99),
+        "max": max(latency, default=0.0),
+        "wait_p50": percentile(wait, 0.50),
+        "wait_p99": percentile(wait, 0.99),
+        "run_p50": percentile(run_time, 0.50),
+        "run_p99": percentile(run_time, 0.99),
     }
 
 
@@ -1206,23 +1309,36 @@ def check_consumers(report: Report, run: Run) -> None:
         else:
             fate = "ran to the end" + (" (spared from kills)" if consumer.spare else "")
         warm_at = consumer.sampled_at.get("warm-up")
-        report.consumers.append({
-            "label": consumer.label, "pid": consumer.pid, "warm-up": warm, "end": last, "growth": growth,
-            "warm_at": None if warm_at is None else warm_at - t0, "fate": fate,
-        })
+        report.consumers.append(
+            {
+                "label": consumer.label,
+                "pid": consumer.pid,
+                "warm-up": warm,
+                "end": last,
+                "growth": growth,
+                "warm_at": None if warm_at is None else warm_at - t0,
+                "fate": fate,
+            }
+        )
     report.check(
         "no consumer exited by itself",
         not pool.unexpected_exits,
         f"{len(pool.all)} consumers started, {len(run.chaos.faults.kills)} killed by the soak, "
         f"{len(pool.unexpected_exits)} exited on their own"
-        + (f": {[(label, pid, code) for label, pid, code, _ in pool.unexpected_exits]}" if pool.unexpected_exits
-           else ""),
+        + (
+            f": {[(label, pid, code) for label, pid, code, _ in pool.unexpected_exits]}"
+            if pool.unexpected_exits
+            else ""
+        ),
     )
     report.check(
         f"consumer memory growth after warm-up <= {MEMORY_TARGET:.0%}",
         bool(growths) and all(growth <= MEMORY_TARGET for _, growth in growths),
-        (", ".join(f"{label} {growth * 100:+.1f}%" for label, growth in growths)
-         + f" ({len(growths)} consumers lived from their warm-up to the end)") if growths
+        (
+            ", ".join(f"{label} {growth * 100:+.1f}%" for label, growth in growths)
+            + f" ({len(growths)} consumers lived from their warm-up to the end)"
+        )
+        if growths
         else "no consumer lived from its warm-up to the end (keep --spare 1)",
     )
 
@@ -1293,15 +1409,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="deadline for every workflow to finish (default 900/300)")
     parser.add_argument("--kill-every", type=float, default=4.0, help="seconds between kill -9s (0.5x-1.5x)")
     parser.add_argument("--max-kills", type=int, default=None)
-    parser.add_argument("--spare", type=int, default=1,
-                        help="consumers never killed, so memory is compared over the whole run (default 1)")
-    parser.add_argument("--redis", choices=["restart", "flush", "none"], default="restart",
-                        help="restart the local Redis once (default), or flush only this run's Huey keys")
-    parser.add_argument("--events", choices=["auto", "redis", "db"], default="auto",
-                        help="postgres: Redis pub/sub (auto) or the database feed; sqlite: the feed")
+    parser.add_argument(
+        "--spare",
+        type=int,
+        default=1,
+        help="consumers never killed, so memory is compared over the whole run (default 1)",
+    )
+    parser.add_argument(
+        "--redis",
+        choices=["restart", "flush", "none"],
+        default="restart",
+        help="restart the local Redis once (default), or flush only this run's Huey keys",
+    )
+    parser.add_argument(
+        "--events",
+        choices=["auto", "redis", "db"],
+        default="auto",
+        help="postgres: Redis pub/sub (auto) or the database feed; sqlite: the feed",
+    )
     parser.add_argument("--lease", type=float, default=3.0)
-    parser.add_argument("--rate", type=float, default=None,
-                        help="submit this many workflows per second (default: all at once)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="submit this many workflows per second (default: all at once)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (ledger, consumer logs)")
@@ -1312,19 +1441,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         workflows=args.workflows or (2000 if postgres else 400),
         consumers=args.consumers or (4 if postgres else 2),
         seconds=args.seconds or (900.0 if postgres else 300.0),
-        kill_every=args.kill_every, max_kills=args.max_kills, spare=args.spare,
+        kill_every=args.kill_every,
+        max_kills=args.max_kills,
+        spare=args.spare,
         pg_drop_at=0.30 if postgres else None,
         queue_loss=args.redis if postgres else ("none" if args.redis == "none" else "flush"),
-        lease=args.lease, events=args.events if postgres else "db", seed=args.seed, rate=args.rate,
+        lease=args.lease,
+        events=args.events if postgres else "db",
+        seed=args.seed,
+        rate=args.rate,
     )
     if plan.spare >= plan.consumers:
         parser.error("--spare must leave at least one consumer to kill")
     signal.signal(signal.SIGTERM, _sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="baton-chaos-"))
-    logging.basicConfig(filename=workdir / "driver.log", level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
-    print(f"chaos soak: {args.storage}, {plan.workflows} workflows, {plan.consumers} consumers, "
-          f"deadline {plan.seconds:g}s; work dir {workdir}", flush=True)
+    logging.basicConfig(
+        filename=workdir / "driver.log",
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
+    )
+    print(
+        f"chaos soak: {args.storage}, {plan.workflows} workflows, {plan.consumers} consumers, "
+        f"deadline {plan.seconds:g}s; work dir {workdir}",
+        flush=True,
+    )
     report: Report | None = None
     try:
         with fresh_storage(args.storage, workdir) as settings:

@@ -114,8 +114,13 @@ def spread(job: Job) -> int:
 
 
 def _on_rescued(_sender: Any, **event: Any) -> None:
-    write_ledger("rescued", workflow_id=event["workflow_id"], step=event["step_name"],
-                 attempt=event["attempt"], worker=event["worker"])
+    write_ledger(
+        "rescued",
+        workflow_id=event["workflow_id"],
+        step=event["step_name"],
+        attempt=event["attempt"],
+        worker=event["worker"],
+    )
 
 
 # Receivers are process-wide; write_ledger does nothing in apps without a ledger.

@@ -27,7 +27,7 @@ WORKER_TYPE = "process"
 INITIAL_DELAY = 0.001
 MAX_DELAY = 0.05
 
-_running: list["Consumer"] = []
+_running: list[Consumer] = []
 
 
 def _die_with_parent() -> None:
@@ -45,15 +45,34 @@ def _tool(name: str) -> str:
 
 def baton_command() -> list[str]:
     return [
-        _tool("flask"), "--app", "bench.app:create_app", "baton", "worker",
-        "-w", str(WORKERS), "-k", WORKER_TYPE, "--delay", str(INITIAL_DELAY), "--max-delay", str(MAX_DELAY),
+        _tool("flask"),
+        "--app",
+        "bench.app:create_app",
+        "baton",
+        "worker",
+        "-w",
+        str(WORKERS),
+        "-k",
+        WORKER_TYPE,
+        "--delay",
+        str(INITIAL_DELAY),
+        "--max-delay",
+        str(MAX_DELAY),
     ]
 
 
 def raw_command() -> list[str]:
     return [
-        _tool("huey_consumer"), "bench.raw.huey",
-        "-w", str(WORKERS), "-k", WORKER_TYPE, "-d", str(INITIAL_DELAY), "-m", str(MAX_DELAY),
+        _tool("huey_consumer"),
+        "bench.raw.huey",
+        "-w",
+        str(WORKERS),
+        "-k",
+        WORKER_TYPE,
+        "-d",
+        str(INITIAL_DELAY),
+        "-m",
+        str(MAX_DELAY),
     ]
 
 
@@ -68,8 +87,14 @@ class Consumer:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            command,
+            cwd=ROOT,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         _running.append(self)
 

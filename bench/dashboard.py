@@ -120,18 +120,34 @@ def fill(app: Flask, count: int, seed: int = 7) -> list[str]:
         state = rng.choice(states)
         total = rng.choice((3, 5, 11, 42))
         unsettled = rng.randint(1, total) if state == "running" else 0
-        rows.append({
-            "id": workflow_id, "name": f"{rng.choice(LABELS)}{index:06d}", "state": state,
-            "total_steps": total, "unsettled": unsettled, "created_at": created,
-            "finished_at": None if state == "running" else created + rng.uniform(2, 90),
-        })
+        rows.append(
+            {
+                "id": workflow_id,
+                "name": f"{rng.choice(LABELS)}{index:06d}",
+                "state": state,
+                "total_steps": total,
+                "unsettled": unsettled,
+                "created_at": created,
+                "finished_at": None if state == "running" else created + rng.uniform(2, 90),
+            }
+        )
         if index % 3 == 0:
             for step in range(3):
-                stats.append({
-                    "workflow_id": workflow_id, "node_id": "0" * 32, "step_name": f"step{step}", "attempt": 1,
-                    "model": "gpt-4o-mini", "input_tokens": 1200, "output_tokens": 300, "cached_input_tokens": 0,
-                    "cost_usd": 0.0009, "latency": 1.0, "created_at": created,
-                })
+                stats.append(
+                    {
+                        "workflow_id": workflow_id,
+                        "node_id": "0" * 32,
+                        "step_name": f"step{step}",
+                        "attempt": 1,
+                        "model": "gpt-4o-mini",
+                        "input_tokens": 1200,
+                        "output_tokens": 300,
+                        "cached_input_tokens": 0,
+                        "cost_usd": 0.0009,
+                        "latency": 1.0,
+                        "created_at": created,
+                    }
+                )
         ids.append(workflow_id)
     engine = app.extensions["baton"].engine
     with engine.begin() as conn:
@@ -172,9 +188,15 @@ def bench_index(count: int, repeats: int, log: Any) -> list[Row]:
         for label, url in cases:
             median, times = time_get(app, url, repeats)
             target_ok = median <= INDEX_TARGET_MS
-            rows.append(Row(f"index render, {count:,} workflows: {label}", f"{median:.1f} ms",
-                            f"<= {INDEX_TARGET_MS:.0f} ms", "PASS" if target_ok else "FAIL",
-                            f"median of {repeats}; {min(times):.1f}-{max(times):.1f} ms"))
+            rows.append(
+                Row(
+                    f"index render, {count:,} workflows: {label}",
+                    f"{median:.1f} ms",
+                    f"<= {INDEX_TARGET_MS:.0f} ms",
+                    "PASS" if target_ok else "FAIL",
+                    f"median of {repeats}; {min(times):.1f}-{max(times):.1f} ms",
+                )
+            )
             log(f"  {label}: median {median:.1f} ms")
         app.extensions["baton"].engine.dispose()
     return rows
@@ -191,7 +213,8 @@ OBSERVER = """
       if (!(row.id in window.__completed)) window.__completed[row.id] = now;
     });
   };
-  new MutationObserver(note).observe(document.getElementById('steps-table'), {subtree: true, childList: true, attributes: true});
+  new MutationObserver(note).observe(document.getElementById('steps-table'),
+                                    {subtree: true, childList: true, attributes: true});
   note();
 }
 """
@@ -220,8 +243,16 @@ def bench_latency(transitions: int, pubsub: str | None, log: Any) -> tuple[float
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
         serving = threading.Thread(target=server.serve_forever, daemon=True)
         serving.start()
-        consumer = create_consumer(state, workers=2, worker_type="thread", initial_delay=0.002, backoff=1.2,
-                                   max_delay=0.02, periodic=False, check_worker_health=False)
+        consumer = create_consumer(
+            state,
+            workers=2,
+            worker_type="thread",
+            initial_delay=0.002,
+            backoff=1.2,
+            max_delay=0.02,
+            periodic=False,
+            check_worker_health=False,
+        )
         consumer.start()
         gates = [path / f"gate-{i}" for i in range(transitions + 1)]
         try:
@@ -259,8 +290,7 @@ def bench_latency(transitions: int, pubsub: str | None, log: Any) -> tuple[float
             _wait(lambda: app.extensions[EXTENSION_KEY].sockets.count == 0, "sockets to close")
             state.events.close()
             state.engine.dispose()
-    log(f"  {'redis pub/sub' if pubsub else 'database feed'}: "
-        + ", ".join(f"{ms:.0f}" for ms in latencies) + " ms")
+    log(f"  {'redis pub/sub' if pubsub else 'database feed'}: " + ", ".join(f"{ms:.0f}" for ms in latencies) + " ms")
     return statistics.median(latencies), latencies
 
 
@@ -285,7 +315,7 @@ def _redis_up(url: str) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - any failure means "not available"
+    except Exception:
         return False
 
 
@@ -310,19 +340,38 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_browser:
         log("2. transition -> DOM latency (headless Chromium)")
         median, values = bench_latency(args.transitions, None, log)
-        rows.append(Row("transition -> DOM, database event feed (default)", f"{median:.0f} ms",
-                        f"<= {FEED_TARGET_MS:.0f} ms", "PASS" if median <= FEED_TARGET_MS else "FAIL",
-                        f"median of {len(values)}; {min(values):.0f}-{max(values):.0f} ms"))
+        rows.append(
+            Row(
+                "transition -> DOM, database event feed (default)",
+                f"{median:.0f} ms",
+                f"<= {FEED_TARGET_MS:.0f} ms",
+                "PASS" if median <= FEED_TARGET_MS else "FAIL",
+                f"median of {len(values)}; {min(values):.0f}-{max(values):.0f} ms",
+            )
+        )
         if args.skip_redis:
             pass
         elif not _redis_up(REDIS_URL):
-            rows.append(Row("transition -> DOM, Redis pub/sub", "n/a", f"<= {REDIS_TARGET_MS:.0f} ms", "SKIP",
-                            f"no Redis at {REDIS_URL} (BENCH_REDIS_URL)"))
+            rows.append(
+                Row(
+                    "transition -> DOM, Redis pub/sub",
+                    "n/a",
+                    f"<= {REDIS_TARGET_MS:.0f} ms",
+                    "SKIP",
+                    f"no Redis at {REDIS_URL} (BENCH_REDIS_URL)",
+                )
+            )
         else:
             median, values = bench_latency(args.transitions, REDIS_URL, log)
-            rows.append(Row("transition -> DOM, Redis pub/sub (BATON_PUBSUB_URL)", f"{median:.0f} ms",
-                            f"<= {REDIS_TARGET_MS:.0f} ms", "PASS" if median <= REDIS_TARGET_MS else "FAIL",
-                            f"median of {len(values)}; {min(values):.0f}-{max(values):.0f} ms"))
+            rows.append(
+                Row(
+                    "transition -> DOM, Redis pub/sub (BATON_PUBSUB_URL)",
+                    f"{median:.0f} ms",
+                    f"<= {REDIS_TARGET_MS:.0f} ms",
+                    "PASS" if median <= REDIS_TARGET_MS else "FAIL",
+                    f"median of {len(values)}; {min(values):.0f}-{max(values):.0f} ms",
+                )
+            )
 
     headers = ("measurement", "result", "target", "verdict", "note")
     table = [headers] + [(r.what, r.value, r.target, r.verdict, r.note) for r in rows]

@@ -81,7 +81,9 @@ def _warm_up(subscription: Any, consumer: Consumer) -> None:
     _listen_until_finished(subscription, workflow.workflow_id, consumer, timeout=60.0)
 
 
-def _listen_until_finished(subscription: Any, workflow_id: str, consumer: Consumer, timeout: float = 30.0) -> list[float]:
+def _listen_until_finished(
+    subscription: Any, workflow_id: str, consumer: Consumer, timeout: float = 30.0
+) -> list[float]:
     latencies = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

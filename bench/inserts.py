@@ -18,6 +18,7 @@ from .storage import Storage
 
 def _wide(n: int) -> Any:
     from flask_baton import Workflow
+
     from .app import noop
 
     wf = Workflow(name=f"bench:wide-{n}")
@@ -30,6 +31,7 @@ def _wide(n: int) -> Any:
 def _mixed(n: int, seed: int = 7) -> Any:
     """Each step depends on 1-3 steps among the 50 before it (a layered mix)."""
     from flask_baton import Workflow
+
     from .app import noop
 
     rng = random.Random(seed)
@@ -46,6 +48,7 @@ def _mixed(n: int, seed: int = 7) -> Any:
 
 def _chain(n: int) -> Any:
     from flask_baton import Workflow
+
     from .app import noop
 
     wf = Workflow(name=f"bench:chain-{n}")
@@ -79,8 +82,12 @@ def insert_times(storage: Storage, steps: int, repeats: int) -> dict[str, Any]:
                     wf.insert()
                     times.append(time.perf_counter() - t0)
                 out[shape] = {
-                    "median": statistics.median(times), "min": min(times), "max": max(times),
-                    "build_median": statistics.median(builds), "edges": edges, "steps": steps,
+                    "median": statistics.median(times),
+                    "min": min(times),
+                    "max": max(times),
+                    "build_median": statistics.median(builds),
+                    "edges": edges,
+                    "steps": steps,
                 }
     finally:
         huey = state.queues.huey()
@@ -117,7 +124,7 @@ def validation_times(sizes: tuple[int, ...], repeats: int) -> dict[str, dict[int
         out[shape], out[f"{shape}/pass"] = {}, {}
         for n in sizes:
             wf = build(n)
-            for key, measure in ((shape, wf.validate), (f"{shape}/pass", lambda: _plain_pass(wf._deps))):
+            for key, measure in ((shape, wf.validate), (f"{shape}/pass", lambda wf=wf: _plain_pass(wf._deps))):
                 best = float("inf")
                 for _ in range(repeats):
                     gc.collect()

@@ -44,7 +44,7 @@ def _chain_of_frames() -> str:
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename.startswith(PKG) and not filename.endswith(_SKIP):
-            module = filename[len(PKG) + 1:].removesuffix(".py").replace("/", ".")
+            module = filename[len(PKG) + 1 :].removesuffix(".py").replace("/", ".")
             names.append(f"{module}.{frame.f_code.co_name}")
         frame = frame.f_back
     names.reverse()
@@ -142,11 +142,17 @@ class SqlCounter:
             self.checkouts += 1
 
     def report(self, per: int, title: str, out: Any) -> None:
-        print(f"\n  {title}: {self.statements / per:.2f} statements, {self.commits / per:.2f} commits, "
-              f"{self.rollbacks / per:.2f} rollbacks, {self.checkouts / per:.2f} pool checkouts, "
-              f"{self.pings / per:.2f} pre-pings per unit; {self.sql_seconds / per * 1e6:.0f} us in cursor.execute; "
-              f"compile cache: {dict(self.cache)}", file=out)
-        print("    per unit  statement                                avg us  sent from (flask_baton call chain)", file=out)
+        print(
+            f"\n  {title}: {self.statements / per:.2f} statements, {self.commits / per:.2f} commits, "
+            f"{self.rollbacks / per:.2f} rollbacks, {self.checkouts / per:.2f} pool checkouts, "
+            f"{self.pings / per:.2f} pre-pings per unit; {self.sql_seconds / per * 1e6:.0f} us in cursor.execute; "
+            f"compile cache: {dict(self.cache)}",
+            file=out,
+        )
+        print(
+            "    per unit  statement                                avg us  sent from (flask_baton call chain)",
+            file=out,
+        )
         for (chain, kind), count in sorted(self.by_chain.items(), key=lambda kv: (-kv[1], kv[0])):
             avg = self.seconds_by_chain[(chain, kind)] / count * 1e6
             chain = chain.replace("queues.task > extension.<lambda> > ", "")
@@ -272,8 +278,11 @@ class Timers:
             if self.calls[label]:
                 wall = self.wall[label] / per * 1e6
                 in_sql = self.sql_in[label] / per * 1e6
-                print(f"      {label:<58} {wall:8.0f} us  (SQL {in_sql:6.0f} us, other {wall - in_sql:6.0f} us)"
-                      f"  {self.calls[label] / per:5.2f} calls", file=out)
+                print(
+                    f"      {label:<58} {wall:8.0f} us  (SQL {in_sql:6.0f} us, other {wall - in_sql:6.0f} us)"
+                    f"  {self.calls[label] / per:5.2f} calls",
+                    file=out,
+                )
 
 
 def drain(huey: Any) -> int:
@@ -289,6 +298,7 @@ def drain(huey: Any) -> int:
 
 def _chain_wf(n: int, tag: str) -> Any:
     from flask_baton import Workflow
+
     from .app import noop
 
     wf = Workflow(name="profile:chain")
@@ -299,6 +309,7 @@ def _chain_wf(n: int, tag: str) -> Any:
 
 def _fan_wf(n: int, tag: str) -> Any:
     from flask_baton import Workflow
+
     from .app import fan_in, noop, value
 
     wf = Workflow(name="profile:fan")
@@ -311,6 +322,7 @@ def _fan_wf(n: int, tag: str) -> Any:
 
 def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
     from flask_baton import Workflow
+
     from . import raw
     from .app import baton, create_app, noop
 
@@ -355,8 +367,11 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
                 drain(raw_huey)
                 raw_walls.append((time.perf_counter() - t0) / steps)
             b, r = min(walls) * 1e3, min(raw_walls) * 1e3
-            print(f"\n  per hop, one process, no profiler (best of 3): flask_baton {b:.3f} ms, raw Huey {r:.3f} ms "
-                  f"({b / r:.1f}x); flask_baton overhead {b - r:.3f} ms/hop", file=out)
+            print(
+                f"\n  per hop, one process, no profiler (best of 3): flask_baton {b:.3f} ms, raw Huey {r:.3f} ms "
+                f"({b / r:.1f}x); flask_baton overhead {b - r:.3f} ms/hop",
+                file=out,
+            )
 
             # 2. SQL per chain hop.
             wf = _chain_wf(steps, "sql")
@@ -367,17 +382,21 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
             drain(huey)
             sql.active = queue.active = False
             sql.report(steps, f"chain hop (claim + run + complete, x{steps}; insert not counted)", out)
-            print(f"    Huey storage calls per hop: "
-                  + ", ".join(f"{k} {v / steps:.2f}" for k, v in sorted(queue.calls.items())), file=out)
+            print(
+                "    Huey storage calls per hop: "
+                + ", ".join(f"{k} {v / steps:.2f}" for k, v in sorted(queue.calls.items())),
+                file=out,
+            )
 
             # 2b. Where a hop's time goes, no profiler: wrapped functions.
+            from sqlalchemy.engine import Connection as SAConnection
+
             import flask_baton.appstate as m_appstate
             import flask_baton.cascade as m_cascade
             import flask_baton.dispatch as m_dispatch
             import flask_baton.queues as m_queues
             import flask_baton.transitions as m_transitions
             from flask_baton.store import Store
-            from sqlalchemy.engine import Connection as SAConnection
 
             timers = Timers(sql)
             order = []
@@ -396,6 +415,7 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
             add("cascade.settle", m_cascade, "settle")
             try:
                 from flask_baton.events.database import DatabaseTransport
+
                 add("events: DatabaseTransport.stage (feed INSERT)", DatabaseTransport, "stage")
             except ImportError:
                 pass
@@ -413,8 +433,11 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
             hop = (time.perf_counter() - t0) / steps
             sql.active = timers.active = False
             timers.undo()
-            print(f"\n  chain hop timed without profiler: {hop * 1e6:.0f} us/hop "
-                  f"({sql.sql_seconds / steps * 1e6:.0f} us in cursor.execute)", file=out)
+            print(
+                f"\n  chain hop timed without profiler: {hop * 1e6:.0f} us/hop "
+                f"({sql.sql_seconds / steps * 1e6:.0f} us in cursor.execute)",
+                file=out,
+            )
             timers.report(steps, out, order)
 
             # 3. SQL of a fan-in over 200 deps (the fan-in step alone, by difference).
@@ -449,8 +472,11 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
             t_run = time.perf_counter() - t0
             sql.active = queue.active = False
             sql.report(n, f"running a single-step workflow ({t_run / n * 1e3:.2f} ms each)", out)
-            print(f"    Huey storage calls per workflow: "
-                  + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(queue.calls.items())), file=out)
+            print(
+                "    Huey storage calls per workflow: "
+                + ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(queue.calls.items())),
+                file=out,
+            )
 
             # 5. cProfile of a chain.
             wf = _chain_wf(steps, "prof")
@@ -469,21 +495,32 @@ def profile_storage(storage: Storage, steps: int, top: int, out: Any) -> None:
 def _print_profile(profiler: cProfile.Profile, steps: int, top: int, out: Any) -> None:
     stats = pstats.Stats(profiler)
     total = stats.total_tt
-    print(f"\n  cProfile of insert + {steps} hops: {total:.3f}s profiled ({total / steps * 1e3:.2f} ms/hop "
-          f"with profiler overhead)", file=out)
+    print(
+        f"\n  cProfile of insert + {steps} hops: {total:.3f}s profiled ({total / steps * 1e3:.2f} ms/hop "
+        f"with profiler overhead)",
+        file=out,
+    )
     rows = []
     for (filename, line, func), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append((filename, line, func, tt, ct, _nc))
     print("  flask_baton + huey + sqlalchemy entry points by cumulative time (% of total, us per hop):", file=out)
-    interesting = [r for r in rows if PKG in r[0] or "/huey/api.py" in r[0] or "/huey/storage.py" in r[0]
-                   or r[2] in ("execute", "commit") and "sqlalchemy/engine/base.py" in r[0]
-                   or r[2] in ("connect",) and "sqlalchemy/engine/base.py" in r[0]
-                   or "logging/__init__.py" in r[0] and r[2] in ("info", "_log")]
+    interesting = [
+        r
+        for r in rows
+        if PKG in r[0]
+        or "/huey/api.py" in r[0]
+        or "/huey/storage.py" in r[0]
+        or (r[2] in ("execute", "commit") and "sqlalchemy/engine/base.py" in r[0])
+        or (r[2] in ("connect",) and "sqlalchemy/engine/base.py" in r[0])
+        or ("logging/__init__.py" in r[0] and r[2] in ("info", "_log"))
+    ]
     interesting.sort(key=lambda r: -r[4])
-    for filename, line, func, tt, ct, nc in interesting[:top]:
+    for filename, line, func, _tt, ct, nc in interesting[:top]:
         short = filename.split("site-packages/")[-1].replace(PKG, "flask_baton")
-        print(f"    {100 * ct / total:5.1f}%  {ct / steps * 1e6:8.0f} us  {nc / steps:6.2f} calls  {short}:{line} {func}",
-              file=out)
+        print(
+            f"    {100 * ct / total:5.1f}%  {ct / steps * 1e6:8.0f} us  {nc / steps:6.2f} calls  {short}:{line} {func}",
+            file=out,
+        )
     buf = io.StringIO()
     pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(top)
     print("  top functions by own time:", file=out)
@@ -494,8 +531,9 @@ def _print_profile(profiler: cProfile.Profile, steps: int, top: int, out: Any) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--storage", choices=["sqlite", "redis", "all"], default="all")
     parser.add_argument("--steps", type=int, default=200, help="chain length (default 200)")
     parser.add_argument("--top", type=int, default=30, help="rows of profile output")

@@ -31,7 +31,9 @@ class Storage:
 
     @property
     def label(self) -> str:
-        return "SQLite (SqliteHuey + SQLite app DB)" if self.kind == "sqlite" else "Redis (RedisHuey + PostgreSQL app DB)"
+        return (
+            "SQLite (SqliteHuey + SQLite app DB)" if self.kind == "sqlite" else "Redis (RedisHuey + PostgreSQL app DB)"
+        )
 
     @property
     def short(self) -> str:
@@ -77,7 +79,7 @@ class Storage:
         """(kind, Huey name, file or URL) for a raw Huey on this storage."""
         url, name = self._huey(purpose)
         if self.kind == "sqlite":
-            return "sqlite", name, url[len("sqlite:///"):]
+            return "sqlite", name, url[len("sqlite:///") :]
         return "redis", name, url
 
     def cleanup(self) -> None:

@@ -121,7 +121,9 @@ class BatonSystem(System):
 
         env = {**environment_for(self.settings), "BENCH_LEDGER": str(self.ledger_path)}
         self.consumer = consumers.Consumer(
-            f"flask_baton ({self.storage.short})", consumers.baton_command(), env,
+            f"flask_baton ({self.storage.short})",
+            consumers.baton_command(),
+            env,
             self.workdir / f"consumer-baton-{self.storage.kind}.log",
         )
 
@@ -177,6 +179,7 @@ class BatonSystem(System):
 
     def chain(self, n: int, timeout: float = 120.0) -> Measurement:
         from flask_baton import Workflow
+
         from .app import noop
 
         run = _run_tag()
@@ -201,6 +204,7 @@ class BatonSystem(System):
 
     def fan_out(self, n: int, timeout: float = 300.0) -> Measurement:
         from flask_baton import Workflow
+
         from .app import fan_in, noop, value
 
         run = _run_tag()
@@ -230,19 +234,25 @@ class BatonSystem(System):
         snoozes = counts.get(f"s {wf.workflow_id}:fanin", 0)
         deliveries = sum(c for line, c in counts.items() if line.startswith("d ") and line[2:] in ids)
         executions = sum(c for line, c in counts.items() if line.startswith(f"x {run}:"))
-        return Measurement(t1 - t0, n + 2, t_ins - t0, {
-            "fanin_runs": fanin_runs,
-            "fanin_deliveries": fanin_deliveries,
-            "fanin_not_run": fanin_deliveries - fanin_runs + snoozes,
-            "fanin_snoozes": snoozes,
-            "fanin_attempt": steps["fanin"].attempt,
-            "fanin_result": steps["fanin"].result,
-            "deliveries": deliveries,
-            "executions": executions,
-        })
+        return Measurement(
+            t1 - t0,
+            n + 2,
+            t_ins - t0,
+            {
+                "fanin_runs": fanin_runs,
+                "fanin_deliveries": fanin_deliveries,
+                "fanin_not_run": fanin_deliveries - fanin_runs + snoozes,
+                "fanin_snoozes": snoozes,
+                "fanin_attempt": steps["fanin"].attempt,
+                "fanin_result": steps["fanin"].result,
+                "deliveries": deliveries,
+                "executions": executions,
+            },
+        )
 
     def throughput(self, n: int, timeout: float = 600.0) -> Measurement:
         from flask_baton import Workflow
+
         from .app import noop
 
         run = _run_tag()
@@ -255,7 +265,7 @@ class BatonSystem(System):
             # As a user starting many jobs at once would: Workflow.insert_many,
             # in batches so the first ones run while the rest are written.
             for first in range(0, n, INSERT_BATCH):
-                batch = workflows[first:first + INSERT_BATCH]
+                batch = workflows[first : first + INSERT_BATCH]
                 a = time.perf_counter()
                 Workflow.insert_many(batch)
                 latencies.extend([(time.perf_counter() - a) / len(batch)] * len(batch))
@@ -275,8 +285,9 @@ class BatonSystem(System):
         counts = self.tail.counts(start)
         executions = sum(c for line, c in counts.items() if line.startswith(f"x {run}:"))
         deliveries = sum(c for line, c in counts.items() if line.startswith("d "))
-        return Measurement(t1 - t0, n, t_ins - t0, {"executions": executions, "deliveries": deliveries,
-                                                      **_percentiles(latencies)})
+        return Measurement(
+            t1 - t0, n, t_ins - t0, {"executions": executions, "deliveries": deliveries, **_percentiles(latencies)}
+        )
 
 
 #: Finished workflows written before the runs on PostgreSQL (``BatonSystem.analyze``).
@@ -329,7 +340,9 @@ class RawSystem(System):
 
         env = {**raw.environment_for(self.kind, self.huey_name, self.target), "BENCH_LEDGER": str(self.ledger_path)}
         self.consumer = consumers.Consumer(
-            f"raw Huey ({self.storage.short})", consumers.raw_command(), env,
+            f"raw Huey ({self.storage.short})",
+            consumers.raw_command(),
+            env,
             self.workdir / f"consumer-raw-{self.storage.kind}.log",
         )
 
@@ -373,8 +386,9 @@ class RawSystem(System):
         counts = self.tail.counts(start)
         deliveries = sum(c for line, c in counts.items() if line.startswith(f"d {run}:"))
         executions = sum(c for line, c in counts.items() if line.startswith(f"x {run}:"))
-        return Measurement(t1 - t0, n, t_ins - t0, {"executions": executions, "deliveries": deliveries,
-                                                      **_percentiles(latencies)})
+        return Measurement(
+            t1 - t0, n, t_ins - t0, {"executions": executions, "deliveries": deliveries, **_percentiles(latencies)}
+        )
 
     def fan_out(self, n: int, timeout: float = 300.0) -> Measurement:
         return self._independent(n, timeout)

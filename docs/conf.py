@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import flask_baton
 from sphinx.application import Sphinx
+
+import flask_baton
 
 project = "flask_baton"
 author = "the flask_baton authors"

@@ -41,12 +41,26 @@ WORKFLOW_PREFIX = "brief:"
 MAX_TOPIC_LENGTH = 120
 
 _PUBLISHERS = (
-    "arxiv.org", "nature.com", "acm.org", "ieee.org", "wikipedia.org",
-    "theguardian.com", "reuters.com", "github.com", "medium.com", "substack.com",
+    "arxiv.org",
+    "nature.com",
+    "acm.org",
+    "ieee.org",
+    "wikipedia.org",
+    "theguardian.com",
+    "reuters.com",
+    "github.com",
+    "medium.com",
+    "substack.com",
 )
 _ANGLES = (
-    "a survey of", "open problems in", "the economics of", "a critique of",
-    "recent advances in", "a practitioner's guide to", "the history of", "benchmarks for",
+    "a survey of",
+    "open problems in",
+    "the economics of",
+    "a critique of",
+    "recent advances in",
+    "a practitioner's guide to",
+    "the history of",
+    "benchmarks for",
 )
 _FINDINGS = (
     "progress is steady but uneven across groups",
@@ -57,8 +71,17 @@ _FINDINGS = (
     "small teams ship most of the practical improvements",
 )
 _EXTRA_KEYWORDS = (
-    "scalability", "evaluation", "safety", "cost", "latency", "open source",
-    "benchmarks", "regulation", "adoption", "reproducibility", "tooling",
+    "scalability",
+    "evaluation",
+    "safety",
+    "cost",
+    "latency",
+    "open source",
+    "benchmarks",
+    "regulation",
+    "adoption",
+    "reproducibility",
+    "tooling",
 )
 
 T = TypeVar("T")
@@ -96,20 +119,21 @@ def fake_sources(topic: str) -> list[dict[str, str]]:
     for n in range(3 + seed[1] % 3):
         publisher = _pick(_PUBLISHERS, seed, 2 + n)
         angle = _pick(_ANGLES, seed, 8 + n)
-        sources.append({
-            "title": f"{angle.capitalize()} {topic}",
-            "url": f"https://{publisher}/{slug}/{seed[16 + n]:02x}{n}",
-            "snippet": f"On {topic}: {_pick(_FINDINGS, seed, 20 + n)}.",
-        })
+        sources.append(
+            {
+                "title": f"{angle.capitalize()} {topic}",
+                "url": f"https://{publisher}/{slug}/{seed[16 + n]:02x}{n}",
+                "snippet": f"On {topic}: {_pick(_FINDINGS, seed, 20 + n)}.",
+            }
+        )
     return sources
 
 
 def fake_summary(topic: str, sources: list[dict[str, str]]) -> str:
     """A two-sentence summary that quotes the sources' findings."""
     findings = sorted({s["snippet"].split(": ", 1)[1].rstrip(".") for s in sources})
-    return (
-        f"{len(sources)} sources on {topic} broadly agree that {findings[0]}."
-        + (f" Others add that {'; '.join(findings[1:])}." if len(findings) > 1 else "")
+    return f"{len(sources)} sources on {topic} broadly agree that {findings[0]}." + (
+        f" Others add that {'; '.join(findings[1:])}." if len(findings) > 1 else ""
     )
 
 
@@ -197,14 +221,16 @@ def compile_brief(job: Job) -> dict[str, Any]:
     summary, words, trust = inputs["summarize"], inputs["keywords"], inputs["credibility"]
     topic = job.args["topic"]
     _think(_digest("compile", topic), 0.1, 0.3)
-    text = "\n".join([
-        f"# Research brief: {topic}",
-        "",
-        summary["summary"],
-        "",
-        f"Keywords: {', '.join(words['keywords'])}",
-        f"Source credibility: {trust['overall']}/100 over {len(trust['scores'])} sources",
-    ])
+    text = "\n".join(
+        [
+            f"# Research brief: {topic}",
+            "",
+            summary["summary"],
+            "",
+            f"Keywords: {', '.join(words['keywords'])}",
+            f"Source credibility: {trust['overall']}/100 over {len(trust['scores'])} sources",
+        ]
+    )
     return {"topic": topic, "brief": text, "summarize": summary, "keywords": words, "credibility": trust}
 
 
@@ -225,8 +251,15 @@ def start_brief(topic: str) -> str:
         .add("summarize", summarize.new(), deps=["fetch_sources"])
         .add("credibility", credibility.new(), deps=["fetch_sources"])
     )
-    fan_out(workflow, "keywords", extract_keywords, models=KEYWORD_MODELS, deps=["fetch_sources"],
-            synthesize=("keywords", merge_keywords), quorum=2)
+    fan_out(
+        workflow,
+        "keywords",
+        extract_keywords,
+        models=KEYWORD_MODELS,
+        deps=["fetch_sources"],
+        synthesize=("keywords", merge_keywords),
+        quorum=2,
+    )
     workflow.add("compile_brief", compile_brief.new(topic=topic), deps=["summarize", "keywords", "credibility"])
     workflow.insert()
     return workflow.workflow_id

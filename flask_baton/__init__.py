@@ -36,8 +36,8 @@ from .workflow import InsertedJob, Workflow
 __all__ = [
     "AmbiguousWorkflowIdError",
     "ArgumentError",
-    "BatonError",
     "Baton",
+    "BatonError",
     "ConfigError",
     "ConfigWarning",
     "CycleError",
@@ -63,7 +63,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowNotFoundError",
-    "WorkflowStateError",
     "WorkflowState",
+    "WorkflowStateError",
     "WorkflowStatus",
 ]

@@ -102,8 +102,7 @@ def get_state(app: Flask | None = None) -> AppState:
     if app is None:
         if not has_app_context():
             raise SetupError(
-                "no Flask app context: call this inside `with app.app_context():` "
-                "or a request, or pass the app"
+                "no Flask app context: call this inside `with app.app_context():` or a request, or pass the app"
             )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = app.extensions.get(EXTENSION_KEY)

@@ -43,9 +43,17 @@ def capture_context(
     messages_text, cut_messages = _encode(messages, cap)
     response_text, cut_response = _encode(response, cap)
     truncated = cut_messages or cut_response
-    insert_capture(db, {
-        "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
-        "messages": messages_text, "response": response_text, "truncated": truncated,
-        "created_at": time.time(),
-    })
+    insert_capture(
+        db,
+        {
+            "workflow_id": workflow_id,
+            "node_id": node_id,
+            "step_name": step_name,
+            "attempt": attempt,
+            "messages": messages_text,
+            "response": response_text,
+            "truncated": truncated,
+            "created_at": time.time(),
+        },
+    )
     return truncated

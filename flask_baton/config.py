@@ -24,7 +24,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 
@@ -128,7 +128,7 @@ def _pubsub_url(key: str, value: Any) -> str | None:
 def _url_prefix(key: str, value: Any) -> str | None:
     if value is None or value is False:
         return None
-    if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") and value != "/":
+    if not isinstance(value, str) or not value.startswith("/") or (value.endswith("/") and value != "/"):
         raise ConfigError(f"{key} must be a path like '/baton' (or None to turn the dashboard off), got {value!r}")
     return value
 
@@ -136,7 +136,7 @@ def _url_prefix(key: str, value: Any) -> str | None:
 def _optional_callable(key: str, value: Any) -> Callable[[], bool] | None:
     if value is not None and not callable(value):
         raise ConfigError(f"{key} must be a callable returning True to allow access, got {value!r}")
-    return value
+    return cast("Callable[[], bool] | None", value)
 
 
 def _positive_int(key: str, value: Any) -> int:

@@ -100,8 +100,12 @@ def log_banner(state: AppState, queue: str) -> None:
     """
     queues = steps_by_queue(state, queue)
     runs_sweep = queue == DEFAULT_QUEUE
-    fields = {"baton_event": "worker_started", "queue": queue, "steps_by_queue": queues,
-              "sweep_interval": state.config.sweep_interval if runs_sweep else None}
+    fields = {
+        "baton_event": "worker_started",
+        "queue": queue,
+        "steps_by_queue": queues,
+        "sweep_interval": state.config.sweep_interval if runs_sweep else None,
+    }
     sweep = f", runs the sweep every {state.config.sweep_interval:g}s" if runs_sweep else ""
     lines = [f"flask_baton worker for app {state.app.name!r} on queue {queue!r}{sweep}; steps by queue:"]
     for name, steps in queues.items():
@@ -109,5 +113,10 @@ def log_banner(state: AppState, queue: str) -> None:
         lines.append(f"  {name}{where}: {', '.join(steps) or '-'}")
     logger.info("\n".join(lines), extra=fields)
     if not queues[queue] and not runs_sweep:
-        logger.warning("no step of app %r runs on queue %r; its queues: %s", state.app.name, queue,
-                       ", ".join(name for name, steps in queues.items() if steps), extra=fields)
+        logger.warning(
+            "no step of app %r runs on queue %r; its queues: %s",
+            state.app.name,
+            queue,
+            ", ".join(name for name, steps in queues.items() if steps),
+            extra=fields,
+        )

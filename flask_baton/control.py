@@ -131,10 +131,15 @@ def cancel_running(tx: Tx, workflow_id: str, reason: str) -> Effects[None]:
     if not tx.store.cancel_workflow_row(tx.conn, workflow_id, tx.now):
         return Effects(None)
     steps = sorted(tx.store.cancel_unsettled(tx.conn, workflow_id, reason, tx.now), key=lambda step: step.step_name)
-    effects = Effects(None, changes=[
-        StepChange(workflow_id, step.node_id, step.step_name, StepState.CANCELLED, step.attempt, tx.now, error=reason)
-        for step in steps
-    ])
+    effects = Effects(
+        None,
+        changes=[
+            StepChange(
+                workflow_id, step.node_id, step.step_name, StepState.CANCELLED, step.attempt, tx.now, error=reason
+            )
+            for step in steps
+        ],
+    )
     if steps:
         effects.merge(settle(tx, workflow_id, len(steps)))
     return effects
@@ -173,10 +178,15 @@ def rearm(tx: Tx, workflow_id: str, targets: Sequence[str]) -> Effects[dag.Retry
 def _locked_graph(tx: Tx, workflow_id: str) -> dag.StepGraph:
     """The workflow's graph, with the unsettled deps of failed steps locked and read again."""
     graph = tx.store.graph(tx.conn, workflow_id)
-    watched = sorted({
-        dep for name, deps in graph.deps.items() if graph.states[name] in FAILED
-        for dep in deps if graph.states[dep] not in SETTLED
-    })
+    watched = sorted(
+        {
+            dep
+            for name, deps in graph.deps.items()
+            if graph.states[name] in FAILED
+            for dep in deps
+            if graph.states[dep] not in SETTLED
+        }
+    )
     if not watched:
         return graph
     return graph.with_states(tx.store.lock_states(tx.conn, workflow_id, watched))

@@ -252,18 +252,21 @@ def plan_retry(graph: StepGraph, targets: Sequence[str]) -> RetryPlan:
         name = queue.popleft()
         if name in chosen or graph.states[name] not in FAILED:
             continue
-        dep = graph.blocker(name, chosen)
-        if dep is None:
+        blocking = graph.blocker(name, chosen)
+        if blocking is None:
             chosen.add(name)
             found.append(name)
             left.pop(name, None)
             queue.extend(dependents.get(name, ()))
         else:
-            left[name] = f"dependency {dep!r} {graph.states[dep]}"
+            left[name] = f"dependency {blocking!r} {graph.states[blocking]}"
     order = topological_order([(name, [dep for dep in graph.deps[name] if dep in chosen]) for name in found])
     waits = {
-        name: sum(1 for dep, tolerance in graph.deps[name].items()
-                  if dep in chosen or not satisfied(graph.states[dep], tolerance))
+        name: sum(
+            1
+            for dep, tolerance in graph.deps[name].items()
+            if dep in chosen or not satisfied(graph.states[dep], tolerance)
+        )
         for name in order
     }
     waits_again: dict[str, int] = {}
@@ -272,4 +275,3 @@ def plan_retry(graph: StepGraph, targets: Sequence[str]) -> RetryPlan:
             if graph.states[dependent] in WAITING and tolerated(graph.deps[dependent][name], graph.states[name]):
                 waits_again[dependent] = waits_again.get(dependent, 0) + 1
     return RetryPlan(order, waits, waits_again, left)
-

@@ -102,8 +102,12 @@ def _after_commit(state: AppState, effects: Effects[Any], events: Sequence[Event
     # Nothing to enqueue: the events may wait to share a round trip.
     _publish(state, events, defer=not effects.ready)
     for change in effects.changes:
-        emit(step_signal(change.state), **_step_payload(state, change),
-             duration=change.duration, queue_wait=change.queue_wait)
+        emit(
+            step_signal(change.state),
+            **_step_payload(state, change),
+            duration=change.duration,
+            queue_wait=change.queue_wait,
+        )
     _enqueue(state, effects.ready)
     for cancelled in effects.cancelled:
         _call_dep_hook(state, cancelled)
@@ -115,11 +119,18 @@ def _enqueue(state: AppState, ready: Sequence[Ready]) -> None:
     for item in ready:
         step = state.step(item.task)
         if step is None:
-            logger.error("no step %r is registered in this process; the sweep will retry step %s",
-                         item.task, item.node_id)
+            logger.error(
+                "no step %r is registered in this process; the sweep will retry step %s", item.task, item.node_id
+            )
         elif item.delay > 0:
-            _handing(f"step {item.node_id} ({item.task})",
-                     state.queues.enqueue, item.node_id, step.queue, step.priority, item.delay)
+            _handing(
+                f"step {item.node_id} ({item.task})",
+                state.queues.enqueue,
+                item.node_id,
+                step.queue,
+                step.priority,
+                item.delay,
+            )
         else:
             batches.setdefault((step.queue, step.priority), []).append(item.node_id)
     for (queue, priority), node_ids in batches.items():
@@ -169,21 +180,24 @@ def step_event(state: AppState, change: StepChange) -> Event:
 
 def finished_event(state: AppState, end: WorkflowEnd) -> Event:
     """The ``workflow_finished`` event of a workflow's end."""
-    return Event(WORKFLOW_FINISHED, {
-        "workflow_id": end.workflow_id,
-        "workflow_label": state.label(end.workflow_id),
-        "outcome": end.outcome,
-        "failed_steps": list(end.failed_steps),
-        "timestamp": end.timestamp,
-    })
+    return Event(
+        WORKFLOW_FINISHED,
+        {
+            "workflow_id": end.workflow_id,
+            "workflow_label": state.label(end.workflow_id),
+            "outcome": end.outcome,
+            "failed_steps": list(end.failed_steps),
+            "timestamp": end.timestamp,
+        },
+    )
 
 
 def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     """The ``job`` handed to a step function or a dependency hook."""
     workflow_id, step_name = claimed.workflow_id, claimed.step_name
 
-    def read(load: Callable[[Connection, str], Any]) -> Any:
-        def once() -> Any:
+    def read(load: Callable[[Connection, str], T]) -> T:
+        def once() -> T:
             with state.store.read() as conn:
                 return load(conn, workflow_id)
 
@@ -195,8 +209,12 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     def step_names() -> set[str]:
         return read(load_step_names)
 
-    where = {"workflow_id": workflow_id, "node_id": claimed.node_id, "step_name": step_name,
-             "attempt": claimed.attempt}
+    where: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "node_id": claimed.node_id,
+        "step_name": step_name,
+        "attempt": claimed.attempt,
+    }
 
     def usage(**call: Any) -> float | None:
         return record_usage(state.store, state.config.pricing, **where, **call)
@@ -204,8 +222,9 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     def context(messages: Any, response: Any) -> bool:
         if not state.config.debug_capture:
             return False
-        capture_context(state.store, state.config.debug_capture_max_bytes, **where,
-                        messages=messages, response=response)
+        capture_context(
+            state.store, state.config.debug_capture_max_bytes, **where, messages=messages, response=response
+        )
         return True
 
     return Job(

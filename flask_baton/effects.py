@@ -115,8 +115,16 @@ class Claimed(StepIdentity):
     def change(self, state: StepState, now: float, **details: Any) -> StepChange:
         """This step's transition to ``state``, timed from the claim."""
         return StepChange(
-            self.workflow_id, self.node_id, self.step_name, state, self.attempt, now,
-            worker=self.worker, duration=now - self.claimed_at, label=self.label, **details,
+            self.workflow_id,
+            self.node_id,
+            self.step_name,
+            state,
+            self.attempt,
+            now,
+            worker=self.worker,
+            duration=now - self.claimed_at,
+            label=self.label,
+            **details,
         )
 
 

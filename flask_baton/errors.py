@@ -37,9 +37,7 @@ class CycleError(WorkflowError, ValueError):
 
     def __init__(self, steps: Iterable[str]) -> None:
         self.steps = sorted(steps)
-        super().__init__(
-            "workflow has a dependency cycle through steps: " + ", ".join(map(repr, self.steps))
-        )
+        super().__init__("workflow has a dependency cycle through steps: " + ", ".join(map(repr, self.steps)))
 
 
 class UnknownDependencyError(WorkflowError):
@@ -75,8 +73,7 @@ class NotADependencyError(WorkflowError):
         self.asked = asked
         known = ", ".join(map(repr, sorted(deps))) or "none"
         super().__init__(
-            f"step {step!r} asked for the result of {asked!r}, which is not one of "
-            f"its dependencies ({known})"
+            f"step {step!r} asked for the result of {asked!r}, which is not one of its dependencies ({known})"
         )
 
 

@@ -43,8 +43,14 @@ def explain(steps: Mapping[str, StepRecord], step_name: str, now: float) -> Expl
     waiting_on = {dep: steps[dep].state for dep in sorted(step.deps) if _holds_back(steps, step, dep)}
     blocked_by = _active_upstream(steps, waiting_on) if step.state == StepState.PENDING else {}
     runs_at = step.scheduled_at if step.state in _SCHEDULED else None
-    return Explanation(step_name, step.state, waiting_on if step.state == StepState.PENDING else {}, blocked_by,
-                       runs_at, _reason(step, waiting_on, blocked_by, now))
+    return Explanation(
+        step_name,
+        step.state,
+        waiting_on if step.state == StepState.PENDING else {},
+        blocked_by,
+        runs_at,
+        _reason(step, waiting_on, blocked_by, now),
+    )
 
 
 def explain_step(query: Query, workflow_id: str, step_name: str, now: float) -> Explanation:
@@ -90,7 +96,10 @@ def _active_upstream(steps: Mapping[str, StepRecord], waiting_on: Mapping[str, S
 
 
 def _holds_back(steps: Mapping[str, StepRecord], step: StepRecord, dep: str) -> bool:
-    """Whether ``dep`` still holds ``step`` back (``states.satisfied``: not completed, nor failed as its edge tolerates)."""
+    """Whether ``dep`` still holds ``step`` back.
+
+    That is ``states.satisfied`` negated: not completed, nor failed in a way its edge tolerates.
+    """
     return not satisfied(steps[dep].state, step.tolerates.get(dep))
 
 

@@ -42,8 +42,9 @@ def mermaid(workflow: WorkflowRecord, steps: Sequence[StepRecord]) -> str:
     lines = ["flowchart LR", f"  %% {_mermaid_text(workflow.name)} ({workflow.id}): {workflow.state.value}"]
     lines += _nested(
         steps,
-        node=lambda step: f'{ids[step.step_name]}["{_mermaid_text(step.step_name)}<br/>{step.state.value}"]'
-                          f":::{step.state.value}",
+        node=lambda step: (
+            f'{ids[step.step_name]}["{_mermaid_text(step.step_name)}<br/>{step.state.value}"]:::{step.state.value}'
+        ),
         open_group=lambda name: [f'subgraph {ids[name]}_group["{_mermaid_text(name)}"]'],
         close_group="end",
     )
@@ -61,9 +62,11 @@ def dot(workflow: WorkflowRecord, steps: Sequence[StepRecord]) -> str:
     ]
     lines += _nested(
         steps,
-        node=lambda step: f"{_dot_text(step.step_name)} "
-                          f'[label="{_dot_escape(step.step_name)}\\n{step.state.value}", '
-                          f'fillcolor="{STATE_COLOURS[step.state]}"];',
+        node=lambda step: (
+            f"{_dot_text(step.step_name)} "
+            f'[label="{_dot_escape(step.step_name)}\\n{step.state.value}", '
+            f'fillcolor="{STATE_COLOURS[step.state]}"];'
+        ),
         open_group=lambda name: [f"subgraph {_dot_text('cluster ' + name)} {{", f"  label={_dot_text(name)};"],
         close_group="}",
     )

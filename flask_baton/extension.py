@@ -155,8 +155,16 @@ class Baton:
         Other options as ``step``.
         """
         return self.step(
-            func, name=name, retries=retries, retry_delay=retry_delay, retry_backoff=retry_backoff,
-            max_retry_delay=max_retry_delay, retry_jitter=True, queue=queue, llm=True, **options,
+            func,
+            name=name,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_backoff=retry_backoff,
+            max_retry_delay=max_retry_delay,
+            retry_jitter=True,
+            queue=queue,
+            llm=True,
+            **options,
         )
 
     # -- database ------------------------------------------------------------

@@ -113,10 +113,10 @@ def push_all(huey: Huey, tasks: Sequence[Task]) -> None:
 def create_consumer(huey: Huey, periodic_seconds: float, **options: Any) -> Consumer:
     """A ``Consumer`` (``options`` as Huey's) checking periodic tasks every ``periodic_seconds``."""
 
-    class BatonScheduler(Scheduler):
+    class BatonScheduler(Scheduler):  # type: ignore[misc]  # huey ships no type hints
         periodic_task_seconds = periodic_seconds
 
-    class BatonConsumer(Consumer):
+    class BatonConsumer(Consumer):  # type: ignore[misc]
         scheduler_class = BatonScheduler
 
     return BatonConsumer(huey, **options)

@@ -100,8 +100,11 @@ class Job:
         if latency is None:
             latency = time.monotonic() - self._started
         return self._record_usage(
-            model=model, input_tokens=input_tokens, output_tokens=output_tokens,
-            cached_input_tokens=cached_input_tokens, latency=latency,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            latency=latency,
         )
 
     def capture_context(self, *, messages: Any, response: Any) -> bool:
@@ -122,9 +125,7 @@ class Job:
         added steps settle.
         """
         if not isinstance(call, StepCall):
-            raise InvalidStepError(
-                f"step {name!r} must be added as my_step.new(...), got {type(call).__name__}"
-            )
+            raise InvalidStepError(f"step {name!r} must be added as my_step.new(...), got {type(call).__name__}")
         names, tolerates = split_deps(name, deps)
         if self._step_names is None:
             self._step_names = self._load_step_names()

@@ -77,8 +77,15 @@ def fan_out(
     tolerant = quorum is not None
     workflow.add(
         synthesis_name,
-        StepCall(synthesis_call.step, {**synthesis_call.args, "fan_out": name, "models": list(models),
-                                       "quorum": quorum if tolerant else len(models)}),
+        StepCall(
+            synthesis_call.step,
+            {
+                **synthesis_call.args,
+                "fan_out": name,
+                "models": list(models),
+                "quorum": quorum if tolerant else len(models),
+            },
+        ),
         deps=[Dep(n, ignore_cancelled=True, ignore_discarded=True) if tolerant else n for n in names],
     )
     return [*names, synthesis_name]

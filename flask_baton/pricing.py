@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from .errors import ConfigError
 
@@ -44,7 +44,7 @@ def check_pricing(key: str, value: Any) -> PriceTable | CostFunction:
     if value is None:
         return DEFAULT_PRICING
     if callable(value):
-        return value
+        return cast(CostFunction, value)
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key} must be a mapping of model -> prices, or a callable, got {value!r}")
     for model, prices in value.items():
@@ -72,9 +72,7 @@ def cost_usd(
     if prices is None:
         if model not in _warned:
             _warned.add(model)
-            logger.warning(
-                "no price for model %r in BATON_PRICING: its usage is recorded without a cost", model
-            )
+            logger.warning("no price for model %r in BATON_PRICING: its usage is recorded without a cost", model)
         return None
     cached_price = prices.get("cached_input", prices["input"])
     return (

@@ -28,8 +28,15 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 __all__ = [
-    "PREFIX_MATCHES", "Input", "Query", "StepRecord", "StepUsage", "WorkflowPage", "WorkflowRecord",
-    "WorkflowStatus", "decode_result",
+    "PREFIX_MATCHES",
+    "Input",
+    "Query",
+    "StepRecord",
+    "StepUsage",
+    "WorkflowPage",
+    "WorkflowRecord",
+    "WorkflowStatus",
+    "decode_result",
 ]
 
 #: Most workflows an ambiguous id prefix names in its error.
@@ -139,6 +146,11 @@ class Query:
         if limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         return reads.workflow_page(
-            self._engine, limit=limit, name=name, label=label,
-            state=None if state is None else WorkflowState(state), before=before, after=after,
+            self._engine,
+            limit=limit,
+            name=name,
+            label=label,
+            state=None if state is None else WorkflowState(state),
+            before=before,
+            after=after,
         )

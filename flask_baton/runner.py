@@ -42,8 +42,13 @@ def run_node(state: AppState, node_id: str) -> None:
     step = state.step(claimed.task)
     if step is None:
         reason = f"no step named {claimed.task!r} is registered in this consumer"
-        commit(state, transitions.discard, claimed, reason,
-               log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)))
+        commit(
+            state,
+            transitions.discard,
+            claimed,
+            reason,
+            log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)),
+        )
         return
     with leased(state.store, worker, state.config.heartbeat_seconds, node_id):
         _execute(state, step, claimed)
@@ -63,32 +68,60 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
             raise value
         result = _encode(claimed, value)
     except Snooze as snooze:
-        _record(state, partial(worklog.snoozed, state, claimed, step.max_attempts, snooze.seconds),
-                transitions.snooze, claimed, snooze.seconds)
+        _record(
+            state,
+            partial(worklog.snoozed, state, claimed, step.max_attempts, snooze.seconds),
+            transitions.snooze,
+            claimed,
+            snooze.seconds,
+        )
     except (Discard, _ResultError) as given_up:
         reason = given_up.reason if isinstance(given_up, Discard) else str(given_up)
         # A result that cannot be stored is named by what refused it (TypeError, ValueError).
         refused = given_up.__cause__ if isinstance(given_up, _ResultError) else None
         failure = worklog.Failure.of(refused or given_up, message=reason)
-        _record(state, partial(worklog.discarded, state, claimed, step.max_attempts, failure),
-                transitions.discard, claimed, reason)
+        _record(
+            state,
+            partial(worklog.discarded, state, claimed, step.max_attempts, failure),
+            transitions.discard,
+            claimed,
+            reason,
+        )
     except Exception as exc:
         error = traceback.format_exc()
         failure = worklog.Failure.of(exc, traceback=error)
         if claimed.attempt <= step.retries:
-            _record(state, partial(worklog.retrying, state, claimed, step.max_attempts, failure),
-                    transitions.retry_later, claimed, error, step.delay_before(claimed.attempt))
+            _record(
+                state,
+                partial(worklog.retrying, state, claimed, step.max_attempts, failure),
+                transitions.retry_later,
+                claimed,
+                error,
+                step.delay_before(claimed.attempt),
+            )
         else:
-            _record(state, partial(worklog.discarded, state, claimed, step.max_attempts, failure),
-                    transitions.discard, claimed, error)
+            _record(
+                state,
+                partial(worklog.discarded, state, claimed, step.max_attempts, failure),
+                transitions.discard,
+                claimed,
+                error,
+            )
     except BaseException:
         # The consumer is stopping (Ctrl-C, a process worker's interrupt) mid-step.
         hand_back(state, claimed.node_id)
         raise
     else:
         added = job.added_steps
-        _record(state, partial(worklog.completed, state, claimed, step.max_attempts),
-                transitions.complete, claimed, result, added, autocommit=not added)
+        _record(
+            state,
+            partial(worklog.completed, state, claimed, step.max_attempts),
+            transitions.complete,
+            claimed,
+            result,
+            added,
+            autocommit=not added,
+        )
 
 
 def _record(

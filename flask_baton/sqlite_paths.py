@@ -18,4 +18,3 @@ def instance_file(path: str, instance_path: str) -> str:
     resolved = path if os.path.isabs(path) else os.path.join(instance_path, path)
     os.makedirs(os.path.dirname(resolved), exist_ok=True)
     return resolved
-

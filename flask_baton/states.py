@@ -43,7 +43,7 @@ SETTLED = (StepState.COMPLETED, StepState.DISCARDED, StepState.CANCELLED)
 #: Settled states that cancel a step's dependents.
 FAILED = (StepState.DISCARDED, StepState.CANCELLED)
 #: States a cascade may cancel: not started, or waiting to start again.
-CANCELLABLE = (StepState.PENDING,) + CLAIMABLE
+CANCELLABLE = (StepState.PENDING, *CLAIMABLE)
 
 
 class Tolerance(StrEnum):

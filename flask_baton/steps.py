@@ -169,9 +169,7 @@ DepSpec = str | Dep
 def split_deps(step_name: str, deps: Sequence[DepSpec]) -> tuple[list[str], dict[str, Tolerance]]:
     """Dep names in order, and the failure policy of those that have one."""
     if isinstance(deps, (str, Dep)) or not all(isinstance(dep, (str, Dep)) for dep in deps):
-        raise InvalidStepError(
-            f"deps of step {step_name!r} must be a list of step names or Dep(...), got {deps!r}"
-        )
+        raise InvalidStepError(f"deps of step {step_name!r} must be a list of step names or Dep(...), got {deps!r}")
     names = [dep if isinstance(dep, str) else dep.step for dep in deps]
     tolerates = {dep.step: tolerance for dep in deps if isinstance(dep, Dep) and (tolerance := _tolerance(dep))}
     return names, tolerates

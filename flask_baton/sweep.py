@@ -79,8 +79,13 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     config = state.config
     if config.prune:
         report.pruned = state.store.prune(now, config.prune_max_age, config.debug_log_max_age)
-        emit(plugin_pruned, workflows=report.pruned.workflows, steps=report.pruned.steps,
-             debug_logs=report.pruned.debug_logs, timestamp=now)
+        emit(
+            plugin_pruned,
+            workflows=report.pruned.workflows,
+            steps=report.pruned.steps,
+            debug_logs=report.pruned.debug_logs,
+            timestamp=now,
+        )
     report.events_trimmed = state.store.trim_event_feed(now, config.event_retention)
     return report
 
@@ -107,9 +112,17 @@ def _rescue_dead(state: AppState, now: float, report: SweepReport) -> None:
             found = report.discarded
         if effects.changes:
             found.append(claimed.node_id)
-            emit(plugin_rescued, workflow_id=claimed.workflow_id, workflow_label=state.label(claimed.workflow_id),
-                 step_name=claimed.step_name, job_id=claimed.node_id, worker=claimed.worker or None,
-                 attempt=claimed.attempt, reason=reason, timestamp=now)
+            emit(
+                plugin_rescued,
+                workflow_id=claimed.workflow_id,
+                workflow_label=state.label(claimed.workflow_id),
+                step_name=claimed.step_name,
+                job_id=claimed.node_id,
+                worker=claimed.worker or None,
+                attempt=claimed.attempt,
+                reason=reason,
+                timestamp=now,
+            )
 
 
 def rescue(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) -> Effects[None]:
@@ -123,8 +136,18 @@ def rescue(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) ->
     return Effects(
         None,
         ready=[Ready(claimed.node_id, claimed.task)],
-        changes=[StepChange(claimed.workflow_id, claimed.node_id, claimed.step_name, StepState.RETRYABLE,
-                            claimed.attempt, tx.now, worker=claimed.worker, error=reason)],
+        changes=[
+            StepChange(
+                claimed.workflow_id,
+                claimed.node_id,
+                claimed.step_name,
+                StepState.RETRYABLE,
+                claimed.attempt,
+                tx.now,
+                worker=claimed.worker,
+                error=reason,
+            )
+        ],
     )
 
 

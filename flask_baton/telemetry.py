@@ -14,8 +14,8 @@ from typing import Any
 
 from blinker import NamedSignal, Namespace
 
-from .states import StepState
 from .errors import ArgumentError
+from .states import StepState
 
 logger = logging.getLogger("flask_baton")
 signals = Namespace()

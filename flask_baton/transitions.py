@@ -38,10 +38,22 @@ def claim(tx: Tx, node_id: str, worker: str) -> Effects[Claimed | None]:
     if claimed is None:
         return Effects(None)
     queue_wait = None if claimed.queued_at is None else max(tx.now - claimed.queued_at, 0.0)
-    return Effects(claimed, changes=[StepChange(
-        claimed.workflow_id, node_id, claimed.step_name, StepState.EXECUTING, claimed.attempt, tx.now,
-        worker=worker, queue_wait=queue_wait, label=claimed.label,
-    )])
+    return Effects(
+        claimed,
+        changes=[
+            StepChange(
+                claimed.workflow_id,
+                node_id,
+                claimed.step_name,
+                StepState.EXECUTING,
+                claimed.attempt,
+                tx.now,
+                worker=worker,
+                queue_wait=queue_wait,
+                label=claimed.label,
+            )
+        ],
+    )
 
 
 def cancel_if_blocked(tx: Tx, node_id: str) -> Effects[None]:
@@ -103,8 +115,9 @@ def _reschedule(
 ) -> Effects[None]:
     if not tx.store.reschedule(tx.conn, claimed, state, tx.now + delay, error, attempt):
         return Effects(None)
-    return Effects(None, ready=[Ready(claimed.node_id, claimed.task, delay)],
-                   changes=[claimed.change(state, tx.now, error=error)])
+    return Effects(
+        None, ready=[Ready(claimed.node_id, claimed.task, delay)], changes=[claimed.change(state, tx.now, error=error)]
+    )
 
 
 def hand_back(tx: Tx, node_id: str, worker: str) -> Effects[None]:

@@ -55,11 +55,22 @@ def record_usage(
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
         raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
     cost = cost_usd(pricing, model, *counts)
-    store.insert_usage(db, {
-        "workflow_id": workflow_id, "node_id": node_id, "step_name": step_name, "attempt": attempt,
-        "model": model, "input_tokens": counts[0], "output_tokens": counts[1],
-        "cached_input_tokens": counts[2], "cost_usd": cost, "latency": latency, "created_at": time.time(),
-    })
+    store.insert_usage(
+        db,
+        {
+            "workflow_id": workflow_id,
+            "node_id": node_id,
+            "step_name": step_name,
+            "attempt": attempt,
+            "model": model,
+            "input_tokens": counts[0],
+            "output_tokens": counts[1],
+            "cached_input_tokens": counts[2],
+            "cost_usd": cost,
+            "latency": latency,
+            "created_at": time.time(),
+        },
+    )
     return cost
 
 

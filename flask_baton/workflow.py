@@ -126,14 +126,18 @@ class Workflow:
             )
             for step, call in child._calls.items()
         ]
-        nested = [member for call in child._calls.values() if subworkflow.is_join(call) for member in call.args["steps"]]
+        nested = [
+            member for call in child._calls.values() if subworkflow.is_join(call) for member in call.args["steps"]
+        ]
         waits = subworkflow.join_deps(child._deps, child._tolerates, nested)
-        steps.append((
-            name,
-            subworkflow.join_call(name, [prefix + step for step in child._calls]),
-            [prefix + step for step in waits],
-            {prefix + step: t for step, t in waits.items() if t is not None},
-        ))
+        steps.append(
+            (
+                name,
+                subworkflow.join_call(name, [prefix + step for step in child._calls]),
+                [prefix + step for step in waits],
+                {prefix + step: t for step, t in waits.items() if t is not None},
+            )
+        )
         self._put(steps)
         return self
 
@@ -220,7 +224,9 @@ class Workflow:
         """Stand for the running workflow that holds our unique_key (``on_conflict="return"``)."""
         self.workflow_id = workflow_id
         self.inserted = self.reused = True
-        return [InsertedJob(step.id, workflow_id, step.step_name) for step in state.query.get_workflow_jobs(workflow_id)]
+        return [
+            InsertedJob(step.id, workflow_id, step.step_name) for step in state.query.get_workflow_jobs(workflow_id)
+        ]
 
 
 def _jobs(new: NewWorkflow) -> list[InsertedJob]:

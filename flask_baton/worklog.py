@@ -64,10 +64,25 @@ def retrying(state: AppState, step: StepIdentity, max_attempts: int, failure: Fa
         return  # another consumer's transition won; it logs
     delay = effects.ready[0].delay
     at = effects.changes[0].timestamp + delay
-    fields = _fields(state, "step_retrying", step, max_attempts, error_type=failure.error_type,
-                     error_message=failure.error_message, retry_in=delay, retry_at=at)
-    logger.warning("%s failed on attempt %s: %s; retrying in %s (at %s)",
-                   _which(fields), _attempt(fields), failure, _seconds(delay), _clock(at), extra=fields)
+    fields = _fields(
+        state,
+        "step_retrying",
+        step,
+        max_attempts,
+        error_type=failure.error_type,
+        error_message=failure.error_message,
+        retry_in=delay,
+        retry_at=at,
+    )
+    logger.warning(
+        "%s failed on attempt %s: %s; retrying in %s (at %s)",
+        _which(fields),
+        _attempt(fields),
+        failure,
+        _seconds(delay),
+        _clock(at),
+        extra=fields,
+    )
     _traceback(fields, failure)
 
 
@@ -77,26 +92,45 @@ def discarded(
     """A step failed for good; then the dependents its failure cancelled, if any."""
     if not effects.changes:
         return
-    fields = _fields(state, "step_discarded", step, max_attempts, error_type=failure.error_type,
-                     error_message=failure.error_message)
+    fields = _fields(
+        state, "step_discarded", step, max_attempts, error_type=failure.error_type, error_message=failure.error_message
+    )
     logger.error("%s discarded on attempt %s: %s", _which(fields), _attempt(fields), failure, extra=fields)
     _traceback(fields, failure)
     if effects.cancelled:
         cancelled = [item.step_name for item in effects.cancelled]
         cascade = _fields(state, "steps_cancelled", step, max_attempts, cause=step.step_name, cancelled=cancelled)
-        logger.warning("workflow %r (%s): step %r discarded, so %d dependent step(s) were cancelled: %s",
-                       cascade["workflow_label"], step.workflow_id, step.step_name, len(cancelled),
-                       ", ".join(cancelled), extra=cascade)
+        logger.warning(
+            "workflow %r (%s): step %r discarded, so %d dependent step(s) were cancelled: %s",
+            cascade["workflow_label"],
+            step.workflow_id,
+            step.step_name,
+            len(cancelled),
+            ", ".join(cancelled),
+            extra=cascade,
+        )
 
 
-def rescued(state: AppState, step: StepIdentity, max_attempts: int | None, lost_worker: str, silent_for: float,
-            effects: Effects[Any]) -> None:
+def rescued(
+    state: AppState,
+    step: StepIdentity,
+    max_attempts: int | None,
+    lost_worker: str,
+    silent_for: float,
+    effects: Effects[Any],
+) -> None:
     """The sweep took back a step whose consumer stopped renewing its lease."""
     if not effects.changes:
         return
     fields = _fields(state, "step_rescued", step, max_attempts, lost_worker=lost_worker, silent_for=silent_for)
-    logger.warning("%s rescued by the sweep after attempt %s: its consumer %s was silent for %s; it runs again now",
-                   _which(fields), _attempt(fields), lost_worker, _seconds(silent_for), extra=fields)
+    logger.warning(
+        "%s rescued by the sweep after attempt %s: its consumer %s was silent for %s; it runs again now",
+        _which(fields),
+        _attempt(fields),
+        lost_worker,
+        _seconds(silent_for),
+        extra=fields,
+    )
 
 
 def completed(state: AppState, step: StepIdentity, max_attempts: int, effects: Effects[Any]) -> None:
@@ -105,16 +139,18 @@ def completed(state: AppState, step: StepIdentity, max_attempts: int, effects: E
         return
     duration = effects.changes[0].duration
     fields = _fields(state, "step_completed", step, max_attempts, duration=duration)
-    logger.debug("%s completed on attempt %s in %s", _which(fields), _attempt(fields), _seconds(duration or 0.0),
-                 extra=fields)
+    logger.debug(
+        "%s completed on attempt %s in %s", _which(fields), _attempt(fields), _seconds(duration or 0.0), extra=fields
+    )
 
 
 def snoozed(state: AppState, step: StepIdentity, max_attempts: int, seconds: float, effects: Effects[Any]) -> None:
     """A step snoozed (DEBUG); its attempt is given back, so it is not a failure."""
     if not effects.changes or not logger.isEnabledFor(logging.DEBUG):
         return
-    fields = _fields(state, "step_snoozed", step, max_attempts, retry_in=seconds,
-                     retry_at=effects.changes[0].timestamp + seconds)
+    fields = _fields(
+        state, "step_snoozed", step, max_attempts, retry_in=seconds, retry_at=effects.changes[0].timestamp + seconds
+    )
     logger.debug("%s snoozed for %s", _which(fields), _seconds(seconds), extra=fields)
 
 
@@ -123,11 +159,20 @@ def workflow_ended(state: AppState, end: WorkflowEnd) -> None:
     failed = end.outcome != "completed"
     if not failed and not logger.isEnabledFor(logging.DEBUG):
         return
-    fields = {"baton_event": f"workflow_{end.outcome}", "workflow_id": end.workflow_id,
-              "workflow_label": state.label(end.workflow_id), "failed_steps": list(end.failed_steps)}
+    fields = {
+        "baton_event": f"workflow_{end.outcome}",
+        "workflow_id": end.workflow_id,
+        "workflow_label": state.label(end.workflow_id),
+        "failed_steps": list(end.failed_steps),
+    }
     if failed:
-        logger.error("workflow %r (%s) failed; failed steps: %s", fields["workflow_label"], end.workflow_id,
-                     ", ".join(end.failed_steps), extra=fields)
+        logger.error(
+            "workflow %r (%s) failed; failed steps: %s",
+            fields["workflow_label"],
+            end.workflow_id,
+            ", ".join(end.failed_steps),
+            extra=fields,
+        )
     else:
         logger.debug("workflow %r (%s) completed", fields["workflow_label"], end.workflow_id, extra=fields)
 
@@ -147,9 +192,13 @@ def _fields(state: AppState, event: str, step: StepIdentity, max_attempts: int |
 
 def _traceback(fields: dict[str, Any], failure: Failure) -> None:
     if failure.traceback and logger.isEnabledFor(logging.DEBUG):
-        logger.debug("traceback of %s, attempt %s:\n%s", _which(fields), _attempt(fields),
-                     failure.traceback.rstrip(), extra={**fields, "baton_event": "step_traceback",
-                                                        "traceback": failure.traceback})
+        logger.debug(
+            "traceback of %s, attempt %s:\n%s",
+            _which(fields),
+            _attempt(fields),
+            failure.traceback.rstrip(),
+            extra={**fields, "baton_event": "step_traceback", "traceback": failure.traceback},
+        )
 
 
 def _which(fields: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ ENV_PREFIX = "BATON_TEST_APP_"
 def create_app(settings: dict[str, Any] | None = None) -> Flask:
     """Build an app with the test steps; ``settings`` go into ``app.config``."""
     if settings is None:
-        settings = {key[len(ENV_PREFIX):]: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
+        settings = {key[len(ENV_PREFIX) :]: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
     app = Flask("baton_tests")
     app.config.update(settings)
     db = SQLAlchemy()

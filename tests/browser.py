@@ -81,8 +81,7 @@ def _run_apt(args: list[str]) -> None:
         if isinstance(out, bytes):
             out = out.decode("utf-8", "replace")
         raise RuntimeError(
-            f"`{' '.join(cmd)}` did not finish within {_APT_TIMEOUT_S} s.\n"
-            f"--- last output ---\n{_tail(out)}"
+            f"`{' '.join(cmd)}` did not finish within {_APT_TIMEOUT_S} s.\n--- last output ---\n{_tail(out)}"
         ) from exc
     if proc.returncode != 0:
         raise RuntimeError(
@@ -112,9 +111,7 @@ def _install_chromium() -> str:
     _run_apt(["update"])
     _run_apt(["install", "-y", "chromium"])
     if not os.path.exists(CHROMIUM_PATH):
-        raise RuntimeError(
-            f"`apt-get install chromium` succeeded but {CHROMIUM_PATH} still does not exist."
-        )
+        raise RuntimeError(f"`apt-get install chromium` succeeded but {CHROMIUM_PATH} still does not exist.")
     return CHROMIUM_PATH
 
 

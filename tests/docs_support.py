@@ -71,7 +71,7 @@ def fenced_blocks(path: Path) -> list[Block]:
         except ValueError:
             raise AssertionError(f"{path.relative_to(ROOT)}:{index + 1}: a fence that never closes") from None
         marker = NOT_RUN.match(lines[index - 1]) if index else None
-        code = "\n".join(line[len(indent):] for line in lines[index + 1:end]) + "\n"
+        code = "\n".join(line[len(indent) :] for line in lines[index + 1 : end]) + "\n"
         language = (fence["info"].split() or [""])[0]
         blocks.append(Block(path, language, code, index + 2, heading, marker["why"].strip() if marker else None))
         index = end + 1
@@ -106,10 +106,14 @@ class OfflineChat:
         prompt_tokens = len(messages[-1]["content"].split())
         body = {
             "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "\n".join(answer)}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(answer),
-                      "prompt_tokens_details": {"cached_tokens": prompt_tokens // 4}},
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "\n".join(answer)}}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(answer),
+                "prompt_tokens_details": {"cached_tokens": prompt_tokens // 4},
+            },
         }
         response = _as_object(body)
         response.model_dump = lambda: body

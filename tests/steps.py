@@ -127,8 +127,9 @@ def _hooked_discarded(reason: str, job: Job) -> None:
 
 
 def _ledger_count(job: Job) -> int:
-    from flask import current_app
     from pathlib import Path
+
+    from flask import current_app
 
     return ledger.runs_per_step(Path(current_app.config["TEST_LEDGER"]), job.workflow_id)[job.step_name]
 

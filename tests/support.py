@@ -113,17 +113,19 @@ class ThreadConsumer(RunningConsumer):
     """A real Huey consumer (worker threads + scheduler) for one app's queue."""
 
     def __init__(self, app: Flask, workers: int = 4, queue: str = "default", periodic: bool = False) -> None:
-        super().__init__(create_consumer(
-            app.extensions["baton"],
-            queue,
-            workers=workers,
-            worker_type="thread",
-            initial_delay=0.002,
-            backoff=1.2,
-            max_delay=0.05,
-            periodic=periodic,
-            check_worker_health=False,
-        ))
+        super().__init__(
+            create_consumer(
+                app.extensions["baton"],
+                queue,
+                workers=workers,
+                worker_type="thread",
+                initial_delay=0.002,
+                backoff=1.2,
+                max_delay=0.05,
+                periodic=periodic,
+                check_worker_health=False,
+            )
+        )
 
 
 # -- recorders for the core engine suite ---------------------------------------
@@ -168,8 +170,10 @@ class EventLog:
         """Step events of one workflow (of one step, if given) in the order sent."""
         with self._lock:
             return [
-                (name, payload) for name, payload in self.events
-                if name.startswith("step.") and payload["workflow_id"] == workflow_id
+                (name, payload)
+                for name, payload in self.events
+                if name.startswith("step.")
+                and payload["workflow_id"] == workflow_id
                 and step_name in (None, payload["step_name"])
             ]
 
@@ -187,7 +191,10 @@ class EventLog:
         signal names its stored state and attempt.
         """
         record = wait_finished(app, workflow_id)
-        stored = {s.step_name: (s.state.value, s.attempt) for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)}
+        stored = {
+            s.step_name: (s.state.value, s.attempt)
+            for s in app.extensions["baton"].query.get_workflow_jobs(workflow_id)
+        }
 
         def caught_up() -> bool:
             heard = {p["step_name"]: (p["state"], p["attempt"]) for _name, p in self.steps(workflow_id)}
@@ -246,8 +253,20 @@ class WorkerProcess:
 
         root = Path(__file__).resolve().parent.parent
         self.args = [
-            sys.executable, "-m", "flask", "--app", factory, "baton", "worker",
-            "-w", str(workers), "--delay", "0.005", "--max-delay", "0.05", *extra_args,
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            factory,
+            "baton",
+            "worker",
+            "-w",
+            str(workers),
+            "--delay",
+            "0.005",
+            "--max-delay",
+            "0.05",
+            *extra_args,
         ]
         self.env = {**os.environ, **environment_for(settings), "PYTHONPATH": str(root)}
         self.cwd = root

@@ -18,21 +18,27 @@ def test_discarded_step_cancels_its_dependents_transitively_naming_the_failed_de
 ) -> None:
     steps.hook_calls.clear()
     with EventLog() as events:
-        wf = (Workflow(name="cascade")
-              .add("root", constant.new(value=1))
-              .add("bad", always_fail.new(), deps=["root"])
-              .add("side", constant.new(value=2), deps=["root"])
-              .add("mid", hooked.new(), deps=["bad"])
-              .add("leaf", hooked.new(), deps=["mid", "side"])
-              .add("leaf2", record_args.new(), deps=["leaf"]))
+        wf = (
+            Workflow(name="cascade")
+            .add("root", constant.new(value=1))
+            .add("bad", always_fail.new(), deps=["root"])
+            .add("side", constant.new(value=2), deps=["root"])
+            .add("mid", hooked.new(), deps=["bad"])
+            .add("leaf", hooked.new(), deps=["mid", "side"])
+            .add("leaf2", record_args.new(), deps=["leaf"])
+        )
         wf.insert()
         record = events.wait_caught_up(app, wf.workflow_id)
 
     assert record.state == "failed"
     by_name = {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}
     assert {name: s.state for name, s in by_name.items()} == {
-        "root": "completed", "bad": "discarded", "side": "completed",
-        "mid": "cancelled", "leaf": "cancelled", "leaf2": "cancelled",
+        "root": "completed",
+        "bad": "discarded",
+        "side": "completed",
+        "mid": "cancelled",
+        "leaf": "cancelled",
+        "leaf2": "cancelled",
     }
     assert by_name["mid"].error == "dependency 'bad' discarded"
     assert by_name["leaf"].error == "dependency 'mid' cancelled"
@@ -49,10 +55,12 @@ def test_discarded_step_cancels_its_dependents_transitively_naming_the_failed_de
 
 def test_cascade_calls_on_dep_discarded_and_on_dep_cancelled_hooks(app: Flask, consumer: ThreadConsumer) -> None:
     steps.hook_calls.clear()
-    wf = (Workflow(name="hooks")
-          .add("bad", always_fail.new())
-          .add("first", hooked.new(), deps=["bad"])
-          .add("second", hooked.new(), deps=["first"]))
+    wf = (
+        Workflow(name="hooks")
+        .add("bad", always_fail.new())
+        .add("first", hooked.new(), deps=["bad"])
+        .add("second", hooked.new(), deps=["first"])
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
 
@@ -66,17 +74,21 @@ def test_cascade_calls_on_dep_discarded_and_on_dep_cancelled_hooks(app: Flask, c
 def test_workflow_with_a_failed_branch_finishes_only_after_its_other_branches_settle(
     app: Flask, consumer: ThreadConsumer
 ) -> None:
-    wf = (Workflow(name="uneven")
-          .add("slowpoke", slow.new(seconds=0.3))
-          .add("bad", always_fail.new())
-          .add("join", record_args.new(), deps=["slowpoke", "bad"])
-          .add("after_slow", constant.new(), deps=["slowpoke"]))
+    wf = (
+        Workflow(name="uneven")
+        .add("slowpoke", slow.new(seconds=0.3))
+        .add("bad", always_fail.new())
+        .add("join", record_args.new(), deps=["slowpoke", "bad"])
+        .add("after_slow", constant.new(), deps=["slowpoke"])
+    )
     wf.insert()
 
     # The join is cancelled as soon as "bad" fails, while "slowpoke" still runs.
     query = app.extensions["baton"].query
-    wait_for(lambda: {s.step_name: s.state for s in query.get_workflow_jobs(wf.workflow_id)}["join"] == "cancelled",
-             "the join to be cancelled")
+    wait_for(
+        lambda: {s.step_name: s.state for s in query.get_workflow_jobs(wf.workflow_id)}["join"] == "cancelled",
+        "the join to be cancelled",
+    )
     record = wait_finished(app, wf.workflow_id)
 
     assert record.state == "failed"

@@ -56,16 +56,35 @@ def test_status_of_unknown_workflow_fails_naming_it(app: Flask) -> None:
 def test_worker_subprocess_runs_a_diamond_and_stops_gracefully(app: Flask, settings: dict[str, Any]) -> None:
     env = {**os.environ, **environment_for(settings), "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "tests.apps:create_app", "baton", "worker", "-w", "2",
-         "--delay", "0.005", "--max-delay", "0.05"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "tests.apps:create_app",
+            "baton",
+            "worker",
+            "-w",
+            "2",
+            "--delay",
+            "0.005",
+            "--max-delay",
+            "0.05",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
-        wf = (Workflow("subprocess:diamond")
-              .add("a", constant.new(value=2))
-              .add("b", constant.new(value=3), deps=["a"])
-              .add("c", constant.new(value=4), deps=["a"])
-              .add("d", sum_inputs.new(), deps=["b", "c"]))
+        wf = (
+            Workflow("subprocess:diamond")
+            .add("a", constant.new(value=2))
+            .add("b", constant.new(value=3), deps=["a"])
+            .add("c", constant.new(value=4), deps=["a"])
+            .add("d", sum_inputs.new(), deps=["b", "c"])
+        )
         wf.insert()
         record = wait_finished(app, wf.workflow_id, timeout=30)
         assert record.state == "completed"

@@ -24,7 +24,8 @@ from typing import Any
 
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import event, func, select as sql_select
+from sqlalchemy import event, func
+from sqlalchemy import select as sql_select
 
 from flask_baton import Workflow
 from flask_baton.store.maintenance import TABLES
@@ -49,9 +50,11 @@ def stored(app: Flask, workflow_id: str) -> tuple[Any, ...]:
 
 def waiting(path: Path, name: str = "cli:waiting", last: Any = None) -> Workflow:
     """``gate`` runs until ``path`` exists, then ``last`` (a ``sum_inputs`` by default) runs after it."""
-    wf = (Workflow(name)
-          .add("gate", wait_for_file.new(path=str(path), value=1))
-          .add("last", (last or sum_inputs).new(), deps=["gate"]))
+    wf = (
+        Workflow(name)
+        .add("gate", wait_for_file.new(path=str(path), value=1))
+        .add("last", (last or sum_inputs).new(), deps=["gate"])
+    )
     wf.insert()
     return wf
 
@@ -59,10 +62,12 @@ def waiting(path: Path, name: str = "cli:waiting", last: Any = None) -> Workflow
 def fixable(app: Flask, blocker: Path) -> Workflow:
     """A finished, ``failed`` workflow: ``fix`` was discarded (while ``blocker`` existed), ``after`` cancelled."""
     blocker.touch()
-    wf = (Workflow("cli:fixable")
-          .add("root", constant.new(value=1))
-          .add("fix", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
-          .add("after", constant.new(value=2), deps=["fix"]))
+    wf = (
+        Workflow("cli:fixable")
+        .add("root", constant.new(value=1))
+        .add("fix", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
+        .add("after", constant.new(value=2), deps=["fix"])
+    )
     with ThreadConsumer(app):
         wf.insert()
         assert wait_finished(app, wf.workflow_id).state == "failed"
@@ -255,8 +260,14 @@ def test_status_json_lists_workflows_with_export_keys_and_the_next_page(app: Fla
     assert document["next_before"] == newer.workflow_id
     [listed] = document["workflows"]
     assert listed == {
-        "id": newer.workflow_id, "name": "newer", "state": "running", "total_steps": 2, "settled_steps": 0,
-        "created_at": listed["created_at"], "finished_at": None, "unique_key": None,
+        "id": newer.workflow_id,
+        "name": "newer",
+        "state": "running",
+        "total_steps": 2,
+        "settled_steps": 0,
+        "created_at": listed["created_at"],
+        "finished_at": None,
+        "unique_key": None,
     }
     second = json.loads(cli(app, "status", "--json", "--state", "running").stdout)
     assert [w["id"] for w in second["workflows"]] == [newer.workflow_id, older.workflow_id]
@@ -340,8 +351,16 @@ def test_watch_of_a_cancelled_workflow_exits_4(app: Flask, tmp_path: Path) -> No
 
 def test_watch_stops_cleanly_on_ctrl_c_with_exit_130(app: Flask, settings: dict[str, Any], tmp_path: Path) -> None:
     wf = waiting(tmp_path / "never")
-    watch = flask_baton(settings, "status", wf.workflow_id, "--watch", "--interval", "0.05",
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watch = flask_baton(
+        settings,
+        "status",
+        wf.workflow_id,
+        "--watch",
+        "--interval",
+        "0.05",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert watch.stdout is not None
         assert ": running," in read_until(watch.stdout.fileno(), "WAITING ON")

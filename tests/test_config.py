@@ -35,8 +35,12 @@ def config_of(tmp_path: Path, **settings: Any) -> Any:
         ("BATON_PRUNE", "Yes", "prune", True),
         ("BATON_DEBUG_CAPTURE", "no", "debug_capture", False),
         ("BATON_DEBUG_CAPTURE", "ON", "debug_capture", True),
-        ("BATON_PRICING", '{"house-model": {"input": 1, "output": 2.5}}', "pricing",
-         {"house-model": {"input": 1, "output": 2.5}}),
+        (
+            "BATON_PRICING",
+            '{"house-model": {"input": 1, "output": 2.5}}',
+            "pricing",
+            {"house-model": {"input": 1, "output": 2.5}},
+        ),
     ],
 )
 def test_string_value_is_parsed_to_its_type(tmp_path: Path, key: str, text: str, field: str, expected: Any) -> None:
@@ -48,8 +52,11 @@ def test_string_value_is_parsed_to_its_type(tmp_path: Path, key: str, text: str,
 def test_settings_from_environment_variables_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = {
         **sqlite_settings(tmp_path, tmp_path / "ledger"),
-        "BATON_SQLITE_BUSY_TIMEOUT": 5, "BATON_LEASE_SECONDS": 20, "BATON_HEARTBEAT_SECONDS": 2.5,
-        "BATON_PRUNE": True, "BATON_PRICING": '{"m": {"input": 0, "output": 0}}',
+        "BATON_SQLITE_BUSY_TIMEOUT": 5,
+        "BATON_LEASE_SECONDS": 20,
+        "BATON_HEARTBEAT_SECONDS": 2.5,
+        "BATON_PRUNE": True,
+        "BATON_PRICING": '{"m": {"input": 0, "output": 0}}',
     }
     for name, value in environment_for(settings).items():  # every value a string, as in a deployment
         monkeypatch.setenv(name, value)

@@ -16,10 +16,12 @@ from .support import EventLog, ThreadConsumer, step_states, wait_finished, wait_
 
 def test_cancelling_a_running_workflow_cancels_every_unsettled_step(app: Flask, consumer: ThreadConsumer) -> None:
     with EventLog() as events:
-        wf = (Workflow("to-cancel")
-              .add("quick", constant.new(value=1))
-              .add("nap", slow.new(seconds=1.0), deps=["quick"])
-              .add("after", sum_inputs.new(), deps=["nap"]))
+        wf = (
+            Workflow("to-cancel")
+            .add("quick", constant.new(value=1))
+            .add("nap", slow.new(seconds=1.0), deps=["quick"])
+            .add("after", sum_inputs.new(), deps=["nap"])
+        )
         wf.insert()
         wait_for(lambda: step_states(app, wf.workflow_id)["nap"] == "executing", "nap to start")
         cancelled = baton.cancel_workflow(wf.workflow_id)
@@ -49,11 +51,13 @@ def test_retrying_a_discarded_step_reruns_it_and_its_cancelled_dependents(
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("to-retry")
-          .add("root", constant.new(value=4))
-          .add("flaky", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
-          .add("after", constant.new(value=5), deps=["flaky"])
-          .add("last", sum_inputs.new(), deps=["after", "root"]))
+    wf = (
+        Workflow("to-retry")
+        .add("root", constant.new(value=4))
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
+        .add("after", constant.new(value=5), deps=["flaky"])
+        .add("last", sum_inputs.new(), deps=["after", "root"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     assert step_states(app, wf.workflow_id)["last"] == "cancelled"
@@ -73,10 +77,12 @@ def test_retry_refuses_steps_that_did_not_fail_or_wait_on_a_failed_step(
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("refusals")
-          .add("ok", constant.new())
-          .add("bad", fails_while_file_exists.new(path=str(blocker)))
-          .add("child", constant.new(), deps=["bad"]))
+    wf = (
+        Workflow("refusals")
+        .add("ok", constant.new())
+        .add("bad", fails_while_file_exists.new(path=str(blocker)))
+        .add("child", constant.new(), deps=["bad"])
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
     with pytest.raises(WorkflowStateError, match="step 'ok' is completed; only a discarded or cancelled"):
@@ -86,4 +92,3 @@ def test_retry_refuses_steps_that_did_not_fail_or_wait_on_a_failed_step(
     with pytest.raises(WorkflowNotFoundError, match="has no step named 'ghost'"):
         baton.retry_step(wf.workflow_id, "ghost")
     assert step_states(app, wf.workflow_id) == {"ok": "completed", "bad": "discarded", "child": "cancelled"}
-

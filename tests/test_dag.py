@@ -20,12 +20,14 @@ from .steps import constant, record_args
 
 
 def test_cycle_is_rejected_naming_only_the_steps_on_it() -> None:
-    wf = (Workflow(name="loop")
-          .add("root", constant.new())
-          .add("a", record_args.new(), deps=["root", "c"])
-          .add("b", record_args.new(), deps=["a"])
-          .add("c", record_args.new(), deps=["b"])
-          .add("downstream", record_args.new(), deps=["c"]))
+    wf = (
+        Workflow(name="loop")
+        .add("root", constant.new())
+        .add("a", record_args.new(), deps=["root", "c"])
+        .add("b", record_args.new(), deps=["a"])
+        .add("c", record_args.new(), deps=["b"])
+        .add("downstream", record_args.new(), deps=["c"])
+    )
 
     with pytest.raises(CycleError) as caught:
         wf.validate()
@@ -45,9 +47,7 @@ def test_step_depending_on_itself_is_a_cycle() -> None:
 
 
 def test_unknown_dependency_names_the_step_and_the_missing_dep() -> None:
-    wf = (Workflow(name="typo")
-          .add("fetch", constant.new())
-          .add("parse", record_args.new(), deps=["fecth"]))
+    wf = Workflow(name="typo").add("fetch", constant.new()).add("parse", record_args.new(), deps=["fecth"])
 
     with pytest.raises(UnknownDependencyError) as caught:
         wf.validate()
@@ -142,8 +142,9 @@ def test_cycle_through_a_hundred_thousand_steps_is_found_and_named() -> None:
 
 def stored(**steps: tuple[str, dict[str, str | None]]) -> StepGraph:
     """A stored graph: ``name=(state, {dep: tolerates})``, in insertion order."""
-    return StepGraph({name: state for name, (state, _) in steps.items()},
-                     {name: deps for name, (_, deps) in steps.items()})
+    return StepGraph(
+        {name: state for name, (state, _) in steps.items()}, {name: deps for name, (_, deps) in steps.items()}
+    )
 
 
 def test_retry_plan_rearms_a_dependent_whose_other_dep_is_still_running() -> None:
@@ -156,8 +157,12 @@ def test_retry_plan_rearms_a_dependent_whose_other_dep_is_still_running() -> Non
 
 def test_retry_plan_counts_deps_still_to_run_and_not_completed_ones() -> None:
     graph = stored(
-        done=("completed", {}), queued=("available", {}), later=("pending", {"queued": None}),
-        napping=("snoozed", {}), again=("retryable", {}), a=("discarded", {"done": None}),
+        done=("completed", {}),
+        queued=("available", {}),
+        later=("pending", {"queued": None}),
+        napping=("snoozed", {}),
+        again=("retryable", {}),
+        a=("discarded", {"done": None}),
         d=("cancelled", {"a": None, "done": None, "queued": None, "later": None, "napping": None, "again": None}),
     )
     plan = plan_retry(graph, ["a"])
@@ -166,8 +171,11 @@ def test_retry_plan_counts_deps_still_to_run_and_not_completed_ones() -> None:
 
 
 def test_retry_plan_rearms_a_dependent_that_tolerates_its_other_failed_dep() -> None:
-    graph = stored(optional=("discarded", {}), required=("discarded", {}),
-                   join=("cancelled", {"optional": "discarded", "required": None}))
+    graph = stored(
+        optional=("discarded", {}),
+        required=("discarded", {}),
+        join=("cancelled", {"optional": "discarded", "required": None}),
+    )
     plan = plan_retry(graph, ["required"])
     assert plan.rearm == ["required", "join"]
     assert plan.waits == {"required": 0, "join": 1}  # the tolerated failure counts as done
@@ -175,17 +183,28 @@ def test_retry_plan_rearms_a_dependent_that_tolerates_its_other_failed_dep() -> 
 
 def test_retry_plan_leaves_cancelled_a_dependent_whose_other_dep_failed_untolerated() -> None:
     # "x" is discarded; d's edge tolerates only a *cancelled* x, so d would wait forever.
-    graph = stored(a=("discarded", {}), x=("discarded", {}), d=("cancelled", {"a": None, "x": "cancelled"}),
-                   e=("cancelled", {"a": None}), f=("cancelled", {"d": None}))
+    graph = stored(
+        a=("discarded", {}),
+        x=("discarded", {}),
+        d=("cancelled", {"a": None, "x": "cancelled"}),
+        e=("cancelled", {"a": None}),
+        f=("cancelled", {"d": None}),
+    )
     plan = plan_retry(graph, ["a"])
     assert plan.rearm == ["a", "e"]
     assert plan.left_cancelled == {"d": "dependency 'x' discarded"}
 
 
 def test_retry_plan_rearms_the_cancelled_steps_downstream_transitively() -> None:
-    graph = stored(a=("discarded", {}), held=("executing", {}), b=("cancelled", {"a": None}),
-                   c=("cancelled", {"b": None, "held": None}), d=("cancelled", {"c": None}),
-                   ok=("completed", {}), e=("cancelled", {"d": None, "ok": None}))
+    graph = stored(
+        a=("discarded", {}),
+        held=("executing", {}),
+        b=("cancelled", {"a": None}),
+        c=("cancelled", {"b": None, "held": None}),
+        d=("cancelled", {"c": None}),
+        ok=("completed", {}),
+        e=("cancelled", {"d": None, "ok": None}),
+    )
     plan = plan_retry(graph, ["a"])
     assert plan.rearm == ["a", "b", "c", "d", "e"]
     assert plan.waits == {"a": 0, "b": 1, "c": 2, "d": 1, "e": 1}
@@ -198,16 +217,24 @@ def test_retry_plan_lists_dependencies_first_whatever_order_it_finds_them_in() -
 
 
 def test_retry_plan_makes_steps_that_tolerated_a_rearmed_failure_wait_for_it_again() -> None:
-    graph = stored(a=("discarded", {}), slow=("executing", {}), tolerant=("pending", {"a": "any", "slow": None}),
-                   ran=("completed", {"a": "discarded"}))
+    graph = stored(
+        a=("discarded", {}),
+        slow=("executing", {}),
+        tolerant=("pending", {"a": "any", "slow": None}),
+        ran=("completed", {"a": "discarded"}),
+    )
     plan = plan_retry(graph, ["a"])
     assert plan.rearm == ["a"]
     assert plan.waits_again == {"tolerant": 1}  # "ran" already ran and keeps its result
 
 
 def test_retry_refusal_names_the_untolerated_failed_dep_and_ignores_tolerated_ones() -> None:
-    graph = stored(bad=("discarded", {}), ok=("completed", {}), child=("cancelled", {"bad": None}),
-                   tolerant=("cancelled", {"bad": "discarded", "ok": None}))
+    graph = stored(
+        bad=("discarded", {}),
+        ok=("completed", {}),
+        child=("cancelled", {"bad": None}),
+        tolerant=("cancelled", {"bad": "discarded", "ok": None}),
+    )
     assert retry_refusal(graph, "ok") == "step 'ok' is completed; only a discarded or cancelled step can be retried"
     assert retry_refusal(graph, "child") == "step 'child' depends on 'bad', which is discarded: retry 'bad'"
     assert retry_refusal(graph, "tolerant") is None
@@ -216,9 +243,15 @@ def test_retry_refusal_names_the_untolerated_failed_dep_and_ignores_tolerated_on
 
 
 def test_failure_roots_rearmed_together_bring_back_every_failed_step() -> None:
-    graph = stored(a=("completed", {}), b=("discarded", {"a": None}), c=("cancelled", {"b": None}),
-                   x=("discarded", {}), d=("cancelled", {"b": None, "x": None}), e=("cancelled", {"c": None}),
-                   f=("cancelled", {}))
+    graph = stored(
+        a=("completed", {}),
+        b=("discarded", {"a": None}),
+        c=("cancelled", {"b": None}),
+        x=("discarded", {}),
+        d=("cancelled", {"b": None, "x": None}),
+        e=("cancelled", {"c": None}),
+        f=("cancelled", {}),
+    )
     roots = failure_roots(graph)
     assert roots == ["b", "x", "f"]
     # "d" waits on two roots: re-armed with both, where retrying either alone leaves it.

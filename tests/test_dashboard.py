@@ -88,11 +88,22 @@ def pending_workflow(name: str = "pending", steps: int = 2) -> Workflow:
 
 def add_stats(app: Flask, workflow_id: str, step_name: str, *, tokens: tuple[int, int], cost: float | None) -> None:
     with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(step_stats.insert(), {
-            "workflow_id": workflow_id, "node_id": "n" * 32, "step_name": step_name, "attempt": 1,
-            "model": "gpt-test", "input_tokens": tokens[0], "output_tokens": tokens[1],
-            "cached_input_tokens": 0, "cost_usd": cost, "latency": 0.5, "created_at": time.time(),
-        })
+        conn.execute(
+            step_stats.insert(),
+            {
+                "workflow_id": workflow_id,
+                "node_id": "n" * 32,
+                "step_name": step_name,
+                "attempt": 1,
+                "model": "gpt-test",
+                "input_tokens": tokens[0],
+                "output_tokens": tokens[1],
+                "cached_input_tokens": 0,
+                "cost_usd": cost,
+                "latency": 0.5,
+                "created_at": time.time(),
+            },
+        )
 
 
 # -- access ----------------------------------------------------------------------
@@ -215,11 +226,13 @@ def test_index_filters_by_state_and_by_label_text(app: Flask, client: FlaskClien
 def test_workflow_page_draws_the_graph_the_steps_and_the_outcome(
     app: Flask, consumer: ThreadConsumer, client: FlaskClient
 ) -> None:
-    wf = (Workflow("brief:ai")
-          .add("fetch", constant.new(value=7))
-          .add("summarize", record_args.new(), deps=["fetch"])
-          .add("broken", always_fail.new(), deps=["fetch"])
-          .add("compile", record_args.new(), deps=["summarize", "broken"]))
+    wf = (
+        Workflow("brief:ai")
+        .add("fetch", constant.new(value=7))
+        .add("summarize", record_args.new(), deps=["fetch"])
+        .add("broken", always_fail.new(), deps=["fetch"])
+        .add("compile", record_args.new(), deps=["summarize", "broken"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
 
@@ -258,8 +271,7 @@ def test_attempts_tokens_and_cost_per_step(app: Flask, client: FlaskClient) -> N
 
 def test_a_quorum_synthesis_says_how_many_models_it_needs(client: FlaskClient) -> None:
     wf = Workflow(name="models")
-    fan_out(wf, "ask", constant.new(value=1), models=["a", "b", "c"],
-            synthesize=("merge", record_args.new()), quorum=2)
+    fan_out(wf, "ask", constant.new(value=1), models=["a", "b", "c"], synthesize=("merge", record_args.new()), quorum=2)
     wf.insert()
 
     html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
@@ -277,9 +289,11 @@ def test_unknown_workflow_is_404(client: FlaskClient) -> None:
 
 def test_results_errors_and_labels_are_escaped(app: Flask, consumer: ThreadConsumer, client: FlaskClient) -> None:
     attack = '<script>alert("baton")</script>'
-    wf = (Workflow(f"label {attack}")
-          .add("echo", core_echo.new(value={"html": attack}))
-          .add("boom", raise_message.new(message=f"bad {attack}")))
+    wf = (
+        Workflow(f"label {attack}")
+        .add("echo", core_echo.new(value={"html": attack}))
+        .add("boom", raise_message.new(message=f"bad {attack}"))
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
 
@@ -303,7 +317,7 @@ def test_a_large_result_is_previewed_and_linked_in_full(
     html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
 
     assert "x" * 30_000 not in html and "…" in html
-    assert re.search(r'whole result \(29\.\d KB\)', html)
+    assert re.search(r"whole result \(29\.\d KB\)", html)
     assert client.get(f"/baton/workflows/{wf.workflow_id}/result?step=huge").get_json() == big
     assert client.get(f"/baton/workflows/{wf.workflow_id}/result?step=nope").status_code == 404
 
@@ -333,7 +347,8 @@ def test_cancel_through_htmx_sends_the_token_header_and_gets_fresh_fragments(app
     assert f'hx-headers=\'{{"X-CSRF-Token": "{token}"}}\'' in body(client.get(f"/baton/workflows/{wf.workflow_id}"))
 
     response = client.post(
-        f"/baton/workflows/{wf.workflow_id}/cancel", data={"confirmed": "1"},
+        f"/baton/workflows/{wf.workflow_id}/cancel",
+        data={"confirmed": "1"},
         headers={"X-CSRF-Token": token, "HX-Request": "true"},
     )
 
@@ -386,23 +401,27 @@ def test_retry_runs_a_discarded_step_again_with_the_steps_it_cancelled(
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("retry-me")
-          .add("root", constant.new(value=1))
-          .add("flaky", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
-          .add("after", record_args.new(), deps=["flaky"]))
+    wf = (
+        Workflow("retry-me")
+        .add("root", constant.new(value=1))
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
+        .add("after", record_args.new(), deps=["flaky"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     token = page_token(body(client.get(f"/baton/workflows/{wf.workflow_id}")))
     url = f"/baton/workflows/{wf.workflow_id}/retry"
 
-    refused = client.post(url, data={"step": "after", "confirmed": "1"},
-                          headers={"X-CSRF-Token": token, "HX-Request": "true"})
+    refused = client.post(
+        url, data={"step": "after", "confirmed": "1"}, headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
     assert refused.status_code == 200 and "notice-error" in body(refused)
     assert "depends on &#39;flaky&#39;" in body(refused) or "depends on 'flaky'" in body(refused)
 
     blocker.unlink()
-    response = client.post(url, data={"step": "flaky", "confirmed": "1"},
-                           headers={"X-CSRF-Token": token, "HX-Request": "true"})
+    response = client.post(
+        url, data={"step": "flaky", "confirmed": "1"}, headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
     assert response.status_code == 200
     assert "will run again with 1 dependent step(s)" in body(response)
     assert wait_finished(app, wf.workflow_id).state == "completed"
@@ -413,11 +432,13 @@ def test_retry_button_follows_each_edge_policy_as_retry_step_does(
     app: Flask, consumer: ThreadConsumer, client: FlaskClient, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    wf = (Workflow("tolerant-retry")
-          .add("optional", discard_now.new())
-          .add("strict", record_args.new(), deps=["optional"])
-          .add("tolerant", wait_for_file.new(path=str(gate), value=7), deps=[Dep("optional", ignore_discarded=True)])
-          .add("blocked", record_args.new(), deps=["tolerant", "optional"]))
+    wf = (
+        Workflow("tolerant-retry")
+        .add("optional", discard_now.new())
+        .add("strict", record_args.new(), deps=["optional"])
+        .add("tolerant", wait_for_file.new(path=str(gate), value=7), deps=[Dep("optional", ignore_discarded=True)])
+        .add("blocked", record_args.new(), deps=["tolerant", "optional"])
+    )
     with Deliveries(app) as deliveries:
         jobs = {job.step_name: job for job in wf.insert()}
         wait_for(lambda: step_states(app, wf.workflow_id)["tolerant"] == "executing", "tolerant to start")
@@ -425,15 +446,23 @@ def test_retry_button_follows_each_edge_policy_as_retry_step_does(
         gate.touch()
         deliveries.wait(jobs["tolerant"].id, 1)  # the cancelled run has returned; its outcome was dropped
     html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
-    rows = {name: html.split(f'<tr id="s-{node_key(name)}"')[1].split("</tr>")[0]
-            for name in ("optional", "strict", "tolerant", "blocked")}
+    rows = {
+        name: html.split(f'<tr id="s-{node_key(name)}"')[1].split("</tr>")[0]
+        for name in ("optional", "strict", "tolerant", "blocked")
+    }
     # The one rule (dag.can_retry): a failed step whose failed deps its edges all tolerate.
     assert {name: 'name="step"' in row for name, row in rows.items()} == {
-        "optional": True, "strict": False, "tolerant": True, "blocked": False,
+        "optional": True,
+        "strict": False,
+        "tolerant": True,
+        "blocked": False,
     }
 
-    response = client.post(f"/baton/workflows/{wf.workflow_id}/retry", data={"step": "tolerant", "confirmed": "1"},
-                           headers={"X-CSRF-Token": page_token(html), "HX-Request": "true"})
+    response = client.post(
+        f"/baton/workflows/{wf.workflow_id}/retry",
+        data={"step": "tolerant", "confirmed": "1"},
+        headers={"X-CSRF-Token": page_token(html), "HX-Request": "true"},
+    )
     notice = "Step “tolerant” will run again. Still cancelled: “blocked” (dependency &#39;optional&#39; discarded)."
     assert notice in body(response)
     wait_for(lambda: step_states(app, wf.workflow_id)["tolerant"] == "completed", "tolerant to run again")
@@ -447,8 +476,11 @@ def test_retry_of_a_step_that_did_not_fail_is_refused_with_the_reason(
     wait_finished(app, wf.workflow_id)
     token = page_token(body(client.get(f"/baton/workflows/{wf.workflow_id}")))
 
-    response = client.post(f"/baton/workflows/{wf.workflow_id}/retry",
-                           data={"step": "only", "csrf_token": token, "confirmed": "1"}, follow_redirects=True)
+    response = client.post(
+        f"/baton/workflows/{wf.workflow_id}/retry",
+        data={"step": "only", "csrf_token": token, "confirmed": "1"},
+        follow_redirects=True,
+    )
 
     assert response.status_code == 200
     assert "only a discarded or cancelled step can be retried" in body(response)

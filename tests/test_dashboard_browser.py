@@ -151,10 +151,12 @@ def test_the_index_shows_new_workflows_and_their_progress_live(
 def test_text_from_steps_is_shown_as_text_never_run(
     app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser
 ) -> None:
-    attack = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
-    wf = (Workflow(f"xss {attack}")
-          .add("echo", core_echo.new(value=attack))
-          .add("boom", raise_message.new(message=attack)))
+    attack = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+    wf = (
+        Workflow(f"xss {attack}")
+        .add("echo", core_echo.new(value=attack))
+        .add("boom", raise_message.new(message=attack))
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
 
@@ -168,57 +170,106 @@ def test_text_from_steps_is_shown_as_text_never_run(
 
 # -- screenshots for the docs ------------------------------------------------------
 
-BRIEF_SOURCES = {"sources": [
-    {"title": "Logical qubits with neutral atoms", "url": "https://arxiv.org/abs/2312.03982"},
-    {"title": "Quantum error correction below threshold", "url": "https://www.nature.com/articles/s41586-024-08449-y"},
-    {"title": "The state of quantum computing 2025", "url": "https://www.mckinsey.com/quantum"},
-]}
+BRIEF_SOURCES = {
+    "sources": [
+        {"title": "Logical qubits with neutral atoms", "url": "https://arxiv.org/abs/2312.03982"},
+        {
+            "title": "Quantum error correction below threshold",
+            "url": "https://www.nature.com/articles/s41586-024-08449-y",
+        },
+        {"title": "The state of quantum computing 2025", "url": "https://www.mckinsey.com/quantum"},
+    ]
+}
 LANGUAGES = ("de", "fr", "es", "ja", "pt")
 
 
 def _usage(app: Flask, rows: list[tuple[str, str, str, int, int, float]]) -> None:
     with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(step_stats.insert(), [
-            {"workflow_id": wf, "node_id": "0" * 32, "step_name": step, "attempt": 1, "model": model,
-             "input_tokens": inp, "output_tokens": out, "cached_input_tokens": 0, "cost_usd": cost,
-             "latency": 1.2, "created_at": time.time()}
-            for wf, step, model, inp, out, cost in rows
-        ])
+        conn.execute(
+            step_stats.insert(),
+            [
+                {
+                    "workflow_id": wf,
+                    "node_id": "0" * 32,
+                    "step_name": step,
+                    "attempt": 1,
+                    "model": model,
+                    "input_tokens": inp,
+                    "output_tokens": out,
+                    "cached_input_tokens": 0,
+                    "cost_usd": cost,
+                    "latency": 1.2,
+                    "created_at": time.time(),
+                }
+                for wf, step, model, inp, out, cost in rows
+            ],
+        )
 
 
 def _brief(topic: str, gates: dict[str, Path] | None = None, fail: str | None = None) -> Workflow:
     """The research-brief diamond followed by a fan-out of translations."""
     gates = gates or {}
-    wf = (Workflow(f"brief:{topic}")
-          .add("fetch_sources", fetch_web.new(value=BRIEF_SOURCES))
-          .add("summarize", llm_complete.new(value={"summary": f"{topic.capitalize()}: error rates fell 10x in two "
-                                                    "years; logical qubits now outlive physical ones."}),
-               deps=["fetch_sources"])
-          .add("keywords", llm_complete.new(value=["error correction", "neutral atoms", "logical qubits", "cryogenics"]),
-               deps=["fetch_sources"])
-          .add("credibility", llm_complete.new(value={"score": 0.82, "peer_reviewed": 2}), deps=["fetch_sources"])
-          .add("compile_brief", llm_complete.new(value={"words": 1840, "sections": 6}),
-               deps=["summarize", "keywords", "credibility"]))
+    wf = (
+        Workflow(f"brief:{topic}")
+        .add("fetch_sources", fetch_web.new(value=BRIEF_SOURCES))
+        .add(
+            "summarize",
+            llm_complete.new(
+                value={
+                    "summary": f"{topic.capitalize()}: error rates fell 10x in two "
+                    "years; logical qubits now outlive physical ones."
+                }
+            ),
+            deps=["fetch_sources"],
+        )
+        .add(
+            "keywords",
+            llm_complete.new(value=["error correction", "neutral atoms", "logical qubits", "cryogenics"]),
+            deps=["fetch_sources"],
+        )
+        .add("credibility", llm_complete.new(value={"score": 0.82, "peer_reviewed": 2}), deps=["fetch_sources"])
+        .add(
+            "compile_brief",
+            llm_complete.new(value={"words": 1840, "sections": 6}),
+            deps=["summarize", "keywords", "credibility"],
+        )
+    )
     for lang in LANGUAGES:
         name = f"translate:{lang}"
         if lang == fail:
-            wf.add(name, raise_message.new(message="RateLimitError: 429 Too Many Requests (retry after 20 s)"),
-                   deps=["compile_brief"])
+            wf.add(
+                name,
+                raise_message.new(message="RateLimitError: 429 Too Many Requests (retry after 20 s)"),
+                deps=["compile_brief"],
+            )
         elif lang in gates:
-            wf.add(name, wait_for_file.new(path=str(gates[lang]), value={"lang": lang, "words": 1790}, timeout=15),
-                   deps=["compile_brief"])
+            wf.add(
+                name,
+                wait_for_file.new(path=str(gates[lang]), value={"lang": lang, "words": 1790}, timeout=15),
+                deps=["compile_brief"],
+            )
         else:
-            wf.add(name, llm_complete.new(value={"lang": lang, "words": 1700 + 31 * len(name)}),
-                   deps=["compile_brief"])
+            wf.add(name, llm_complete.new(value={"lang": lang, "words": 1700 + 31 * len(name)}), deps=["compile_brief"])
     wf.add("publish", record_args.new(), deps=[f"translate:{lang}" for lang in LANGUAGES])
     wf.insert()
     return wf
 
 
 #: Seconds each step "took", so the pictures show LLM-like timings, not test ones.
-TYPICAL_SECONDS = {"fetch_sources": 2.4, "summarize": 7.8, "keywords": 2.1, "credibility": 3.6,
-                   "compile_brief": 9.3, "translate": 5.1, "publish": 0.6, "collect": 1.2, "report": 3.0,
-                   "split": 0.8, "chunk": 1.4, "merge": 2.2}
+TYPICAL_SECONDS = {
+    "fetch_sources": 2.4,
+    "summarize": 7.8,
+    "keywords": 2.1,
+    "credibility": 3.6,
+    "compile_brief": 9.3,
+    "translate": 5.1,
+    "publish": 0.6,
+    "collect": 1.2,
+    "report": 3.0,
+    "split": 0.8,
+    "chunk": 1.4,
+    "merge": 2.2,
+}
 
 
 def _as_if_it_took_time(app: Flask, workflow_id: str, started: float) -> None:
@@ -243,10 +294,15 @@ def _as_if_it_took_time(app: Flask, workflow_id: str, started: float) -> None:
         finish[step.step_name] = end if end is not None else ready
     with app.extensions["baton"].engine.begin() as conn:
         for change in changes:
-            conn.execute(nodes.update().where(nodes.c.id == change["i"])
-                         .values(scheduled_at=change["q"], started_at=change["s"], finished_at=change["f"]))
+            conn.execute(
+                nodes.update()
+                .where(nodes.c.id == change["i"])
+                .values(scheduled_at=change["q"], started_at=change["s"], finished_at=change["f"])
+            )
         done = None if record.state == "running" else max(f for f in finish.values())
-        conn.execute(workflows.update().where(workflows.c.id == workflow_id).values(created_at=started, finished_at=done))
+        conn.execute(
+            workflows.update().where(workflows.c.id == workflow_id).values(created_at=started, finished_at=done)
+        )
 
 
 @pytest.fixture
@@ -267,8 +323,11 @@ def test_screenshots_of_the_index_and_a_workflow_in_light_and_dark(
         for topic in ("ocean plastics", "battery recycling", "gene therapy", "carbon capture", "solid-state batteries"):
             done.append(_brief(topic))
         failed = _brief("fusion startups", fail="ja")
-        cancelled = (Workflow("digest:weekly-ops").add("collect", constant.new(value=3))
-                     .add("report", wait_for_file.new(path=str(tmp_path / "never"), timeout=15), deps=["collect"]))
+        cancelled = (
+            Workflow("digest:weekly-ops")
+            .add("collect", constant.new(value=3))
+            .add("report", wait_for_file.new(path=str(tmp_path / "never"), timeout=15), deps=["collect"])
+        )
         cancelled.insert()
         imports = Workflow("import:customers-2025-11").add("split", constant.new(value=40))
         for i in range(40):
@@ -282,18 +341,26 @@ def test_screenshots_of_the_index_and_a_workflow_in_light_and_dark(
         (tmp_path / "never").touch()  # free its worker; the late outcome is dropped
         second = _brief("ai act compliance", gates={"de": tmp_path / "gate-x", "es": tmp_path / "gate-y"})
         main = _brief("quantum computing", gates=gates)
-        wait_for(lambda: [step_states(app, main.workflow_id)[f"translate:{lang}"] for lang in gates]
-                 == ["executing", "executing"], "two translations to run")
+        wait_for(
+            lambda: (
+                [step_states(app, main.workflow_id)[f"translate:{lang}"] for lang in gates]
+                == ["executing", "executing"]
+            ),
+            "two translations to run",
+        )
         wait_for(lambda: step_states(app, main.workflow_id)["translate:de"] == "completed", "the others to finish")
         usage = []
         for scale, wf in enumerate((*done, failed, second, main), start=3):
             k = scale / 5  # longer or shorter sources: different bills
-            usage += [(wf.workflow_id, "summarize", "gpt-4o", int(5200 * k), 410, 0.0171 * k),
-                      (wf.workflow_id, "keywords", "gpt-4o-mini", int(5200 * k), 60, 0.0008 * k),
-                      (wf.workflow_id, "credibility", "claude-3-5-haiku", int(4800 * k), 120, 0.0043 * k),
-                      (wf.workflow_id, "compile_brief", "gpt-4o", int(7400 * k), 2300, 0.0415 * k)]
-            usage += [(wf.workflow_id, f"translate:{lang}", "gpt-4o-mini", 2400, 2500, 0.0019)
-                      for lang in ("de", "es", "ja")]
+            usage += [
+                (wf.workflow_id, "summarize", "gpt-4o", int(5200 * k), 410, 0.0171 * k),
+                (wf.workflow_id, "keywords", "gpt-4o-mini", int(5200 * k), 60, 0.0008 * k),
+                (wf.workflow_id, "credibility", "claude-3-5-haiku", int(4800 * k), 120, 0.0043 * k),
+                (wf.workflow_id, "compile_brief", "gpt-4o", int(7400 * k), 2300, 0.0415 * k),
+            ]
+            usage += [
+                (wf.workflow_id, f"translate:{lang}", "gpt-4o-mini", 2400, 2500, 0.0019) for lang in ("de", "es", "ja")
+            ]
         _usage(app, usage)
         now = time.time()
         ages = (5400, 4700, 3900, 3100, 2400, 1260, 900, 610, 75, 31)  # seconds ago, oldest first

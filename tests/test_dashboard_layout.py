@@ -38,7 +38,7 @@ def _overlaps(layout) -> list[tuple[str, str]]:
     found = []
     nodes = list(layout.nodes)
     for i, a in enumerate(nodes):
-        for b in nodes[i + 1:]:
+        for b in nodes[i + 1 :]:
             if a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height:
                 found.append((a.name, b.name))
     return found
@@ -139,12 +139,18 @@ def test_layout_of_nothing_and_of_one_step() -> None:
 
 def test_node_keys_are_stable_and_safe_in_html_ids() -> None:
     assert node_key("fetch") == node_key("fetch") != node_key("Fetch")
-    assert node_key('<x y="1">/ #weird') .isalnum()
+    assert node_key('<x y="1">/ #weird').isalnum()
 
 
 def test_durations_costs_and_counts_read_well() -> None:
     assert [format_duration(s) for s in (None, 0.0123, 4.21, 42, 192, 7500, 200000)] == [
-        "—", "12 ms", "4.2 s", "42 s", "3 m 12 s", "2 h 05 m", "2 d 07 h",
+        "—",
+        "12 ms",
+        "4.2 s",
+        "42 s",
+        "3 m 12 s",
+        "2 h 05 m",
+        "2 d 07 h",
     ]
     assert [format_cost(c) for c in (None, 0, 0.00123, 0.5, 1234.5)] == ["—", "$0.00", "$0.0012", "$0.50", "$1,234"]
     assert [format_count(n) for n in (950, 12_300, 4_000, 4_500_000)] == ["950", "12.3k", "4k", "4.5M"]

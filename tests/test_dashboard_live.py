@@ -94,15 +94,19 @@ class Inbox:
             left = deadline - time.monotonic()
             message = self.ws.receive(timeout=left) if left > 0 else None
             if message is None:
-                raise AssertionError(f"no message with {what} within {timeout}s; got {[m[:100] for m in self.messages]}")
+                raise AssertionError(
+                    f"no message with {what} within {timeout}s; got {[m[:100] for m in self.messages]}"
+                )
             self.messages.append(message)
 
 
 def gated_workflow(gate: Path, name: str = "gated") -> Workflow:
-    wf = (Workflow(name)
-          .add("fetch", constant.new(value=1))
-          .add("wait", wait_for_file.new(path=str(gate), value={"done": True}, timeout=15), deps=["fetch"])
-          .add("after", record_args.new(), deps=["wait"]))
+    wf = (
+        Workflow(name)
+        .add("fetch", constant.new(value=1))
+        .add("wait", wait_for_file.new(path=str(gate), value={"done": True}, timeout=15), deps=["fetch"])
+        .add("after", record_args.new(), deps=["wait"])
+    )
     wf.insert()
     return wf
 
@@ -181,10 +185,16 @@ def test_sockets_are_refused_without_access(settings: dict[str, Any]) -> None:
         with LiveServer(app) as server:
             connection = http.client.HTTPConnection("127.0.0.1", server.server.server_port, timeout=5)
             try:
-                connection.request("GET", "/baton/ws", headers={
-                    "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                })
+                connection.request(
+                    "GET",
+                    "/baton/ws",
+                    headers={
+                        "Connection": "Upgrade",
+                        "Upgrade": "websocket",
+                        "Sec-WebSocket-Version": "13",
+                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                    },
+                )
                 response = connection.getresponse()
                 assert response.status == 403
                 assert "BATON_DASHBOARD_AUTH" in response.read().decode()

@@ -122,8 +122,11 @@ def follow_quick_start(commands: Commands) -> str:
             commands.start_worker(words[1:])
             worker_started = True
         elif baton == "status" and workflow_id:
-            wait_for(lambda: _completed_in_status(commands.run(words[1:]), workflow_id),
-                     f"`{line.split('#')[0].strip()}` to show {workflow_id} completed", DEADLINE)
+            wait_for(
+                lambda words=words, workflow_id=workflow_id: _completed_in_status(commands.run(words[1:]), workflow_id),
+                f"`{line.split('#')[0].strip()}` to show {workflow_id} completed",
+                DEADLINE,
+            )
         else:
             last = (commands.run(words[1:]).strip().splitlines() or [""])[-1]
             workflow_id = last if WORKFLOW_ID.match(last) else workflow_id
@@ -152,8 +155,13 @@ class Shell:
         return done.stdout
 
     def start_worker(self, words: list[str]) -> None:
-        self.worker = subprocess.Popen([sys.executable, "-m", "flask", *words], cwd=self.directory, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", *words],
+            cwd=self.directory,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop_worker(self) -> None:
         """Ctrl-C the worker (Huey's graceful stop); it must have run without a traceback."""
@@ -207,8 +215,11 @@ def run_examples(blocks: list[Block], app: Flask, workflow_id: str, client: Offl
             error.add_note(f"in the block at {block.where}")
             raise
     query = app.extensions["baton"].query
-    wait_for(lambda: not query.list_workflows(state="running", limit=1).workflows,
-             "every workflow the examples started to finish", DEADLINE)
+    wait_for(
+        lambda: not query.list_workflows(state="running", limit=1).workflows,
+        "every workflow the examples started to finish",
+        DEADLINE,
+    )
 
 
 def check_outcomes(app: Flask, client: OfflineChat) -> None:
@@ -217,7 +228,8 @@ def check_outcomes(app: Flask, client: OfflineChat) -> None:
     workflows = state.query.list_workflows(limit=1000).workflows
     failed = {
         f"{w.name} ({w.state.value})": {s.step_name: s.error for s in state.query.get_workflow_jobs(w.id)}
-        for w in workflows if w.state.value not in ("completed", "cancelled")
+        for w in workflows
+        if w.state.value not in ("completed", "cancelled")
     }
     usage = Stats(state.engine).total()
     assert failed == {}
@@ -275,8 +287,12 @@ def quick_start_directory(
 @pytest.fixture
 def restored_telemetry() -> Iterator[None]:
     """Disconnect the receivers the examples connect, and restore the logger's level."""
-    signals = [*(telemetry.step_signal(s) for s in telemetry.STEP_STATES), telemetry.workflow_finished,
-               telemetry.plugin_rescued, telemetry.plugin_pruned]
+    signals = [
+        *(telemetry.step_signal(s) for s in telemetry.STEP_STATES),
+        telemetry.workflow_finished,
+        telemetry.plugin_rescued,
+        telemetry.plugin_pruned,
+    ]
     before = {sig: set(sig.receivers) for sig in signals}
     level = telemetry.logger.level
     yield

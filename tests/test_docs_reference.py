@@ -29,7 +29,7 @@ def table(page: Path, header: str) -> list[list[str]]:
     lines = page.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]])
@@ -44,12 +44,16 @@ def test_the_configuration_page_lists_every_setting_once() -> None:
 
 
 def test_the_errors_page_lists_every_exception_with_its_bases() -> None:
-    documented = {row[0].strip("`"): [base.strip("` ") for base in row[1].split(",")]
-                  for row in table(DOCS / "errors.md", "exception")}
+    documented = {
+        row[0].strip("`"): [base.strip("` ") for base in row[1].split(",")]
+        for row in table(DOCS / "errors.md", "exception")
+    }
     exceptions = {
         name: [base.__name__ for base in cls.__bases__]
         for name, cls in vars(errors).items()
-        if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, Warning)
+        if isinstance(cls, type)
+        and issubclass(cls, Exception)
+        and not issubclass(cls, Warning)
         and cls.__module__ == errors.__name__
     }
     assert documented == exceptions

@@ -42,9 +42,11 @@ def test_workflow_finishes_only_after_dynamically_added_steps_settle(
 
         telemetry.workflow_finished.connect(snapshot, weak=False)
         try:
-            wf = (Workflow(name="dynamic")
-                  .add("split", fan_out_dynamically.new(items=[1, 2, 3]))
-                  .add("sibling", slow.new(seconds=0.05)))
+            wf = (
+                Workflow(name="dynamic")
+                .add("split", fan_out_dynamically.new(items=[1, 2, 3]))
+                .add("sibling", slow.new(seconds=0.05))
+            )
             wf.insert()
             record = wait_finished(app, wf.workflow_id)
             wait_for(lambda: seen_at_finish, "the workflow_finished snapshot")
@@ -67,9 +69,11 @@ def test_workflow_finishes_only_after_dynamically_added_steps_settle(
 def test_added_step_waits_for_every_dependency_not_just_the_adding_step(
     app: Flask, consumer: ThreadConsumer, ledger_path: Path
 ) -> None:
-    wf = (Workflow(name="dynamic-join")
-          .add("spawner", core_add_steps.new(add=[{"name": "joined", "value": 5, "deps": ["spawner", "gate"]}]))
-          .add("gate", slow.new(seconds=0.3), deps=["spawner"]))
+    wf = (
+        Workflow(name="dynamic-join")
+        .add("spawner", core_add_steps.new(add=[{"name": "joined", "value": 5, "deps": ["spawner", "gate"]}]))
+        .add("gate", slow.new(seconds=0.3), deps=["spawner"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "completed"
@@ -87,11 +91,12 @@ def test_step_added_behind_a_step_already_running_starts_when_that_step_complete
     # before "spawner" adds "joined" behind it; its completion must still
     # release "joined".
     opened, passed = tmp_path / "open-spawner", tmp_path / "pass-gate"
-    wf = (Workflow(name="dynamic-behind-running")
-          .add("gate", wait_for_file.new(path=str(passed), value=1))
-          .add("opener", wait_for_file.new(path=str(opened)))
-          .add("spawner", core_add_steps.new(add=[{"name": "joined", "value": 5, "deps": ["gate"]}]),
-               deps=["opener"]))
+    wf = (
+        Workflow(name="dynamic-behind-running")
+        .add("gate", wait_for_file.new(path=str(passed), value=1))
+        .add("opener", wait_for_file.new(path=str(opened)))
+        .add("spawner", core_add_steps.new(add=[{"name": "joined", "value": 5, "deps": ["gate"]}]), deps=["opener"])
+    )
     wf.insert()
     wait_for(lambda: _steps(app, wf.workflow_id)["gate"].state == "executing", "gate to be claimed")
     opened.touch()
@@ -104,12 +109,12 @@ def test_step_added_behind_a_step_already_running_starts_when_that_step_complete
     assert steps["joined"].started_at >= steps["gate"].finished_at
 
 
-def test_added_step_may_depend_on_a_step_that_already_completed(
-    app: Flask, consumer: ThreadConsumer
-) -> None:
-    wf = (Workflow(name="dynamic-late")
-          .add("early", record_args.new())
-          .add("spawner", core_add_steps.new(add=[{"name": "late", "value": 9, "deps": ["early"]}]), deps=["early"]))
+def test_added_step_may_depend_on_a_step_that_already_completed(app: Flask, consumer: ThreadConsumer) -> None:
+    wf = (
+        Workflow(name="dynamic-late")
+        .add("early", record_args.new())
+        .add("spawner", core_add_steps.new(add=[{"name": "late", "value": 9, "deps": ["early"]}]), deps=["early"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "completed"
@@ -120,10 +125,12 @@ def test_added_step_may_depend_on_a_step_that_already_completed(
 def test_added_step_behind_a_discarded_step_is_cancelled_naming_it(
     app: Flask, consumer: ThreadConsumer, ledger_path: Path
 ) -> None:
-    wf = (Workflow(name="dynamic-doomed")
-          .add("bad", always_fail.new())
-          .add("wait", slow.new(seconds=0.1))
-          .add("spawner", core_add_steps.new(add=[{"name": "doomed", "value": 1, "deps": ["bad"]}]), deps=["wait"]))
+    wf = (
+        Workflow(name="dynamic-doomed")
+        .add("bad", always_fail.new())
+        .add("wait", slow.new(seconds=0.1))
+        .add("spawner", core_add_steps.new(add=[{"name": "doomed", "value": 1, "deps": ["bad"]}]), deps=["wait"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "failed"
@@ -133,13 +140,13 @@ def test_added_step_behind_a_discarded_step_is_cancelled_naming_it(
     assert "doomed" not in ledger.runs_per_step(ledger_path, wf.workflow_id)
 
 
-def test_adding_a_duplicate_step_name_fails_the_adding_step_naming_it(
-    app: Flask, consumer: ThreadConsumer
-) -> None:
-    wf = (Workflow(name="dynamic-dup")
-          .add("taken", record_args.new())
-          .add("spawner", core_add_steps.new(add=[{"name": "taken", "value": 1, "deps": []}]))
-          .add("after", record_args.new(), deps=["spawner"]))
+def test_adding_a_duplicate_step_name_fails_the_adding_step_naming_it(app: Flask, consumer: ThreadConsumer) -> None:
+    wf = (
+        Workflow(name="dynamic-dup")
+        .add("taken", record_args.new())
+        .add("spawner", core_add_steps.new(add=[{"name": "taken", "value": 1, "deps": []}]))
+        .add("after", record_args.new(), deps=["spawner"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "failed"
@@ -155,10 +162,12 @@ def test_adding_a_step_with_an_unknown_dependency_fails_the_adding_step_naming_i
 ) -> None:
     wf = Workflow(name="dynamic-unknown").add(
         "spawner",
-        core_add_steps.new(add=[
-            {"name": "fine", "value": 1, "deps": ["spawner"]},
-            {"name": "lost", "value": 2, "deps": ["fine", "ghost"]},
-        ]),
+        core_add_steps.new(
+            add=[
+                {"name": "fine", "value": 1, "deps": ["spawner"]},
+                {"name": "lost", "value": 2, "deps": ["fine", "ghost"]},
+            ]
+        ),
     )
     wf.insert()
 

@@ -25,8 +25,12 @@ def test_database_feed_waits_for_ids_that_commit_out_of_order(app: Flask) -> Non
     state = app.extensions["baton"]
 
     def row(workflow_id: str) -> dict[str, Any]:
-        return {"workflow_id": workflow_id, "name": "workflow_step_updated",
-                "payload": '{"workflow_id": "%s"}' % workflow_id, "created_at": time.time()}
+        return {
+            "workflow_id": workflow_id,
+            "name": "workflow_step_updated",
+            "payload": '{"workflow_id": "%s"}' % workflow_id,
+            "created_at": time.time(),
+        }
 
     with events.subscribe_all() as subscription:
         with state.store.write() as conn:

@@ -19,8 +19,18 @@ from .conftest import REDIS_URL, require_service
 from .steps import always_fail, constant, sum_inputs
 from .support import ThreadConsumer, WorkerProcess, wait_finished
 
-STEP_KEYS = {"workflow_id", "workflow_label", "step_name", "worker", "state", "job_id", "attempt",
-             "has_result", "error", "timestamp"}
+STEP_KEYS = {
+    "workflow_id",
+    "workflow_label",
+    "step_name",
+    "worker",
+    "state",
+    "job_id",
+    "attempt",
+    "has_result",
+    "error",
+    "timestamp",
+}
 FINISHED_KEYS = {"workflow_id", "workflow_label", "outcome", "failed_steps", "timestamp"}
 
 
@@ -126,4 +136,7 @@ def test_a_reconnecting_subscriber_reseeds_from_the_query_and_carries_on(app: Fl
     # its commit): a subscriber drops events of workflows it already knows ended.
     assert {e.workflow_id for e in seen} <= {missed.workflow_id, later.workflow_id}
     assert [e.payload.get("state", e.name) for e in seen if e.workflow_id == later.workflow_id] == [
-        "executing", "completed", "workflow_finished"]
+        "executing",
+        "completed",
+        "workflow_finished",
+    ]

@@ -19,9 +19,7 @@ def _steps(app: Flask, workflow_id: str) -> dict[str, StepRecord]:
 
 
 def test_step_delivered_three_times_at_once_runs_once(app: Flask, ledger_path: Path) -> None:
-    wf = (Workflow(name="dup")
-          .add("only", slow.new(seconds=0.2))
-          .add("after", record_args.new(), deps=["only"]))
+    wf = Workflow(name="dup").add("only", slow.new(seconds=0.2)).add("after", record_args.new(), deps=["only"])
     only_id = wf.insert()[0].id
     queues = app.extensions["baton"].queues
     # insert() enqueued it once; two more copies wait beside it for the consumer.
@@ -37,12 +35,8 @@ def test_step_delivered_three_times_at_once_runs_once(app: Flask, ledger_path: P
     assert (steps["only"].attempt, steps["only"].result) == (1, "slow done")
 
 
-def test_redelivering_a_completed_step_runs_nothing(
-    app: Flask, consumer: ThreadConsumer, ledger_path: Path
-) -> None:
-    wf = (Workflow(name="late")
-          .add("first", constant.new(value=7))
-          .add("second", record_args.new(), deps=["first"]))
+def test_redelivering_a_completed_step_runs_nothing(app: Flask, consumer: ThreadConsumer, ledger_path: Path) -> None:
+    wf = Workflow(name="late").add("first", constant.new(value=7)).add("second", record_args.new(), deps=["first"])
     jobs = wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
     before = _steps(app, wf.workflow_id)
@@ -63,9 +57,11 @@ def test_redelivering_a_completed_step_runs_nothing(
 def test_step_that_stored_its_result_on_a_retry_is_not_run_again_when_redelivered(
     app: Flask, consumer: ThreadConsumer, ledger_path: Path
 ) -> None:
-    wf = (Workflow(name="idempotent")
-          .add("flaky", fail_until.new(failures=1))
-          .add("reader", record_args.new(), deps=["flaky"]))
+    wf = (
+        Workflow(name="idempotent")
+        .add("flaky", fail_until.new(failures=1))
+        .add("reader", record_args.new(), deps=["flaky"])
+    )
     jobs = wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
     assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"flaky": 2, "reader": 1}
@@ -85,9 +81,7 @@ def test_step_that_stored_its_result_on_a_retry_is_not_run_again_when_redelivere
 
 
 def test_early_delivery_of_a_waiting_step_does_not_run_it(app: Flask, ledger_path: Path) -> None:
-    wf = (Workflow(name="early")
-          .add("gate", slow.new(seconds=0.3))
-          .add("gated", record_args.new(), deps=["gate"]))
+    wf = Workflow(name="early").add("gate", slow.new(seconds=0.3)).add("gated", record_args.new(), deps=["gate"])
     gate_id, gated_id = (job.id for job in wf.insert())
     app.extensions["baton"].queues.enqueue(gated_id, "default", None)
 

@@ -78,7 +78,7 @@ def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
     assert brief["summarize"] == {"summary": fake_summary("Solid-state batteries", sources)}
     assert brief["keywords"]["models"] == sorted(KEYWORD_MODELS)
     agreed = set.intersection(*(set(fake_keywords("Solid-state batteries", m)) for m in KEYWORD_MODELS))
-    assert agreed <= set(brief["keywords"]["keywords"][:len(agreed)])
+    assert agreed <= set(brief["keywords"]["keywords"][: len(agreed)])
     assert brief["credibility"] == fake_credibility(sources)
     assert brief["brief"].startswith("# Research brief: Solid-state batteries\n")
     with example_app.app_context():
@@ -121,8 +121,9 @@ def test_each_workflow_links_to_its_dashboard_page_where_cancel_and_retry_work(e
 
     dashboard = client.get(dashboard_url).get_data(as_text=True)
     assert "disabled" not in _button(dashboard, f"{dashboard_url}/retry", step="fetch_sources")
-    retried = client.post(f"{dashboard_url}/retry",
-                          data={"csrf_token": token, "confirmed": "1", "step": "fetch_sources"})
+    retried = client.post(
+        f"{dashboard_url}/retry", data={"csrf_token": token, "confirmed": "1", "step": "fetch_sources"}
+    )
     assert retried.status_code in (302, 303), retried.get_data(as_text=True)
     with ThreadConsumer(example_app, workers=2), ThreadConsumer(example_app, workers=4, queue="llm"):
         assert _wait_settled(client, workflow_id)["workflow"]["state"] == "completed"

@@ -41,19 +41,27 @@ def test_a_pending_step_names_its_unfinished_deps_and_the_work_upstream_that_hol
     assert why.waiting_on == {"parse": StepState.PENDING, "retrying": StepState.RETRYABLE}
     assert why.blocked_by == {"retrying": StepState.RETRYABLE, "fetch": StepState.EXECUTING}
     assert why.runs_at is None
-    assert why.reason == "waiting on parse (pending), retrying (retryable); upstream, fetch (executing) must finish first"
+    assert (
+        why.reason == "waiting on parse (pending), retrying (retryable); upstream, fetch (executing) must finish first"
+    )
     assert explain(steps, "retrying", NOW).reason == "attempt 2 failed (ValueError: 503); retries in 30.0s"
     assert explain(steps, "retrying", NOW).runs_at == 1030.0
     assert explain(steps, "fetch", NOW).reason == "running attempt 1 on host:1, started 10.0s ago"
     assert explain(steps, "done", NOW).reason == "completed"
 
 
-@pytest.mark.parametrize(("record", "reason"), [
-    (step("s", StepState.SNOOZED, scheduled_at=1060.0), "snoozed; runs again in 60.0s"),
-    (step("s", StepState.AVAILABLE, scheduled_at=998.0), "ready, queued 2.0s ago; waiting for a consumer of its queue"),
-    (step("s", StepState.CANCELLED, error="dependency 'a' discarded"), "cancelled: dependency 'a' discarded"),
-    (step("s", StepState.PENDING), "its dependencies have finished; it is being released to run"),
-])
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (step("s", StepState.SNOOZED, scheduled_at=1060.0), "snoozed; runs again in 60.0s"),
+        (
+            step("s", StepState.AVAILABLE, scheduled_at=998.0),
+            "ready, queued 2.0s ago; waiting for a consumer of its queue",
+        ),
+        (step("s", StepState.CANCELLED, error="dependency 'a' discarded"), "cancelled: dependency 'a' discarded"),
+        (step("s", StepState.PENDING), "its dependencies have finished; it is being released to run"),
+    ],
+)
 def test_every_state_has_a_reason(record: StepRecord, reason: str) -> None:
     why = explain(by_name(record), "s", NOW)
     assert why.reason == reason
@@ -62,24 +70,41 @@ def test_every_state_has_a_reason(record: StepRecord, reason: str) -> None:
 
 def test_explain_reads_a_stored_workflow(app: Flask, consumer: ThreadConsumer, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    wf = (Workflow("explained")
-          .add("flaky", fail_then_wait_an_hour.new())
-          .add("sleepy", snooze_an_hour.new())
-          .add("held", wait_for_file.new(path=str(gate)))
-          .add("middle", constant.new(), deps=["held"])
-          .add("last", sum_inputs.new(), deps=["flaky", "sleepy", "middle"]))
+    wf = (
+        Workflow("explained")
+        .add("flaky", fail_then_wait_an_hour.new())
+        .add("sleepy", snooze_an_hour.new())
+        .add("held", wait_for_file.new(path=str(gate)))
+        .add("middle", constant.new(), deps=["held"])
+        .add("last", sum_inputs.new(), deps=["flaky", "sleepy", "middle"])
+    )
     wf.insert()
     try:
-        wait_for(lambda: step_states(app, wf.workflow_id) == {
-            "flaky": "retryable", "sleepy": "snoozed", "held": "executing", "middle": "pending", "last": "pending",
-        }, "every step to be where the test wants it")
+        wait_for(
+            lambda: (
+                step_states(app, wf.workflow_id)
+                == {
+                    "flaky": "retryable",
+                    "sleepy": "snoozed",
+                    "held": "executing",
+                    "middle": "pending",
+                    "last": "pending",
+                }
+            ),
+            "every step to be where the test wants it",
+        )
 
         why = baton.explain(wf.workflow_id, "last")
         assert list(why.waiting_on.items()) == [  # by name
-            ("flaky", StepState.RETRYABLE), ("middle", StepState.PENDING), ("sleepy", StepState.SNOOZED),
+            ("flaky", StepState.RETRYABLE),
+            ("middle", StepState.PENDING),
+            ("sleepy", StepState.SNOOZED),
         ]
-        assert why.blocked_by == {"flaky": StepState.RETRYABLE, "sleepy": StepState.SNOOZED,
-                                  "held": StepState.EXECUTING}
+        assert why.blocked_by == {
+            "flaky": StepState.RETRYABLE,
+            "sleepy": StepState.SNOOZED,
+            "held": StepState.EXECUTING,
+        }
         flaky = baton.explain(wf.workflow_id, "flaky")
         assert flaky.runs_at is not None and flaky.runs_at > flaky_started(app, wf.workflow_id) + 3500
         assert flaky.reason.startswith("attempt 1 failed (RuntimeError: first run fails); retries in 3")

@@ -22,9 +22,21 @@ WORKFLOW = WorkflowRecord("wf1", 'brief "ai"', WorkflowState.RUNNING, 3, 2, 100.
 def step(name: str, state: StepState, deps: tuple[str, ...] = (), **fields: Any) -> StepRecord:
     """A stored step as ``get_workflow_jobs`` returns it."""
     values: dict[str, Any] = {
-        "id": f"id-{name}", "workflow_id": "wf1", "step_name": name, "task": "constant", "state": state,
-        "attempt": 1, "deps": deps, "result": None, "has_result": False, "error": None, "worker": None,
-        "created_at": 100.0, "scheduled_at": None, "started_at": None, "finished_at": None,
+        "id": f"id-{name}",
+        "workflow_id": "wf1",
+        "step_name": name,
+        "task": "constant",
+        "state": state,
+        "attempt": 1,
+        "deps": deps,
+        "result": None,
+        "has_result": False,
+        "error": None,
+        "worker": None,
+        "created_at": 100.0,
+        "scheduled_at": None,
+        "started_at": None,
+        "finished_at": None,
     }
     return StepRecord(**{**values, **fields})
 
@@ -62,8 +74,14 @@ def test_dot_quotes_and_escapes_names_so_none_can_break_the_graph() -> None:
 def test_json_lists_every_step_with_its_state_and_deps() -> None:
     document = json.loads(as_json(WORKFLOW, STEPS))
     assert document["workflow"] == {
-        "id": "wf1", "name": 'brief "ai"', "state": "running", "total_steps": 3, "settled_steps": 1,
-        "created_at": 100.0, "finished_at": None, "unique_key": None,
+        "id": "wf1",
+        "name": 'brief "ai"',
+        "state": "running",
+        "total_steps": 3,
+        "settled_steps": 1,
+        "created_at": 100.0,
+        "finished_at": None,
+        "unique_key": None,
     }
     assert [(s["name"], s["state"], s["deps"]) for s in document["steps"]] == [
         ("fetch", "completed", []),
@@ -78,10 +96,20 @@ def test_sub_workflows_are_drawn_as_nested_groups_after_their_join() -> None:
         step("start", StepState.COMPLETED),
         step("sub/a", StepState.COMPLETED, ("start",)),
         step("sub/in/x", StepState.EXECUTING, ("sub/a",)),
-        step("sub/in", StepState.PENDING, ("sub/in/x",), task=JOIN_TASK,
-             args={"subworkflow": "sub/in", "steps": ["sub/in/x"]}),
-        step("sub", StepState.PENDING, ("sub/a", "sub/in"), task=JOIN_TASK,
-             args={"subworkflow": "sub", "steps": ["sub/a", "sub/in/x", "sub/in"]}),
+        step(
+            "sub/in",
+            StepState.PENDING,
+            ("sub/in/x",),
+            task=JOIN_TASK,
+            args={"subworkflow": "sub/in", "steps": ["sub/in/x"]},
+        ),
+        step(
+            "sub",
+            StepState.PENDING,
+            ("sub/a", "sub/in"),
+            task=JOIN_TASK,
+            args={"subworkflow": "sub", "steps": ["sub/a", "sub/in/x", "sub/in"]},
+        ),
     ]
     nodes = [line for line in mermaid(WORKFLOW, steps).splitlines() if "-->" not in line and "classDef" not in line]
     assert nodes[2:] == [
@@ -106,10 +134,12 @@ def test_an_unknown_format_is_refused_naming_the_choices() -> None:
 
 
 def test_export_renders_a_stored_workflow(app: Flask, consumer: ThreadConsumer) -> None:
-    wf = (Workflow("export")
-          .add("ok", constant.new(value=1))
-          .add("boom", always_fail.new(), deps=["ok"])
-          .add("after", constant.new(), deps=["boom"]))
+    wf = (
+        Workflow("export")
+        .add("ok", constant.new(value=1))
+        .add("boom", always_fail.new(), deps=["ok"])
+        .add("after", constant.new(), deps=["boom"])
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
     assert '["boom<br/>discarded"]:::discarded' in baton.export(wf.workflow_id)
@@ -117,7 +147,9 @@ def test_export_renders_a_stored_workflow(app: Flask, consumer: ThreadConsumer) 
     document = json.loads(baton.export(wf.workflow_id, format="json"))
     assert document["workflow"]["state"] == "failed"
     assert {s["name"]: s["state"] for s in document["steps"]} == {
-        "ok": "completed", "boom": "discarded", "after": "cancelled",
+        "ok": "completed",
+        "boom": "discarded",
+        "after": "cancelled",
     }
     with pytest.raises(ValueError, match="unknown export format"):
         baton.export(wf.workflow_id, format="png")

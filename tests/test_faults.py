@@ -29,9 +29,8 @@ from sqlalchemy.engine import make_url
 
 from flask_baton import Workflow
 from flask_baton.query import StepRecord
-from flask_baton.store.tables import completions
+from flask_baton.store.tables import completions, nodes
 from flask_baton.store.tables import events as events_table
-from flask_baton.store.tables import nodes
 
 from . import ledger
 from .apps import environment_for, open_app
@@ -94,9 +93,25 @@ class ConsumerProcess:
         env = {**os.environ, **environment_for(self.settings), "PYTHONPATH": str(ROOT)}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "tests.apps:create_app", "baton", "worker",
-                 "-w", str(self.workers), "--delay", "0.005", "--max-delay", "0.05"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "flask",
+                    "--app",
+                    "tests.apps:create_app",
+                    "baton",
+                    "worker",
+                    "-w",
+                    str(self.workers),
+                    "--delay",
+                    "0.005",
+                    "--max-delay",
+                    "0.05",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -175,7 +190,8 @@ def feed(app: Flask, workflow_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 def step_events(app: Flask, workflow_id: str, step: str, state: str) -> list[dict[str, Any]]:
     return [
-        payload for name, payload in feed(app, workflow_id)
+        payload
+        for name, payload in feed(app, workflow_id)
         if name == "workflow_step_updated" and payload["step_name"] == step and payload["state"] == state
     ]
 
@@ -297,25 +313,29 @@ def test_sigterm_mid_step_hands_the_step_back_and_another_consumer_finishes(
 
 
 def test_sigterm_hand_back_reaches_the_next_consumer_without_waiting_for_the_lease(
-    fault_app: Flask, fault_settings: dict[str, Any], markers: Path,
-    ledger_path: Path, tmp_path: Path,
+    fault_app: Flask,
+    fault_settings: dict[str, Any],
+    markers: Path,
+    ledger_path: Path,
+    tmp_path: Path,
 ) -> None:
     # A lease and sweep interval far beyond the deadlines: only the hand-back's
     # own message can get the step run again in time. Three workers, so the
     # stopping consumer has idle workers polling its queue (as in production).
     slow_sweep = {**fault_settings, "BATON_LEASE_SECONDS": 60.0, "BATON_SWEEP_INTERVAL": 60.0}
     wf = diamond("fault:hand-back", markers, first_seconds=FOREVER)
-    first, code = signal_mid_step(
-        fault_app, slow_sweep, wf, markers, tmp_path / "first.log", signal.SIGTERM, workers=3
-    )
+    first, code = signal_mid_step(fault_app, slow_sweep, wf, markers, tmp_path / "first.log", signal.SIGTERM, workers=3)
     assert code == 0, first.output()
     assert step_state(fault_app, wf.workflow_id, "a") == "available"
     huey = fault_app.extensions["baton"].queues.huey()
     assert huey.pending_count() + huey.scheduled_count() >= 1, "the hand-back's message is gone"
 
     with ConsumerProcess(slow_sweep, tmp_path / "second.log") as second:
-        wait_for(lambda: step_state(fault_app, wf.workflow_id, "a") == "completed",
-                 "the handed-back step to run again", timeout=10)
+        wait_for(
+            lambda: step_state(fault_app, wf.workflow_id, "a") == "completed",
+            "the handed-back step to run again",
+            timeout=10,
+        )
         assert finish(fault_app, wf.workflow_id, first, second) == "completed"
     assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"a": 2, "b": 1, "c": 1, "d": 1}
 
@@ -373,8 +393,14 @@ def test_root_whose_queue_message_was_flushed_is_requeued_by_the_sweep(
 
 # r -> (f1..f4) -> m -> c1 -> c2: fan-out, fan-in and a chain, every step slow-ish.
 DROP_DEPS: dict[str, list[str]] = {
-    "r": [], "f1": ["r"], "f2": ["r"], "f3": ["r"], "f4": ["r"],
-    "m": ["f1", "f2", "f3", "f4"], "c1": ["m"], "c2": ["c1"],
+    "r": [],
+    "f1": ["r"],
+    "f2": ["r"],
+    "f3": ["r"],
+    "f4": ["r"],
+    "m": ["f1", "f2", "f3", "f4"],
+    "c1": ["m"],
+    "c2": ["c1"],
 }
 DROP_VALUES = {name: index for index, name in enumerate(DROP_DEPS)}
 #: Seconds between two rounds of terminating the consumer's connections, and how many rounds at most.
@@ -427,7 +453,8 @@ def test_postgres_connections_dropped_mid_run_lose_nothing(
     assert sum(rounds) > 0, f"no consumer connection was ever terminated: {rounds}"
     with fault_app.extensions["baton"].engine.connect() as conn:
         unstored = conn.execute(
-            select(func.count()).select_from(nodes)
+            select(func.count())
+            .select_from(nodes)
             .where(nodes.c.workflow_id == wf.workflow_id, nodes.c.state == "completed", nodes.c.result.is_(None))
         ).scalar_one()
     assert unstored == 0

@@ -127,8 +127,7 @@ def test_push_all_queues_each_task_once_in_fifo_order_with_huey_s_enqueued_signa
     huey.signal(SIGNAL_ENQUEUED)(lambda _signal, task: signalled.append(task.id))
     first, batch, last = echo.s(0), [echo.s(i) for i in range(1, 51)], echo.s(51)
 
-    with pinned("Huey._emit", "Huey.serialize_task", "SqliteStorage.db/to_blob/name",
-                "RedisStorage.conn/queue_key"):
+    with pinned("Huey._emit", "Huey.serialize_task", "SqliteStorage.db/to_blob/name", "RedisStorage.conn/queue_key"):
         huey.enqueue(first)
         huey_compat.push_all(huey, batch)
         huey.enqueue(last)
@@ -202,7 +201,13 @@ def test_create_consumer_checks_periodic_tasks_at_the_given_pace(sqlite_huey: Hu
     ticks: list[float] = []
     sqlite_huey.periodic_task(_always, name="tick")(lambda: ticks.append(1.0))
     consumer = huey_compat.create_consumer(
-        sqlite_huey, 1.0, workers=1, worker_type="thread", periodic=True, initial_delay=0.01, max_delay=0.05,
+        sqlite_huey,
+        1.0,
+        workers=1,
+        worker_type="thread",
+        periodic=True,
+        initial_delay=0.01,
+        max_delay=0.05,
         check_worker_health=False,
     )
     with pinned("Consumer.scheduler_class", "Scheduler.periodic_task_seconds"), RunningConsumer(consumer):

@@ -56,7 +56,8 @@ def imports_of(name: str, path: Path, modules: Mapping[str, Path]) -> Iterator[I
     tree = ast.parse(path.read_text(), str(path))
     in_function = {
         id(inner)
-        for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         for inner in ast.walk(node)
     }
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -108,7 +109,7 @@ def find_cycle(graph: Mapping[str, set[str]]) -> list[str] | None:
                 on_path.discard(node)
                 done.add(node)
             elif following in on_path:
-                return path[path.index(following):] + [following]
+                return path[path.index(following) :] + [following]
             elif following not in done:
                 stack.append((following, iter(sorted(graph.get(following, ())))))
                 path.append(following)

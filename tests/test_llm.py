@@ -14,8 +14,8 @@ from sqlalchemy import select
 from flask_baton import ConfigError, DuplicateStepError, Workflow, WorkflowError
 from flask_baton.multi_model import fan_out
 from flask_baton.pricing import DEFAULT_PRICING, cost_usd
-from flask_baton.store.tables import debug_logs, step_stats
 from flask_baton.steps import Step
+from flask_baton.store.tables import debug_logs, step_stats
 
 from . import ledger
 from .apps import create_app
@@ -50,15 +50,19 @@ def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFix
         assert cost_usd(PRICES, "mystery-model-7", 10, 10, 0) is None
         assert cost_usd(PRICES, "mystery-model-7", 10, 10, 0) is None
     assert [r.getMessage() for r in caplog.records].count(
-        "no price for model 'mystery-model-7' in BATON_PRICING: its usage is recorded without a cost") == 1
+        "no price for model 'mystery-model-7' in BATON_PRICING: its usage is recorded without a cost"
+    ) == 1
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("cheap", "must be a mapping of model -> prices, or a callable"),
-    ({"m": {"input": 1}}, r"BATON_PRICING\['m'\] must be a mapping with 'input' and 'output'"),
-    ({"m": {"input": 1, "output": -2}}, r"BATON_PRICING\['m'\]\['output'\] must be a number >= 0"),
-    ({"m": {"input": 1, "output": 2, "reasoning": 3}}, r"BATON_PRICING\['m'\] must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("cheap", "must be a mapping of model -> prices, or a callable"),
+        ({"m": {"input": 1}}, r"BATON_PRICING\['m'\] must be a mapping with 'input' and 'output'"),
+        ({"m": {"input": 1, "output": -2}}, r"BATON_PRICING\['m'\]\['output'\] must be a number >= 0"),
+        ({"m": {"input": 1, "output": 2, "reasoning": 3}}, r"BATON_PRICING\['m'\] must be a mapping"),
+    ],
+)
 def test_bad_pricing_config_is_refused_naming_the_model(tmp_path: Path, value: Any, message: str) -> None:
     settings = sqlite_settings(tmp_path, tmp_path / "ledger")
     with pytest.raises(ConfigError, match=message):
@@ -66,8 +70,15 @@ def test_bad_pricing_config_is_refused_naming_the_model(tmp_path: Path, value: A
 
 
 def test_full_jitter_stays_within_the_capped_exponential_bound() -> None:
-    step = Step(lambda job: None, name="j", retries=5, retry_delay=1.0, retry_backoff=2.0,
-                retry_jitter=True, max_retry_delay=5.0)
+    step = Step(
+        lambda job: None,
+        name="j",
+        retries=5,
+        retry_delay=1.0,
+        retry_backoff=2.0,
+        retry_jitter=True,
+        max_retry_delay=5.0,
+    )
     for attempt, bound in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (6, 5.0)]:
         samples = [step.delay_before(attempt) for _ in range(400)]
         assert all(0.0 <= delay <= bound for delay in samples)
@@ -84,9 +95,11 @@ def test_llm_steps_default_to_the_llm_queue_with_backoff_and_the_config_timeout(
 
 
 def test_usage_of_every_attempt_is_kept_and_totalled(app: Flask, consumers: ThreadConsumer) -> None:
-    wf = (Workflow("usage")
-          .add("flaky", fake_llm.new(model="m", failures=1))
-          .add("other", fake_llm.new(model="plain"), deps=["flaky"]))
+    wf = (
+        Workflow("usage")
+        .add("flaky", fake_llm.new(model="m", failures=1))
+        .add("other", fake_llm.new(model="plain"), deps=["flaky"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
     per_call = (1000 * 3 + 200 * 0.5 + 500 * 15) / 1e6
@@ -106,9 +119,11 @@ def test_usage_of_every_attempt_is_kept_and_totalled(app: Flask, consumers: Thre
 
 def test_every_cost_total_is_none_where_no_call_had_a_price(app: Flask, consumers: ThreadConsumer) -> None:
     """``baton.stats``, ``baton.status`` and the dashboard's per-step usage add up costs by one rule."""
-    wf = (Workflow("partly-priced")
-          .add("priced", fake_llm.new(model="plain"))
-          .add("unpriced", fake_llm.new(model="mystery-model-7")))
+    wf = (
+        Workflow("partly-priced")
+        .add("priced", fake_llm.new(model="plain"))
+        .add("unpriced", fake_llm.new(model="mystery-model-7"))
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
     priced = (1000 + 200 + 500 * 2) / 1e6
@@ -125,9 +140,7 @@ def test_every_cost_total_is_none_where_no_call_had_a_price(app: Flask, consumer
     assert (nothing.calls, nothing.cost_usd) == (0, None)
 
 
-def test_a_stored_result_is_not_recomputed_so_no_usage_is_recorded_again(
-    app: Flask, consumers: ThreadConsumer
-) -> None:
+def test_a_stored_result_is_not_recomputed_so_no_usage_is_recorded_again(app: Flask, consumers: ThreadConsumer) -> None:
     wf = Workflow("cached").add("once", fake_llm.new(model="m"))
     node = wf.insert()[0]
     wait_finished(app, wf.workflow_id)
@@ -137,9 +150,7 @@ def test_a_stored_result_is_not_recomputed_so_no_usage_is_recorded_again(
     assert baton.stats.for_workflow(wf.workflow_id).calls == 1
 
 
-def test_bad_token_counts_fail_the_step_clearly_and_keep_earlier_usage(
-    app: Flask, consumers: ThreadConsumer
-) -> None:
+def test_bad_token_counts_fail_the_step_clearly_and_keep_earlier_usage(app: Flask, consumers: ThreadConsumer) -> None:
     wf = Workflow("bad-usage").add("bad", bad_usage.new())
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
@@ -162,9 +173,11 @@ def test_context_is_not_captured_when_capture_is_off(app: Flask, consumers: Thre
 
 @pytest.mark.parametrize("app_overrides", [{"BATON_DEBUG_CAPTURE": True, "BATON_DEBUG_CAPTURE_MAX_BYTES": 1000}])
 def test_context_is_captured_and_capped_when_capture_is_on(app: Flask, consumers: ThreadConsumer) -> None:
-    wf = (Workflow("capture")
-          .add("small", fake_llm.new(model="m", prompt="short", size=10))
-          .add("large", fake_llm.new(model="m", size=5000)))
+    wf = (
+        Workflow("capture")
+        .add("small", fake_llm.new(model="m", prompt="short", size=10))
+        .add("large", fake_llm.new(model="m", size=5000))
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
     rows = {row.truncated: row for row in _captured(app)}
@@ -198,8 +211,9 @@ def test_fan_out_names_one_step_per_model_and_synthesis_gets_results_by_model(
     app: Flask, consumers: ThreadConsumer, ledger_path: Path
 ) -> None:
     wf = Workflow("models").add("fetch", constant.new(value=1))
-    added = fan_out(wf, "analysis", fake_llm, models=["m", "plain", "gpt-4o"], deps=["fetch"],
-                    synthesize=("brief", synthesise))
+    added = fan_out(
+        wf, "analysis", fake_llm, models=["m", "plain", "gpt-4o"], deps=["fetch"], synthesize=("brief", synthesise)
+    )
     assert added == ["analysis:m", "analysis:plain", "analysis:gpt-4o", "brief"]
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
@@ -211,8 +225,14 @@ def test_fan_out_names_one_step_per_model_and_synthesis_gets_results_by_model(
 
 def test_quorum_synthesis_runs_when_enough_models_succeed(app: Flask, consumers: ThreadConsumer) -> None:
     wf = Workflow("quorum")
-    fan_out(wf, "analysis", fake_llm.new(refusing=["plain"]), models=["m", "plain", "gpt-4o"],
-            synthesize=("brief", synthesise), quorum=2)
+    fan_out(
+        wf,
+        "analysis",
+        fake_llm.new(refusing=["plain"]),
+        models=["m", "plain", "gpt-4o"],
+        synthesize=("brief", synthesise),
+        quorum=2,
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
     steps = {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}
@@ -222,25 +242,35 @@ def test_quorum_synthesis_runs_when_enough_models_succeed(app: Flask, consumers:
 
 def test_quorum_synthesis_gives_up_naming_the_failed_models(app: Flask, consumers: ThreadConsumer) -> None:
     wf = Workflow("no-quorum")
-    fan_out(wf, "analysis", fake_llm.new(refusing=["plain", "m"]), models=["m", "plain", "gpt-4o"],
-            synthesize=("brief", synthesise), quorum=2)
+    fan_out(
+        wf,
+        "analysis",
+        fake_llm.new(refusing=["plain", "m"]),
+        models=["m", "plain", "gpt-4o"],
+        synthesize=("brief", synthesise),
+        quorum=2,
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     brief = {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}["brief"]
     assert brief.state == "discarded"
-    assert brief.error == ("only 1 of 3 models succeeded (analysis:m (discarded), analysis:plain (discarded)); "
-                           "quorum is 2")
+    assert brief.error == (
+        "only 1 of 3 models succeeded (analysis:m (discarded), analysis:plain (discarded)); quorum is 2"
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"models": []}, WorkflowError, "models must be a non-empty list"),
-    ({"models": "gpt-4o"}, WorkflowError, "models must be a non-empty list"),
-    ({"models": ["a", "a"]}, DuplicateStepError, "'analysis:a'"),
-    ({"models": ["taken"]}, DuplicateStepError, "'analysis:taken'"),
-    ({"models": ["a", "b"], "synthesize": ("fetch", synthesise)}, DuplicateStepError, "'fetch'"),
-    ({"models": ["a", "b"], "synthesize": ("brief", synthesise), "quorum": 3}, WorkflowError, "between 1 and 2"),
-    ({"models": ["a", "b"], "quorum": 1}, WorkflowError, "quorum needs a synthesize step"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"models": []}, WorkflowError, "models must be a non-empty list"),
+        ({"models": "gpt-4o"}, WorkflowError, "models must be a non-empty list"),
+        ({"models": ["a", "a"]}, DuplicateStepError, "'analysis:a'"),
+        ({"models": ["taken"]}, DuplicateStepError, "'analysis:taken'"),
+        ({"models": ["a", "b"], "synthesize": ("fetch", synthesise)}, DuplicateStepError, "'fetch'"),
+        ({"models": ["a", "b"], "synthesize": ("brief", synthesise), "quorum": 3}, WorkflowError, "between 1 and 2"),
+        ({"models": ["a", "b"], "quorum": 1}, WorkflowError, "quorum needs a synthesize step"),
+    ],
+)
 def test_bad_fan_out_is_refused_and_adds_nothing(kwargs: dict[str, Any], error: type, message: str) -> None:
     wf = Workflow("bad").add("fetch", constant.new()).add("analysis:taken", constant.new())
     with pytest.raises(error, match=message):

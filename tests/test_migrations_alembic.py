@@ -22,9 +22,9 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import func, inspect, select
 
 from flask_baton import Workflow
+from flask_baton.migration import SkipBatonTables, include_name
 from flask_baton.store import migrations
 from flask_baton.store import tables as store_tables
-from flask_baton.migration import SkipBatonTables, include_name
 
 from .apps import close_app
 from .conftest import sqlite_settings
@@ -110,7 +110,10 @@ def flask(app: Flask, *args: str) -> str:
 
 def revisions(tmp_path: Path) -> list[str]:
     """The migration files Flask-Migrate has written, oldest first."""
-    return [p.read_text() for p in sorted((tmp_path / "migrations" / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime_ns)]
+    return [
+        p.read_text()
+        for p in sorted((tmp_path / "migrations" / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime_ns)
+    ]
 
 
 def store_workflows(app: Flask) -> None:
@@ -174,9 +177,7 @@ def test_flask_db_migrate_never_touches_baton_tables_yet_sees_model_changes(
         assert sorted(w.name for w in baton.query.list_workflows().workflows) == ["kept-1", "kept-2"]
 
 
-def test_the_apps_own_include_name_given_to_migrate_is_still_asked(
-    make_app: AppFactory, tmp_path: Path
-) -> None:
+def test_the_apps_own_include_name_given_to_migrate_is_still_asked(make_app: AppFactory, tmp_path: Path) -> None:
     asked: list[str] = []
 
     def skip_legacy(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -196,7 +197,7 @@ def test_the_apps_own_include_name_given_to_migrate_is_still_asked(
     assert not any("baton_" in name for name in asked)
 
 
-BATON_MIGRATION_BODY = '''
+BATON_MIGRATION_BODY = """
 def upgrade():
     from flask_baton import migration
     migration.upgrade(op)
@@ -205,7 +206,7 @@ def upgrade():
 def downgrade():
     from flask_baton import migration
     migration.downgrade(op)
-'''
+"""
 
 
 def write_baton_migration(app: Flask, tmp_path: Path) -> Path:

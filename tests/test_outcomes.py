@@ -88,9 +88,12 @@ def test_raising_step_is_retried_per_retries_then_discarded(
     assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"flaky": 3}  # retries + 1
     assert [e["attempt"] for e in ledger.entries(ledger_path)] == [1, 2, 3]
     assert _states(events.steps(wf.workflow_id)) == [
-        ("executing", 1), ("retryable", 1),
-        ("executing", 2), ("retryable", 2),
-        ("executing", 3), ("discarded", 3),
+        ("executing", 1),
+        ("retryable", 1),
+        ("executing", 2),
+        ("retryable", 2),
+        ("executing", 3),
+        ("discarded", 3),
     ]
     retryable = [p for name, p in events.steps(wf.workflow_id) if name == "step.retryable"]
     assert len(retryable) == 2
@@ -141,17 +144,20 @@ def test_snooze_runs_again_later_without_consuming_an_attempt(
     sleepy = _steps(app, wf.workflow_id)["sleepy"]
     assert (sleepy.state, sleepy.attempt, sleepy.result) == ("completed", 1, {"attempt": 1})
     assert _states(events.steps(wf.workflow_id, "sleepy")) == [
-        ("executing", 1), ("snoozed", 1), ("executing", 1), ("completed", 1),
+        ("executing", 1),
+        ("snoozed", 1),
+        ("executing", 1),
+        ("completed", 1),
     ]
     assert _steps(app, wf.workflow_id)["after"].result["inputs"] == {"sleepy": {"attempt": 1}}
 
 
-def test_discard_gives_up_at_once_despite_retries_left(
-    app: Flask, consumer: ThreadConsumer, ledger_path: Path
-) -> None:
-    wf = (Workflow(name="hopeless")
-          .add("hopeless", core_discard_despite_retries.new())  # retries=3
-          .add("plain_discard", discard_now.new()))
+def test_discard_gives_up_at_once_despite_retries_left(app: Flask, consumer: ThreadConsumer, ledger_path: Path) -> None:
+    wf = (
+        Workflow(name="hopeless")
+        .add("hopeless", core_discard_despite_retries.new())  # retries=3
+        .add("plain_discard", discard_now.new())
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "failed"
@@ -165,9 +171,11 @@ def test_discard_gives_up_at_once_despite_retries_left(
 def test_non_serialisable_result_discards_the_step_naming_it(
     app: Flask, consumer: ThreadConsumer, ledger_path: Path
 ) -> None:
-    wf = (Workflow(name="objects")
-          .add("makes_objects", unserialisable.new())
-          .add("after", record_args.new(), deps=["makes_objects"]))
+    wf = (
+        Workflow(name="objects")
+        .add("makes_objects", unserialisable.new())
+        .add("after", record_args.new(), deps=["makes_objects"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "failed"
@@ -182,9 +190,11 @@ def test_non_serialisable_result_discards_the_step_naming_it(
 def test_asking_for_a_non_dependency_fails_the_step_with_not_a_dependency_error(
     app: Flask, consumer: ThreadConsumer
 ) -> None:
-    wf = (Workflow(name="nosy")
-          .add("real_dep", constant.new(value=1))
-          .add("nosy", ask_for_stranger.new(), deps=["real_dep"]))
+    wf = (
+        Workflow(name="nosy")
+        .add("real_dep", constant.new(value=1))
+        .add("nosy", ask_for_stranger.new(), deps=["real_dep"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "failed"

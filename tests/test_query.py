@@ -33,11 +33,13 @@ def test_get_workflow_of_an_unknown_id_is_none(app: Flask) -> None:
 def test_get_workflow_jobs_has_one_record_per_step_with_state_attempt_result_error_and_times(
     app: Flask, consumer: ThreadConsumer
 ) -> None:
-    wf = (Workflow(name="records")
-          .add("ok", constant.new(value=41))
-          .add("flaky", fail_until.new(failures=1))
-          .add("broken", always_fail.new(), deps=["ok"])
-          .add("skipped", record_args.new(), deps=["broken", "flaky"]))
+    wf = (
+        Workflow(name="records")
+        .add("ok", constant.new(value=41))
+        .add("flaky", fail_until.new(failures=1))
+        .add("broken", always_fail.new(), deps=["ok"])
+        .add("skipped", record_args.new(), deps=["broken", "flaky"])
+    )
     jobs = wf.insert()
     wait_finished(app, wf.workflow_id)
 

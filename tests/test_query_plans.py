@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -72,7 +73,9 @@ def test_a_workflows_failed_steps_are_found_among_its_own_steps(engine: Engine) 
     assert STATE_INDEX not in plan, plan
 
 
-@pytest.mark.parametrize("sql", [hotpath.FINISH, postgres.FINISH_AND_RECORD_END], ids=["FINISH", "FINISH_AND_RECORD_END"])
+@pytest.mark.parametrize(
+    "sql", [hotpath.FINISH, postgres.FINISH_AND_RECORD_END], ids=["FINISH", "FINISH_AND_RECORD_END"]
+)
 def test_a_workflows_end_finds_it_by_primary_key(engine: Engine, sql: str) -> None:
     types = {"workflow_id": "text", "now": "float8", "outcome": "text"}
     plan = _generic_plan(engine, sql, {name: types[name] for name in re.findall(r":(\w+)", sql)})

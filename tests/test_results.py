@@ -14,12 +14,14 @@ from .support import ThreadConsumer, wait_finished
 
 
 def test_diamond_passes_each_result_to_its_dependents(app: Flask, consumer: ThreadConsumer, ledger_path: Path) -> None:
-    wf = (Workflow(name="research:ai")
-          .add("fetch", core_fetch.new(topic="ai"))
-          .add("summarize", core_summarize.new(), deps=["fetch"])
-          .add("keywords", core_keywords.new(), deps=["fetch"])
-          .add("credibility", core_credibility.new(), deps=["fetch"])
-          .add("compile", core_compile.new(), deps=["summarize", "keywords", "credibility"]))
+    wf = (
+        Workflow(name="research:ai")
+        .add("fetch", core_fetch.new(topic="ai"))
+        .add("summarize", core_summarize.new(), deps=["fetch"])
+        .add("keywords", core_keywords.new(), deps=["fetch"])
+        .add("credibility", core_credibility.new(), deps=["fetch"])
+        .add("compile", core_compile.new(), deps=["summarize", "keywords", "credibility"])
+    )
     wf.insert()
 
     assert wait_finished(app, wf.workflow_id).state == "completed"
@@ -42,12 +44,14 @@ def test_diamond_passes_each_result_to_its_dependents(app: Flask, consumer: Thre
 
 
 def test_diamond_runs_the_fan_in_after_every_branch(app: Flask, consumer: ThreadConsumer) -> None:
-    wf = (Workflow(name="research:order")
-          .add("fetch", core_fetch.new(topic="order"))
-          .add("summarize", core_summarize.new(), deps=["fetch"])
-          .add("keywords", core_keywords.new(), deps=["fetch"])
-          .add("credibility", core_credibility.new(), deps=["fetch"])
-          .add("compile", core_compile.new(), deps=["summarize", "keywords", "credibility"]))
+    wf = (
+        Workflow(name="research:order")
+        .add("fetch", core_fetch.new(topic="order"))
+        .add("summarize", core_summarize.new(), deps=["fetch"])
+        .add("keywords", core_keywords.new(), deps=["fetch"])
+        .add("credibility", core_credibility.new(), deps=["fetch"])
+        .add("compile", core_compile.new(), deps=["summarize", "keywords", "credibility"])
+    )
     wf.insert()
     wait_finished(app, wf.workflow_id)
 

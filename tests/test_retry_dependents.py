@@ -22,10 +22,12 @@ from .support import ThreadConsumer, step_states, wait_finished, wait_for
 
 def _running_join(blocker: Path, gate: Path) -> Workflow:
     """``join`` needs ``flaky`` (fails while ``blocker`` exists) and ``held`` (runs until ``gate`` exists)."""
-    return (Workflow("other-dep-running")
-            .add("flaky", fails_while_file_exists.new(path=str(blocker)))
-            .add("held", wait_for_file.new(path=str(gate), value=2))
-            .add("join", record_args.new(), deps=["flaky", "held"]))
+    return (
+        Workflow("other-dep-running")
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)))
+        .add("held", wait_for_file.new(path=str(gate), value=2))
+        .add("join", record_args.new(), deps=["flaky", "held"])
+    )
 
 
 def _wait_states(app: Flask, workflow_id: str, **expected: str) -> None:
@@ -65,10 +67,12 @@ def test_retry_rearms_dependent_that_tolerates_its_other_failed_dep(
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("tolerant-join")
-          .add("optional", discard_now.new())
-          .add("required", fails_while_file_exists.new(path=str(blocker)))
-          .add("join", report_failed_deps.new(), deps=[Dep("optional", ignore_discarded=True), "required"]))
+    wf = (
+        Workflow("tolerant-join")
+        .add("optional", discard_now.new())
+        .add("required", fails_while_file_exists.new(path=str(blocker)))
+        .add("join", report_failed_deps.new(), deps=[Dep("optional", ignore_discarded=True), "required"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     assert step_states(app, wf.workflow_id) == {"optional": "discarded", "required": "discarded", "join": "cancelled"}
@@ -86,12 +90,14 @@ def test_retry_leaves_cancelled_and_reports_a_dependent_whose_other_dep_failed_u
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("left-cancelled")
-          .add("flaky", fails_while_file_exists.new(path=str(blocker)))
-          .add("doomed", discard_now.new())
-          # Tolerates a *cancelled* doomed, not a discarded one.
-          .add("both", record_args.new(), deps=["flaky", Dep("doomed", ignore_cancelled=True)])
-          .add("after", record_args.new(), deps=["flaky"]))
+    wf = (
+        Workflow("left-cancelled")
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)))
+        .add("doomed", discard_now.new())
+        # Tolerates a *cancelled* doomed, not a discarded one.
+        .add("both", record_args.new(), deps=["flaky", Dep("doomed", ignore_cancelled=True)])
+        .add("after", record_args.new(), deps=["flaky"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
 
@@ -101,7 +107,10 @@ def test_retry_leaves_cancelled_and_reports_a_dependent_whose_other_dep_failed_u
     assert retried.left_cancelled == {"both": "dependency 'doomed' discarded"}
     assert wait_finished(app, wf.workflow_id).state == "failed"
     assert step_states(app, wf.workflow_id) == {
-        "flaky": "completed", "doomed": "discarded", "both": "cancelled", "after": "completed",
+        "flaky": "completed",
+        "doomed": "discarded",
+        "both": "cancelled",
+        "after": "completed",
     }
 
 
@@ -110,15 +119,16 @@ def test_retry_rearms_the_steps_cancelled_downstream_transitively(
 ) -> None:
     blocker, gate = tmp_path / "blocker", tmp_path / "gate"
     blocker.touch()
-    wf = (Workflow("transitive")
-          .add("flaky", fails_while_file_exists.new(path=str(blocker)))
-          .add("held", wait_for_file.new(path=str(gate), value=3))
-          .add("b", record_args.new(), deps=["flaky"])
-          .add("c", record_args.new(), deps=["b", "held"])
-          .add("d", record_args.new(), deps=["c"]))
+    wf = (
+        Workflow("transitive")
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)))
+        .add("held", wait_for_file.new(path=str(gate), value=3))
+        .add("b", record_args.new(), deps=["flaky"])
+        .add("c", record_args.new(), deps=["b", "held"])
+        .add("d", record_args.new(), deps=["c"])
+    )
     wf.insert()
-    _wait_states(app, wf.workflow_id, flaky="discarded", held="executing", b="cancelled", c="cancelled",
-                 d="cancelled")
+    _wait_states(app, wf.workflow_id, flaky="discarded", held="executing", b="cancelled", c="cancelled", d="cancelled")
 
     blocker.unlink()
     assert baton.retry_step(wf.workflow_id, "flaky") == ["flaky", "b", "c", "d"]
@@ -137,10 +147,12 @@ def test_retry_makes_a_step_that_tolerated_the_failure_wait_for_the_new_run(
 ) -> None:
     blocker, gate = tmp_path / "blocker", tmp_path / "gate"
     blocker.touch()
-    wf = (Workflow("tolerant-waits")
-          .add("flaky", fails_while_file_exists.new(path=str(blocker)))
-          .add("held", wait_for_file.new(path=str(gate), value=2))
-          .add("tolerant", report_failed_deps.new(), deps=[Dep("flaky", ignore_discarded=True), "held"]))
+    wf = (
+        Workflow("tolerant-waits")
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)))
+        .add("held", wait_for_file.new(path=str(gate), value=2))
+        .add("tolerant", report_failed_deps.new(), deps=[Dep("flaky", ignore_discarded=True), "held"])
+    )
     wf.insert()
     _wait_states(app, wf.workflow_id, flaky="discarded", held="executing", tolerant="pending")
 
@@ -151,8 +163,9 @@ def test_retry_makes_a_step_that_tolerated_the_failure_wait_for_the_new_run(
 
     gate.touch()
     assert wait_finished(app, wf.workflow_id).state == "completed"
-    tolerant = next(s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)
-                    if s.step_name == "tolerant")
+    tolerant = next(
+        s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id) if s.step_name == "tolerant"
+    )
     assert tolerant.result == {"failed": {}, "results": {"flaky": "unblocked", "held": 2}}
 
 
@@ -171,7 +184,8 @@ def test_retry_locks_the_running_deps_it_plans_with_and_gives_up_cleanly_when_it
     engine = app.extensions["baton"].engine
     with engine.connect() as other, other.begin():
         other.execute(
-            select(nodes.c.id).where(nodes.c.workflow_id == wf.workflow_id, nodes.c.step_name == "held")
+            select(nodes.c.id)
+            .where(nodes.c.workflow_id == wf.workflow_id, nodes.c.step_name == "held")
             .with_for_update()
         ).one()
         with pytest.raises(WorkflowStateError, match="are changing right now; nothing was retried, try again"):
@@ -188,10 +202,12 @@ def test_cli_retry_prints_what_it_rearmed_and_what_stays_cancelled(
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("left-cancelled-cli")
-          .add("flaky", fails_while_file_exists.new(path=str(blocker)))
-          .add("doomed", discard_now.new())
-          .add("both", record_args.new(), deps=["flaky", "doomed"]))
+    wf = (
+        Workflow("left-cancelled-cli")
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)))
+        .add("doomed", discard_now.new())
+        .add("both", record_args.new(), deps=["flaky", "doomed"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
 

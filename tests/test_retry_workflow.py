@@ -20,23 +20,30 @@ from .steps import (
 )
 from .support import Deliveries, ThreadConsumer, step_states, wait_finished, wait_for
 
+
 def test_retrying_a_workflow_reruns_every_failure_root_and_the_fan_in_between_them(
     app: Flask, consumer: ThreadConsumer, tmp_path: Path, ledger_path: Path
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    wf = (Workflow("retry-all")
-          .add("root", constant.new(value=1))
-          .add("left", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
-          .add("right", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
-          .add("ok", constant.new(value=10), deps=["root"])
-          .add("join", constant.new(value=2), deps=["left", "right", "ok"])
-          .add("last", sum_inputs.new(), deps=["join", "root"]))
+    wf = (
+        Workflow("retry-all")
+        .add("root", constant.new(value=1))
+        .add("left", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
+        .add("right", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
+        .add("ok", constant.new(value=10), deps=["root"])
+        .add("join", constant.new(value=2), deps=["left", "right", "ok"])
+        .add("last", sum_inputs.new(), deps=["join", "root"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     assert step_states(app, wf.workflow_id) == {
-        "root": "completed", "left": "discarded", "right": "discarded", "ok": "completed",
-        "join": "cancelled", "last": "cancelled",
+        "root": "completed",
+        "left": "discarded",
+        "right": "discarded",
+        "ok": "completed",
+        "join": "cancelled",
+        "last": "cancelled",
     }
 
     blocker.unlink()
@@ -52,10 +59,12 @@ def test_retrying_a_workflow_reruns_every_failure_root_and_the_fan_in_between_th
 def test_retrying_a_cancelled_workflow_resumes_where_it_stopped(
     app: Flask, consumer: ThreadConsumer, ledger_path: Path
 ) -> None:
-    wf = (Workflow("retry-cancelled")
-          .add("done", constant.new(value=4))
-          .add("nap", slow.new(seconds=0.3), deps=["done"])
-          .add("after", constant.new(value=5), deps=["nap"]))
+    wf = (
+        Workflow("retry-cancelled")
+        .add("done", constant.new(value=4))
+        .add("nap", slow.new(seconds=0.3), deps=["done"])
+        .add("after", constant.new(value=5), deps=["nap"])
+    )
     with Deliveries(app) as deliveries:
         jobs = {job.step_name: job for job in wf.insert()}
         wait_for(lambda: step_states(app, wf.workflow_id)["nap"] == "executing", "nap to start")
@@ -86,4 +95,3 @@ def test_retry_workflow_refuses_unknown_running_and_completed_workflows(
 
     with pytest.raises(WorkflowStateError, match="is completed: no step is discarded or cancelled"):
         baton.retry_workflow(running.workflow_id)
-

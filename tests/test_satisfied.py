@@ -30,8 +30,12 @@ TOLERANCES: list[Tolerance | None] = [None, *Tolerance]
 def test_an_edge_lets_its_step_run_after_its_dep_completed_or_failed_as_it_tolerates(
     state: StepState, tolerance: Tolerance | None
 ) -> None:
-    lets_through = {None: set(), Tolerance.CANCELLED: {"cancelled"}, Tolerance.DISCARDED: {"discarded"},
-                    Tolerance.ANY: {"cancelled", "discarded"}}[tolerance]
+    lets_through = {
+        None: set(),
+        Tolerance.CANCELLED: {"cancelled"},
+        Tolerance.DISCARDED: {"discarded"},
+        Tolerance.ANY: {"cancelled", "discarded"},
+    }[tolerance]
     assert tolerated(tolerance, state) is (state in lets_through)
     assert satisfied(state, tolerance) is (state == "completed" or state in lets_through)
 
@@ -66,10 +70,16 @@ def test_a_step_made_runnable_behind_a_dependency_that_failed_is_cancelled_when_
     state = app.extensions["baton"]
     # b runnable again while a stays discarded (retry_step refuses to do this; the claim must refuse too).
     with state.store.write() as conn:
-        conn.execute(update(nodes).where(nodes.c.id == b)
-                     .values(state="available", error=None, finished_at=None, scheduled_at=0, deps_pending=0))
-        conn.execute(update(workflows).where(workflows.c.id == wf.workflow_id)
-                     .values(state="running", unsettled=1, finished_at=None))
+        conn.execute(
+            update(nodes)
+            .where(nodes.c.id == b)
+            .values(state="available", error=None, finished_at=None, scheduled_at=0, deps_pending=0)
+        )
+        conn.execute(
+            update(workflows)
+            .where(workflows.c.id == wf.workflow_id)
+            .values(state="running", unsettled=1, finished_at=None)
+        )
     with Deliveries(app) as deliveries:
         state.queues.enqueue(b, "default", None)
         deliveries.wait(b, 1)

@@ -15,9 +15,9 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import make_url
 
 from flask_baton import SchemaError, Workflow
+from flask_baton.schema_check import database_label
 from flask_baton.store import migrations
 from flask_baton.store import tables as store_tables
-from flask_baton.schema_check import database_label
 
 from .steps import baton, constant
 from .support import WorkerProcess, make_version_1, wait_for
@@ -40,10 +40,16 @@ def stored(app: Flask) -> tuple[list[str], list[int], int | None]:
     engine = app.extensions["baton"].engine
     tables = sorted(name for name in inspect(engine).get_table_names() if name.startswith("baton_"))
     with engine.connect() as conn:
-        versions = (conn.execute(select(store_tables.schema_versions.c.version)).scalars().all()
-                    if "baton_schema" in tables else [])
-        count = (conn.execute(select(func.count()).select_from(store_tables.workflows)).scalar_one()
-                 if "baton_workflows" in tables else None)
+        versions = (
+            conn.execute(select(store_tables.schema_versions.c.version)).scalars().all()
+            if "baton_schema" in tables
+            else []
+        )
+        count = (
+            conn.execute(select(func.count()).select_from(store_tables.workflows)).scalar_one()
+            if "baton_workflows" in tables
+            else None
+        )
     return tables, list(versions), count
 
 
@@ -126,8 +132,9 @@ def test_worker_refuses_to_start(app: Flask, settings: dict[str, Any], unready: 
 
 def test_schema_newer_than_the_code_is_accepted_for_rolling_deploys(app: Flask) -> None:
     with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(store_tables.schema_versions.insert(), {"version": migrations.SCHEMA_VERSION + 1,
-                                                             "applied_at": 0.0})
+        conn.execute(
+            store_tables.schema_versions.insert(), {"version": migrations.SCHEMA_VERSION + 1, "applied_at": 0.0}
+        )
     Workflow("newer").add("a", constant.new(value=1)).insert()
     assert [w.name for w in baton.query.list_workflows().workflows] == ["newer"]
 

@@ -57,12 +57,18 @@ def test_using_baton_on_an_app_without_init_app_says_so(tmp_path: Path) -> None:
         Workflow("x").add("a", constant.new()).insert()
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("mysql+pymysql://user:secret@db.example/app", r"mysql through pymysql\)\. .*MySQL has neither"),
-    ("postgresql+psycopg2://user:secret@db.example/app", r"postgresql through psycopg2\)\. .*psycopg2 has no transaction\(\) block.*"
-                                                          r"write the URL as postgresql\+psycopg://user:\*\*\*@db.example/app"),
-    ("sqlite+aiosqlite:///app.db", r"sqlite through aiosqlite\)"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("mysql+pymysql://user:secret@db.example/app", r"mysql through pymysql\)\. .*MySQL has neither"),
+        (
+            "postgresql+psycopg2://user:secret@db.example/app",
+            r"postgresql through psycopg2\)\. .*psycopg2 has no transaction\(\) block.*"
+            r"write the URL as postgresql\+psycopg://user:\*\*\*@db.example/app",
+        ),
+        ("sqlite+aiosqlite:///app.db", r"sqlite through aiosqlite\)"),
+    ],
+)
 def test_a_database_or_driver_flask_baton_cannot_run_on_is_refused_at_init_app_saying_which_it_can(
     tmp_path: Path, url: str, why: str
 ) -> None:
@@ -141,9 +147,7 @@ def test_create_schema_is_idempotent_and_records_the_version(app: Flask) -> None
         ]
 
 
-def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(
-    app: Flask, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import text
 
     Workflow("kept").add("a", constant.new()).insert()
@@ -170,13 +174,21 @@ def test_version_1_database_is_upgraded_in_place_and_its_waiting_steps_still_run
     engine = app.extensions["baton"].engine
     make_version_1(app)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO baton_workflows (id, name, state, total_steps, unsettled, created_at) "
-                          "VALUES ('w1', 'from-v1', 'running', 2, 2, 0)"))
-        conn.execute(text("INSERT INTO baton_nodes (id, workflow_id, step_name, position, task, args, state, "
-                          "attempt, deps_pending, created_at) VALUES "
-                          "('n1', 'w1', 'a', 0, :task, '{\"value\": 2}', 'available', 0, 0, 0), "
-                          "('n2', 'w1', 'b', 1, :task, '{\"value\": 3}', 'pending', 0, 1, 0)"),
-                     {"task": constant.name})
+        conn.execute(
+            text(
+                "INSERT INTO baton_workflows (id, name, state, total_steps, unsettled, created_at) "
+                "VALUES ('w1', 'from-v1', 'running', 2, 2, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO baton_nodes (id, workflow_id, step_name, position, task, args, state, "
+                "attempt, deps_pending, created_at) VALUES "
+                "('n1', 'w1', 'a', 0, :task, '{\"value\": 2}', 'available', 0, 0, 0), "
+                "('n2', 'w1', 'b', 1, :task, '{\"value\": 3}', 'pending', 0, 1, 0)"
+            ),
+            {"task": constant.name},
+        )
         conn.execute(text("INSERT INTO baton_edges (workflow_id, step_name, dep_name) VALUES ('w1', 'b', 'a')"))
 
     assert baton.create_schema() == (1, migrations.SCHEMA_VERSION)
@@ -196,7 +208,9 @@ def test_bad_postgres_commit_level_is_refused_naming_the_key(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("settings", ["postgres-redis"], indirect=True)
-@pytest.mark.parametrize(("app_overrides", "expected"), [({}, "off"), ({"BATON_POSTGRES_SYNCHRONOUS_COMMIT": "on"}, "on")])
+@pytest.mark.parametrize(
+    ("app_overrides", "expected"), [({}, "off"), ({"BATON_POSTGRES_SYNCHRONOUS_COMMIT": "on"}, "on")]
+)
 def test_postgres_connections_use_the_configured_commit_durability(app: Flask, expected: str) -> None:
     with app.extensions["baton"].engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == expected

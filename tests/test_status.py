@@ -32,31 +32,40 @@ def consumers(app: Flask) -> Iterator[None]:
 
 
 def test_status_counts_states_and_sums_the_cost_of_every_attempt(app: Flask, consumers: None) -> None:
-    wf = (Workflow("status:llm")
-          .add("ask", fake_llm.new(model="m", failures=1))
-          .add("ask_again", fake_llm.new(model="m"), deps=["ask"])
-          .add("boom", always_fail.new())
-          .add("after_boom", constant.new(), deps=["boom"]))
+    wf = (
+        Workflow("status:llm")
+        .add("ask", fake_llm.new(model="m", failures=1))
+        .add("ask_again", fake_llm.new(model="m"), deps=["ask"])
+        .add("boom", always_fail.new())
+        .add("after_boom", constant.new(), deps=["boom"])
+    )
     wf.insert()
     record = wait_finished(app, wf.workflow_id)
 
     status = baton.status(wf.workflow_id)
     assert (status.id, status.name, status.outcome, status.state) == (wf.workflow_id, "status:llm", "failed", "failed")
-    assert status.counts == {**dict.fromkeys(StepState, 0), StepState.COMPLETED: 2, StepState.DISCARDED: 1,
-                             StepState.CANCELLED: 1}
+    assert status.counts == {
+        **dict.fromkeys(StepState, 0),
+        StepState.COMPLETED: 2,
+        StepState.DISCARDED: 1,
+        StepState.CANCELLED: 1,
+    }
     assert (status.settled_steps, status.total_steps) == (4, 4)
     assert status.cost_usd == pytest.approx(3 * PER_CALL)  # ask ran twice
     assert status.started == record.created_at
     assert status.duration == pytest.approx(record.finished_at - record.created_at)
 
 
-def test_status_of_a_running_workflow_without_usage_has_no_cost(app: Flask, consumer: ThreadConsumer,
-                                                                tmp_path: Any) -> None:
+def test_status_of_a_running_workflow_without_usage_has_no_cost(
+    app: Flask, consumer: ThreadConsumer, tmp_path: Any
+) -> None:
     gate = tmp_path / "gate"
-    wf = (Workflow("status:running")
-          .add("first", constant.new(value=2))
-          .add("held", wait_for_file.new(path=str(gate), value=3), deps=["first"])
-          .add("last", sum_inputs.new(), deps=["held"]))
+    wf = (
+        Workflow("status:running")
+        .add("first", constant.new(value=2))
+        .add("held", wait_for_file.new(path=str(gate), value=3), deps=["first"])
+        .add("last", sum_inputs.new(), deps=["held"])
+    )
     wf.insert()
     # `first` also executes, briefly: wait for `held` to be the one running.
     wait_for(lambda: step_states(app, wf.workflow_id)["held"] == "executing", "held to start")

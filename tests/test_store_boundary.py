@@ -18,10 +18,30 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "flask_baton"
 
 #: SQLAlchemy's statement and expression builders.
-BUILDERS = frozenset({
-    "select", "insert", "update", "delete", "text", "func", "and_", "or_", "not_", "true", "false",
-    "exists", "literal", "literal_column", "bindparam", "case", "cast", "column", "table", "union_all",
-})
+BUILDERS = frozenset(
+    {
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "text",
+        "func",
+        "and_",
+        "or_",
+        "not_",
+        "true",
+        "false",
+        "exists",
+        "literal",
+        "literal_column",
+        "bindparam",
+        "case",
+        "cast",
+        "column",
+        "table",
+        "union_all",
+    }
+)
 #: A string that opens with a SQL keyword (docstrings are not looked at).
 SQL = re.compile(r"^\s*(SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|WITH|PRAGMA|BEGIN|COMMIT|ALTER|CREATE|DROP|SET)\s")
 #: What reading or comparing the database's kind goes through.
@@ -35,7 +55,9 @@ def violations(path: Path) -> Iterator[str]:
         id(node.body[0].value)
         for node in ast.walk(tree)
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
     }
     sqlalchemy_names = set()
     for node in ast.walk(tree):
@@ -71,15 +93,18 @@ def test_no_module_outside_the_store_writes_sql_builds_a_statement_or_tests_the_
     assert {name: lines for name, lines in found.items() if lines} == {}
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("from sqlalchemy import select\n", "imports select from sqlalchemy"),
-    ("from sqlalchemy.dialects.sqlite import insert\n", "imports from sqlalchemy.dialects.sqlite"),
-    ("import sqlalchemy as sa\nq = sa.update(t)\n", "builds a statement (sa.update)"),
-    ("postgres = conn.dialect.name == 'postgresql'\n", "looks at the database's kind (.dialect)"),
-    ("sqlite = url.get_backend_name() == 'sqlite'\n", "looks at the database's kind (.get_backend_name)"),
-    ("Q = 'UPDATE baton_nodes SET state = 1'\n", "SQL text 'UPDATE baton_nodes SET state = 1'"),
-    ('def f():\n    """UPDATE ... RETURNING in a docstring is prose."""\n', None),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from sqlalchemy import select\n", "imports select from sqlalchemy"),
+        ("from sqlalchemy.dialects.sqlite import insert\n", "imports from sqlalchemy.dialects.sqlite"),
+        ("import sqlalchemy as sa\nq = sa.update(t)\n", "builds a statement (sa.update)"),
+        ("postgres = conn.dialect.name == 'postgresql'\n", "looks at the database's kind (.dialect)"),
+        ("sqlite = url.get_backend_name() == 'sqlite'\n", "looks at the database's kind (.get_backend_name)"),
+        ("Q = 'UPDATE baton_nodes SET state = 1'\n", "SQL text 'UPDATE baton_nodes SET state = 1'"),
+        ('def f():\n    """UPDATE ... RETURNING in a docstring is prose."""\n', None),
+    ],
+)
 def test_each_kind_of_leak_is_found(tmp_path: Path, source: str, expected: str | None) -> None:
     module = tmp_path / "module.py"
     module.write_text(source)

@@ -31,25 +31,37 @@ from .support import ThreadConsumer, step_states, wait_finished
 def research(topic: str = "ai") -> Workflow:
     """A child with a nested child: ``a`` -> ``inner`` (``x`` -> ``y``) -> ``z``."""
     inner = Workflow("inner").add("x", constant.new(value=1)).add("y", constant.new(value=2), deps=["x"])
-    return (Workflow(f"research:{topic}")
-            .add("a", constant.new(value=3))
-            .add_workflow("inner", inner, deps=["a"])
-            .add("z", constant.new(value=4), deps=["inner"]))
+    return (
+        Workflow(f"research:{topic}")
+        .add("a", constant.new(value=3))
+        .add_workflow("inner", inner, deps=["a"])
+        .add("z", constant.new(value=4), deps=["inner"])
+    )
 
 
 def test_a_nested_sub_workflow_runs_as_one_step_and_hands_its_results_downstream(
     app: Flask, consumer: ThreadConsumer
 ) -> None:
-    wf = (Workflow("parent")
-          .add("start", constant.new(value=0))
-          .add_workflow("outer", research(), deps=["start"])
-          .add("end", record_args.new(), deps=["outer"]))
+    wf = (
+        Workflow("parent")
+        .add("start", constant.new(value=0))
+        .add_workflow("outer", research(), deps=["start"])
+        .add("end", record_args.new(), deps=["outer"])
+    )
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
 
     steps = {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}
-    assert list(steps) == ["start", "outer/a", "outer/inner/x", "outer/inner/y", "outer/inner", "outer/z",
-                           "outer", "end"]
+    assert list(steps) == [
+        "start",
+        "outer/a",
+        "outer/inner/x",
+        "outer/inner/y",
+        "outer/inner",
+        "outer/z",
+        "outer",
+        "end",
+    ]
     assert steps["end"].result["inputs"] == {"outer": {"a": 3, "inner": {"x": 1, "y": 2}, "z": 4}}
     assert steps["outer/a"].deps == ("start",)  # the child's root waits on the sub-workflow's deps
     assert steps["outer/inner/x"].deps == ("outer/a",)
@@ -66,14 +78,19 @@ def test_a_failure_inside_a_sub_workflow_cancels_its_join_and_onward_until_retri
 ) -> None:
     blocker = tmp_path / "blocker"
     blocker.touch()
-    child = (Workflow("child")
-             .add("flaky", fails_while_file_exists.new(path=str(blocker)))
-             .add("fine", constant.new(value=7)))
+    child = (
+        Workflow("child")
+        .add("flaky", fails_while_file_exists.new(path=str(blocker)))
+        .add("fine", constant.new(value=7))
+    )
     wf = Workflow("parent").add_workflow("sub", child).add("after", record_args.new(), deps=["sub"])
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "failed"
     assert step_states(app, wf.workflow_id) == {
-        "sub/flaky": "discarded", "sub/fine": "completed", "sub": "cancelled", "after": "cancelled",
+        "sub/flaky": "discarded",
+        "sub/fine": "completed",
+        "sub": "cancelled",
+        "after": "cancelled",
     }
     join = next(s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id) if s.step_name == "sub")
     assert join.error == "dependency 'sub/flaky' discarded"
@@ -86,19 +103,23 @@ def test_a_failure_inside_a_sub_workflow_cancels_its_join_and_onward_until_retri
 
 
 def test_a_failure_the_child_tolerates_does_not_fail_the_parent(app: Flask, consumer: ThreadConsumer) -> None:
-    child = (Workflow("quorum-ish")
-             .add("lost", always_fail.new())
-             .add("kept", constant.new(value=1))
-             .add("merge", report_failed_deps.new(), deps=[Dep("lost", ignore_discarded=True), "kept"]))
+    child = (
+        Workflow("quorum-ish")
+        .add("lost", always_fail.new())
+        .add("kept", constant.new(value=1))
+        .add("merge", report_failed_deps.new(), deps=[Dep("lost", ignore_discarded=True), "kept"])
+    )
     wf = Workflow("parent").add_workflow("sub", child).add("after", record_args.new(), deps=["sub"])
     wf.insert()
     assert wait_finished(app, wf.workflow_id).state == "completed"
     after = next(s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id) if s.step_name == "after")
     # The failed step is left out of the join's result; the step that tolerated it saw it fail.
-    assert after.result["inputs"] == {"sub": {
-        "kept": 1,
-        "merge": {"failed": {"sub/lost": "discarded"}, "results": {"sub/lost": None, "sub/kept": 1}},
-    }}
+    assert after.result["inputs"] == {
+        "sub": {
+            "kept": 1,
+            "merge": {"failed": {"sub/lost": "discarded"}, "results": {"sub/lost": None, "sub/kept": 1}},
+        }
+    }
 
 
 def test_an_inserted_workflow_cannot_be_nested(app: Flask) -> None:
@@ -109,9 +130,11 @@ def test_an_inserted_workflow_cannot_be_nested(app: Flask) -> None:
 
 
 def test_nesting_adds_prefixed_steps_and_a_join_that_waits_on_the_childs_own_steps() -> None:
-    wf = (Workflow("parent")
-          .add("fetch", constant.new())
-          .add_workflow("sub", research(), deps=[Dep("fetch", ignore_cancelled=True)]))
+    wf = (
+        Workflow("parent")
+        .add("fetch", constant.new())
+        .add_workflow("sub", research(), deps=[Dep("fetch", ignore_cancelled=True)])
+    )
     assert wf.step_names == ["fetch", "sub/a", "sub/inner/x", "sub/inner/y", "sub/inner", "sub/z", "sub"]
     assert wf._deps["sub/a"] == ["fetch"] and wf._tolerates["sub/a"] == {"fetch": "cancelled"}
     assert wf._deps["sub"] == ["sub/a", "sub/inner", "sub/z"]  # not the nested steps: "sub/inner" stands for them
@@ -149,15 +172,18 @@ def test_a_child_must_be_a_valid_workflow_with_steps() -> None:
         Workflow("parent").add_workflow("sub", constant.new())  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("edges", "expected"), [
-    ([], None),
-    ([None], None),
-    (["discarded", "any"], "discarded"),
-    (["cancelled", "any"], "cancelled"),
-    (["any", "any"], "any"),
-    (["cancelled", "discarded"], None),
-    (["any", None], None),
-])
+@pytest.mark.parametrize(
+    ("edges", "expected"),
+    [
+        ([], None),
+        ([None], None),
+        (["discarded", "any"], "discarded"),
+        (["cancelled", "any"], "cancelled"),
+        (["any", "any"], "any"),
+        (["cancelled", "discarded"], None),
+        (["any", None], None),
+    ],
+)
 def test_the_join_lets_through_only_what_every_dependent_inside_tolerates(
     edges: list[str | None], expected: str | None
 ) -> None:
@@ -168,5 +194,8 @@ def test_the_join_waits_on_the_childs_own_steps_with_their_tolerance() -> None:
     deps_of = {"m1": [], "m2": [], "synth": ["m1", "m2"], "inner/x": [], "inner": ["inner/x"]}
     tolerates = {"m1": {}, "m2": {}, "synth": {"m1": "any", "m2": "discarded"}, "inner/x": {}, "inner": {}}
     assert join_deps(deps_of, tolerates, nested=["inner/x"]) == {
-        "m1": "any", "m2": "discarded", "synth": None, "inner": None,
+        "m1": "any",
+        "m2": "discarded",
+        "synth": None,
+        "inner": None,
     }

@@ -162,9 +162,12 @@ def test_unannounced_workflow_end_is_announced_once_by_the_sweep(app: Flask) -> 
         assert sweep(state, force=True, now=later + 1).announced == []
     assert [(p["workflow_id"], p["outcome"]) for p in finished] == [(wf.workflow_id, "completed")]
     with state.engine.connect() as conn:
-        assert conn.execute(
-            select(func.count()).where(events.c.name == "workflow_finished", events.c.workflow_id == wf.workflow_id)
-        ).scalar_one() == 1
+        assert (
+            conn.execute(
+                select(func.count()).where(events.c.name == "workflow_finished", events.c.workflow_id == wf.workflow_id)
+            ).scalar_one()
+            == 1
+        )
 
 
 def test_workflow_left_settled_but_running_is_finished_and_announced_once_by_the_sweep(app: Flask) -> None:
@@ -186,7 +189,8 @@ def test_workflow_left_settled_but_running_is_finished_and_announced_once_by_the
 def _age_workflow(app: Flask, workflow_id: str, seconds: float) -> None:
     with app.extensions["baton"].store.write() as conn:
         conn.execute(
-            update(workflows).where(workflows.c.id == workflow_id)
+            update(workflows)
+            .where(workflows.c.id == workflow_id)
             .values(finished_at=workflows.c.finished_at - seconds, created_at=workflows.c.created_at - seconds)
         )
 
@@ -231,8 +235,9 @@ def test_prune_refuses_a_non_positive_max_age(app: Flask) -> None:
     assert "--max-age" in result.output
 
 
-@pytest.mark.parametrize("app_overrides", [{"BATON_PRUNE": True, "BATON_PRUNE_MAX_AGE": 600.0,
-                                            "BATON_DEBUG_LOG_MAX_AGE": 60.0}])
+@pytest.mark.parametrize(
+    "app_overrides", [{"BATON_PRUNE": True, "BATON_PRUNE_MAX_AGE": 600.0, "BATON_DEBUG_LOG_MAX_AGE": 60.0}]
+)
 def test_sweep_prunes_when_baton_prune_is_on(app: Flask) -> None:
     state = app.extensions["baton"]
     pruned: list[dict[str, Any]] = []
@@ -245,12 +250,31 @@ def test_sweep_prunes_when_baton_prune_is_on(app: Flask) -> None:
     keeper = _chain("keeper")
     first = keeper.insert()[0]
     with state.store.write() as conn:
-        conn.execute(debug_logs.insert(), [
-            {"workflow_id": keeper.workflow_id, "node_id": first.id, "step_name": "first", "attempt": 1,
-             "messages": "[]", "response": "old", "truncated": False, "created_at": time.time() - 120},
-            {"workflow_id": keeper.workflow_id, "node_id": first.id, "step_name": "first", "attempt": 1,
-             "messages": "[]", "response": "new", "truncated": False, "created_at": time.time()},
-        ])
+        conn.execute(
+            debug_logs.insert(),
+            [
+                {
+                    "workflow_id": keeper.workflow_id,
+                    "node_id": first.id,
+                    "step_name": "first",
+                    "attempt": 1,
+                    "messages": "[]",
+                    "response": "old",
+                    "truncated": False,
+                    "created_at": time.time() - 120,
+                },
+                {
+                    "workflow_id": keeper.workflow_id,
+                    "node_id": first.id,
+                    "step_name": "first",
+                    "attempt": 1,
+                    "messages": "[]",
+                    "response": "new",
+                    "truncated": False,
+                    "created_at": time.time(),
+                },
+            ],
+        )
     telemetry.plugin_pruned.connect(receiver)
     try:
         report = sweep(state, force=True)

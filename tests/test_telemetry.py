@@ -18,20 +18,30 @@ from .steps import always_fail, constant, fail_until, record_args, snooze_once
 from .support import EventLog, ThreadConsumer, wait_for
 
 STEP_KEYS = {
-    "workflow_id", "workflow_label", "step_name", "worker", "state",
-    "job_id", "attempt", "has_result", "error", "timestamp",
+    "workflow_id",
+    "workflow_label",
+    "step_name",
+    "worker",
+    "state",
+    "job_id",
+    "attempt",
+    "has_result",
+    "error",
+    "timestamp",
 }
 FINISHED_KEYS = {"workflow_id", "workflow_label", "outcome", "failed_steps", "timestamp"}
 
 
 def test_every_transition_sends_its_signal_with_the_spec_payload(app: Flask, consumer: ThreadConsumer) -> None:
     with EventLog() as events:
-        wf = (Workflow(name="signals")
-              .add("ok", constant.new(value=3))
-              .add("flaky", fail_until.new(failures=1))
-              .add("sleepy", snooze_once.new())
-              .add("broken", always_fail.new(), deps=["ok"])
-              .add("skipped", record_args.new(), deps=["broken"]))
+        wf = (
+            Workflow(name="signals")
+            .add("ok", constant.new(value=3))
+            .add("flaky", fail_until.new(failures=1))
+            .add("sleepy", snooze_once.new())
+            .add("broken", always_fail.new(), deps=["ok"])
+            .add("skipped", record_args.new(), deps=["broken"])
+        )
         jobs = {job.step_name: job.id for job in wf.insert()}
         events.wait_caught_up(app, wf.workflow_id)
 
@@ -46,10 +56,17 @@ def test_every_transition_sends_its_signal_with_the_spec_payload(app: Flask, con
         assert isinstance(payload["attempt"], int)
     seen = {(p["step_name"], p["state"], p["attempt"]) for _, p in step_events}
     assert seen == {
-        ("ok", "executing", 1), ("ok", "completed", 1),
-        ("flaky", "executing", 1), ("flaky", "retryable", 1), ("flaky", "executing", 2), ("flaky", "completed", 2),
-        ("sleepy", "executing", 1), ("sleepy", "snoozed", 1), ("sleepy", "completed", 1),
-        ("broken", "executing", 1), ("broken", "discarded", 1),
+        ("ok", "executing", 1),
+        ("ok", "completed", 1),
+        ("flaky", "executing", 1),
+        ("flaky", "retryable", 1),
+        ("flaky", "executing", 2),
+        ("flaky", "completed", 2),
+        ("sleepy", "executing", 1),
+        ("sleepy", "snoozed", 1),
+        ("sleepy", "completed", 1),
+        ("broken", "executing", 1),
+        ("broken", "discarded", 1),
         ("skipped", "cancelled", 0),
     }
     by_key = {(p["step_name"], p["state"]): p for _, p in step_events}
@@ -74,8 +91,10 @@ def test_workflow_finished_is_sent_once_with_outcome_completed(app: Flask, consu
         wf.insert()
         events.wait_caught_up(app, wf.workflow_id)
         # Every step's completion has been announced too: nothing can follow.
-        wait_for(lambda: len([1 for n, _ in events.steps(wf.workflow_id) if n == "step.completed"]) == 8,
-                 "8 completed signals")
+        wait_for(
+            lambda: len([1 for n, _ in events.steps(wf.workflow_id) if n == "step.completed"]) == 8,
+            "8 completed signals",
+        )
 
     (finished,) = events.finished(wf.workflow_id)
     assert (finished["outcome"], finished["failed_steps"]) == ("completed", [])

@@ -23,9 +23,11 @@ from .support import ThreadConsumer, wait_finished
 
 def held(gate: Path, key: str = "report:42", **options: str) -> Workflow:
     """A workflow that runs until ``gate`` exists."""
-    return (Workflow("report", unique_key=key, **options)  # type: ignore[arg-type]
-            .add("hold", wait_for_file.new(path=str(gate)))
-            .add("after", constant.new(), deps=["hold"]))
+    return (
+        Workflow("report", unique_key=key, **options)  # type: ignore[arg-type]
+        .add("hold", wait_for_file.new(path=str(gate)))
+        .add("after", constant.new(), deps=["hold"])
+    )
 
 
 def rows_with_key(app: Flask, key: str) -> int:
@@ -39,8 +41,9 @@ def test_a_second_insert_while_the_first_runs_raises_naming_the_key_and_the_runn
     first = held(tmp_path / "gate")
     first.insert()
     second = held(tmp_path / "gate")
-    with pytest.raises(DuplicateWorkflowError, match=f"unique_key 'report:42' is already running: {first.workflow_id}"
-                       ) as raised:
+    with pytest.raises(
+        DuplicateWorkflowError, match=f"unique_key 'report:42' is already running: {first.workflow_id}"
+    ) as raised:
         second.insert()
     assert (raised.value.unique_key, raised.value.workflow_id) == ("report:42", first.workflow_id)
     assert not second.inserted
@@ -74,9 +77,7 @@ def test_the_key_is_free_again_once_the_workflow_finished(app: Flask, consumer: 
 
 
 @pytest.mark.parametrize("on_conflict", ["raise", "return"])
-def test_racing_inserts_of_one_key_start_exactly_one_workflow(
-    app: Flask, tmp_path: Path, on_conflict: str
-) -> None:
+def test_racing_inserts_of_one_key_start_exactly_one_workflow(app: Flask, tmp_path: Path, on_conflict: str) -> None:
     racers = 8
     barrier = threading.Barrier(racers)
     outcomes: list[str] = []

@@ -67,8 +67,10 @@ def test_worker_logs_each_failure_retry_discard_and_cascade_and_nothing_for_succ
     wid, output = _run_failing(app, settings, "logs:failing")
     fetch = f"step 'fetch' of workflow 'logs:failing' ({wid})"
     banner, *lines = _text_lines(output)
-    assert banner == ("INFO", "flask_baton worker for app 'baton_tests' on queue 'default', "
-                              "runs the sweep every 60s; steps by queue:"), output
+    assert banner == (
+        "INFO",
+        "flask_baton worker for app 'baton_tests' on queue 'default', runs the sweep every 60s; steps by queue:",
+    ), output
     assert output.split("steps by queue:\n", 1)[1].splitlines()[:2] == [
         f"  default (this worker): {_names_on('default')}",
         f"  llm (flask baton worker --queue llm): {_names_on('llm')}",
@@ -87,8 +89,15 @@ def test_worker_logs_each_failure_retry_discard_and_cascade_and_nothing_for_succ
         f"workflow 'logs:failing' ({wid}) failed; failed steps: fetch, parse, store",
     ]
     # Quiet: no traceback, no line about the step that completed, none of Huey's lines per task.
-    for noise in ("Traceback", "'ok'", "Executing", "executed in", "Added task", "Enqueueing periodic task",
-                  "commands are available"):
+    for noise in (
+        "Traceback",
+        "'ok'",
+        "Executing",
+        "executed in",
+        "Added task",
+        "Enqueueing periodic task",
+        "commands are available",
+    ):
         assert noise not in output, f"{noise!r} in the worker's output:\n{output}"
 
 
@@ -114,8 +123,9 @@ def test_verbose_worker_adds_tracebacks_successes_and_hueys_lines_per_task(
         traceback = output.split(f"traceback of {fetch}, attempt {attempt}/3:\n", 1)[1]
         assert traceback.startswith("Traceback (most recent call last):"), output
         assert f"RuntimeError: planned failure on attempt {attempt}\n" in traceback
-    assert any(m.startswith(f"step 'ok' of workflow 'logs:verbose' ({wid}) completed on attempt 1/1 in ")
-               for m in messages), output
+    assert any(
+        m.startswith(f"step 'ok' of workflow 'logs:verbose' ({wid}) completed on attempt 1/1 in ") for m in messages
+    ), output
     assert " executed in " in output
 
 
@@ -146,7 +156,10 @@ def _assert_failing_fields(events: list[dict[str, Any]], wid: str, label: str, f
         assert {key: record[key] for key in same} == same
     for attempt, record in enumerate(events[:3], start=1):
         assert (record["attempt"], record["error_type"], record["error_message"]) == (
-            attempt, "RuntimeError", f"planned failure on attempt {attempt}")
+            attempt,
+            "RuntimeError",
+            f"planned failure on attempt {attempt}",
+        )
     for record in events[:2]:
         assert record["retry_in"] == 0.05
         assert since < record["retry_at"] < time.time()  # epoch seconds; the retry ran since
@@ -170,8 +183,14 @@ def test_sweep_rescue_is_one_worker_line_with_the_lost_consumer(app: Flask, sett
         r"its consumer gone-host:4242 was silent for 1\d\.\ds; it runs again now",
         rescued["message"],
     ), rescued["message"]
-    assert (rescued["level"], rescued["step"], rescued["job_id"], rescued["attempt"], rescued["max_attempts"],
-            rescued["lost_worker"]) == ("WARNING", "first", first.id, 1, 1, "gone-host:4242")
+    assert (
+        rescued["level"],
+        rescued["step"],
+        rescued["job_id"],
+        rescued["attempt"],
+        rescued["max_attempts"],
+        rescued["lost_worker"],
+    ) == ("WARNING", "first", first.id, 1, 1, "gone-host:4242")
     assert rescued["silent_for"] >= 10
 
 
@@ -220,4 +239,6 @@ def test_banner_lists_the_workers_own_queue_first_and_warns_when_it_has_no_step(
     ]
     assert lmm.getMessage().splitlines()[1] == "  lmm (this worker): -"
     assert (warning.levelname, warning.getMessage()) == (
-        "WARNING", "no step of app 'baton_tests' runs on queue 'lmm'; its queues: default, llm")
+        "WARNING",
+        "no step of app 'baton_tests' runs on queue 'lmm'; its queues: default, llm",
+    )

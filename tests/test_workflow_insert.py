@@ -62,9 +62,11 @@ def _workflow_rows(app: Flask) -> list[str]:
 
 
 def _bad_args() -> Workflow:
-    return (Workflow(name="bad-args")
-            .add("ok", constant.new(value=1))
-            .add("holds_a_set", record_args.new(tags={"a", "b"}), deps=["ok"]))
+    return (
+        Workflow(name="bad-args")
+        .add("ok", constant.new(value=1))
+        .add("holds_a_set", record_args.new(tags={"a", "b"}), deps=["ok"])
+    )
 
 
 def _nan_args() -> Workflow:
@@ -134,10 +136,12 @@ def test_failed_insert_leaves_an_earlier_workflow_untouched(app: Flask) -> None:
 
 
 def test_insert_returns_one_job_per_step_and_sets_the_workflow_id(app: Flask) -> None:
-    wf = (Workflow(name="shape")
-          .add("fetch", constant.new())
-          .add("parse", record_args.new(), deps=["fetch"])
-          .add("index", record_args.new(), deps=["fetch"]))
+    wf = (
+        Workflow(name="shape")
+        .add("fetch", constant.new())
+        .add("parse", record_args.new(), deps=["fetch"])
+        .add("index", record_args.new(), deps=["fetch"])
+    )
 
     jobs = wf.insert()
 
@@ -159,8 +163,9 @@ def test_a_workflow_is_inserted_once(app: Flask) -> None:
 
 
 def test_insert_many_writes_every_workflow_in_one_go_and_they_all_run(app: Flask, consumer: ThreadConsumer) -> None:
-    batch = [Workflow(f"many:{i}").add("a", constant.new(value=i)).add("b", record_args.new(), deps=["a"])
-             for i in range(20)]
+    batch = [
+        Workflow(f"many:{i}").add("a", constant.new(value=i)).add("b", record_args.new(), deps=["a"]) for i in range(20)
+    ]
     jobs = Workflow.insert_many(batch)
     assert [[job.step_name for job in per_workflow] for per_workflow in jobs] == [["a", "b"]] * 20
     assert all(wf.inserted for wf in batch)

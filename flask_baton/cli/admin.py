@@ -18,8 +18,12 @@ from .common import app_state, baton_cli
 @baton_cli.command("worker")
 @click.option("-w", "--workers", default=2, show_default=True, help="Worker threads or processes.")
 @click.option(
-    "-k", "--worker-type", type=click.Choice(["thread", "process", "greenlet"]), default="thread",
-    show_default=True, help="Huey's execution model.",
+    "-k",
+    "--worker-type",
+    type=click.Choice(["thread", "process", "greenlet"]),
+    default="thread",
+    show_default=True,
+    help="Huey's execution model.",
 )
 @click.option("-q", "--queue", default=DEFAULT_QUEUE, show_default=True, help="Which named queue to consume.")
 @click.option("--delay", default=0.05, show_default=True, help="Seconds between polls of an empty queue, at first.")
@@ -35,7 +39,12 @@ def worker(workers: int, worker_type: str, queue: str, delay: float, max_delay: 
     configure_logging(verbose)
     state = app_state()
     consumer = create_consumer(
-        state, queue, workers=workers, worker_type=worker_type, initial_delay=delay, max_delay=max_delay,
+        state,
+        queue,
+        workers=workers,
+        worker_type=worker_type,
+        initial_delay=delay,
+        max_delay=max_delay,
         backoff=1.15,
     )
     log_banner(state, queue)
@@ -80,7 +89,9 @@ def sweep() -> None:
 
 
 @baton_cli.command("prune")
-@click.option("--max-age", type=float, default=None, help="Seconds since a workflow settled (default BATON_PRUNE_MAX_AGE).")
+@click.option(
+    "--max-age", type=float, default=None, help="Seconds since a workflow settled (default BATON_PRUNE_MAX_AGE)."
+)
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing (never asks).")
 @click.option("-y", "--yes", is_flag=True, help="Delete without asking (for scripts and cron).")
 @with_appcontext

@@ -27,8 +27,11 @@ EXIT_FAILED = 3
 EXIT_CANCELLED = 4
 EXIT_INTERRUPTED = 130
 #: ``status --watch``'s exit code for each way a workflow ends.
-OUTCOME_EXIT_CODES = {WorkflowState.COMPLETED: 0, WorkflowState.FAILED: EXIT_FAILED,
-                      WorkflowState.CANCELLED: EXIT_CANCELLED}
+OUTCOME_EXIT_CODES = {
+    WorkflowState.COMPLETED: 0,
+    WorkflowState.FAILED: EXIT_FAILED,
+    WorkflowState.CANCELLED: EXIT_CANCELLED,
+}
 
 
 class BatonGroup(click.Group):

@@ -18,8 +18,12 @@ from .common import app_state, baton_cli, resolve
 
 @baton_cli.command("cancel")
 @click.argument("workflow_id")
-@click.option("--reason", default="cancelled from the command line", show_default=True,
-              help="Stored as the error of each step cancelled.")
+@click.option(
+    "--reason",
+    default="cancelled from the command line",
+    show_default=True,
+    help="Stored as the error of each step cancelled.",
+)
 @with_appcontext
 def cancel(workflow_id: str, reason: str) -> None:
     """Cancel a running workflow: every step of it not finished yet is cancelled."""
@@ -36,7 +40,9 @@ def retry(workflow_id: str, step: str | None) -> None:
     """Run a finished workflow's discarded and cancelled steps again, or only STEP (and what its failure cancelled)."""
     workflow = resolve(workflow_id)
     state = app_state()
-    rearmed = control.retry_workflow(state, workflow.id) if step is None else control.retry_step(state, workflow.id, step)
+    rearmed = (
+        control.retry_workflow(state, workflow.id) if step is None else control.retry_step(state, workflow.id, step)
+    )
     click.echo(f"retrying workflow {workflow.id} ({workflow.name}): {_steps(rearmed, 're-armed')}")
     for name, why in rearmed.left_cancelled.items():
         click.echo(f"still cancelled: {name} ({why})")
@@ -45,7 +51,12 @@ def retry(workflow_id: str, step: str | None) -> None:
 @baton_cli.command("export")
 @click.argument("workflow_id")
 @click.option(
-    "-f", "--format", "format_", type=click.Choice(sorted(RENDERERS)), default="mermaid", show_default=True,
+    "-f",
+    "--format",
+    "format_",
+    type=click.Choice(sorted(RENDERERS)),
+    default="mermaid",
+    show_default=True,
     help="Mermaid or Graphviz DOT diagram, or JSON.",
 )
 @with_appcontext

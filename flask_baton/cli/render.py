@@ -46,8 +46,17 @@ class Snapshot:
 def workflow_list(records: Sequence[WorkflowRecord]) -> str:
     return table(
         ["ID", "NAME", "STATE", "STEPS", "CREATED", "DURATION"],
-        [[w.id, w.name, w.state, f"{w.settled_steps}/{w.total_steps}", clock(w.created_at),
-          duration(w.created_at, w.finished_at)] for w in records],
+        [
+            [
+                w.id,
+                w.name,
+                w.state,
+                f"{w.settled_steps}/{w.total_steps}",
+                clock(w.created_at),
+                duration(w.created_at, w.finished_at),
+            ]
+            for w in records
+        ],
     )
 
 
@@ -60,15 +69,31 @@ def workflow_detail(snap: Snapshot, *, errors: bool, width: int | None = None) -
     """The status line, a table of the steps (whole errors, wrapped) and, with ``errors``, their tracebacks."""
     by_name = {step.step_name: step for step in snap.steps}
     now = time.time()
-    parts = [status_line(snap.summary), table(
-        ["STEP", "STATE", "ATTEMPT", "STARTED", "DURATION", "WAITING ON", "ERROR"],
-        [[s.step_name, s.state, str(s.attempt), clock(s.started_at), duration(s.started_at, s.finished_at),
-          waiting_on(explain(by_name, s.step_name, now)), last_line(s.error)] for s in snap.shown],
-        wrap_last=shutil.get_terminal_size().columns if width is None else width,
-    )]
+    parts = [
+        status_line(snap.summary),
+        table(
+            ["STEP", "STATE", "ATTEMPT", "STARTED", "DURATION", "WAITING ON", "ERROR"],
+            [
+                [
+                    s.step_name,
+                    s.state,
+                    str(s.attempt),
+                    clock(s.started_at),
+                    duration(s.started_at, s.finished_at),
+                    waiting_on(explain(by_name, s.step_name, now)),
+                    last_line(s.error),
+                ]
+                for s in snap.shown
+            ],
+            wrap_last=shutil.get_terminal_size().columns if width is None else width,
+        ),
+    ]
     if errors:
-        tracebacks = [f"\n--- {s.step_name} ({s.state}, attempt {s.attempt}) ---\n{error.rstrip()}"
-                      for s in snap.shown if s.state in RAISED and (error := s.error)]
+        tracebacks = [
+            f"\n--- {s.step_name} ({s.state}, attempt {s.attempt}) ---\n{error.rstrip()}"
+            for s in snap.shown
+            if s.state in RAISED and (error := s.error)
+        ]
         parts += tracebacks or ["\nno step failed"]
     return "\n".join(parts)
 
@@ -85,8 +110,10 @@ def workflow_detail_json(snap: Snapshot, *, indent: int | None = 2) -> str:
             "duration": summary.duration,
             "cost_usd": summary.cost_usd,
         },
-        "steps": [{**step_document(s), "waiting_on": sorted(explain(by_name, s.step_name, now).waiting_on)}
-                  for s in snap.shown],
+        "steps": [
+            {**step_document(s), "waiting_on": sorted(explain(by_name, s.step_name, now).waiting_on)}
+            for s in snap.shown
+        ],
     }
     return json.dumps(document, indent=indent)
 

@@ -21,23 +21,41 @@ S = TypeVar("S", bound=StrEnum)
 
 @baton_cli.command("status")
 @click.argument("workflow_id", required=False)
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
-              help="Workflows to list without WORKFLOW_ID.")
-@click.option("--state", "state_name", metavar="STATE",
-              help="Only workflows in this state (running, completed, failed, cancelled); "
-                   "with WORKFLOW_ID, only steps in this step state (pending, executing, discarded, ...).")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="Workflows to list without WORKFLOW_ID."
+)
+@click.option(
+    "--state",
+    "state_name",
+    metavar="STATE",
+    help="Only workflows in this state (running, completed, failed, cancelled); "
+    "with WORKFLOW_ID, only steps in this step state (pending, executing, discarded, ...).",
+)
 @click.option("--label", help="Only workflows whose label contains this text, any case (the list only).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys) instead of a table.")
-@click.option("--watch", is_flag=True,
-              help="Redraw WORKFLOW_ID until it settles; exit 0 completed, 3 failed, 4 cancelled.")
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Seconds between reads with --watch.")
+@click.option(
+    "--watch", is_flag=True, help="Redraw WORKFLOW_ID until it settles; exit 0 completed, 3 failed, 4 cancelled."
+)
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between reads with --watch.",
+)
 @click.option("--errors", is_flag=True, help="Also print each failed step's whole traceback.")
 @click.pass_context
 @with_appcontext
 def status(
-    ctx: click.Context, workflow_id: str | None, limit: int, state_name: str | None, label: str | None,
-    as_json: bool, watch: bool, interval: float, errors: bool,
+    ctx: click.Context,
+    workflow_id: str | None,
+    limit: int,
+    state_name: str | None,
+    label: str | None,
+    as_json: bool,
+    watch: bool,
+    interval: float,
+    errors: bool,
 ) -> None:
     """List recent workflows, or show each step of WORKFLOW_ID (its id or a unique start of it)."""
     query = app_state().query
@@ -46,8 +64,11 @@ def status(
             if given:
                 raise click.UsageError(f"{flag} needs a WORKFLOW_ID")
         page = query.search_workflows(label, _state_option(state_name, WorkflowState), limit=limit)
-        click.echo(render.workflow_list_json(page.workflows, page.next_before) if as_json
-                   else render.workflow_list(page.workflows))
+        click.echo(
+            render.workflow_list_json(page.workflows, page.next_before)
+            if as_json
+            else render.workflow_list(page.workflows)
+        )
         return
     if label is not None:
         raise click.UsageError("--label filters the list of workflows; leave it out with WORKFLOW_ID")
@@ -84,8 +105,9 @@ def _show(snap: render.Snapshot, *, as_json: bool, errors: bool, compact: bool =
     return render.workflow_detail(snap, errors=errors)
 
 
-def _watch(query: Query, workflow_id: str, only: StepState | None, interval: float, *, as_json: bool,
-           errors: bool) -> int:
+def _watch(
+    query: Query, workflow_id: str, only: StepState | None, interval: float, *, as_json: bool, errors: bool
+) -> int:
     """Read every ``interval`` seconds until the workflow settles; its outcome's exit code.
 
     On a terminal the text view is redrawn in place each time (its clocks

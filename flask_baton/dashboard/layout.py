@@ -196,7 +196,9 @@ def count_crossings(upper: Sequence[str], lower: Sequence[str], links: Iterable[
 
 
 def order_layers(
-    layers: list[list[str]], preds: Mapping[str, Sequence[str]], succs: Mapping[str, Sequence[str]],
+    layers: list[list[str]],
+    preds: Mapping[str, Sequence[str]],
+    succs: Mapping[str, Sequence[str]],
     sweeps: int = SWEEPS,
 ) -> list[list[str]]:
     """Reorder each layer by barycenters; return the ordering with fewest crossings."""
@@ -305,7 +307,7 @@ def layered_layout(
     layers: list[list[str]] = [[] for _ in range(depth)]
     for node in order:
         layers[layer_of[node]].append(node)
-    for (source, target), path in chains.items():
+    for path in chains.values():
         for dummy in path:
             layers[layer_of[dummy]].append(dummy)
     layers = order_layers(layers, chain_preds, chain_succs, sweeps)
@@ -346,7 +348,9 @@ def layered_layout(
 
     placed = tuple(
         PlacedNode(key, members_of[key], layer_of[key], left(key), top[key], node_width, node_height)
-        for layer in layers for key in layer if key in real
+        for layer in layers
+        for key in layer
+        if key in real
     )
     edges = []
     for (source, target), path in chains.items():

@@ -38,8 +38,8 @@ import time
 from typing import Any, Protocol
 
 from flask import Blueprint, request
-from flask_sock import Sock  # type: ignore[import-untyped]
-from simple_websocket import ConnectionClosed  # type: ignore[import-untyped]
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
 
 from .. import events
 from ..appstate import AppState
@@ -144,8 +144,10 @@ class IndexFeed:
         self.counts = page.counts
         if page.version == self.seen:
             return []
-        return [str(fragment("workflows_table", page.rows, self.filters))
-                + str(fragment("tabs", state_tabs(self.filters, page.counts)))]
+        return [
+            str(fragment("workflows_table", page.rows, self.filters))
+            + str(fragment("tabs", state_tabs(self.filters, page.counts)))
+        ]
 
     def update(self, batch: list[Event]) -> list[str]:
         rows: list[str] = []
@@ -161,7 +163,9 @@ class IndexFeed:
         if self.first_page and now >= self.next_poll:
             self.next_poll = now + NEW_WORKFLOWS_EVERY
             newest = max(self.shown, default=None)
-            page = self.state.query.search_workflows(self.filters.label, self.filters.state, limit=PAGE_SIZE, after=newest)
+            page = self.state.query.search_workflows(
+                self.filters.label, self.filters.state, limit=PAGE_SIZE, after=newest
+            )
             inserted += self._place([r for r in page.workflows if r.id not in self.shown])
         if self.counts_stale and now >= self.next_counts:
             self.counts_stale, self.next_counts = False, now + COUNTS_EVERY

@@ -30,8 +30,14 @@ NODE_LABEL_CHARS = 22
 
 #: Order of the segments of progress bars (settled first, then in flight).
 STATE_ORDER = (
-    StepState.COMPLETED, StepState.DISCARDED, StepState.CANCELLED, StepState.EXECUTING,
-    StepState.RETRYABLE, StepState.SNOOZED, StepState.AVAILABLE, StepState.PENDING,
+    StepState.COMPLETED,
+    StepState.DISCARDED,
+    StepState.CANCELLED,
+    StepState.EXECUTING,
+    StepState.RETRYABLE,
+    StepState.SNOOZED,
+    StepState.AVAILABLE,
+    StepState.PENDING,
 )
 
 
@@ -285,8 +291,20 @@ def node_view(node: PlacedNode, steps: Mapping[str, StepView]) -> NodeView:
         title = f"{step.name} ({step.task}): {step.state}, attempt {step.attempt_text}"
         if step.error_summary:
             title += f"\n{step.error_summary}"
-        return NodeView(node.key, node.x, node.y, node.width, node.height, short(step.name, NODE_LABEL_CHARS),
-                        title, step.state, detail, step.key, False, ())
+        return NodeView(
+            node.key,
+            node.x,
+            node.y,
+            node.width,
+            node.height,
+            short(step.name, NODE_LABEL_CHARS),
+            title,
+            step.state,
+            detail,
+            step.key,
+            False,
+            (),
+        )
     counts: dict[str, int] = {}
     for step in members:
         counts[step.state] = counts.get(step.state, 0) + 1
@@ -297,8 +315,17 @@ def node_view(node: PlacedNode, steps: Mapping[str, StepView]) -> NodeView:
         f"{count} {state}" for state, count in sorted(counts.items())
     )
     return NodeView(
-        node.key, node.x, node.y, node.width, node.height, label, title,
-        _group_state(counts), f"{len(node.members)} steps · {settled} settled", node_key(first), True,
+        node.key,
+        node.x,
+        node.y,
+        node.width,
+        node.height,
+        label,
+        title,
+        _group_state(counts),
+        f"{len(node.members)} steps · {settled} settled",
+        node_key(first),
+        True,
         tuple(segments(counts, len(members))),
     )
 
@@ -361,12 +388,17 @@ def outcome_of(record: WorkflowRecord, steps: Sequence[StepRecord], duration: st
         return Outcome("completed", "Completed", f"All {record.total_steps} steps completed in {duration}.")
     if record.state == WorkflowState.CANCELLED:
         done = sum(1 for s in steps if s.state == StepState.COMPLETED)
-        return Outcome("cancelled", "Cancelled",
-                       f"Cancelled after {duration}: {done} step(s) had completed, {len(cancelled)} were cancelled.")
+        return Outcome(
+            "cancelled",
+            "Cancelled",
+            f"Cancelled after {duration}: {done} step(s) had completed, {len(cancelled)} were cancelled.",
+        )
     parts = []
     if failed:
-        parts.append(f"{len(failed)} step(s) failed ({', '.join(short(n, 40) for n in failed[:5])}"
-                     f"{', …' if len(failed) > 5 else ''})")
+        parts.append(
+            f"{len(failed)} step(s) failed ({', '.join(short(n, 40) for n in failed[:5])}"
+            f"{', …' if len(failed) > 5 else ''})"
+        )
     if cancelled:
         parts.append(f"{len(cancelled)} cancelled as a consequence")
     return Outcome("failed", "Failed", ("; ".join(parts) or "A step failed") + f", after {duration}.")
@@ -432,14 +464,17 @@ def workflow_view(
         layout = layered_layout(structure_of(steps))
     stored = StepGraph.of(steps)  # the retry button is enabled when control.retry_step would accept the step
     step_views = tuple(
-        step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now)
-        for s in steps
+        step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now) for s in steps
     )
     graph = graph_view(layout, {view.name: view for view in step_views})
     version = fingerprint(
-        record.state.value, record.unsettled_steps, record.finished_at,
-        [(s.step_name, s.state.value, s.attempt, s.scheduled_at, s.started_at, s.finished_at, s.has_result, s.error)
-         for s in steps],
+        record.state.value,
+        record.unsettled_steps,
+        record.finished_at,
+        [
+            (s.step_name, s.state.value, s.attempt, s.scheduled_at, s.started_at, s.finished_at, s.has_result, s.error)
+            for s in steps
+        ],
         sorted((name, u) for name, u in usage.items()),
         graph.shape,
     )

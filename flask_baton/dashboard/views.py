@@ -85,12 +85,25 @@ def socket_url(endpoint: str, **values: Any) -> str:
 
 def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, Any]]:
     """The "All / running / completed / ..." links, keeping the label filter."""
-    tabs = [{"label": "All", "state": None, "count": sum(counts.values()), "active": filters.state is None,
-             "url": url_for("baton.index", **filters.args(state=None, before=None))}]
+    tabs = [
+        {
+            "label": "All",
+            "state": None,
+            "count": sum(counts.values()),
+            "active": filters.state is None,
+            "url": url_for("baton.index", **filters.args(state=None, before=None)),
+        }
+    ]
     for state in STATES:
-        tabs.append({"label": state.capitalize(), "state": state, "count": counts.get(state, 0),
-                     "active": filters.state == state,
-                     "url": url_for("baton.index", **filters.args(state=state, before=None))})
+        tabs.append(
+            {
+                "label": state.capitalize(),
+                "state": state,
+                "count": counts.get(state, 0),
+                "active": filters.state == state,
+                "url": url_for("baton.index", **filters.args(state=state, before=None)),
+            }
+        )
     return tabs
 
 
@@ -100,8 +113,11 @@ def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool) -> 
     Every root is a flow element (no bare ``<tr>``/``<tbody>``), so they can
     share one message: the HTML parser drops table parts that follow others.
     """
-    parts = [str(fragment("summary", view.summary, ctx)), str(fragment("dag", view.graph)),
-             str(fragment("steps_table", view.steps, ctx))]
+    parts = [
+        str(fragment("summary", view.summary, ctx)),
+        str(fragment("dag", view.graph)),
+        str(fragment("steps_table", view.steps, ctx)),
+    ]
     return "".join(_oob(part) if oob else part for part in parts)
 
 
@@ -143,8 +159,9 @@ def register_views(bp: Blueprint) -> None:
             return redirect(url_for("baton.workflow", workflow_id=by_id.workflow_id), 303)
         page = index_page(baton_state(), filters)
         ws_url = socket_url("baton.live_index", v=page.version, **filters.args())
-        return render_template("baton/index.html", page=page, tabs=state_tabs(filters, page.counts), ws_url=ws_url,
-                               by_id=by_id)
+        return render_template(
+            "baton/index.html", page=page, tabs=state_tabs(filters, page.counts), ws_url=ws_url, by_id=by_id
+        )
 
     @bp.get("/workflows/<workflow_id>")
     def workflow(workflow_id: str) -> str:
@@ -174,7 +191,11 @@ def register_views(bp: Blueprint) -> None:
             return _confirm(
                 "Cancel this workflow?",
                 f"Workflow “{record.name}” ({workflow_id}) will stop: its steps that have not finished are cancelled.",
-                url_for("baton.cancel", workflow_id=workflow_id), {}, "Cancel workflow", "danger", workflow_id,
+                url_for("baton.cancel", workflow_id=workflow_id),
+                {},
+                "Cancel workflow",
+                "danger",
+                workflow_id,
             )
         try:
             cancelled = control.cancel_workflow(baton_state(), workflow_id, "cancelled from the dashboard")
@@ -189,7 +210,11 @@ def register_views(bp: Blueprint) -> None:
             return _confirm(
                 "Retry this step?",
                 f"Step “{step}” runs again from its first attempt, and so do the steps its failure cancelled.",
-                url_for("baton.retry", workflow_id=workflow_id), {"step": step}, "Retry step", "", workflow_id,
+                url_for("baton.retry", workflow_id=workflow_id),
+                {"step": step},
+                "Retry step",
+                "",
+                workflow_id,
             )
         try:
             rearmed = control.retry_step(baton_state(), workflow_id, step)
@@ -202,9 +227,15 @@ def register_views(bp: Blueprint) -> None:
         return _done(workflow_id, "ok", f"Step “{step}” will run again{extra}.{still}")
 
 
-def _confirm(title: str, text: str, action: str, fields: dict[str, str], label: str, style: str, workflow_id: str) -> str:
-    form = {"action": action, "fields": {**fields, "confirmed": "1", security.FORM_FIELD: security.csrf_token() or ""},
-            "label": label, "style": style}
+def _confirm(
+    title: str, text: str, action: str, fields: dict[str, str], label: str, style: str, workflow_id: str
+) -> str:
+    form = {
+        "action": action,
+        "fields": {**fields, "confirmed": "1", security.FORM_FIELD: security.csrf_token() or ""},
+        "label": label,
+        "style": style,
+    }
     back = url_for("baton.workflow", workflow_id=workflow_id)
     return render_template("baton/message.html", title=title, text=text, form=form, back=back)
 

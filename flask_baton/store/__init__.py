@@ -33,8 +33,17 @@ from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
 __all__ = [
-    "Busy", "Completion", "PostgresStore", "PruneReport", "SqliteStore", "Store", "Tx", "UniqueKeyTaken",
-    "open_store", "store_class", "upgrade_in",
+    "Busy",
+    "Completion",
+    "PostgresStore",
+    "PruneReport",
+    "SqliteStore",
+    "Store",
+    "Tx",
+    "UniqueKeyTaken",
+    "open_store",
+    "store_class",
+    "upgrade_in",
 ]
 
 STORES: tuple[type[Store], ...] = (SqliteStore, PostgresStore)

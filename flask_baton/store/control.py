@@ -105,8 +105,14 @@ class ControlStatements(StoreCore):
             .where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == name, nodes.c.state.in_(FAILED))
             .values(
                 state=StepState.PENDING if waiting else StepState.AVAILABLE,
-                deps_pending=waiting, attempt=0, error=None, result=None, worker=None,
-                started_at=None, finished_at=None, heartbeat_at=None,
+                deps_pending=waiting,
+                attempt=0,
+                error=None,
+                result=None,
+                worker=None,
+                started_at=None,
+                finished_at=None,
+                heartbeat_at=None,
                 scheduled_at=None if waiting else now,
             )
             .returning(nodes.c.id, nodes.c.task)

@@ -39,15 +39,18 @@ class FeedRow(NamedTuple):
 def insert(conn: Connection, events: Sequence[Event], now: float) -> None:
     """Write ``events`` in ``conn``'s transaction, so they exist exactly when it commits."""
     if events:
-        insert_events(conn, [
-            {
-                "workflow_id": event.workflow_id,
-                "name": event.name,
-                "payload": json.dumps(event.payload, separators=(",", ":")),
-                "now": now,
-            }
-            for event in events
-        ])
+        insert_events(
+            conn,
+            [
+                {
+                    "workflow_id": event.workflow_id,
+                    "name": event.name,
+                    "payload": json.dumps(event.payload, separators=(",", ":")),
+                    "now": now,
+                }
+                for event in events
+            ],
+        )
 
 
 def newest_id(engine: Engine) -> int:

@@ -68,13 +68,13 @@ WHERE id = :id AND state IN ({quoted(CLAIMABLE)})
   AND (scheduled_at IS NULL OR scheduled_at <= :now)
   AND NOT EXISTS (
     SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
-    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {satisfied('d.state', 'e.tolerates')})
+    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {satisfied("d.state", "e.tolerates")})
 RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
     (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)"""
 
 COMPLETE = f"""
 UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, finished_at = :now
-WHERE id = :id AND {only_checked('state')} = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
+WHERE id = :id AND {only_checked("state")} = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
 """
 
 _STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
@@ -97,16 +97,16 @@ RELEASE_DEPENDENTS = f"{RELEASE_SET}\nWHERE workflow_id = :workflow_id AND step_
 #: ``Dep(..., ignore_discarded=True)`` on every edge out of it, does not).
 FAILING = f"""
 SELECT n.step_name FROM {N} n
-WHERE n.workflow_id = :workflow_id AND {only_checked('n.state')} IN ({quoted(FAILED)}) AND (
+WHERE n.workflow_id = :workflow_id AND {only_checked("n.state")} IN ({quoted(FAILED)}) AND (
     NOT EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name)
     OR EXISTS (SELECT 1 FROM {E} e WHERE e.workflow_id = n.workflow_id AND e.dep_name = n.step_name
-        AND NOT {satisfied('n.state', 'e.tolerates')}))"""
+        AND NOT {satisfied("n.state", "e.tolerates")}))"""
 
 #: A dep of the step that failed in a way its edge does not let through.
 FAILED_BLOCKER = f"""
 SELECT d.step_name, d.state FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
 WHERE e.workflow_id = :workflow_id AND e.step_name = :step_name AND d.state IN ({quoted(FAILED)})
-  AND NOT {satisfied('d.state', 'e.tolerates')}
+  AND NOT {satisfied("d.state", "e.tolerates")}
 LIMIT 1"""
 
 #: The outcome a workflow ends with, and its failed steps as a JSON list (CTEs).

@@ -90,8 +90,12 @@ class InsertStatements(StoreCore):
                 }
             )
             edge_rows.extend(
-                {"workflow_id": workflow_id, "step_name": step.step_name, "dep_name": dep,
-                 "tolerates": step.tolerates.get(dep)}
+                {
+                    "workflow_id": workflow_id,
+                    "step_name": step.step_name,
+                    "dep_name": dep,
+                    "tolerates": step.tolerates.get(dep),
+                }
                 for dep in deps
             )
         if node_rows:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, update
 
 from ..states import StepState, WorkflowState
-from .core import StoreCore
 from . import feed
+from .core import StoreCore
 from .tables import completions, debug_logs, edges, nodes, step_stats, workflows
 
 BATCH = 500
@@ -71,7 +71,9 @@ class Maintenance(StoreCore):
                 for table in _BELONGING:
                     belongs = table.c.workflow_id.in_(ids)
                     condition = belongs | log_cutoff if table is debug_logs else belongs
-                    rows[table.name] = conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
+                    rows[table.name] = conn.execute(
+                        select(func.count()).select_from(table).where(condition)
+                    ).scalar_one()
             return PruneReport(rows, dry_run=True)
         while True:
             with self.write() as conn:
@@ -93,8 +95,10 @@ class Maintenance(StoreCore):
     def renew_leases(self, worker: str, node_ids: Sequence[str], now: float) -> int:
         """Stamp the given steps' heartbeat, if ``worker`` still runs them; return how many."""
         with self.write() as conn:
-            return int(conn.execute(
-                update(nodes)
-                .where(nodes.c.id.in_(node_ids), nodes.c.worker == worker, nodes.c.state == StepState.EXECUTING)
-                .values(heartbeat_at=now)
-            ).rowcount)
+            return int(
+                conn.execute(
+                    update(nodes)
+                    .where(nodes.c.id.in_(node_ids), nodes.c.worker == worker, nodes.c.state == StepState.EXECUTING)
+                    .values(heartbeat_at=now)
+                ).rowcount
+            )

@@ -163,22 +163,42 @@ class PostgresStore(Store):
         if row is None:
             return None
         workflow_id, step_name, task, args, attempt, queued_at, label, version, dependents = row
-        return Claimed(node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label,
-                       tuple(dependents), version)
+        return Claimed(
+            node_id,
+            workflow_id,
+            step_name,
+            task,
+            args,
+            attempt,
+            worker,
+            now,
+            queued_at,
+            label,
+            tuple(dependents),
+            version,
+        )
 
     def complete_in_one(self, conn: Connection, claimed: Claimed, result: str | None, now: float) -> Completion | None:
         if claimed.dependents is None:
             return None
         params = {
-            "id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result, "now": now,
-            "workflow_id": claimed.workflow_id, "version": claimed.dependents_version,
+            "id": claimed.node_id,
+            "attempt": claimed.attempt,
+            "worker": claimed.worker,
+            "result": result,
+            "now": now,
+            "workflow_id": claimed.workflow_id,
+            "version": claimed.dependents_version,
         }
         statement = COMPLETE_AND_RELEASE if claimed.dependents else COMPLETE_AND_SETTLE
         rows = self._run(conn, statement, params, names=claimed.dependents).fetchall()
         if not rows:
             return None
-        ended = [WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now)
-                 for kind, outcome, failed, *_ in rows if kind == "e"]
+        ended = [
+            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now)
+            for kind, outcome, failed, *_ in rows
+            if kind == "e"
+        ]
         return Completion(
             started(row[1:] for row in rows if row[0] == "r"),
             ended[0] if ended else None,

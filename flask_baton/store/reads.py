@@ -45,15 +45,26 @@ def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
     """Every step of the workflow, in insertion order."""
     with read_connection(engine) as conn:
         deps, tolerates = _edges(conn, workflow_id)
-        rows = conn.execute(
-            select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
-        ).all()
+        rows = conn.execute(select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)).all()
     return [
         StepRecord(
-            row.id, row.workflow_id, row.step_name, row.task, StepState(row.state), row.attempt,
-            tuple(deps.get(row.step_name, ())), decode_result(row.result), row.result is not None,
-            row.error, row.worker, row.created_at, row.scheduled_at, row.started_at, row.finished_at,
-            json.loads(row.args), tolerates.get(row.step_name, {}),
+            row.id,
+            row.workflow_id,
+            row.step_name,
+            row.task,
+            StepState(row.state),
+            row.attempt,
+            tuple(deps.get(row.step_name, ())),
+            decode_result(row.result),
+            row.result is not None,
+            row.error,
+            row.worker,
+            row.created_at,
+            row.scheduled_at,
+            row.started_at,
+            row.finished_at,
+            json.loads(row.args),
+            tolerates.get(row.step_name, {}),
         )
         for row in rows
     ]
@@ -84,9 +95,14 @@ def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:
         return None
     record = _workflow(row)
     return WorkflowStatus(
-        record.id, record.name, record.state,
+        record.id,
+        record.name,
+        record.state,
         {state: int(row._mapping[state.value]) for state in StepState},
-        record.settled_steps, record.total_steps, record.created_at, record.finished_at,
+        record.settled_steps,
+        record.total_steps,
+        record.created_at,
+        record.finished_at,
         (record.finished_at or time.time()) - record.created_at,
         as_cost(row.cost_usd),
     )
@@ -167,9 +183,13 @@ def load_inputs(conn: Connection, workflow_id: str, step_name: str) -> dict[str,
 def load_graph(conn: Connection, workflow_id: str) -> StepGraph:
     """A workflow's steps, states and edge policies as ``conn``'s transaction sees them."""
     deps, tolerates = _edges(conn, workflow_id)
-    states = dict(conn.execute(
-        select(nodes.c.step_name, nodes.c.state).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
-    ).all())
+    states = dict(
+        conn.execute(
+            select(nodes.c.step_name, nodes.c.state)
+            .where(nodes.c.workflow_id == workflow_id)
+            .order_by(nodes.c.position)
+        ).all()
+    )
     return StepGraph(
         states,
         {name: {dep: tolerates.get(name, {}).get(dep) for dep in deps.get(name, ())} for name in states},
@@ -195,8 +215,14 @@ def load_label(conn: Connection, workflow_id: str) -> str:
 
 def _workflow(row: Row[Any]) -> WorkflowRecord:
     return WorkflowRecord(
-        row.id, row.name, WorkflowState(row.state), row.total_steps, row.unsettled,
-        row.created_at, row.finished_at, row.unique_key,
+        row.id,
+        row.name,
+        WorkflowState(row.state),
+        row.total_steps,
+        row.unsettled,
+        row.created_at,
+        row.finished_at,
+        row.unique_key,
     )
 
 

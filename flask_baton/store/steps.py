@@ -53,8 +53,13 @@ class StepStatements(StoreCore):
 
     def complete_step(self, conn: Connection, claimed: Claimed, result: str | None, now: float) -> bool:
         """Store the result of the claimed attempt; False if the step moved meanwhile."""
-        params = {"id": claimed.node_id, "attempt": claimed.attempt, "worker": claimed.worker, "result": result,
-                  "now": now}
+        params = {
+            "id": claimed.node_id,
+            "attempt": claimed.attempt,
+            "worker": claimed.worker,
+            "result": result,
+            "now": now,
+        }
         return bool(self._run(conn, hotpath.COMPLETE, params).rowcount == 1)
 
     def release_dependents(self, conn: Connection, claimed: Claimed, now: float) -> list[Ready]:
@@ -74,8 +79,13 @@ class StepStatements(StoreCore):
         return int(unsettled)
 
     def reschedule(
-        self, conn: Connection, claimed: Claimed, state: StepState, at: float,
-        error: str | None = None, attempt: int | None = None,
+        self,
+        conn: Connection,
+        claimed: Claimed,
+        state: StepState,
+        at: float,
+        error: str | None = None,
+        attempt: int | None = None,
     ) -> bool:
         """Move the claimed attempt to ``state``, due at ``at``; False if it moved meanwhile."""
         values: dict[str, Any] = {"state": state, "scheduled_at": at, "worker": None}
@@ -89,7 +99,8 @@ class StepStatements(StoreCore):
     def discard_step(self, conn: Connection, claimed: Claimed, reason: str, now: float) -> bool:
         """Fail the claimed attempt for good; False if it moved meanwhile."""
         gone = conn.execute(
-            update(nodes).where(*_claimed(claimed))
+            update(nodes)
+            .where(*_claimed(claimed))
             .values(state=StepState.DISCARDED, error=reason, finished_at=now, worker=None)
         )
         return gone.rowcount == 1
@@ -117,14 +128,23 @@ class StepStatements(StoreCore):
 
     def failed_blocker(self, conn: Connection, workflow_id: str, step_name: str) -> tuple[str, StepState] | None:
         """A dep of the step that failed in a way its edge does not let through: its name and state."""
-        failed = self._run(conn, hotpath.FAILED_BLOCKER, {"workflow_id": workflow_id, "step_name": step_name}).fetchone()
+        failed = self._run(
+            conn, hotpath.FAILED_BLOCKER, {"workflow_id": workflow_id, "step_name": step_name}
+        ).fetchone()
         return None if failed is None else (failed[0], StepState(failed[1]))
 
     def cancellable_dependents(self, conn: Connection, workflow_id: str, deps: Sequence[str]) -> list[Dependent]:
         """The dependents of ``deps`` still to run, by name then dep."""
         rows = conn.execute(
-            select(nodes.c.id, nodes.c.step_name, nodes.c.task, nodes.c.args, nodes.c.attempt,
-                   edges.c.dep_name, edges.c.tolerates)
+            select(
+                nodes.c.id,
+                nodes.c.step_name,
+                nodes.c.task,
+                nodes.c.args,
+                nodes.c.attempt,
+                edges.c.dep_name,
+                edges.c.tolerates,
+            )
             .select_from(edges.join(nodes, edge_to_dependent()))
             .where(edges.c.workflow_id == workflow_id, edges.c.dep_name.in_(deps), nodes.c.state.in_(CANCELLABLE))
             .order_by(nodes.c.step_name, edges.c.dep_name)
@@ -143,6 +163,9 @@ class StepStatements(StoreCore):
 
 def _claimed(claimed: Claimed) -> tuple[Any, ...]:
     """The WHERE of a compare-and-set on a claimed attempt: still executing, same attempt, same worker."""
-    return (nodes.c.id == claimed.node_id, nodes.c.state == StepState.EXECUTING,
-            nodes.c.attempt == claimed.attempt, nodes.c.worker == claimed.worker)
-
+    return (
+        nodes.c.id == claimed.node_id,
+        nodes.c.state == StepState.EXECUTING,
+        nodes.c.attempt == claimed.attempt,
+        nodes.c.worker == claimed.worker,
+    )

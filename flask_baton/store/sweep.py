@@ -40,14 +40,34 @@ class SweepStatements(StoreCore):
         """Executing steps whose heartbeat is more than ``lease`` seconds old."""
         with self.read() as conn:
             rows = conn.execute(
-                select(nodes.c.id, nodes.c.workflow_id, nodes.c.step_name, nodes.c.task, nodes.c.args,
-                       nodes.c.attempt, nodes.c.worker, nodes.c.heartbeat_at, nodes.c.started_at)
+                select(
+                    nodes.c.id,
+                    nodes.c.workflow_id,
+                    nodes.c.step_name,
+                    nodes.c.task,
+                    nodes.c.args,
+                    nodes.c.attempt,
+                    nodes.c.worker,
+                    nodes.c.heartbeat_at,
+                    nodes.c.started_at,
+                )
                 .where(nodes.c.state == StepState.EXECUTING, nodes.c.heartbeat_at < now - lease)
                 .limit(limit)
             ).all()
         return [
-            Lapsed(Claimed(row.id, row.workflow_id, row.step_name, row.task, row.args, row.attempt,
-                           row.worker or "", row.started_at or now), row.heartbeat_at)
+            Lapsed(
+                Claimed(
+                    row.id,
+                    row.workflow_id,
+                    row.step_name,
+                    row.task,
+                    row.args,
+                    row.attempt,
+                    row.worker or "",
+                    row.started_at or now,
+                ),
+                row.heartbeat_at,
+            )
             for row in rows
         ]
 
@@ -65,11 +85,13 @@ class SweepStatements(StoreCore):
     def settled_but_running(self, limit: int) -> list[str]:
         """Workflows still ``running`` with no step left to settle."""
         with self.read() as conn:
-            return list(conn.execute(
-                select(workflows.c.id)
-                .where(workflows.c.state == WorkflowState.RUNNING, workflows.c.unsettled == 0)
-                .limit(limit)
-            ).scalars())
+            return list(
+                conn.execute(
+                    select(workflows.c.id)
+                    .where(workflows.c.state == WorkflowState.RUNNING, workflows.c.unsettled == 0)
+                    .limit(limit)
+                ).scalars()
+            )
 
     def unannounced(self, before: float, limit: int) -> list[WorkflowEnd]:
         """Workflow ends recorded before ``before`` that nobody announced."""
@@ -79,8 +101,9 @@ class SweepStatements(StoreCore):
                 .where(completions.c.announced_at.is_(None), completions.c.finished_at < before)
                 .limit(limit)
             ).all()
-        return [WorkflowEnd(row.workflow_id, row.outcome, json.loads(row.failed_steps), row.finished_at)
-                for row in rows]
+        return [
+            WorkflowEnd(row.workflow_id, row.outcome, json.loads(row.failed_steps), row.finished_at) for row in rows
+        ]
 
     def rescue(self, conn: Connection, claimed: Claimed, heartbeat_at: float | None, reason: str, now: float) -> bool:
         """Make a lapsed step ``retryable``, unless its consumer renewed the lease since ``heartbeat_at``."""

@@ -113,6 +113,7 @@ edges = Table(
     Index("ix_baton_edges_dep", "workflow_id", "dep_name", "step_name"),
 )
 
+
 def edge_to_dep(node: FromClause = nodes) -> ColumnElement[bool]:
     """Join condition: an edge and the step it waits for (``node``, or an alias of it)."""
     return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.dep_name)
