@@ -6,6 +6,13 @@ import time
 
 import pytest
 
+from flask_baton.dashboard.formatting import (
+    error_summary,
+    format_cost,
+    format_count,
+    format_duration,
+    result_texts,
+)
 from flask_baton.dashboard.layout import (
     COLLAPSE_OVER,
     NODE_HEIGHT,
@@ -16,13 +23,6 @@ from flask_baton.dashboard.layout import (
     longest_path_layers,
     node_key,
     order_layers,
-)
-from flask_baton.dashboard.present import (
-    error_summary,
-    format_cost,
-    format_count,
-    format_duration,
-    result_texts,
 )
 
 DIAMOND = [

@@ -4,7 +4,10 @@
   cancel / retry actions (POST + CSRF);
 - ``live.py``: the websockets (flask-sock on this blueprint) that keep an open
   page current with HTML fragments HTMX swaps in by id;
-- ``reads.py`` / ``present.py``: database reads and the view models both use;
+- ``reads.py``: the database reads both use, turned into view models:
+  ``workflow_view.py`` (the workflow page, from ``step_view.py`` and
+  ``graph_view.py``) and ``index_view.py`` (the index's rows), all formatted
+  by ``formatting.py``;
 - ``layout.py``: the DAG's layered left-to-right layout (pure);
 - ``security.py``: ``BATON_DASHBOARD_AUTH`` and CSRF tokens.
 

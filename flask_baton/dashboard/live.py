@@ -46,7 +46,7 @@ from ..appstate import AppState
 from ..events import Event
 from ..events.subscription import Subscription
 from ..records import WorkflowRecord
-from .present import row_version, workflow_row
+from .index_view import row_version, workflow_row
 from .reads import PAGE_SIZE, IndexFilters, WorkflowReader, index_page
 from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments
 

@@ -1,4 +1,4 @@
-"""The dashboard's database reads, turned into view models (``present``).
+"""The dashboard's database reads, turned into view models (``index_view``, ``workflow_view``).
 
 Shared by the pages, the action responses and the websockets, so a page
 load and a live update of it show the same thing.
@@ -15,16 +15,11 @@ from ..appstate import AppState
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from ..records import WorkflowRecord
 from ..states import WorkflowState
+from .formatting import fingerprint
+from .graph_view import structure_of
+from .index_view import WorkflowRow, row_version, workflow_row
 from .layout import Layout, layered_layout
-from .present import (
-    WorkflowRow,
-    WorkflowView,
-    fingerprint,
-    row_version,
-    structure_of,
-    workflow_row,
-    workflow_view,
-)
+from .workflow_view import WorkflowView, workflow_view
 
 #: Workflows per index page.
 PAGE_SIZE = 50

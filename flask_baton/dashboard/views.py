@@ -33,8 +33,8 @@ from .. import control
 from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
 from . import security
-from .present import WorkflowView
 from .reads import STATES, IndexFilters, WorkflowReader, index_page, search_by_id
+from .workflow_view import WorkflowView
 
 FRAGMENTS = "baton/_fragments.html"
 
