@@ -24,7 +24,7 @@ from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
 from .job import Job
-from .records import Input
+from .records import Input, ModelCall
 from .states import StepState
 from .store import Tx
 from .store.engine import riding_out_outages
@@ -216,8 +216,8 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
         "attempt": claimed.attempt,
     }
 
-    def usage(**call: Any) -> float | None:
-        return record_usage(state.store, state.config.pricing, **where, **call)
+    def usage(call: ModelCall) -> float | None:
+        return record_usage(state.store, state.config.pricing, call, **where)
 
     def context(messages: Any, response: Any) -> bool:
         if not state.config.debug_capture:

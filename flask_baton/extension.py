@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from flask import Flask
@@ -31,6 +32,11 @@ from .store import Store, open_store
 from .subworkflow import join_step
 from .sweep import sweep
 from .usage import Stats
+
+#: The options ``llm_step`` sets unless given: its own queue, retries patient with a model.
+LLM_STEP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"retries": 3, "retry_delay": 1.0, "retry_backoff": 2.0, "max_retry_delay": 60.0, "queue": "llm"}
+)
 
 
 class Baton:
@@ -140,11 +146,6 @@ class Baton:
         func: StepFunction | None = None,
         *,
         name: str | None = None,
-        retries: int = 3,
-        retry_delay: float = 1.0,
-        retry_backoff: float = 2.0,
-        max_retry_delay: float = 60.0,
-        queue: str = "llm",
         **options: Any,
     ) -> Any:
         """Declare a step that calls a paid, slow, flaky model.
@@ -152,20 +153,9 @@ class Baton:
         Runs on the ``llm`` queue (its own consumer pool: ``flask baton worker
         --queue llm``), retries with exponential backoff and full jitter, and
         times out after ``timeout`` seconds (default ``BATON_LLM_TIMEOUT``).
-        Other options as ``step``.
+        ``LLM_STEP_DEFAULTS`` are its defaults; other options as ``step``.
         """
-        return self.step(
-            func,
-            name=name,
-            retries=retries,
-            retry_delay=retry_delay,
-            retry_backoff=retry_backoff,
-            max_retry_delay=max_retry_delay,
-            retry_jitter=True,
-            queue=queue,
-            llm=True,
-            **options,
-        )
+        return self.step(func, name=name, retry_jitter=True, llm=True, **{**LLM_STEP_DEFAULTS, **options})
 
     # -- database ------------------------------------------------------------
 

@@ -14,13 +14,13 @@ from . import dag
 from .effects import NewStep
 from .errors import InvalidStepError, NotADependencyError
 from .ids import new_id
-from .records import Input
+from .records import Input, ModelCall
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
 
 InputLoader = Callable[[], "dict[str, Input]"]
 NameLoader = Callable[[], set[str]]
-UsageRecorder = Callable[..., "float | None"]
+UsageRecorder = Callable[[ModelCall], "float | None"]
 ContextRecorder = Callable[[Any, Any], bool]
 
 
@@ -99,13 +99,7 @@ class Job:
         """
         if latency is None:
             latency = time.monotonic() - self._started
-        return self._record_usage(
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_input_tokens=cached_input_tokens,
-            latency=latency,
-        )
+        return self._record_usage(ModelCall(model, input_tokens, output_tokens, cached_input_tokens, latency))
 
     def capture_context(self, *, messages: Any, response: Any) -> bool:
         """Keep the full prompt and response in ``baton_debug_logs`` (``BATON_DEBUG_CAPTURE``).

@@ -132,6 +132,17 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+@dataclass(frozen=True)
+class ModelCall:
+    """One model call a step reports (``job.record_usage``), checked and priced when stored."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    latency: float
+
+
 #: What a step's model calls used over all its attempts (``Query.step_usage``): the same totals as ``Usage``.
 StepUsage = Usage
 

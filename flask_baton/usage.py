@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError
 from .pricing import CostFunction, PriceTable, cost_usd
-from .records import Usage
+from .records import ModelCall, Usage
 from .store import usage as store
 
 if TYPE_CHECKING:
@@ -33,26 +33,23 @@ def _count(name: str, value: Any) -> int:
 def record_usage(
     db: Store,
     pricing: PriceTable | CostFunction,
+    call: ModelCall,
     *,
     workflow_id: str,
     node_id: str,
     step_name: str,
     attempt: int,
-    model: str,
-    input_tokens: int,
-    output_tokens: int,
-    cached_input_tokens: int = 0,
-    latency: float | None = None,
 ) -> float | None:
     """Store one call's usage; return its cost (``None`` if unpriced)."""
+    model, latency = call.model, call.latency
     if not isinstance(model, str) or not model:
         raise ArgumentError(f"model must be a non-empty string, got {model!r}")
     counts = (
-        _count("input_tokens", input_tokens),
-        _count("output_tokens", output_tokens),
-        _count("cached_input_tokens", cached_input_tokens),
+        _count("input_tokens", call.input_tokens),
+        _count("output_tokens", call.output_tokens),
+        _count("cached_input_tokens", call.cached_input_tokens),
     )
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
+    if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
         raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
     cost = cost_usd(pricing, model, *counts)
     store.insert_usage(

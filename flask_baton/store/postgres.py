@@ -35,7 +35,7 @@ from .hotpath import (
     N,
     W,
 )
-from .steps import started
+from .steps import completion, started
 
 #: The claim, reading also the step's dependents (and the version that says
 #: whether a running step has added one since), so that its completion is one
@@ -182,11 +182,7 @@ class PostgresStore(Store):
         if claimed.dependents is None:
             return None
         params = {
-            "id": claimed.node_id,
-            "attempt": claimed.attempt,
-            "worker": claimed.worker,
-            "result": result,
-            "now": now,
+            **completion(claimed, result, now),
             "workflow_id": claimed.workflow_id,
             "version": claimed.dependents_version,
         }

@@ -48,19 +48,23 @@ def started(released: Iterable[Sequence[Any]]) -> list[Ready]:
     ]
 
 
+def completion(claimed: Claimed, result: str | None, now: float) -> dict[str, Any]:
+    """The parameters that store a claimed attempt's result: the attempt it is, by the worker that claimed it."""
+    return {
+        "id": claimed.node_id,
+        "attempt": claimed.attempt,
+        "worker": claimed.worker,
+        "result": result,
+        "now": now,
+    }
+
+
 class StepStatements(StoreCore):
     """Claimed steps' outcomes, releases, the cascade's reads and writes, the workflow counter."""
 
     def complete_step(self, conn: Connection, claimed: Claimed, result: str | None, now: float) -> bool:
         """Store the result of the claimed attempt; False if the step moved meanwhile."""
-        params = {
-            "id": claimed.node_id,
-            "attempt": claimed.attempt,
-            "worker": claimed.worker,
-            "result": result,
-            "now": now,
-        }
-        return bool(self._run(conn, hotpath.COMPLETE, params).rowcount == 1)
+        return bool(self._run(conn, hotpath.COMPLETE, completion(claimed, result, now)).rowcount == 1)
 
     def release_dependents(self, conn: Connection, claimed: Claimed, now: float) -> list[Ready]:
         """Count the claimed step done for each of its dependents (as this statement sees them); the ones to start."""

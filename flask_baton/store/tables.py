@@ -124,42 +124,42 @@ def edge_to_dependent(node: FromClause = nodes) -> ColumnElement[bool]:
     return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.step_name)
 
 
-def _attempt_columns() -> list[Column[Any]]:
-    """The columns of a row kept per attempt of a step (new objects each time: a column belongs to one table)."""
-    return [
+def _attempt_table(name: str, *columns: Column[Any]) -> Table:
+    """A table of rows kept per attempt of a step: which attempt, ``columns``, when.
+
+    Indexed by workflow (a workflow's totals, its deletion) and by
+    ``created_at`` (retention prunes the oldest rows).
+    """
+    return Table(
+        name,
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
         Column("node_id", ID, nullable=False),
         Column("step_name", NAME, nullable=False),
         Column("attempt", Integer, nullable=False),
-    ]
+        *columns,
+        Column("created_at", Float, nullable=False),
+        Index(f"ix_{name}_workflow", "workflow_id"),
+        Index(f"ix_{name}_created", "created_at"),
+    )
 
 
-step_stats = Table(
+step_stats = _attempt_table(
     "baton_step_stats",
-    metadata,
-    *_attempt_columns(),
     Column("model", NAME),
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cached_input_tokens", Integer, nullable=False, default=0),
     Column("cost_usd", Float),
     Column("latency", Float),
-    Column("created_at", Float, nullable=False),
-    Index("ix_baton_step_stats_workflow", "workflow_id"),
-    Index("ix_baton_step_stats_created", "created_at"),
 )
 
-debug_logs = Table(
+debug_logs = _attempt_table(
     "baton_debug_logs",
-    metadata,
-    *_attempt_columns(),
     Column("messages", Text),
     Column("response", Text),
     Column("truncated", Boolean, nullable=False, default=False),
-    Column("created_at", Float, nullable=False),
-    Index("ix_baton_debug_logs_workflow", "workflow_id"),
-    Index("ix_baton_debug_logs_created", "created_at"),
 )
 
 completions = Table(
