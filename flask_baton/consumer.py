@@ -29,6 +29,7 @@ from . import huey_compat
 from .appstate import AppState
 from .queues import TASK_MODULE
 from .steps import DEFAULT_QUEUE
+from .store.engine import riding_out_outages
 from .worklog import logger
 
 #: The worker's log format when the app configured no logging itself.
@@ -40,7 +41,9 @@ _HUEY_COMMANDS = "The following commands are available:"
 
 def create_consumer(state: AppState, queue: str = DEFAULT_QUEUE, **options: Any) -> Consumer:
     """A Huey consumer for one of the app's queues; ``options`` as Huey's ``Consumer``."""
-    state.ready()
+    # A consumer often starts while its database restarts too (a deploy, a failover):
+    # ride out a brief outage instead of exiting before it ran anything.
+    riding_out_outages(state.ready, "check flask_baton's schema")
     every = max(1.0, min(60.0, state.config.sweep_interval))
     return huey_compat.create_consumer(state.queues.huey(queue), every, **options)
 
