@@ -116,6 +116,9 @@ def test_dashboard_pages_answer_503_with_the_message(app: Flask, unready: str) -
         assert "Database not ready" in page
         assert_explains(page.replace("&#39;", "'"), app, unready)
         assert "Traceback" not in page
+    stylesheet = client.get("/baton/static/baton.css")
+    assert stylesheet.status_code == 200, "the 503 page would show unstyled"
+    stylesheet.close()
     assert stored(app) == before
 
 

@@ -133,7 +133,8 @@ def register_views(bp: Blueprint) -> None:
     @bp.before_request
     def _guard() -> None:
         security.check_access(baton_state().config)
-        baton_state().ready()
+        if request.endpoint != f"{bp.name}.static":  # the 503 page needs its stylesheet too
+            baton_state().ready()
         if request.method == "POST":
             security.check_csrf()
 
