@@ -37,7 +37,7 @@ def worker(workers: int, worker_type: str, queue: str, delay: float, max_delay: 
     flask_baton.worker logger; quiet about successes unless -v.
     """
     configure_logging(verbose)
-    state = app_state()
+    state = app_state(check_schema=False)  # create_consumer checks it, riding out a brief outage
     consumer = create_consumer(
         state,
         queue,
