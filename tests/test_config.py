@@ -10,14 +10,14 @@ import pytest
 
 from flask_baton import ConfigError, ConfigWarning
 
-from .apps import create_app, environment_for
+from .apps import close_app, create_app, environment_for
 from .conftest import sqlite_settings
 
 
 def config_of(tmp_path: Path, **settings: Any) -> Any:
     """The checked ``BatonConfig`` of a test app given ``settings``."""
     app = create_app({**sqlite_settings(tmp_path, tmp_path / "ledger"), **settings})
-    app.extensions["baton"].engine.dispose()
+    close_app(app)
     return app.extensions["baton"].config
 
 
@@ -66,7 +66,7 @@ def test_settings_from_environment_variables_reach_the_app(tmp_path: Path, monke
     assert config.pricing == {"m": {"input": 0, "output": 0}}
     with app.extensions["baton"].engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
-    app.extensions["baton"].engine.dispose()
+    close_app(app)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_unknown_key_with_nothing_close_warns_without_a_guess(tmp_path: Path) ->
 
 def test_known_keys_and_other_extensions_keys_are_not_warned_about(tmp_path: Path) -> None:
     first = create_app(sqlite_settings(tmp_path, tmp_path / "ledger"))
-    first.extensions["baton"].engine.dispose()
+    close_app(first)
     every_setting = {key: value for key, value in first.config.items() if key.startswith("BATON_")}
     assert len(every_setting) > 20
     with warnings.catch_warnings():

@@ -137,7 +137,7 @@ def test_the_development_secret_key_gives_way_to_the_environment(
     try:
         assert app.secret_key == "from-the-environment"
     finally:
-        app.extensions["baton"].engine.dispose()
+        close_app(app)
 
 
 def test_bad_topics_and_unknown_workflows(example_app: Flask) -> None:

@@ -244,6 +244,5 @@ def test_relative_sqlite_paths_are_files_in_the_instance_folder_whatever_the_wor
             wf.insert()
             assert wait_finished(app, wf.workflow_id).state == "completed"
     finally:
-        state.events.close()
-        state.engine.dispose()
+        close_app(app)
     assert list(elsewhere.iterdir()) == []
