@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .states import StepState, Tolerance
+from .states import AttemptOutcome, StepState, Tolerance
 
 T = TypeVar("T")
 
@@ -100,6 +100,21 @@ class Effects(Generic[T]):
 
 
 @dataclass(frozen=True)
+class EndedAttempt:
+    """A run of a step that ended leaving the step's row to another: the row ``baton_attempts`` keeps."""
+
+    workflow_id: str
+    node_id: str
+    step_name: str
+    attempt: int
+    outcome: AttemptOutcome
+    worker: str | None
+    started_at: float
+    finished_at: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Claimed(StepIdentity):
     """A step this consumer now owns: the row as it was claimed."""
 
@@ -125,6 +140,20 @@ class Claimed(StepIdentity):
             duration=now - self.claimed_at,
             label=self.label,
             **details,
+        )
+
+    def ended(self, outcome: AttemptOutcome, at: float, error: str | None = None) -> EndedAttempt:
+        """This run, ended at ``at`` with ``outcome``, as ``baton_attempts`` keeps it."""
+        return EndedAttempt(
+            self.workflow_id,
+            self.node_id,
+            self.step_name,
+            self.attempt,
+            outcome,
+            self.worker or None,
+            self.claimed_at,
+            at,
+            error,
         )
 
 

@@ -386,3 +386,42 @@ def snooze_an_hour(job: Job) -> Snooze:
     """Snooze for an hour: the step stays ``snoozed`` for the whole test."""
     ledger.record(job)
     return Snooze(3600)
+
+
+# -- attempt history suite (test_attempts, the step page in the browser) ---------
+
+
+@baton.step(retries=3, retry_delay=0.05)
+def chat_until(job: Job) -> dict[str, Any]:
+    """A tool-using chat call that fails its first ``job.args["failures"]`` runs.
+
+    Each run captures its context (``BATON_DEBUG_CAPTURE``): a system prompt,
+    the user's question (``job.args["question"]``), an assistant tool call and
+    its result, then the response, which names the attempt.
+    """
+    ledger.record(job)
+    messages = [
+        {"role": "system", "content": "You answer with one word."},
+        {"role": "user", "content": [{"type": "text", "text": job.args.get("question", "Weather in Paris?")}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
+    ]
+    response = {
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": f"Sunny (attempt {job.attempt})"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    job.capture_context(messages=messages, response=response)
+    if job.attempt <= int(job.args.get("failures", 0)):
+        raise ConnectionError(f"provider unreachable on attempt {job.attempt}")
+    return {"answer": "sunny", "attempt": job.attempt}

@@ -16,10 +16,20 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
 
 from ..dag import StepGraph
-from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
-from ..states import StepState, WorkflowState
+from ..records import (
+    AttemptRecord,
+    Input,
+    StepRecord,
+    WorkflowPage,
+    WorkflowRecord,
+    WorkflowStatus,
+    decode_result,
+    row_run,
+    step_runs,
+)
+from ..states import AttemptOutcome, StepState, WorkflowState
 from .engine import read_connection
-from .tables import edge_to_dep, edges, nodes, step_stats, workflows
+from .tables import attempts, edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
 
 _HEX = "0123456789abcdef"
@@ -68,6 +78,54 @@ def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
         )
         for row in rows
     ]
+
+
+def step_attempts(engine: Engine, workflow_id: str, step_name: str, limit: int | None = None) -> list[AttemptRecord]:
+    """A step's runs, oldest first (the newest ``limit`` of them); empty for no such step.
+
+    Two reads in one connection: the step's row first, then its kept runs,
+    so a run that ends in between is found among the kept ones, never lost.
+    """
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(
+                nodes.c.id,
+                nodes.c.state,
+                nodes.c.attempt,
+                nodes.c.worker,
+                nodes.c.started_at,
+                nodes.c.finished_at,
+                nodes.c.error,
+            ).where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == step_name)
+        ).one_or_none()
+        if row is None:
+            return []
+        stmt = (
+            select(attempts)
+            .where(attempts.c.workflow_id == workflow_id, attempts.c.step_name == step_name)
+            .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+            .limit(limit)
+        )
+        kept = [
+            AttemptRecord(
+                r.workflow_id,
+                r.node_id,
+                r.step_name,
+                r.attempt,
+                AttemptOutcome(r.outcome),
+                r.worker,
+                r.started_at,
+                r.finished_at,
+                r.error,
+            )
+            for r in reversed(conn.execute(stmt).all())
+        ]
+    node_id, state, attempt, worker, started_at, finished_at, error = row
+    runs = step_runs(
+        kept,
+        row_run(workflow_id, node_id, step_name, StepState(state), attempt, worker, started_at, finished_at, error),
+    )
+    return runs if limit is None else runs[-limit:]
 
 
 def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:

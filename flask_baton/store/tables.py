@@ -162,6 +162,27 @@ debug_logs = _attempt_table(
     Column("truncated", Boolean, nullable=False, default=False),
 )
 
+attempts = Table(
+    "baton_attempts",
+    metadata,
+    # One row per run of a step that ended and left the step's row to another
+    # (a failure retried, a snooze, a hand back, a rescue, a run a retry
+    # re-armed): the step's row holds only its last run. Written in the
+    # transaction of that transition, never on a step's claim or completion.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
+    Column("node_id", ID, nullable=False),
+    Column("step_name", NAME, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # states.AttemptOutcome
+    Column("worker", String(255)),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("error", Text),
+    # A step's runs in order; also what a workflow's deletion goes by.
+    Index("ix_baton_attempts_step", "workflow_id", "step_name", "started_at"),
+)
+
 completions = Table(
     "baton_completions",
     metadata,
