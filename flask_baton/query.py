@@ -61,6 +61,10 @@ class Query:
         """Every step of the workflow, in insertion order."""
         return reads.steps(self._engine, workflow_id)
 
+    def get_workflow_job(self, workflow_id: str, step_name: str) -> StepRecord | None:
+        """One step of the workflow, as ``get_workflow_jobs`` has it, or ``None`` (reads that step only)."""
+        return reads.step(self._engine, workflow_id, step_name)
+
     def get_step_attempts(self, workflow_id: str, step_name: str, *, limit: int | None = None) -> list[AttemptRecord]:
         """Every run of one step, oldest first: when, on which worker, how it ended, its error.
 

@@ -56,28 +56,41 @@ def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
     with read_connection(engine) as conn:
         deps, tolerates = _edges(conn, workflow_id)
         rows = conn.execute(select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)).all()
-    return [
-        StepRecord(
-            row.id,
-            row.workflow_id,
-            row.step_name,
-            row.task,
-            StepState(row.state),
-            row.attempt,
-            tuple(deps.get(row.step_name, ())),
-            decode_result(row.result),
-            row.result is not None,
-            row.error,
-            row.worker,
-            row.created_at,
-            row.scheduled_at,
-            row.started_at,
-            row.finished_at,
-            json.loads(row.args),
-            tolerates.get(row.step_name, {}),
-        )
-        for row in rows
-    ]
+    return [_step(row, deps, tolerates) for row in rows]
+
+
+def step(engine: Engine, workflow_id: str, step_name: str) -> StepRecord | None:
+    """One step of the workflow, or ``None``; reads its row and its own edges only."""
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(nodes).where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == step_name)
+        ).one_or_none()
+        if row is None:
+            return None
+        deps, tolerates = _edges(conn, workflow_id, step_name)
+    return _step(row, deps, tolerates)
+
+
+def _step(row: Row[Any], deps: dict[str, list[str]], tolerates: dict[str, dict[str, str]]) -> StepRecord:
+    return StepRecord(
+        row.id,
+        row.workflow_id,
+        row.step_name,
+        row.task,
+        StepState(row.state),
+        row.attempt,
+        tuple(deps.get(row.step_name, ())),
+        decode_result(row.result),
+        row.result is not None,
+        row.error,
+        row.worker,
+        row.created_at,
+        row.scheduled_at,
+        row.started_at,
+        row.finished_at,
+        json.loads(row.args),
+        tolerates.get(row.step_name, {}),
+    )
 
 
 def step_attempts(engine: Engine, workflow_id: str, step_name: str, limit: int | None = None) -> list[AttemptRecord]:
@@ -284,14 +297,17 @@ def _workflow(row: Row[Any]) -> WorkflowRecord:
     )
 
 
-def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-    """Each step's deps, and the policy of those edges that have one, by step name."""
+def _edges(
+    conn: Connection, workflow_id: str, step_name: str | None = None
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Each step's deps (of ``step_name`` only, if given), and the policy of those edges that have one, by step name."""
     deps: dict[str, list[str]] = {}
     tolerates: dict[str, dict[str, str]] = {}
-    for step_name, dep_name, policy in conn.execute(
-        select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
-    ):
-        deps.setdefault(step_name, []).append(dep_name)
+    stmt = select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
+    if step_name is not None:
+        stmt = stmt.where(edges.c.step_name == step_name)
+    for name, dep_name, policy in conn.execute(stmt):
+        deps.setdefault(name, []).append(dep_name)
         if policy is not None:
-            tolerates.setdefault(step_name, {})[dep_name] = policy
+            tolerates.setdefault(name, {})[dep_name] = policy
     return deps, tolerates
