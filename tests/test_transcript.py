@@ -41,6 +41,7 @@ def test_openai_chat_messages_with_text_parts_tool_calls_and_tool_results() -> N
                 "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}],
             },
             {"role": "tool", "tool_call_id": "call_1", "name": "f", "content": "42"},
+            {"role": "tool", "tool_call_id": "call_2", "content": '{"temp": 21}'},
         ]
     )
     assert shape(found) == [
@@ -48,6 +49,7 @@ def test_openai_chat_messages_with_text_parts_tool_calls_and_tool_results() -> N
         ("user", [("text", "Hi", None), ("image", "https://x/y.png", None)]),
         ("assistant", [("call", '{\n  "a": 1\n}', "f")]),
         ("tool", [("text", "42", None)]),
+        ("tool", [("data", '{\n  "temp": 21\n}', None)]),
     ]
     assert found[2].parts[0].ref == "call_1"
     assert (found[3].ref, found[3].name) == ("call_1", "f")

@@ -220,11 +220,15 @@ def _message(message: Mapping[str, Any]) -> Message:
         function = call.get("function") if isinstance(call, Mapping) else None
         if isinstance(function, Mapping):
             parts.append(
-                Part("call", _arguments(function.get("arguments")), _text_or_none(function.get("name")), call.get("id"))
+                Part(
+                    "call", _pretty_json(function.get("arguments")), _text_or_none(function.get("name")), call.get("id")
+                )
             )
         else:
             parts.append(_data(call))
     ref = message.get("tool_call_id")
+    if role in ("tool", "function"):
+        parts = [Part("data", _pretty_json(p.text)) if p.kind == "text" and _is_json(p.text) else p for p in parts]
     return Message(role, tuple(parts), _text_or_none(message.get("name")), _text_or_none(ref))
 
 
@@ -250,11 +254,19 @@ def _part(item: Any) -> Part:
         return Part("image", _address(item))
     if kind in ("tool_use", "function_call"):
         arguments = item.get("input", item.get("arguments"))
-        return Part("call", _arguments(arguments), _text_or_none(item.get("name")), item.get("id", item.get("call_id")))
+        return Part(
+            "call", _pretty_json(arguments), _text_or_none(item.get("name")), item.get("id", item.get("call_id"))
+        )
     if kind in ("tool_result", "function_call_output"):
         answer = item.get("content", item.get("output"))
         title = "error" if item.get("is_error") else None
-        return Part("result", _joined(answer), title, _text_or_none(item.get("tool_use_id", item.get("call_id"))))
+        text = _joined(answer)
+        return Part(
+            "result",
+            _pretty_json(text) if _is_json(text) else text,
+            title,
+            _text_or_none(item.get("tool_use_id", item.get("call_id"))),
+        )
     if kind in ("thinking", "reasoning", "redacted_thinking"):
         thought = item.get("thinking") or item.get("summary") or "[redacted]"
         return Part("thinking", _joined(thought))
@@ -262,7 +274,7 @@ def _part(item: Any) -> Part:
         return Part("text", item["refusal"], title="refusal")
     if isinstance(item.get("functionCall"), Mapping):
         call = item["functionCall"]
-        return Part("call", _arguments(call.get("args")), _text_or_none(call.get("name")))
+        return Part("call", _pretty_json(call.get("args")), _text_or_none(call.get("name")))
     if isinstance(item.get("functionResponse"), Mapping):
         answer = item["functionResponse"]
         return Part("result", _joined(answer.get("response")), _text_or_none(answer.get("name")))
@@ -298,14 +310,25 @@ def _address(item: Mapping[str, Any]) -> str:
     return text
 
 
-def _arguments(arguments: Any) -> str:
-    """A call's arguments: a JSON string or object, pretty; other text as written."""
-    if isinstance(arguments, str):
+def _pretty_json(value: Any) -> str:
+    """JSON (a string of it, or a value) pretty; other text as written: a call's arguments, a tool's answer."""
+    if isinstance(value, str):
         try:
-            return _pretty(json.loads(arguments))
+            return _pretty(json.loads(value))
         except ValueError:
-            return arguments
-    return "" if arguments is None else _pretty(arguments)
+            return value
+    return "" if value is None else _pretty(value)
+
+
+def _is_json(text: str) -> bool:
+    """Whether ``text`` is a JSON object or list (a tool's answer often is): shown pretty, as data."""
+    if not text.lstrip().startswith(("{", "[")):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _data(value: Any) -> Part:
