@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from .records import AttemptRecord
 from .states import AttemptOutcome, StepState, Tolerance
 
 T = TypeVar("T")
@@ -100,21 +101,6 @@ class Effects(Generic[T]):
 
 
 @dataclass(frozen=True)
-class EndedAttempt:
-    """A run of a step that ended leaving the step's row to another: the row ``baton_attempts`` keeps."""
-
-    workflow_id: str
-    node_id: str
-    step_name: str
-    attempt: int
-    outcome: AttemptOutcome
-    worker: str | None
-    started_at: float
-    finished_at: float
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class Claimed(StepIdentity):
     """A step this consumer now owns: the row as it was claimed."""
 
@@ -142,9 +128,9 @@ class Claimed(StepIdentity):
             **details,
         )
 
-    def ended(self, outcome: AttemptOutcome, at: float, error: str | None = None) -> EndedAttempt:
+    def ended(self, outcome: AttemptOutcome, at: float, error: str | None = None) -> AttemptRecord:
         """This run, ended at ``at`` with ``outcome``, as ``baton_attempts`` keeps it."""
-        return EndedAttempt(
+        return AttemptRecord(
             self.workflow_id,
             self.node_id,
             self.step_name,

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .cascade import cascade, finish, settle
-from .effects import Claimed, Effects, EndedAttempt, NewStep, Ready, StepChange
+from .effects import Claimed, Effects, NewStep, Ready, StepChange
 from .inserts import add_steps
+from .records import AttemptRecord
 from .states import CANCELLABLE, AttemptOutcome, StepState
 from .store import Tx
 
@@ -138,7 +139,7 @@ def hand_back(tx: Tx, node_id: str, worker: str) -> Effects[None]:
     back = tx.store.hand_back(tx.conn, node_id, worker, tx.now)
     if back is None:
         return Effects(None)
-    run = EndedAttempt(
+    run = AttemptRecord(
         back.workflow_id,
         node_id,
         back.step_name,
@@ -147,6 +148,7 @@ def hand_back(tx: Tx, node_id: str, worker: str) -> Effects[None]:
         worker,
         back.started_at,
         tx.now,
+        None,
     )
     tx.store.keep_attempt(tx.conn, run)
     return Effects(None, ready=[Ready(node_id, back.task, HAND_BACK_DELAY)])

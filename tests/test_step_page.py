@@ -31,14 +31,18 @@ def page_of(client: FlaskClient, workflow_id: str, step: str, **headers: str) ->
     return client.get(f"/baton/workflows/{workflow_id}/steps/{step}", headers=headers)
 
 
+def asked(app: Flask, name: str, **args: Any) -> str:
+    """Run a workflow of one ``chat_until`` step, ``ask``, to its end; its id."""
+    wf = Workflow(name).add("ask", chat_until.new(**args))
+    wf.insert()
+    wait_finished(app, wf.workflow_id)
+    return wf.workflow_id
+
+
 def test_a_step_that_failed_three_times_lists_four_runs_with_trimmed_tracebacks_and_transcripts(
     app: Flask, client: FlaskClient, consumer: ThreadConsumer
 ) -> None:
-    wf = Workflow("flaky").add("ask", chat_until.new(failures=3, question=ATTACK))
-    wf.insert()
-    wait_finished(app, wf.workflow_id)
-
-    response = page_of(client, wf.workflow_id, "ask")
+    response = page_of(client, asked(app, "flaky", failures=3, question=ATTACK), "ask")
 
     assert response.status_code == 200
     text = response.get_data(as_text=True)
@@ -90,13 +94,11 @@ def app_overrides() -> dict[str, Any]:
 def test_a_capture_cut_at_the_byte_cap_shows_the_cut_and_the_messages_stored_whole(
     app: Flask, client: FlaskClient, consumer: ThreadConsumer
 ) -> None:
-    wf = Workflow("cut").add("ask", chat_until.new(failures=0))
-    wf.insert()
-    wait_finished(app, wf.workflow_id)
-    (capture,) = app.extensions["baton"].query.get_context_captures(wf.workflow_id, "ask")
+    workflow_id = asked(app, "cut", failures=0)
+    (capture,) = app.extensions["baton"].query.get_context_captures(workflow_id, "ask")
     assert capture.truncated
 
-    text = page_of(client, wf.workflow_id, "ask").get_data(as_text=True)
+    text = page_of(client, workflow_id, "ask").get_data(as_text=True)
 
     assert '<span class="cut-flag">cut</span>' in text and "BATON_DEBUG_CAPTURE_MAX_BYTES" in text
     assert "You answer with one word." in text  # the first messages were stored whole
@@ -106,16 +108,14 @@ def test_a_capture_cut_at_the_byte_cap_shows_the_cut_and_the_messages_stored_who
 def test_an_open_page_asks_again_and_gets_nothing_until_the_step_changes(
     app: Flask, client: FlaskClient, consumer: ThreadConsumer
 ) -> None:
-    wf = Workflow("poll").add("ask", chat_until.new(failures=0))
-    wf.insert()
-    wait_finished(app, wf.workflow_id)
-    text = page_of(client, wf.workflow_id, "ask").get_data(as_text=True)
+    workflow_id = asked(app, "poll", failures=0)
+    text = page_of(client, workflow_id, "ask").get_data(as_text=True)
     assert "hx-trigger" not in text  # settled: nothing left to ask for
     version = re.search(r'data-version="([0-9a-f]+)"', text)
     assert version is not None
 
-    same = page_of(client, wf.workflow_id, "ask?v=" + version.group(1), **{"HX-Request": "true"})
-    stale = page_of(client, wf.workflow_id, "ask?v=old", **{"HX-Request": "true"})
+    same = page_of(client, workflow_id, "ask?v=" + version.group(1), **{"HX-Request": "true"})
+    stale = page_of(client, workflow_id, "ask?v=old", **{"HX-Request": "true"})
 
     assert same.status_code == 204
     assert stale.status_code == 200 and stale.get_data(as_text=True).startswith('<div id="step-live"')

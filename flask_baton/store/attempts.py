@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, insert, select
 
-from ..effects import EndedAttempt
+from ..records import AttemptRecord
 from ..states import FAILED
 from .core import StoreCore
 from .tables import attempts, nodes
@@ -22,9 +22,9 @@ _COLUMNS = ("workflow_id", "node_id", "step_name", "attempt", "outcome", "worker
 class AttemptStatements(StoreCore):
     """Keeping ended runs of a step, in the caller's transaction."""
 
-    def keep_attempt(self, conn: Connection, ended: EndedAttempt) -> None:
+    def keep_attempt(self, conn: Connection, run: AttemptRecord) -> None:
         """Keep a run that just ended (one INSERT)."""
-        conn.execute(insert(attempts), {column: getattr(ended, column) for column in _COLUMNS})
+        conn.execute(insert(attempts), {column: getattr(run, column) for column in _COLUMNS})
 
     def keep_last_run(self, conn: Connection, workflow_id: str, step_name: str, now: float) -> None:
         """Keep the run a failed step's row holds, before a retry re-arms the row; one INSERT ... SELECT.
