@@ -1,4 +1,4 @@
-"""The records reads return: workflows, steps, status, pages, usage totals.
+"""The records reads return: workflows, steps, their runs and captured model calls, status, pages, usage totals.
 
 Plain frozen dataclasses with no database in sight, so the CLI, the
 dashboard, ``explain`` and ``export`` use them (and their tests build them)

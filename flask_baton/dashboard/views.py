@@ -1,7 +1,8 @@
 """The dashboard's HTTP side: pages, the raw result, and the two actions.
 
 Pages are rendered from the database on every load (no JavaScript needed to
-read them); ``live.py`` keeps them current afterwards. Actions are POSTs
+read them); ``live.py`` keeps the index and workflow pages current
+afterwards, and a step's page asks for itself again while the step runs. Actions are POSTs
 checked for CSRF (``security.py``): an HTMX request gets fresh fragments of
 the workflow back, a plain form post a redirect, and a post without the
 ``confirmed`` field (a browser without JavaScript, which cannot show
