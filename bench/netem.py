@@ -88,8 +88,8 @@ class Link:
 
     def rewrite(self, env: dict[str, str]) -> dict[str, str]:
         """The consumers' URLs with the host's veth address for 127.0.0.1 / localhost."""
-        host = re.compile(r"(?<=[@/])(?:127\.0\.0\.1|localhost)(?=[:/]|$)")
-        return {key: host.sub(self.host_ip, value) for key, value in env.items()}
+        host = re.compile(r"^([a-z][a-z0-9+.-]*://(?:[^@/]*@)?)(?:127\.0\.0\.1|localhost)(?=[:/?]|$)")
+        return {key: host.sub(rf"\g<1>{self.host_ip}", value) for key, value in env.items()}
 
     def open(self) -> None:
         """Build it all; on any failure undo what was built and raise ``RuntimeError``."""
