@@ -48,7 +48,8 @@ def per_step(runs: list[Measurement]) -> dict[str, Any] | None:
     networked = "segments" in first  # PostgreSQL + Redis, not SQLite
     for slot in counters.SLOTS:
         applies = networked if slot.startswith("redis") else slot != "commits" or not networked
-        out[slot] = sum(u["counted"][slot] for u in usages) / steps if applies else None
+        counted = applies and all("counted" in u for u in usages)
+        out[slot] = sum(u["counted"][slot] for u in usages) / steps if counted else None
     if networked:
         # A request to PostgreSQL is one segment (small statements); Redis's
         # big messages span several, so its round trips are counted in-process.

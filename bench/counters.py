@@ -144,10 +144,14 @@ def install_from_env() -> None:
     _patch_redis()
 
 
-def read_totals(directory: Path) -> dict[str, int]:
-    """Every process's counters in ``directory``, summed (dead processes' too)."""
+def read_totals(directory: Path) -> dict[str, int] | None:
+    """Every process's counters in ``directory``, summed (dead processes' too);
+    None if no process counted there (a consumer that does not install them)."""
+    files = list(directory.glob("[0-9]*"))
+    if not files:
+        return None
     totals = dict.fromkeys(SLOTS, 0)
-    for path in directory.glob("[0-9]*"):
+    for path in files:
         data = path.read_bytes()
         if len(data) == _SIZE:
             for slot, value in zip(SLOTS, struct.unpack(_FORMAT, data)):

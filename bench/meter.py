@@ -239,8 +239,9 @@ class Meter:
             "cpu": {part: round(seconds[part], 4) for part in PARTS},
             "cpu_seen": {"postgres": bool(pids["postgres"]), "redis": self.redis_pid is not None},
         }
-        totals = counters.read_totals(system.count_dir)
-        out["counted"] = {slot: totals[slot] - start["counted"][slot] for slot in totals}
+        totals, before = counters.read_totals(system.count_dir), start["counted"]
+        if totals is not None:  # absent: this system's consumer does not count
+            out["counted"] = {slot: totals[slot] - (before[slot] if before else 0) for slot in totals}
         if self.networked:
             commands = self._redis_commands()
             by_command = {k: v - start["commands"].get(k, 0) for k, v in commands.items()}
