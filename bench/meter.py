@@ -77,15 +77,15 @@ def used(before: Snapshot, after: Snapshot) -> float:
     return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
 
 
-def group(pgid: int) -> list[int]:
-    """Every live process of a process group (a consumer and its workers)."""
-    pids = []
+def groups(pgids: Iterable[int]) -> dict[int, list[int]]:
+    """Every live process of each process group (a consumer and its workers), in one pass over /proc."""
+    out: dict[int, list[int]] = {pgid: [] for pgid in pgids}
     for name in os.listdir("/proc"):
         if name.isdigit():
             stat = _stat(int(name))
-            if stat is not None and stat[1] == pgid:
-                pids.append(int(name))
-    return pids
+            if stat is not None and stat[1] in out:
+                out[stat[1]].append(int(name))
+    return out
 
 
 def socket_inodes(pids: Iterable[int]) -> set[int]:
@@ -174,9 +174,6 @@ class Meter:
 
     # -- the parts -------------------------------------------------------------
 
-    def _consumer_pids(self, system: Any) -> list[int]:
-        return group(system.consumer.process.pid) if system.consumer is not None else []
-
     def _postgres_pids(self, system: Any) -> list[int]:
         """Backends of ``system`` plus the server's own processes (if it runs here)."""
         if self._pg is None:
@@ -208,9 +205,11 @@ class Meter:
     # -- around a run ----------------------------------------------------------
 
     def begin(self, system: Any) -> None:
+        leaders = {other: other.consumer.process.pid for other in self.systems if other.consumer is not None}
+        by_group = groups(leaders.values())
         pids = {
-            "consumers": self._consumer_pids(system),
-            "others": [pid for other in self.systems if other is not system for pid in self._consumer_pids(other)],
+            "consumers": by_group.get(leaders.get(system, -1), []),
+            "others": [pid for other, pgid in leaders.items() if other is not system for pid in by_group[pgid]],
             "postgres": self._postgres_pids(system),
             "redis": [self.redis_pid] if self.redis_pid else [],
         }

@@ -104,7 +104,7 @@ def test_meter_charges_a_process_group_the_cpu_of_all_its_processes(tmp_path: Pa
     )
     try:
         wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 2, "both processes started")
-        pids = meter.group(burner.pid)
+        pids = meter.groups([burner.pid])[burner.pid]
         assert len(pids) == 2 and burner.pid in pids
         before = meter.cpu(pids)
         (tmp_path / "go").touch()
