@@ -15,12 +15,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVarTuple
 
-from . import transitions, worklog
+from . import heartbeat, transitions, worklog
 from .appstate import AppState, worker_id
 from .dispatch import LogLines, commit, make_job
 from .effects import Claimed, Effects
 from .errors import StepTimeout
-from .heartbeat import leased
 from .job import Job
 from .outcomes import Discard, Snooze
 from .steps import Step
@@ -50,13 +49,19 @@ def run_node(state: AppState, node_id: str) -> None:
             log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)),
         )
         return
-    with leased(state.store, worker, state.config.heartbeat_seconds, node_id):
+    with heartbeat.leased(state.store, worker, state.config.heartbeat_seconds, node_id):
         _execute(state, step, claimed)
 
 
 def hand_back(state: AppState, node_id: str) -> None:
     """Return a step this process was running to the queue (consumer stopping)."""
     commit(state, transitions.hand_back, node_id, worker_id())
+
+
+def serving(state: AppState, queue: str, started: bool) -> None:
+    """A Huey worker of this process starts (or stops) taking ``queue``'s steps: its heartbeat says so."""
+    beat = heartbeat.serve if started else heartbeat.leave
+    beat(state.store, worker_id(), state.config.heartbeat_seconds, queue)
 
 
 def _execute(state: AppState, step: Step, claimed: Claimed) -> None:

@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, func, select, text
 
-from .tables import attempts, metadata, nodes, schema_versions
+from .tables import attempts, consumers, metadata, nodes, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -28,8 +28,14 @@ def _add_attempts(conn: Connection) -> None:
     attempts.create(conn)
 
 
+def _add_consumers(conn: Connection) -> None:
+    """Version 4: consumers' heartbeats, and workflows found by when they ended (the overview)."""
+    consumers.create(conn)
+    next(index for index in workflows.indexes if index.name == "ix_baton_workflows_finished").create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version, 3: _add_attempts}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version, 3: _add_attempts, 4: _add_consumers}
 
 
 def current_version(conn: Connection) -> int:
