@@ -6,6 +6,7 @@ load and a live update of it show the same thing.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -13,18 +14,26 @@ from typing import Any
 
 from ..appstate import AppState
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
+from ..huey_compat import QueueDepth, queue_depth
 from ..records import WorkflowRecord
 from ..states import WorkflowState
+from ..steps import DEFAULT_QUEUE
+from ..timeseries import window
 from .attempt_view import SHOWN_RUNS, StepPage, step_page
 from .formatting import fingerprint
 from .graph_view import structure_of
 from .index_view import WorkflowRow, row_version, workflow_row
 from .layout import Layout, layered_layout
+from .overview_view import Overview, overview
 from .step_view import step_view
 from .workflow_view import WorkflowView, workflow_view
 
+logger = logging.getLogger("flask_baton")
+
 #: Workflows per index page.
 PAGE_SIZE = 50
+#: Running steps the overview lists at most.
+RUNNING_SHOWN = 200
 #: Longest label filter accepted.
 MAX_QUERY = 200
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -138,6 +147,32 @@ class WorkflowReader:
     def _max_attempts(self, task: str) -> int | None:
         step = self.state.step(task)
         return None if step is None else step.max_attempts
+
+
+def read_overview(state: AppState, range_key: str) -> Overview:
+    """The overview for the range ``range_key`` (a key of ``timeseries.RANGES``), as of now."""
+    now = time.time()
+    span = window(range_key, now)
+    activity = state.query.get_activity(span.start, span.width)
+    consumers = state.query.get_consumers(now - state.config.lease_seconds)
+    running = state.query.get_running_steps(RUNNING_SHOWN)
+    names = {step.queue for step in state.steps.values()} | {DEFAULT_QUEUE}
+    depths = {name: _depth(state, name) for name in sorted(names)}
+
+    def queue_of(task: str) -> str | None:
+        step = state.step(task)
+        return None if step is None else step.queue
+
+    return overview(span, activity, consumers, running, depths, queue_of)
+
+
+def _depth(state: AppState, queue: str) -> QueueDepth | None:
+    """A queue's depth; None when its storage cannot be read (the rest of the page still shows)."""
+    try:
+        return queue_depth(state.queues.huey(queue))
+    except Exception:
+        logger.warning("could not read the depth of queue %r", queue, exc_info=True)
+        return None
 
 
 def read_step_page(state: AppState, workflow_id: str, step_name: str) -> StepPage | None:
