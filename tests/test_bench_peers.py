@@ -49,7 +49,7 @@ def test_each_peer_scenario_runs_every_job_once_and_leaves_no_key(peer: peers.Sy
         peer.stop()
     assert chain.extra["executions"] == 5
     assert flood.extra["executions"] == 20
-    assert fan_out.extra["executions"] == 12  # root, 10 parts, the fan-in
+    assert fan_out.extra["executions"] == 11  # 10 parts and the fan-in
     assert fan_out.extra["fanin_runs"] == 1
     assert fan_out.extra["fanin_result"] == 10  # it read all ten results of 1
     import redis
@@ -65,7 +65,11 @@ def _runs(chain_ms: float, fan_s: float, rate: float, fanin_runs: int = 1) -> di
     return {
         "chain": [Measurement(chain_ms * 200 / 1000, 200, extra={"executions": 200})],
         "fan_out": [
-            Measurement(fan_s, 1002, extra={"fanin_runs": fanin_runs, "fanin_result": 1000, "executions": 1002})
+            Measurement(
+                fan_s,
+                1002,
+                extra={"fanin_runs": fanin_runs, "fanin_result": 1000, "fan_width": 1000, "executions": 1002},
+            )
         ],
         "throughput": [Measurement(1000 / rate, 1000, extra={"executions": 1000})],
     }

@@ -43,7 +43,7 @@ class PeerSystem(System):
         raise NotImplementedError
 
     def send_fan_out(self, run: str, n: int) -> Any:
-        """Send root -> ``n`` parallel jobs (each returns 1) -> one fan-in reading them; return its handle."""
+        """Send ``n`` parallel jobs (each returns 1) and one fan-in reading them; return its handle."""
         raise NotImplementedError
 
     def fan_in_result(self, handle: Any) -> Any | None:
@@ -121,9 +121,10 @@ class PeerSystem(System):
         time.sleep(0.05)  # let any stray (late) run of the fan-in reach the ledger
         return Measurement(
             t1 - t0,
-            n + 2,
+            n + 1,
             t_ins - t0,
             {
+                "fan_width": n,
                 "fanin_runs": self.tail.counts(start).get(f"x {run}:fanin", 0),
                 "fanin_result": result,
                 "executions": self._executions(start, run),

@@ -1,8 +1,8 @@
 """Celery in the benchmark: prefork pool of 2 processes, Redis broker and backend.
 
 Celery's own primitives for each shape: a ``chain`` of immutable signatures,
-a ``chord`` behind a root task (the Redis backend counts the header's results
-and sends the callback the whole list), and one ``apply_async`` per job for
+a ``chord`` (the Redis backend counts the header's results and sends the
+callback the whole list), and one ``apply_async`` per job for
 the flood, as raw Huey's jobs are enqueued one by one. Settings are Celery's
 defaults (early ack, prefetch multiplier 4, results stored) except that the
 worker runs no gossip, mingle, heartbeat or remote control: broadcast traffic
@@ -63,9 +63,15 @@ class CelerySystem(PeerSystem):
         try:
             super().stop()
         finally:
-            # The Redis backend subscribed to every sent task's result
-            # channel (so ``.get()`` would not poll); drop that connection.
-            self.app.backend.result_consumer.stop()
+            # Sending a chord subscribed this client to the callback's and
+            # every header's result channel (for a ``.get()`` the bench never
+            # makes: it reads the one result it needs with a GET), and the
+            # backend holds those results until read. Forget the channels,
+            # then close the connection: a result collected later would
+            # otherwise open a new one just to unsubscribe.
+            consumer = self.app.backend.result_consumer
+            consumer.subscribed_to.clear()
+            consumer.stop()
             self.app.close()
 
     def _broker_keys(self) -> list[str]:
@@ -89,7 +95,7 @@ class CelerySystem(PeerSystem):
         from celery import chord
 
         header = [self.value.si(f"{run}:p{i}", 1) for i in range(n)]
-        return (self.noop.si(f"{run}:root") | chord(header, self.fan_in.s(f"{run}:fanin"))).apply_async()
+        return chord(header, self.fan_in.s(f"{run}:fanin")).apply_async()
 
     def fan_in_result(self, handle: Any) -> Any | None:
         meta = self.app.backend.get_task_meta(handle.id)

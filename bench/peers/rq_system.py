@@ -1,11 +1,13 @@
 """RQ in the benchmark: ``rq worker-pool -n 2`` on Redis.
 
 RQ's own primitives for each shape: jobs linked by ``depends_on`` for the
-chain; a root, its 1,000 dependents written with one ``enqueue_many``, and a
-fan-in with ``Dependency(jobs=[...])`` on all of them; one ``enqueue`` per
+chain; 1,000 jobs written with one ``enqueue_many``, then a fan-in with
+``Dependency(jobs=[...])`` on all of them (its enqueue WATCHes all 1,000 and
+retries while they finish, and every one that finishes checks all 1,000
+statuses: RQ's own cost of a wide fan-in); one ``enqueue`` per
 job for the flood, as raw Huey's jobs are enqueued one by one. The pool's
 workers are RQ's default ``Worker`` (a forked work horse per job) with RQ's
-default settings. Job ids start with the run's tag, so every key RQ makes
+default settings, the job functions preloaded (``--config``). Job ids start with the run's tag, so every key RQ makes
 for this run (queue, registries, jobs, results, dependencies) contains it.
 """
 
@@ -42,6 +44,10 @@ class RqSystem(PeerSystem):
             self.url,
             "--logging-level",
             "INFO",
+            # RQ reads settings from this module (it has none), which imports
+            # the job functions in the pool before it forks (rq_jobs.py).
+            "--config",
+            "bench.peers.rq_jobs",
             self.queue.name,
         ]
 
@@ -76,10 +82,9 @@ class RqSystem(PeerSystem):
 
         from . import rq_jobs
 
-        root = self.queue.enqueue(rq_jobs.noop, f"{run}:root", job_id=self._id(f"{run}:root"))
         keys = [f"{run}:p{i}" for i in range(n)]
         parts = self.queue.enqueue_many(
-            [Queue.prepare_data(rq_jobs.value, (key, 1), job_id=self._id(key), depends_on=root) for key in keys]
+            [Queue.prepare_data(rq_jobs.value, (key, 1), job_id=self._id(key)) for key in keys]
         )
         fan_in = f"{run}:fanin"
         return self.queue.enqueue(rq_jobs.fan_in, fan_in, job_id=self._id(fan_in), depends_on=Dependency(jobs=parts))

@@ -122,10 +122,10 @@ def _check_fan_ins(results: dict[str, dict[str, list[Measurement]]], storage: st
                         f"{label} {scenario} [{storage}]: {m.extra['executions']} runs of {m.steps} jobs"
                     )
         for m in finished:
-            if m.extra["fanin_result"] != m.steps - 2:
+            if m.extra["fanin_result"] != m.extra["fan_width"]:
                 out.failures.append(
                     f"{label} fan_out [{storage}]: the fan-in summed {m.extra['fanin_result']!r} "
-                    f"from {m.steps - 2} results of 1"
+                    f"from {m.extra['fan_width']} results of 1"
                 )
     verdict = "PASS" if ok else "FAIL"
     out.rows.append(
