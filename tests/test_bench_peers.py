@@ -104,3 +104,15 @@ def test_peers_refuse_sqlite_storage(capsys: pytest.CaptureFixture[str]) -> None
         main(["--peers", "--storage", "sqlite"])
     assert exited.value.code == 2
     assert "--peers runs Celery and RQ on Redis" in capsys.readouterr().err
+
+
+def test_peers_without_the_bench_extra_exit_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(peers.REQUIRED, "bench_peer_not_installed", "bench-peer-not-installed")
+    with pytest.raises(SystemExit) as exited:
+        main(["--peers", "--storage", "redis"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--peers needs bench-peer-not-installed (not installed here)" in err
+    assert "pip install -e '.[dev,bench]'" in err

@@ -29,7 +29,7 @@ def missing() -> str | None:
     if not absent:
         return None
     return (
-        f"--peers needs {' and '.join(absent)}, which are not installed; install the bench extra: "
+        f"--peers needs {' and '.join(absent)} (not installed here); install the bench extra: "
         ".venv/bin/pip install -e '.[dev,bench]'"
     )
 
