@@ -2,8 +2,9 @@
 
 A peer only says how to send a chain, a fan-out and one job, and how to read
 the fan-in's stored result; the timing is the same for both and the same as
-``RawSystem``'s: ``perf_counter`` just before the first send, until the
-ledger shows the last job ran. That stops the clock before the peer stores
+``RawSystem``'s: ``clock_start()`` just before the first send, until the
+ledger shows the last job ran (``clock_stop()``; the meter reads CPU, round
+trips and commands around that span, as for the other systems). That stops the clock before the peer stores
 that job's result, so a peer is, if anything, timed in its favour.
 
 Every Redis key a peer makes contains ``self.tag`` (unique per system and
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import consumers
 from ..storage import REDIS_URL, Storage
 from ..systems import Measurement, System, _percentiles, _run_tag
 
@@ -61,12 +61,7 @@ class PeerSystem(System):
     # -- the shared part -------------------------------------------------------
 
     def start(self) -> None:
-        self.consumer = consumers.Consumer(
-            f"{self.name} ({self.storage.short})",
-            self.consumer_command(),
-            {**self.environment(), "BENCH_LEDGER": str(self.ledger_path)},
-            self.workdir / f"consumer-{self.key}-{self.storage.kind}.log",
-        )
+        self.launch(self.consumer_command(), {**self.environment(), "BENCH_LEDGER": str(self.ledger_path)})
 
     def stop(self) -> None:
         try:
@@ -95,22 +90,22 @@ class PeerSystem(System):
     def chain(self, n: int, timeout: float = 120.0) -> Measurement:
         run = _run_tag()
         start = self.tail.mark()
-        t0 = time.perf_counter()
+        t0 = self.clock_start()
         self.send_chain(run, n)
         t_ins = time.perf_counter()
         self.tail.wait_count(start, f"x {run}:{n - 1}", 1, time.monotonic() + timeout, self.alive)
-        t1 = time.perf_counter()
+        t1 = self.clock_stop()
         return Measurement(t1 - t0, n, t_ins - t0, {"executions": self._executions(start, run)})
 
     def fan_out(self, n: int, timeout: float = 300.0) -> Measurement:
         run = _run_tag()
         start = self.tail.mark()
-        t0 = time.perf_counter()
+        t0 = self.clock_start()
         handle = self.send_fan_out(run, n)
         t_ins = time.perf_counter()
         deadline = time.monotonic() + timeout
         self.tail.wait_count(start, f"x {run}:fanin", 1, deadline, self.alive)
-        t1 = time.perf_counter()
+        t1 = self.clock_stop()
         result = self.fan_in_result(handle)
         while result is None:  # stored just after the ledger line
             if time.monotonic() > deadline:
@@ -135,14 +130,14 @@ class PeerSystem(System):
         run = _run_tag()
         start = self.tail.mark()
         latencies = []
-        t0 = time.perf_counter()
+        t0 = self.clock_start()
         for i in range(n):
             a = time.perf_counter()
             self.send_one(f"{run}:{i}")
             latencies.append(time.perf_counter() - a)
         t_ins = time.perf_counter()
         self.tail.wait_count(start, f"x {run}:", n, time.monotonic() + timeout, self.alive)
-        t1 = time.perf_counter()
+        t1 = self.clock_stop()
         return Measurement(
             t1 - t0, n, t_ins - t0, {"executions": self._executions(start, run), **_percentiles(latencies)}
         )

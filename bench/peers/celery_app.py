@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import Celery
 
-from .. import ledger
+from .. import counters, ledger
 
 NOOP = "bench_celery_noop"
 VALUE = "bench_celery_value"
@@ -73,6 +73,7 @@ def __getattr__(attr: str) -> Any:
     global _built
     if attr == "app":
         if _built is None:
+            counters.install_from_env()  # the worker: count its Redis commands if the benchmark asks
             _built = build(
                 os.environ["BENCH_CELERY_URL"], os.environ["BENCH_CELERY_PREFIX"], os.environ["BENCH_CELERY_QUEUE"]
             )

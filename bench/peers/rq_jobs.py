@@ -15,7 +15,11 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from .. import ledger
+from .. import counters, ledger
+
+# In the consumer (imported by ``--config``, before the pool forks): count its
+# Redis commands if the benchmark asks; in the driver, nothing.
+counters.install_from_env()
 
 
 def noop(key: str) -> None:
