@@ -8,11 +8,13 @@ and turns "nothing" or "too many" into the errors callers expect.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
 from .records import (
     Input,
+    StepOutline,
     StepRecord,
     StepUsage,
     WorkflowPage,
@@ -31,6 +33,7 @@ __all__ = [
     "PREFIX_MATCHES",
     "Input",
     "Query",
+    "StepOutline",
     "StepRecord",
     "StepUsage",
     "WorkflowPage",
@@ -53,9 +56,17 @@ class Query:
         """The workflow with this id, or ``None``."""
         return reads.workflow(self._engine, workflow_id)
 
-    def get_workflow_jobs(self, workflow_id: str) -> list[StepRecord]:
-        """Every step of the workflow, in insertion order."""
-        return reads.steps(self._engine, workflow_id)
+    def get_workflow_jobs(self, workflow_id: str, steps: Collection[str] | None = None) -> list[StepRecord]:
+        """Every step of the workflow, or only those named in ``steps``, in insertion order."""
+        return reads.steps(self._engine, workflow_id, steps)
+
+    def get_workflow_outline(self, workflow_id: str) -> list[StepOutline]:
+        """Every step of the workflow without its result, args and error, in insertion order.
+
+        What a view of thousands of steps reads first, to then read in full
+        (``get_workflow_jobs(id, steps=...)``) only the steps it shows.
+        """
+        return reads.step_outlines(self._engine, workflow_id)
 
     def workflow_status(self, workflow_id: str) -> WorkflowStatus | None:
         """The workflow's progress, timing and cost in one query, or ``None``.

@@ -11,18 +11,30 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
 
 from ..dag import StepGraph
-from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
+from ..records import (
+    Input,
+    StepOutline,
+    StepRecord,
+    WorkflowPage,
+    WorkflowRecord,
+    WorkflowStatus,
+    decode_result,
+)
 from ..states import StepState, WorkflowState
 from .engine import read_connection
 from .tables import edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
 
 _HEX = "0123456789abcdef"
+_STEP_STATES = {state.value: state for state in StepState}
+_NO_POLICY: Mapping[str, str] = MappingProxyType({})
 
 
 def workflow(engine: Engine, workflow_id: str) -> WorkflowRecord | None:
@@ -41,11 +53,22 @@ def workflows_by_id(engine: Engine, workflow_ids: list[str]) -> dict[str, Workfl
     return {row.id: _workflow(row) for row in rows}
 
 
-def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
-    """Every step of the workflow, in insertion order."""
+#: A name filter longer than this reads every step and filters in Python (bound parameters are limited).
+MAX_NAMED_STEPS = 500
+
+
+def steps(engine: Engine, workflow_id: str, names: Collection[str] | None = None) -> list[StepRecord]:
+    """Every step of the workflow (or those named), in insertion order."""
+    stmt = select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
+    few = names is not None and len(names) <= MAX_NAMED_STEPS
+    if few:
+        stmt = stmt.where(nodes.c.step_name.in_(sorted(names or ())))
     with read_connection(engine) as conn:
-        deps, tolerates = _edges(conn, workflow_id)
-        rows = conn.execute(select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)).all()
+        deps, tolerates = _edges(conn, workflow_id, names if few else None)
+        rows = conn.execute(stmt).all()
+    if names is not None and not few:
+        wanted = set(names)
+        rows = [row for row in rows if row.step_name in wanted]
     return [
         StepRecord(
             row.id,
@@ -67,6 +90,44 @@ def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
             tolerates.get(row.step_name, {}),
         )
         for row in rows
+    ]
+
+
+def step_outlines(engine: Engine, workflow_id: str) -> list[StepOutline]:
+    """Every step of the workflow without its result, args and error, in insertion order.
+
+    Two ``SELECT``s of small columns (edges, then nodes), so a drawing of
+    10,000 steps reads no payload it does not show.
+    """
+    stmt = (
+        select(
+            nodes.c.step_name,
+            nodes.c.task,
+            nodes.c.state,
+            nodes.c.attempt,
+            nodes.c.scheduled_at,
+            nodes.c.started_at,
+            nodes.c.finished_at,
+        )
+        .where(nodes.c.workflow_id == workflow_id)
+        .order_by(nodes.c.position)
+    )
+    with read_connection(engine) as conn:
+        deps, tolerates = _edges(conn, workflow_id)
+        rows = conn.execute(stmt).all()
+    return [
+        StepOutline(
+            name,
+            task,
+            _STEP_STATES[state],
+            attempt,
+            tuple(deps.get(name, ())),
+            scheduled_at,
+            started_at,
+            finished_at,
+            tolerates.get(name, _NO_POLICY),
+        )
+        for name, task, state, attempt, scheduled_at, started_at, finished_at in rows
     ]
 
 
@@ -226,13 +287,16 @@ def _workflow(row: Row[Any]) -> WorkflowRecord:
     )
 
 
-def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-    """Each step's deps, and the policy of those edges that have one, by step name."""
+def _edges(
+    conn: Connection, workflow_id: str, names: Collection[str] | None = None
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Each step's deps (of the named steps only, if given), and the policy of those edges that have one."""
     deps: dict[str, list[str]] = {}
     tolerates: dict[str, dict[str, str]] = {}
-    for step_name, dep_name, policy in conn.execute(
-        select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
-    ):
+    stmt = select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
+    if names is not None:
+        stmt = stmt.where(edges.c.step_name.in_(sorted(names)))
+    for step_name, dep_name, policy in conn.execute(stmt):
         deps.setdefault(step_name, []).append(dep_name)
         if policy is not None:
             tolerates.setdefault(step_name, {})[dep_name] = policy
