@@ -8,7 +8,7 @@ and turns "nothing" or "too many" into the errors callers expect.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
@@ -60,13 +60,17 @@ class Query:
         """Every step of the workflow, or only those named in ``steps``, in insertion order."""
         return reads.steps(self._engine, workflow_id, steps)
 
-    def get_workflow_outline(self, workflow_id: str) -> list[StepOutline]:
+    def get_workflow_outline(
+        self, workflow_id: str, previous: Sequence[StepOutline] | None = None
+    ) -> list[StepOutline]:
         """Every step of the workflow without its result, args and error, in insertion order.
 
         What a view of thousands of steps reads first, to then read in full
-        (``get_workflow_jobs(id, steps=...)``) only the steps it shows.
+        (``get_workflow_jobs(id, steps=...)``) only the steps it shows. Pass
+        the outline read before as ``previous`` to read again only what can
+        change: the steps' dependencies are read only if steps were added.
         """
-        return reads.step_outlines(self._engine, workflow_id)
+        return reads.step_outlines(self._engine, workflow_id, previous)
 
     def workflow_status(self, workflow_id: str) -> WorkflowStatus | None:
         """The workflow's progress, timing and cost in one query, or ``None``.

@@ -236,8 +236,9 @@ def test_a_steps_row_gives_its_queue_its_last_run_and_its_wait_to_run_again() ->
     assert step_spans(Step("f", StepState.CANCELLED, finished_at=50.0), now) == []
 
 
-def test_intervals_merge_where_they_touch_or_overlap() -> None:
+def test_intervals_merge_where_they_touch_overlap_or_are_closer_than_the_slack() -> None:
     assert merged([(5, 6), (1, 3), (2, 4), (4, 4.5), (7, 8)]) == [(1, 4.5), (5, 6), (7, 8)]
+    assert merged([(5, 6), (1, 3), (2, 4), (4, 4.5), (7, 8)], slack=0.5) == [(1, 6), (7, 8)]
 
 
 def test_the_timeline_folds_like_the_graph_and_outlines_the_critical_path() -> None:

@@ -140,16 +140,16 @@ def steps_page(steps: Sequence[NamedState], explore: Explore, folding: Folding) 
     chosen: Iterable[NamedState] = steps
     if focus is not None:
         wanted = set(focus)
-        chosen = sorted((s for s in steps if s.step_name in wanted), key=lambda s: _RANK.get(s.state.value, len(_RANK)))
+        chosen = sorted((s for s in steps if s.step_name in wanted), key=lambda s: _RANK.get(s.state, len(_RANK)))
     if explore.name:
         text = explore.name.casefold()
         chosen = [s for s in chosen if text in s.step_name.casefold()]
     chosen = list(chosen)
     counts: dict[str, int] = {}
     for step in chosen:
-        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+        counts[step.state] = counts.get(step.state, 0) + 1
     if explore.state:
-        chosen = [s for s in chosen if s.state.value == explore.state]
+        chosen = [s for s in chosen if s.state == explore.state]
     pages = max(1, -(-len(chosen) // PAGE_ROWS))
     page = min(explore.page, pages)
     start = (page - 1) * PAGE_ROWS

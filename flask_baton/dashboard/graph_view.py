@@ -99,7 +99,7 @@ def _step_face(step: StepView) -> _Face:
 def _fold_face(node: PlacedNode, members: Sequence[Stateful]) -> _Face:
     counts: dict[str, int] = {}
     for step in members:
-        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+        counts[step.state] = counts.get(step.state, 0) + 1
     settled = sum(counts.get(state, 0) for state in ("completed", "discarded", "cancelled"))
     first, last = node.members[0], node.members[-1]
     chain = node.kind == CHAIN

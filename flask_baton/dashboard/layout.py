@@ -35,6 +35,8 @@ GAP_X = 64
 GAP_Y = 14
 DUMMY_HEIGHT = 6
 PADDING = 16
+#: Most dummies one edge is routed through (an edge past an opened chain can span hundreds of layers).
+MAX_DUMMIES = 16
 #: Room around an opened chain's steps for its frame and its label.
 FRAME_PAD = 8
 FRAME_LABEL = 18
@@ -249,14 +251,16 @@ def layered_layout(steps: Sequence[tuple[str, Sequence[str]]], folding: Folding 
 
     layer_of = longest_path_layers(order, preds)
 
-    # 3. dummies: an edge spanning k layers becomes k hops through k-1 dummies.
+    # 3. dummies: an edge spanning k layers becomes k hops through k-1 dummies
+    #    (up to MAX_DUMMIES: a longer edge is one curve, so its cost stays bounded).
     real = set(order)
     chain_preds: dict[str, list[str]] = {key: [] for key in order}
     chains: dict[tuple[str, str], list[str]] = {}
     for target in order:
         for source in preds[target]:
             previous, path = source, []
-            for layer in range(layer_of[source] + 1, layer_of[target]):
+            skipped = range(layer_of[source] + 1, layer_of[target])
+            for layer in skipped if len(skipped) <= MAX_DUMMIES else ():
                 dummy = f"~{source}>{target}#{layer}"
                 layer_of[dummy] = layer
                 chain_preds[dummy] = [previous]

@@ -40,11 +40,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, request
 from flask_sock import Sock
+from markupsafe import Markup
 from simple_websocket import ConnectionClosed
 
 from .. import events
@@ -246,24 +249,33 @@ class WorkflowFeed:
         self.workflow_id = workflow_id
         self.seen = seen
         self.sent: dict[str, str] = {}
+        self.models: dict[str, Any] = {}
         self.version: str | None = None
         self.shape: str | None = None
         self.table: tuple[Any, ...] | None = None
         self.next_refresh = 0.0
 
-    def _parts(self, view: WorkflowView, ctx: Any) -> dict[str, str]:
-        """Every fragment by id; step rows (``s-``) are the table parts."""
-        parts = {
-            "wf-view": str(fragment("view_state", view, None)),
-            "wf-summary": str(fragment("summary", view.summary, ctx)),
-            "timeline": str(fragment("timeline", view.timeline, view.explore)),
-            "steps-states": str(fragment("steps_states", view.table, view.explore)),
+    def _parts(self, view: WorkflowView, ctx: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        """Every fragment by id (step rows, ``s-``, are the table parts), and what each was rendered from.
+
+        A fragment whose model equals the one last sent is not rendered again:
+        a transition changes a node or two of a page of 10,000 steps.
+        """
+        wanted: dict[str, tuple[Any, Callable[[], Markup]]] = {
+            "wf-view": ((view.explore, view.version), partial(fragment, "view_state", view, None)),
+            "wf-summary": (view.summary, partial(fragment, "summary", view.summary, ctx)),
+            "timeline": (view.timeline, partial(fragment, "timeline", view.timeline, view.explore)),
+            "steps-states": ((view.table, view.explore), partial(fragment, "steps_states", view.table, view.explore)),
         }
         for node in view.graph.nodes:
-            parts["n-" + node.key] = str(fragment("node", node))
+            wanted["n-" + node.key] = (node, partial(fragment, "node", node))
         for step in view.steps:
-            parts["s-" + step.key] = str(fragment("step_row", step, ctx))
-        return parts
+            wanted["s-" + step.key] = (step, partial(fragment, "step_row", step, ctx))
+        parts = {
+            key: self.sent[key] if key in self.sent and self.models.get(key) == model else str(render())
+            for key, (model, render) in wanted.items()
+        }
+        return parts, {key: model for key, (model, _) in wanted.items()}
 
     @staticmethod
     def _table(view: WorkflowView) -> tuple[Any, ...]:
@@ -275,16 +287,16 @@ class WorkflowFeed:
         self.next_refresh = time.monotonic() + REFRESH_EVERY
         return self.reader.read(), action_context(self.workflow_id, create_token=False)
 
-    def _shown(self, view: WorkflowView, ctx: Any) -> None:
+    def _shown(self, view: WorkflowView, parts: tuple[dict[str, str], dict[str, Any]]) -> None:
         """Remember what the page shows now."""
-        self.sent, self.version = self._parts(view, ctx), view.version
+        (self.sent, self.models), self.version = parts, view.version
         self.shape, self.table = view.graph.shape, self._table(view)
 
     def start(self) -> list[str]:
         view, ctx = self._read()
         if view is None:
             return [str(fragment("notice", "error", "This workflow no longer exists (it may have been pruned)."))]
-        self._shown(view, ctx)
+        self._shown(view, self._parts(view, ctx))
         if view.version == self.seen:
             return []
         return [workflow_fragments(view, ctx, oob=False)]
@@ -300,7 +312,7 @@ class WorkflowFeed:
         view, ctx = self._read()
         if view is None:
             return []
-        self._shown(view, ctx)
+        self._shown(view, self._parts(view, ctx))
         return [workflow_fragments(view, ctx, oob=False, request=request_id)]
 
     def update(self, batch: list[Event]) -> list[str]:
@@ -313,13 +325,13 @@ class WorkflowFeed:
         if view.graph.shape != self.shape:  # steps were added: redraw it all
             messages = [workflow_fragments(view, ctx, oob=False)]
         else:
-            changed = [key for key, html in parts.items() if self.sent.get(key) != html]
-            rows = "".join(parts[key] for key in changed if key.startswith("s-"))
-            rest = "".join(parts[key] for key in changed if not key.startswith("s-"))
+            changed = [key for key, html in parts[0].items() if self.sent.get(key) != html]
+            rows = "".join(parts[0][key] for key in changed if key.startswith("s-"))
+            rest = "".join(parts[0][key] for key in changed if not key.startswith("s-"))
             if table != self.table:  # other rows, or other pages: the table is sent whole
                 rows, rest = "", rest + str(fragment("steps_table", view, ctx))
             messages = [message for message in (rows, rest) if message]
-        self._shown(view, ctx)
+        self._shown(view, parts)
         return messages
 
 

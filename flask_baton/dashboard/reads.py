@@ -14,7 +14,7 @@ from typing import Any
 from ..appstate import AppState
 from ..dag import gc_paused
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
-from ..records import WorkflowRecord
+from ..records import StepOutline, WorkflowRecord
 from ..states import WorkflowState
 from .explore import Explore, steps_page
 from .formatting import fingerprint
@@ -125,6 +125,7 @@ class WorkflowReader:
         self.workflow_id = workflow_id
         self.explore = explore or Explore()
         self._drawing: Drawing | None = None
+        self._outline: list[StepOutline] | None = None
 
     def read(self) -> WorkflowView | None:
         """The view, read and built with the collector held off: a few containers per step, and no cycle."""
@@ -135,7 +136,8 @@ class WorkflowReader:
         record = self.state.query.get_workflow(self.workflow_id)
         if record is None:
             return None
-        outline = self.state.query.get_workflow_outline(self.workflow_id)
+        outline = self.state.query.get_workflow_outline(self.workflow_id, self._outline)
+        self._outline = outline
         structure = structure_of(outline)
         if self._drawing is None or not self._drawing.fits(structure, self.explore.opened):
             self._drawing = Drawing.of(structure, self.explore.opened)

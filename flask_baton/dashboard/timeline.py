@@ -33,6 +33,8 @@ AXIS_HEIGHT = 26
 RIGHT_PAD = 16
 #: Narrowest bar drawn, so a step of a few milliseconds still shows.
 MIN_BAR = 1.5
+#: Stretches of a row closer than this many pixels are drawn as one.
+MERGE_PX = 2.0
 #: Characters of a row's label.
 LABEL_CHARS = 34
 #: Tick spacings to choose from, in seconds.
@@ -74,7 +76,7 @@ class Span(NamedTuple):
 
 def step_spans(step: TimedStep, now: float) -> list[Span]:
     """What a step's row says of its time: queued, then its last run, then a wait to run again."""
-    state, queued, started = step.state.value, step.scheduled_at, step.started_at
+    state, queued, started = step.state, step.scheduled_at, step.started_at
     if started is None:
         waiting = step.state in (StepState.AVAILABLE, StepState.SNOOZED, StepState.RETRYABLE) and queued is not None
         return [Span(QUEUED, queued, max(now, queued), state)] if waiting and queued is not None else []
@@ -109,7 +111,7 @@ class TimelineRow:
     y: float
     state: str  # the dot by the label: the step's state, or a fold's most telling one
     bars: tuple[Bar, ...]
-    critical: tuple[Bar, ...]  # the critical path's stretches on this row
+    critical: tuple[Bar, ...]  # the critical path's stretches on this row, underlined
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,11 @@ class _Scale:
         return Bar(kind, state, x0, max(self.x(end) - x0, MIN_BAR))
 
 
-def merged(intervals: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The union of ``intervals`` as disjoint, sorted intervals (touching ones merge)."""
+def merged(intervals: Sequence[tuple[float, float]], slack: float = 0.0) -> list[tuple[float, float]]:
+    """The union of ``intervals`` as disjoint, sorted intervals (those less than ``slack`` apart merge too)."""
     out: list[tuple[float, float]] = []
     for start, end in sorted(intervals):
-        if out and start <= out[-1][1]:
+        if out and start <= out[-1][1] + slack:
             out[-1] = (out[-1][0], max(out[-1][1], end))
         else:
             out.append((start, end))
@@ -169,14 +171,19 @@ def _row_state(states: set[str]) -> str:
 
 
 def _row(
-    unit: Fold, steps: Mapping[str, TimedStep], spans: Mapping[str, Sequence[Span]], on_path: set[str]
+    unit: Fold, steps: Mapping[str, TimedStep], spans: Mapping[str, Sequence[Span]], on_path: set[str], slack: float
 ) -> tuple[list[tuple[str, str, float, float]], list[tuple[float, float]], str, str]:
-    """A row's stretches (kind, state, start, end) merged per kind and state, its critical ones, state, title."""
+    """A row's stretches (kind, state, start, end) merged per kind and state, its critical ones, state, title.
+
+    Stretches closer than ``slack`` (a pixel or two) merge: a chain's steps
+    one after the other are one bar, as the chart cannot show their gaps.
+    """
     by_kind: dict[tuple[str, str], list[tuple[float, float]]] = {}
     critical: list[tuple[float, float]] = []
     counts: dict[str, int] = {}
     for name in unit.members:
-        counts[steps[name].state.value] = counts.get(steps[name].state.value, 0) + 1
+        state = steps[name].state
+        counts[state] = counts.get(state, 0) + 1
         for span in spans.get(name, ()):
             by_kind.setdefault((span.kind, span.state), []).append((span.start, span.end))
             if name in on_path and span.kind == RUNNING:
@@ -185,11 +192,11 @@ def _row(
     stretches = [
         (kind, state, start, end)
         for (kind, state), found in sorted(by_kind.items(), key=lambda item: (item[0][0] != QUEUED, order[item[0][1]]))
-        for start, end in merged(found)
+        for start, end in merged(found, slack)
     ]
     states = ", ".join(f"{counts[s.value]} {s.value}" for s in STATE_ORDER if s.value in counts)
     title = unit.members[0] if not unit.folded else focus_label(unit.members, unit.kind)
-    return stretches, merged(critical), _row_state(set(counts)), f"{title}: {states}"
+    return stretches, merged(critical, slack), _row_state(set(counts)), f"{title}: {states}"
 
 
 def timeline_view(
@@ -219,7 +226,7 @@ def timeline_view(
     for position, unit in enumerate(sorted(folding.nodes, key=first_start)):
         y = AXIS_HEIGHT + position * ROW_HEIGHT
         row_y[unit.key] = y + ROW_HEIGHT / 2
-        stretches, critical, state, title = _row(unit, by_name, spans, on_path)
+        stretches, critical, state, title = _row(unit, by_name, spans, on_path, scale.length / _PLOT * MERGE_PX)
         label = focus_label(unit.members, unit.kind) if unit.folded else unit.members[0]
         rows.append(
             TimelineRow(

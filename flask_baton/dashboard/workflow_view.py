@@ -85,7 +85,7 @@ def summary_view(
 ) -> SummaryView:
     counts: dict[str, int] = {}
     for step in steps:
-        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+        counts[step.state] = counts.get(step.state, 0) + 1
     header = progress(record, record.total_steps or len(steps), now)
     running = header["running_since"] is not None
     costs = [u.cost_usd for u in usage.values() if u.cost_usd is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -93,11 +93,13 @@ def steps(engine: Engine, workflow_id: str, names: Collection[str] | None = None
     ]
 
 
-def step_outlines(engine: Engine, workflow_id: str) -> list[StepOutline]:
+def step_outlines(engine: Engine, workflow_id: str, previous: Sequence[StepOutline] | None = None) -> list[StepOutline]:
     """Every step of the workflow without its result, args and error, in insertion order.
 
-    Two ``SELECT``s of small columns (edges, then nodes), so a drawing of
-    10,000 steps reads no payload it does not show.
+    Two ``SELECT``s of small columns (nodes, then edges), so a drawing of
+    10,000 steps reads no payload it does not show. The edges are taken from
+    ``previous`` (an earlier outline) when it has the same steps: stored
+    steps never gain dependencies, so only new steps bring new edges.
     """
     stmt = (
         select(
@@ -113,8 +115,14 @@ def step_outlines(engine: Engine, workflow_id: str) -> list[StepOutline]:
         .order_by(nodes.c.position)
     )
     with read_connection(engine) as conn:
-        deps, tolerates = _edges(conn, workflow_id)
         rows = conn.execute(stmt).all()
+        deps: Mapping[str, Sequence[str]]
+        tolerates: Mapping[str, Mapping[str, str]]
+        if previous is not None and [s.step_name for s in previous] == [row[0] for row in rows]:
+            deps = {s.step_name: s.deps for s in previous}
+            tolerates = {s.step_name: s.tolerates for s in previous}
+        else:
+            deps, tolerates = _edges(conn, workflow_id)
     return [
         StepOutline(
             name,
