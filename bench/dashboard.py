@@ -313,8 +313,7 @@ def _timed_row(what: str, median: float, values: list[float], target: float, dig
 
 
 def _state(state: Any, workflow_id: str, step: str) -> str:
-    (found,) = state.query.get_workflow_jobs(workflow_id, [step])  # one step: the driver shares the server's GIL
-    return found.state.value
+    return str(state.query.get_workflow_jobs(workflow_id, [step])[0].state)  # one step: the server shares our GIL
 
 
 def _wait(condition: Any, what: str, timeout: float = 15.0) -> None:
