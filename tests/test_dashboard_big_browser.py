@@ -8,6 +8,7 @@ real consumer. SQLite only (the embedded default), as the other browser tests.
 ``docs/screenshots/big-graph.png``, ``big-table.png`` and ``timeline.png``.
 """
 
+# ruff: noqa: F811 (tests take the fixtures imported below as arguments)
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ from flask_baton.store.tables import nodes, workflows
 from .browser import LaunchedBrowser
 from .steps import constant, raise_message, wait_for_file
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
-from .test_dashboard_browser import (  # noqa: F401 (pytest fixtures)
+from .test_dashboard_browser import (  # noqa: F401 (the browser tests' fixtures: SQLite, a live server, Chromium)
     SCREENSHOTS,
     app_overrides,
     browser,
@@ -37,6 +38,7 @@ from .test_dashboard_browser import (  # noqa: F401 (pytest fixtures)
 from .test_dashboard_live import LiveServer
 
 pytestmark = pytest.mark.browser
+
 
 FAILED_ITEMS = (17, 123, 256)
 ROWS = "#steps-body tr[id]"
