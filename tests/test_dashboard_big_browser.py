@@ -22,7 +22,6 @@ from flask import Flask
 from flask_baton import Dep, Workflow
 from flask_baton.dashboard.explore import PAGE_ROWS
 from flask_baton.dashboard.folding import node_key
-from flask_baton.store.tables import nodes, workflows
 
 from .browser import LaunchedBrowser
 from .steps import constant, raise_message, wait_for_file
@@ -34,6 +33,7 @@ from .test_dashboard_browser import (  # noqa: F401 (the browser tests' fixtures
     live_server,
     open_live,
     settings,
+    write_times,
 )
 from .test_dashboard_live import LiveServer
 
@@ -250,18 +250,7 @@ def _as_if_run_by_workers(app: Flask, workflow_id: str, started: float) -> None:
         took = TOOK[step.step_name.split(":")[0]] * (1 + 0.11 * (index % 5))
         free[worker] = ended[step.step_name] = start + took
         changes.append({"i": step.id, "q": ready, "s": start, "f": start + took})
-    with app.extensions["baton"].engine.begin() as conn:
-        for change in changes:
-            conn.execute(
-                nodes.update()
-                .where(nodes.c.id == change["i"])
-                .values(scheduled_at=change["q"], started_at=change["s"], finished_at=change["f"])
-            )
-        conn.execute(
-            workflows.update()
-            .where(workflows.c.id == workflow_id)
-            .values(created_at=started, finished_at=max(ended.values()))
-        )
+    write_times(app, workflow_id, changes, started, max(ended.values()))
 
 
 def test_screenshots_of_a_big_workflows_graph_table_and_timeline(

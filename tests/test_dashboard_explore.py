@@ -3,14 +3,13 @@
 What a browser does with it is in ``test_dashboard_big_browser.py``.
 """
 
+# ruff: noqa: F811 (tests take the fixtures imported below as arguments)
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from simple_websocket import Client
@@ -21,24 +20,8 @@ from flask_baton.records import StepOutline
 
 from .steps import baton, constant, raise_message, record_args, wait_for_file
 from .support import ThreadConsumer, wait_finished, wait_for
-from .test_dashboard import SECRET, body, page_token
-from .test_dashboard_live import Inbox, LiveServer, socket_path
-
-
-@pytest.fixture
-def app_overrides() -> dict[str, Any]:
-    return {"BATON_DASHBOARD_AUTH": lambda: True, "SECRET_KEY": SECRET}
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Any:
-    with LiveServer(app) as server:
-        yield server
+from .test_dashboard import app_overrides, body, client, page_token  # noqa: F401 (fixtures: access, a client)
+from .test_dashboard_live import Inbox, LiveServer, live_server, socket_path  # noqa: F401 (fixture: a server)
 
 
 def fan_and_chain(width: int = 300, length: int = 50) -> Workflow:
