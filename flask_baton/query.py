@@ -93,6 +93,18 @@ class Query:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         return reads.step_attempts(self._engine, workflow_id, step_name, limit)
 
+    def get_workflow_attempts(self, workflow_id: str, *, limit: int = 10_000) -> dict[str, list[AttemptRecord]]:
+        """The runs kept for the workflow's steps, by step name, oldest first (the newest ``limit`` in all).
+
+        Only the runs their rows no longer hold (retried, snoozed, handed
+        back, rescued, re-armed): a step's last run is its row, in
+        ``get_workflow_outline``. What a timeline of the whole workflow
+        draws besides each step's row, in one read.
+        """
+        if limit < 1:
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
+        return reads.kept_runs(self._engine, workflow_id, limit)
+
     def get_context_captures(
         self, workflow_id: str, step_name: str, *, since: float | None = None
     ) -> list[ContextCapture]:

@@ -18,7 +18,7 @@ from flask_baton import Workflow
 from flask_baton.dashboard.folding import fold, node_key
 from flask_baton.records import StepOutline
 
-from .steps import baton, constant, raise_message, record_args, wait_for_file
+from .steps import baton, constant, fail_until, raise_message, record_args, wait_for_file
 from .support import ThreadConsumer, wait_finished, wait_for
 from .test_dashboard import app_overrides, body, client, page_token  # noqa: F401 (fixtures: access, a client)
 from .test_dashboard_live import Inbox, LiveServer, live_server, socket_path  # noqa: F401 (fixture: a server)
@@ -156,3 +156,17 @@ def test_the_socket_answers_a_view_request_in_order_then_keeps_that_view_live(
     finally:
         gate.touch()
     assert baton.status(wf.workflow_id).outcome == "completed"
+
+
+def test_the_timeline_draws_a_retried_steps_earlier_runs_and_their_waits(app: Flask, client: FlaskClient) -> None:
+    wf = Workflow("flaky").add("first", constant.new(value=1)).add("flaky", fail_until.new(failures=2), deps=["first"])
+    wf.insert()
+    with ThreadConsumer(app):
+        assert wait_finished(app, wf.workflow_id).state == "completed"
+    kept = app.extensions["baton"].query.get_workflow_attempts(wf.workflow_id)
+    assert [(run.attempt, run.outcome) for run in kept["flaky"]] == [(1, "failed"), (2, "failed")]
+    html = body(client.get(f"/baton/workflows/{wf.workflow_id}"))
+    row = html.split(f'<g id="t-{node_key("flaky")}"')[1].split("</g>")[0]
+    assert row.count('class="tbar running st-retryable"') == 2  # each failed try
+    assert 'class="tbar waiting st-retryable"' in row  # the retry delays (a few ms apart: one bar at this scale)
+    assert row.count('class="tbar running st-completed"') == 1

@@ -15,10 +15,12 @@ from flask_baton.dashboard.timeline import (
     WAITING,
     Span,
     merged,
+    run_spans,
     step_spans,
     timeline_view,
 )
-from flask_baton.states import StepState
+from flask_baton.records import AttemptRecord
+from flask_baton.states import AttemptOutcome, StepState
 
 FAILED_ITEMS = (17, 123, 256)
 
@@ -234,6 +236,29 @@ def test_a_steps_row_gives_its_queue_its_last_run_and_its_wait_to_run_again() ->
     assert step_spans(queued, now) == [Span(QUEUED, 95.0, now, "available")]
     assert step_spans(Step("e", StepState.PENDING), now) == []
     assert step_spans(Step("f", StepState.CANCELLED, finished_at=50.0), now) == []
+
+
+def _run(outcome: AttemptOutcome, started: float, finished: float) -> AttemptRecord:
+    return AttemptRecord("w", "n", "s", 1, outcome, None, started, finished, None)
+
+
+def test_runs_kept_before_a_steps_row_add_each_earlier_try_and_its_wait() -> None:
+    retried = Step("a", StepState.COMPLETED, scheduled_at=15.0, started_at=16.0, finished_at=20.0)
+    assert run_spans(retried, [_run(AttemptOutcome.FAILED, 10.0, 12.0)], 100.0) == [
+        Span(RUNNING, 10.0, 12.0, "retryable"),
+        Span(WAITING, 12.0, 15.0, "retryable"),  # its retry delay
+        Span(QUEUED, 15.0, 16.0, "completed"),
+        Span(RUNNING, 16.0, 20.0, "completed"),
+    ]
+    snoozing = Step("b", StepState.SNOOZED, scheduled_at=40.0, started_at=30.0)  # its row holds the last snooze
+    runs = [_run(AttemptOutcome.SNOOZED, 20.0, 21.0), _run(AttemptOutcome.SNOOZED, 30.0, 31.0)]
+    assert run_spans(snoozing, runs, 35.0) == [
+        Span(RUNNING, 20.0, 21.0, "snoozed"),
+        Span(WAITING, 21.0, 30.0, "snoozed"),
+        Span(RUNNING, 30.0, 31.0, "snoozed"),
+        Span(WAITING, 31.0, 40.0, "snoozed"),  # until it is due again
+    ]
+    assert run_spans(retried, [], 100.0) == step_spans(retried, 100.0)
 
 
 def test_intervals_merge_where_they_touch_overlap_or_are_closer_than_the_slack() -> None:

@@ -147,6 +147,7 @@ class WorkflowReader:
         shown = self._drawing.shown(table)
         records = self.state.query.get_workflow_jobs(self.workflow_id, shown) if shown else []
         usage = self.state.query.step_usage(self.workflow_id)
+        kept = self.state.query.get_workflow_attempts(self.workflow_id)
         return workflow_view(
             record,
             outline,
@@ -157,6 +158,7 @@ class WorkflowReader:
             drawing=self._drawing,
             explore=self.explore,
             table=table,
+            kept=kept,
         )
 
     def _max_attempts(self, task: str) -> int | None:

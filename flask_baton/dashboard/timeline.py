@@ -5,8 +5,8 @@ the graph is one row here too, its members' time merged per state), rows in
 the order they first started. Each step's time is a list of ``Span``: queued
 (ready, waiting for a worker), running, waiting (to retry, or after a snooze).
 ``step_spans`` reads them off a step's row, which holds its last run only;
-spans from each attempt's own row can be passed in instead, and are drawn
-alike. The critical path (``critical_path``) is outlined, with connectors
+``run_spans`` adds the runs kept before it (``baton_attempts``: each failure
+retried, each snooze), each coloured by how it ended. The critical path (``critical_path``) is outlined, with connectors
 between its rows.
 
 Pure: no Flask, no SQL; times are epoch seconds, geometry is CSS pixels.
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple, Protocol
 
-from ..states import StepState
+from ..records import AttemptRecord
+from ..states import AttemptOutcome, StepState
 from .critical_path import Timing, critical_path
 from .explore import Explore, focus_label
 from .folding import Fold, Folding
@@ -91,6 +92,44 @@ def step_spans(step: TimedStep, now: float) -> list[Span]:
     elif step.finished_at is not None:
         spans.append(Span(RUNNING, started, max(step.finished_at, started), state))
     return spans
+
+
+#: The colour of a kept run, by how it ended (the step state it left the step in).
+RUN_STATES = {
+    AttemptOutcome.RUNNING: "executing",
+    AttemptOutcome.COMPLETED: "completed",
+    AttemptOutcome.FAILED: "retryable",
+    AttemptOutcome.SNOOZED: "snoozed",
+    AttemptOutcome.HANDED_BACK: "available",
+    AttemptOutcome.LOST: "retryable",
+    AttemptOutcome.DISCARDED: "discarded",
+    AttemptOutcome.CANCELLED: "cancelled",
+}
+
+
+def run_spans(step: TimedStep, kept: Sequence[AttemptRecord], now: float) -> list[Span]:
+    """A step's time with the runs kept before its row's (``Query.get_workflow_attempts``), oldest first.
+
+    Each kept run is a running stretch coloured by how it ended, followed by
+    a wait until the next run (its retry delay, its snooze). The row holds
+    the last kept run itself while the step waits to run again.
+    """
+    if not kept:
+        return step_spans(step, now)
+    spans = []
+    for run, after in zip(kept, [*kept[1:], None]):
+        end, state = max(run.finished_at or now, run.started_at), RUN_STATES[run.outcome]
+        spans.append(Span(RUNNING, run.started_at, end, state))
+        if after is not None:
+            spans.append(Span(WAITING, end, max(after.started_at, end), state))
+    last, own = kept[-1], step_spans(step, now)
+    ended, state = spans[-1].end, RUN_STATES[last.outcome]
+    if step.started_at == last.started_at:  # the row still holds that run: only its wait to run again is new
+        return spans + [Span(WAITING, ended, max(s.end, ended), state) for s in own if s.kind == WAITING]
+    upcoming = min((s.start for s in own), default=None)
+    if upcoming is not None and upcoming > ended:
+        spans.append(Span(WAITING, ended, upcoming, state))
+    return spans + own
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..dag import StepGraph, can_cancel, can_retry
-from ..records import StepOutline, StepRecord, StepUsage, WorkflowRecord
+from ..records import AttemptRecord, StepOutline, StepRecord, StepUsage, WorkflowRecord
 from ..states import StepState, WorkflowState
 from .explore import Explore, StepsPage
 from .folding import Folding, fold
@@ -34,7 +34,7 @@ from .graph_view import GraphView, graph_view
 from .index_view import Progress, progress
 from .layout import Layout, layered_layout
 from .step_view import StepView, step_view
-from .timeline import TimelineView, step_spans, timeline_view
+from .timeline import TimelineView, run_spans, timeline_view
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,12 @@ def workflow_view(
     drawing: Drawing,
     explore: Explore,
     table: StepsPage,
+    kept: Mapping[str, Sequence[AttemptRecord]],
 ) -> WorkflowView:
-    """Everything the page shows of ``explore``: ``outline`` has every step, ``shown`` ``drawing.shown(table)``."""
+    """Everything the page shows of ``explore``: ``outline`` has every step, ``shown`` ``drawing.shown(table)``.
+
+    ``kept`` are the runs kept before each step's row's (the timeline draws them).
+    """
     # The retry button is enabled when control.retry_step would accept the step: its deps are the shown steps'.
     stored = StepGraph.of(outline, shown)
     views = {
@@ -157,7 +161,7 @@ def workflow_view(
     }
     by_name = {s.step_name: s for s in outline}
     graph = graph_view(drawing.layout, views, by_name, explore)
-    spans = {s.step_name: step_spans(s, now) for s in outline}
+    spans = {s.step_name: run_spans(s, kept.get(s.step_name, ()), now) for s in outline}
     end = now if record.finished_at is None else record.finished_at
     timeline = timeline_view(outline, spans, drawing.folding, explore, record.created_at, end)
     version = fingerprint(

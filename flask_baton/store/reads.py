@@ -181,26 +181,42 @@ def step_attempts(engine: Engine, workflow_id: str, step_name: str, limit: int |
             .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
             .limit(limit)
         )
-        kept = [
-            AttemptRecord(
-                r.workflow_id,
-                r.node_id,
-                r.step_name,
-                r.attempt,
-                AttemptOutcome(r.outcome),
-                r.worker,
-                r.started_at,
-                r.finished_at,
-                r.error,
-            )
-            for r in reversed(conn.execute(stmt).all())
-        ]
+        kept = [_attempt(r) for r in reversed(conn.execute(stmt).all())]
     node_id, state, attempt, worker, started_at, finished_at, error = row
     runs = step_runs(
         kept,
         row_run(workflow_id, node_id, step_name, StepState(state), attempt, worker, started_at, finished_at, error),
     )
     return runs if limit is None else runs[-limit:]
+
+
+def kept_runs(engine: Engine, workflow_id: str, limit: int) -> dict[str, list[AttemptRecord]]:
+    """The newest ``limit`` runs kept for the workflow's steps (not those their rows hold), by step, oldest first."""
+    stmt = (
+        select(attempts)
+        .where(attempts.c.workflow_id == workflow_id)
+        .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+        .limit(limit)
+    )
+    found: dict[str, list[AttemptRecord]] = {}
+    with read_connection(engine) as conn:
+        for r in reversed(conn.execute(stmt).all()):
+            found.setdefault(r.step_name, []).append(_attempt(r))
+    return found
+
+
+def _attempt(r: Row[Any]) -> AttemptRecord:
+    return AttemptRecord(
+        r.workflow_id,
+        r.node_id,
+        r.step_name,
+        r.attempt,
+        AttemptOutcome(r.outcome),
+        r.worker,
+        r.started_at,
+        r.finished_at,
+        r.error,
+    )
 
 
 def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:
