@@ -240,7 +240,7 @@ def _row(
 
 def timeline_view(
     steps: Sequence[TimedStep],
-    spans: Mapping[str, Sequence[Span]],
+    spans: Mapping[str, Sequence[Span]],  # by step name; a step that has none may be left out
     folding: Folding,
     explore: Explore,
     start: float,
@@ -248,13 +248,18 @@ def timeline_view(
 ) -> TimelineView:
     """The Gantt chart of ``steps`` from ``start`` to ``end`` (the workflow's creation, its end or now)."""
     by_name = {step.step_name: step for step in steps}
-    ran = {name: [s for s in found if s.kind == RUNNING] for name, found in spans.items()}
-    path = critical_path(
-        [Timing(s.step_name, s.deps, max((r.end for r in ran.get(s.step_name, ())), default=None)) for s in steps]
-    )
+    firsts, ends, latest = {}, {}, end
+    for name, found in spans.items():  # one pass: most steps of a big workflow have no span yet
+        if found:
+            firsts[name] = min(span.start for span in found)
+            latest = max(latest, max(span.end for span in found))
+            runs = [span.end for span in found if span.kind == RUNNING]
+            if runs:
+                ends[name] = max(runs)
+    path = critical_path([Timing(s.step_name, s.deps, ends[s.step_name]) for s in steps if s.step_name in ends])
     on_path = set(path)
-    scale = _Scale(start, max([end, *(span.end for found in spans.values() for span in found)]))
-    firsts = {name: min(span.start for span in found) for name, found in spans.items() if found}
+    ran = {name: [span for span in spans[name] if span.kind == RUNNING] for name in path}
+    scale = _Scale(start, latest)
     index = {unit.key: i for i, unit in enumerate(folding.nodes)}
 
     def first_start(unit: Fold) -> tuple[bool, float, int]:

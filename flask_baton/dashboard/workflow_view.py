@@ -161,7 +161,7 @@ def workflow_view(
     }
     by_name = {s.step_name: s for s in outline}
     graph = graph_view(drawing.layout, views, by_name, explore)
-    spans = {s.step_name: run_spans(s, kept.get(s.step_name, ()), now) for s in outline}
+    spans = {s.step_name: found for s in outline if (found := run_spans(s, kept.get(s.step_name, ()), now))}
     end = now if record.finished_at is None else record.finished_at
     timeline = timeline_view(outline, spans, drawing.folding, explore, record.created_at, end)
     version = fingerprint(
