@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Blueprint,
@@ -35,6 +35,7 @@ from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
 from ..timeseries import DEFAULT_RANGE, RANGES
 from . import security
+from .explore import Explore
 from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_overview, read_step_page, search_by_id
 from .workflow_view import WorkflowView
 
@@ -72,6 +73,13 @@ def action_context(workflow_id: str, *, create_token: bool = True) -> ActionCont
         url_for("baton.result", workflow_id=workflow_id),
         url_for("baton.step", workflow_id=workflow_id, step_name="-")[:-1],
     )
+
+
+def page_explore() -> Explore:
+    """The view the page asks for: its query, or for an HTMX post the query of the page that posted."""
+    if request.method == "POST":
+        return Explore.from_args(dict(parse_qsl(urlsplit(request.headers.get("HX-Current-URL", "")).query)))
+    return Explore.from_args(request.args)
 
 
 def fragment(name: str, *args: Any) -> Markup:
@@ -133,16 +141,21 @@ def polled(version: str, template: str, macro: str, *args: Any) -> Response | No
     return Response(str(get_template_attribute(template, macro)(*args)).strip(), mimetype="text/html")
 
 
-def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool) -> str:
+def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool, request: int | None = None) -> str:
     """The whole live part of a workflow page, as swappable fragments.
 
     Every root is a flow element (no bare ``<tr>``/``<tbody>``), so they can
     share one message: the HTML parser drops table parts that follow others.
+    The first says which view (``explore``) they show, and which of the
+    page's ``request`` for a view they answer.
     """
     parts = [
+        str(fragment("view_state", view, request)),
         str(fragment("summary", view.summary, ctx)),
-        str(fragment("dag", view.graph)),
-        str(fragment("steps_table", view.steps, ctx)),
+        str(fragment("dag", view.graph, view.explore)),
+        str(fragment("timeline", view.timeline, view.explore)),
+        str(fragment("steps_states", view.table, view.explore)),
+        str(fragment("steps_table", view, ctx)),
     ]
     return "".join(_oob(part) if oob else part for part in parts)
 
@@ -192,12 +205,20 @@ def register_views(bp: Blueprint) -> None:
 
     @bp.get("/workflows/<workflow_id>")
     def workflow(workflow_id: str) -> str:
-        view = WorkflowReader(baton_state(), workflow_id).read()
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is None:
             abort(404)
         ctx = action_context(workflow_id)
-        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version)
+        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version, **view.explore.args())
         return render_template("baton/workflow.html", view=view, ctx=ctx, csrf=ctx.csrf, ws_url=ws_url)
+
+    @bp.get("/workflows/<workflow_id>/part")
+    def workflow_part(workflow_id: str) -> Response:
+        """The live part of a workflow page for another view, while its socket is not open (HTMX swaps it in by id)."""
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
+        if view is None:
+            abort(404)
+        return Response(workflow_fragments(view, action_context(workflow_id), oob=True), mimetype="text/html")
 
     @bp.get("/workflows/<workflow_id>/steps/<path:step_name>")
     def step(workflow_id: str, step_name: str) -> Any:
@@ -298,7 +319,7 @@ def _done(workflow_id: str, kind: str, text: str) -> Any:
     """Answer an action: fresh fragments for HTMX, a redirect for a form post."""
     if request.headers.get("HX-Request") == "true":
         parts = [_oob(str(fragment("notice", kind, text)))]
-        view = WorkflowReader(baton_state(), workflow_id).read()
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is not None:
             parts.append(workflow_fragments(view, action_context(workflow_id), oob=True))
         return Response("".join(parts), mimetype="text/html")
