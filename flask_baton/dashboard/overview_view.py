@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..huey_compat import QueueDepth
 from ..records import Activity, ConsumerRecord, RunningStep, StepDurations
 from ..states import WorkflowState
 from ..timeseries import Window, dense, per_hour, per_minute, percentile, ratios
 from .charts import Chart, Series, bar_chart
-from .formatting import Timestamp, fingerprint, format_cost, format_count, format_duration, timestamp
+from .formatting import fingerprint, format_cost, format_count, format_duration
 
 #: How workflows end, in the order the charts stack them.
 ENDED_WORKFLOWS = (WorkflowState.COMPLETED.value, WorkflowState.FAILED.value, WorkflowState.CANCELLED.value)
@@ -49,7 +49,6 @@ class ConsumerRow:
     queues: str
     up: str
     up_since: float
-    seen: Timestamp | None
     running: tuple[RunningRow, ...]
     alive: bool  # False: steps still executing under a worker no longer heard from
 
@@ -101,7 +100,15 @@ def overview(
     figures, charts = _activity(window, activity)
     steps = sorted(activity.durations.items(), key=lambda item: (-item[1].runs, item[0]))
     shown = tuple(_step_row(name, durations) for name, durations in steps[:SHOWN_STEP_NAMES])
-    page = Overview(
+    # What the page is made of but the clock (rates and ages tick): equal versions show the same.
+    version = fingerprint(
+        window.start,
+        activity,
+        [(c.worker, c.queues, c.started_at) for c in consumers],
+        [(r.workflow_id, r.step_name, r.attempt, r.worker) for r in running],
+        sorted(depths.items()),
+    )
+    return Overview(
         window,
         queues,
         _consumers(consumers, running, window.now),
@@ -109,15 +116,8 @@ def overview(
         charts,
         shown,
         max(len(steps) - SHOWN_STEP_NAMES, 0),
-        "",
+        version,
     )
-    return replace(page, version=_version(page))
-
-
-def _version(page: Overview) -> str:
-    """What the page shows but the ticking clocks: equal versions render the same."""
-    workers = [(c.worker, c.queues, [(r.workflow_id, r.step_name) for r in c.running]) for c in page.consumers]
-    return fingerprint(page.queues, workers, page.figures, [c.bars for c in page.charts], page.steps)
 
 
 def _queues(
@@ -165,14 +165,13 @@ def _consumers(
             ", ".join(c.queues),
             format_duration(now - c.started_at),
             c.started_at,
-            timestamp(c.seen_at),
             tuple(by_worker.pop(c.worker, ())),
             True,
         )
         for c in consumers
     ]
     for worker, steps in sorted(by_worker.items()):
-        rows.append(ConsumerRow(worker or "?", "—", "—", now, None, tuple(steps), False))
+        rows.append(ConsumerRow(worker or "?", "—", "—", now, tuple(steps), False))
     return tuple(rows)
 
 

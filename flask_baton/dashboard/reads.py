@@ -19,7 +19,7 @@ from ..huey_compat import QueueDepth, queue_depth
 from ..records import StepOutline, WorkflowRecord
 from ..states import WorkflowState
 from ..steps import DEFAULT_QUEUE
-from ..timeseries import window
+from ..timeseries import RANGES, window
 from .attempt_view import SHOWN_RUNS, StepPage, step_page
 from .explore import Explore, steps_page
 from .formatting import fingerprint
@@ -45,33 +45,43 @@ STATES = tuple(state.value for state in WorkflowState)
 
 @dataclass(frozen=True)
 class IndexFilters:
-    """What the index shows: a state, part of a label, a page cursor."""
+    """What the index shows: a state, part of a label, a page cursor, a time range (a key of ``RANGES``)."""
 
     state: str | None = None
     label: str | None = None
     before: str | None = None
+    range: str | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> IndexFilters:
-        """Read ``state``, ``q`` and ``before`` query arguments; bad values are ignored."""
+        """Read ``state``, ``q``, ``before`` and ``range`` query arguments; bad values are ignored."""
         state = args.get("state") or None
         label = (args.get("q") or "").strip()[:MAX_QUERY] or None
         before = args.get("before") or None
+        span = args.get("range") or None
         return cls(
             state if state in STATES else None,
             label,
             before if before is not None and _ID.match(before) else None,
+            span if span in RANGES else None,
         )
+
+    def since(self, now: float) -> float | None:
+        """The earliest start a listed workflow may have (None: any)."""
+        return None if self.range is None else now - RANGES[self.range][0]
 
     def matches(self, record: WorkflowRecord) -> bool:
         """Whether a (new) workflow belongs on this listing."""
         if self.state is not None and record.state.value != self.state:
             return False
+        since = self.since(time.time())
+        if since is not None and record.created_at < since:
+            return False
         return self.label is None or self.label.lower() in record.name.lower()
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Query arguments for a URL of these filters, with ``changes``."""
-        values = {"state": self.state, "q": self.label, "before": self.before, **changes}
+        values = {"state": self.state, "q": self.label, "before": self.before, "range": self.range, **changes}
         return {key: value for key, value in values.items() if value}
 
 
@@ -115,14 +125,21 @@ class IndexPage:
 
 def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -> IndexPage:
     """One page of the index, newest first."""
-    page = state.query.search_workflows(filters.label, filters.state, limit=limit, before=filters.before)
+    now = time.time()
+    page = state.query.search_workflows(
+        filters.label, filters.state, limit=limit, before=filters.before, since=filters.since(now)
+    )
     records = tuple(page.workflows)
     costs = state.query.workflow_costs([r.id for r in records])
-    counts = state.query.count_workflows_by_state()
-    now = time.time()
+    counts = state_counts(state, filters)
     rows = tuple(workflow_row(r, costs.get(r.id), now) for r in records)
     version = fingerprint([(r.id, row_version(r, costs.get(r.id))) for r in records], sorted(counts.items()))
     return IndexPage(filters, rows, records, costs, counts, page.next_before, version)
+
+
+def state_counts(state: AppState, filters: IndexFilters) -> dict[str, int]:
+    """How many workflows of the listing's time range are in each state (the index's tabs)."""
+    return state.query.count_workflows_by_state(filters.since(time.time()))
 
 
 class WorkflowReader:

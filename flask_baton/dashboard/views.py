@@ -33,7 +33,7 @@ from markupsafe import Markup
 from .. import control
 from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
-from ..timeseries import DEFAULT_RANGE, RANGES
+from ..timeseries import DEFAULT_RANGE, RANGE_LABELS, RANGES
 from . import security
 from .explore import Explore
 from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_overview, read_step_page, search_by_id
@@ -121,10 +121,10 @@ def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, 
     return tabs
 
 
-def range_tabs(endpoint: str, active: str | None, **args: Any) -> list[dict[str, Any]]:
-    """Links to ``endpoint`` for each time range (``timeseries.RANGES``), keeping ``args``."""
+def range_tabs(active: str) -> list[dict[str, Any]]:
+    """The overview's links to each time range (``timeseries.RANGES``)."""
     return [
-        {"label": key, "key": key, "active": key == active, "url": url_for(endpoint, **args, range=key)}
+        {"label": key, "title": RANGE_LABELS[key], "active": key == active, "url": url_for("baton.overview", range=key)}
         for key in RANGES
     ]
 
@@ -200,7 +200,12 @@ def register_views(bp: Blueprint) -> None:
         page = index_page(baton_state(), filters)
         ws_url = socket_url("baton.live_index", v=page.version, **filters.args())
         return render_template(
-            "baton/index.html", page=page, tabs=state_tabs(filters, page.counts), ws_url=ws_url, by_id=by_id
+            "baton/index.html",
+            page=page,
+            tabs=state_tabs(filters, page.counts),
+            ws_url=ws_url,
+            by_id=by_id,
+            ranges=RANGE_LABELS,
         )
 
     @bp.get("/workflows/<workflow_id>")
@@ -244,7 +249,7 @@ def register_views(bp: Blueprint) -> None:
         page = read_overview(baton_state(), key)
         here = url_for("baton.overview", range=key)
         return polled(page.version, OVERVIEW_PARTS, "overview_live", page, here) or render_template(
-            "baton/overview.html", page=page, here=here, ranges=range_tabs("baton.overview", key)
+            "baton/overview.html", page=page, here=here, ranges=range_tabs(key)
         )
 
     @bp.get("/workflows/<workflow_id>/result")
