@@ -205,7 +205,7 @@ class Query:
 
         Workflows started and ended, steps ended (completed or discarded),
         their durations per step name by class, and the cost of the model
-        calls recorded. Five aggregate reads, however long the history.
+        calls recorded. Four aggregate reads, however long the history.
         """
         if bucket_seconds <= 0:
             raise ArgumentError(f"bucket_seconds must be > 0, got {bucket_seconds!r}")

@@ -86,18 +86,15 @@ def duration_class(seconds: ColumnElement[float], low: int = 0, high: int = len(
 def activity(engine: Engine, start: float, width: float) -> Activity:
     """Workflows, steps, durations and cost since ``start``, in buckets of ``width`` seconds.
 
-    Five aggregate reads in one connection.
+    Four aggregate reads in one connection; the steps are read once, grouped
+    by bucket, name, outcome and duration class, and folded here.
     """
     with read_connection(engine) as conn:
-        return Activity(
-            start,
-            width,
-            _counts(conn, _by_bucket(workflows.c.created_at, start, width)),
-            _counts(conn, _by_bucket(workflows.c.finished_at, start, width, workflows.c.state)),
-            _counts(conn, _ended_steps(start, width)),
-            _durations(conn, start),
-            {index: float(cost) for index, cost in conn.execute(_cost(start, width)) if cost is not None},
-        )
+        started = _counts(conn, _by_bucket(workflows.c.created_at, start, width))
+        ended = _counts(conn, _by_bucket(workflows.c.finished_at, start, width, workflows.c.state))
+        steps, durations = _steps(conn, start, width)
+        cost = {index: float(total) for index, total in conn.execute(_cost(start, width)) if total is not None}
+    return Activity(start, width, started, ended, steps, durations, cost)
 
 
 def _by_bucket(moment: Any, start: float, width: float, *by: Any, measure: Any = None) -> Select[*tuple[Any, ...]]:
@@ -121,42 +118,41 @@ def _recent_workflows(start: float) -> Select[*tuple[Any, ...]]:
     return select(workflows.c.id).where(or_(workflows.c.finished_at >= start, running))
 
 
-def _ended(start: float) -> list[ColumnElement[bool]]:
-    return [
-        nodes.c.workflow_id.in_(_recent_workflows(start)),
-        nodes.c.finished_at >= start,
-        nodes.c.state.in_(ENDED),
-        nodes.c.started_at.is_not(None),
-    ]
-
-
-def _ended_steps(start: float, width: float) -> Select[*tuple[Any, ...]]:
-    bucket = bucket_index(nodes.c.finished_at, start, width)
-    return select(bucket, nodes.c.state, func.count()).where(*_ended(start)).group_by(bucket, nodes.c.state)
-
-
-def _durations(conn: Connection, start: float) -> dict[str, StepDurations]:
+def _steps(conn: Connection, start: float, width: float) -> tuple[dict[tuple[int, str], int], dict[str, StepDurations]]:
+    """Steps whose last run ended since ``start``: per (bucket, state), and per name with their durations."""
     runs = (
-        select(nodes.c.step_name, nodes.c.state, (nodes.c.finished_at - nodes.c.started_at).label("took"))
-        .where(*_ended(start))
+        select(
+            bucket_index(nodes.c.finished_at, start, width).label("bucket"),
+            nodes.c.step_name,
+            nodes.c.state,
+            (nodes.c.finished_at - nodes.c.started_at).label("took"),
+        )
+        .where(
+            nodes.c.workflow_id.in_(_recent_workflows(start)),
+            nodes.c.finished_at >= start,
+            nodes.c.state.in_(ENDED),
+            nodes.c.started_at.is_not(None),
+        )
         .subquery()
     )
     klass = duration_class(runs.c.took)
-    stmt = select(
-        runs.c.step_name, runs.c.state, klass, func.count(), func.min(runs.c.took), func.max(runs.c.took)
-    ).group_by(runs.c.step_name, runs.c.state, klass)
+    keys = (runs.c.bucket, runs.c.step_name, runs.c.state, klass)
+    stmt = select(*keys, func.count(), func.min(runs.c.took), func.max(runs.c.took)).group_by(*keys)
+    ended: dict[tuple[int, str], int] = {}
     parts: dict[str, tuple[dict[str, int], dict[int, int], float, float]] = {}
-    for name, state, index, count, shortest, longest in conn.execute(stmt):
+    for bucket, name, state, index, count, shortest, longest in conn.execute(stmt):
+        ended[bucket, state] = ended.get((bucket, state), 0) + count
         by_state, classes, low, high = parts.setdefault(name, ({}, {}, float("inf"), float("-inf")))
         by_state[state] = by_state.get(state, 0) + count
         classes[index] = classes.get(index, 0) + count
         parts[name] = (by_state, classes, min(low, shortest), max(high, longest))
-    return {
+    durations = {
         name: StepDurations(
             by_state.get(StepState.COMPLETED, 0), by_state.get(StepState.DISCARDED, 0), classes, low, high
         )
         for name, (by_state, classes, low, high) in sorted(parts.items())
     }
+    return ended, durations
 
 
 def _cost(start: float, width: float) -> Select[*tuple[Any, ...]]:
