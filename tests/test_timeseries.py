@@ -120,3 +120,11 @@ def test_a_percentile_stays_within_the_shortest_and_longest_run() -> None:
 def test_no_run_has_no_percentile() -> None:
     with pytest.raises(ValueError):
         percentile({}, 0.5, 0.0, 0.0)
+
+
+def test_the_first_and_last_ranks_are_the_shortest_and_longest_run_exactly() -> None:
+    durations = [0.5, 0.51, 9.0]
+    histogram = _histogram(durations)
+    assert percentile(histogram, 0.95, 0.5, 9.0) == 9.0  # rank 3 of 3: the slowest
+    assert percentile(histogram, 0.2, 0.5, 9.0) == 0.5  # rank 1 of 3: the fastest
+    assert 0.5 <= percentile(histogram, 0.5, 0.5, 9.0) <= 0.51 * 2**0.25
