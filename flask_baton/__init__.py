@@ -24,6 +24,7 @@ from .errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
+from .bulk import BulkResult
 from .explain import Explanation
 from .extension import Baton
 from .job import Job
@@ -38,6 +39,7 @@ __all__ = [
     "ArgumentError",
     "Baton",
     "BatonError",
+    "BulkResult",
     "ConfigError",
     "ConfigWarning",
     "CycleError",

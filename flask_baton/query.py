@@ -20,8 +20,9 @@ from .records import (
     WorkflowStatus,
     decode_result,
 )
+from .headline import OutcomeFacts
 from .states import WorkflowState
-from .store import reads
+from .store import outcomes, reads
 from .store import usage as usage_store
 
 if TYPE_CHECKING:
@@ -115,6 +116,14 @@ class Query:
     def get_workflows(self, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
         """The workflows with these ids that exist, by id."""
         return reads.workflows_by_id(self._engine, workflow_ids)
+
+    def outcome_facts(self, workflow_ids: list[str]) -> dict[str, OutcomeFacts]:
+        """What each workflow's failed steps were, by cause, for its outcome's sentence (``headline``).
+
+        A workflow with no discarded or cancelled step is left out (its facts
+        are all zero: ``OutcomeFacts()``). Two queries, however many workflows.
+        """
+        return outcomes.outcome_facts(self._engine, workflow_ids)
 
     def count_workflows_by_state(self) -> dict[str, int]:
         """How many workflows are in each state."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .states import SETTLED, StepState, WorkflowState
+from .states import SETTLED, CancelledBy, StepState, WorkflowState
 
 
 def decode_result(raw: str | None) -> Any:
@@ -33,6 +33,8 @@ class WorkflowRecord:
     created_at: float
     finished_at: float | None
     unique_key: str | None = None
+    #: Times a retry (``retry_step``, ``retry_workflow``, ``resume_workflow``) ran it again.
+    retried: int = 0
 
     @property
     def settled_steps(self) -> int:
@@ -67,6 +69,8 @@ class StepRecord:
     args: Mapping[str, Any] = field(default_factory=dict)
     #: The failure each dep's edge lets through (``Dep.tolerates``), for deps that have a policy.
     tolerates: Mapping[str, str] = field(default_factory=dict)
+    #: Who cancelled it, when it is cancelled: a user (``cancel_workflow``) or a dependency's failure.
+    cancelled_by: CancelledBy | None = None
 
     @property
     def settled(self) -> bool:

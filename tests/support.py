@@ -72,6 +72,8 @@ def make_version_1(app: Flask) -> None:
 
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN dependents_version"))
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN cancelled_by"))
+        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN retried"))
         conn.execute(text("UPDATE baton_schema SET version = 1"))
 
 

@@ -1,8 +1,8 @@
 """The index's rows: one workflow each, and the progress fields its page header shares.
 
 A row is what the index page and its live updates show of a workflow, so it
-holds only what is cheap to read for many workflows at once (the record and a
-total cost). The workflow page's header (``workflow_view``) starts from the same
+holds only what is cheap to read for many workflows at once (the record, a
+total cost, and the outcome's facts of those that ended). The workflow page's header (``workflow_view``) starts from the same
 ``Progress``, so the two never disagree about a workflow's progress.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..headline import Headline, OutcomeFacts, headline
 from ..ids import short_id
 from ..records import WorkflowRecord
 from ..states import WorkflowState
@@ -52,16 +53,27 @@ class Progress:
 @dataclass(frozen=True)
 class WorkflowRow(Progress):
     cost: str
+    outcome: Headline | None  # how it ended (the failing steps of a failed one); None while it runs
 
     @property
     def short_id(self) -> str:
         return short_id(self.id)
 
 
-def workflow_row(record: WorkflowRecord, cost: float | None, now: float) -> WorkflowRow:
-    return WorkflowRow(**progress(record, record.total_steps, now), cost=format_cost(cost))
+def workflow_row(record: WorkflowRecord, cost: float | None, facts: OutcomeFacts | None, now: float) -> WorkflowRow:
+    """``facts``: what ``Query.outcome_facts`` read for it (None: no failed step)."""
+    outcome = None if record.state == WorkflowState.RUNNING else headline(record, facts or OutcomeFacts())
+    return WorkflowRow(**progress(record, record.total_steps, now), cost=format_cost(cost), outcome=outcome)
 
 
-def row_version(record: WorkflowRecord, cost: float | None) -> tuple[Any, ...]:
+def row_version(record: WorkflowRecord, cost: float | None, facts: OutcomeFacts | None) -> tuple[Any, ...]:
     """What a row shows, but the clock: equal versions render the same."""
-    return (record.state.value, record.unsettled_steps, record.total_steps, record.finished_at, cost)
+    return (
+        record.state.value,
+        record.unsettled_steps,
+        record.total_steps,
+        record.finished_at,
+        record.retried,
+        cost,
+        facts,
+    )

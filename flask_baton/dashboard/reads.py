@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..appstate import AppState
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
+from ..headline import OutcomeFacts
 from ..records import WorkflowRecord
 from ..states import WorkflowState
 from .formatting import fingerprint
@@ -91,11 +93,32 @@ def search_by_id(state: AppState, filters: IndexFilters) -> IdSearch:
 
 
 @dataclass(frozen=True)
+class RowReads:
+    """What index rows show beyond their records, read for many rows at once: costs, outcomes' facts."""
+
+    costs: dict[str, float]
+    facts: dict[str, OutcomeFacts]
+
+    @classmethod
+    def of(cls, state: AppState, records: Iterable[WorkflowRecord]) -> RowReads:
+        """One read (three when some of them ended), however many rows."""
+        records = list(records)
+        ended = [r.id for r in records if r.state != WorkflowState.RUNNING]
+        return cls(state.query.workflow_costs([r.id for r in records]), state.query.outcome_facts(ended))
+
+    def row(self, record: WorkflowRecord, now: float) -> WorkflowRow:
+        return workflow_row(record, self.costs.get(record.id), self.facts.get(record.id), now)
+
+    def version(self, record: WorkflowRecord) -> tuple[Any, ...]:
+        return row_version(record, self.costs.get(record.id), self.facts.get(record.id))
+
+
+@dataclass(frozen=True)
 class IndexPage:
     filters: IndexFilters
     rows: tuple[WorkflowRow, ...]
     records: tuple[WorkflowRecord, ...]
-    costs: dict[str, float]
+    reads: RowReads
     counts: dict[str, int]
     next_before: str | None
     version: str
@@ -105,12 +128,12 @@ def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -
     """One page of the index, newest first."""
     page = state.query.search_workflows(filters.label, filters.state, limit=limit, before=filters.before)
     records = tuple(page.workflows)
-    costs = state.query.workflow_costs([r.id for r in records])
+    reads = RowReads.of(state, records)
     counts = state.query.count_workflows_by_state()
     now = time.time()
-    rows = tuple(workflow_row(r, costs.get(r.id), now) for r in records)
-    version = fingerprint([(r.id, row_version(r, costs.get(r.id))) for r in records], sorted(counts.items()))
-    return IndexPage(filters, rows, records, costs, counts, page.next_before, version)
+    rows = tuple(reads.row(r, now) for r in records)
+    version = fingerprint([(r.id, reads.version(r)) for r in records], sorted(counts.items()))
+    return IndexPage(filters, rows, records, reads, counts, page.next_before, version)
 
 
 class WorkflowReader:
@@ -128,10 +151,13 @@ class WorkflowReader:
             return None
         steps = self.state.query.get_workflow_jobs(self.workflow_id)
         usage = self.state.query.step_usage(self.workflow_id)
+        facts = OutcomeFacts()
+        if record.state != WorkflowState.RUNNING:
+            facts = self.state.query.outcome_facts([self.workflow_id]).get(self.workflow_id, facts)
         structure = structure_of(steps)
         if structure != self._structure or self._layout is None:
             self._structure, self._layout = structure, layered_layout(structure)
-        return workflow_view(record, steps, usage, self._max_attempts, time.time(), self._layout)
+        return workflow_view(record, steps, usage, facts, self._max_attempts, time.time(), self._layout)
 
     def _max_attempts(self, task: str) -> int | None:
         step = self.state.step(task)

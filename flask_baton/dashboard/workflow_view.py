@@ -1,4 +1,4 @@
-"""The workflow page's view model: its header (summary, outcome), graph and steps.
+"""The workflow page's view model: its header (summary, outcome, actions), graph and steps.
 
 Assembles the parts (``step_view``, ``graph_view``, the index's ``progress``)
 into what the page and its live fragments show, with a version that changes
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..dag import StepGraph, can_cancel, can_retry
+from ..dag import StepGraph, can_cancel, can_retry, failure_roots, resume_roots
+from ..headline import Headline, OutcomeFacts, headline
 from ..records import StepRecord, StepUsage, WorkflowRecord
-from ..states import StepState, WorkflowState
 from .formatting import (
     STATE_ORDER,
     Segment,
@@ -22,7 +22,6 @@ from .formatting import (
     format_cost,
     format_count,
     segments,
-    short,
     timestamp,
 )
 from .graph_view import GraphView, graph_view, structure_of
@@ -32,56 +31,32 @@ from .step_view import StepView, step_view
 
 
 @dataclass(frozen=True)
-class Outcome:
-    kind: str  # completed | failed | cancelled
-    title: str
-    text: str
-
-
-@dataclass(frozen=True)
 class SummaryView(Progress):
     bars: tuple[Segment, ...]
     counts: tuple[tuple[str, int], ...]
     finished: Timestamp | None
     cost: str
     tokens: str
-    outcome: Outcome | None
+    outcome: Headline | None  # None while it runs: the progress says it all
     can_cancel: bool
-
-
-def outcome_of(record: WorkflowRecord, steps: Sequence[StepRecord], duration: str) -> Outcome | None:
-    if record.state == WorkflowState.RUNNING:
-        return None
-    failed = [s.step_name for s in steps if s.state == StepState.DISCARDED]
-    cancelled = [s.step_name for s in steps if s.state == StepState.CANCELLED]
-    if record.state == WorkflowState.COMPLETED:
-        return Outcome("completed", "Completed", f"All {record.total_steps} steps completed in {duration}.")
-    if record.state == WorkflowState.CANCELLED:
-        done = sum(1 for s in steps if s.state == StepState.COMPLETED)
-        return Outcome(
-            "cancelled",
-            "Cancelled",
-            f"Cancelled after {duration}: {done} step(s) had completed, {len(cancelled)} were cancelled.",
-        )
-    parts = []
-    if failed:
-        parts.append(
-            f"{len(failed)} step(s) failed ({', '.join(short(n, 40) for n in failed[:5])}"
-            f"{', …' if len(failed) > 5 else ''})"
-        )
-    if cancelled:
-        parts.append(f"{len(cancelled)} cancelled as a consequence")
-    return Outcome("failed", "Failed", ("; ".join(parts) or "A step failed") + f", after {duration}.")
+    can_retry: bool  # "Retry workflow": there are failures a resume would not run again
+    can_resume: bool  # "Resume": a user's cancel stopped steps that can run again
 
 
 def summary_view(
-    record: WorkflowRecord, steps: Sequence[StepRecord], usage: Mapping[str, StepUsage], now: float
+    record: WorkflowRecord,
+    steps: Sequence[StepRecord],
+    usage: Mapping[str, StepUsage],
+    facts: OutcomeFacts,
+    now: float,
 ) -> SummaryView:
     counts: dict[str, int] = {}
     for step in steps:
         counts[step.state.value] = counts.get(step.state.value, 0) + 1
     header = progress(record, record.total_steps or len(steps), now)
     running = header["running_since"] is not None
+    # What retry_workflow / resume_workflow would re-arm: their buttons show when it is something.
+    retried, resumed = ([], []) if running else (failure_roots(StepGraph.of(steps)), resume_roots(steps))
     costs = [u.cost_usd for u in usage.values() if u.cost_usd is not None]
     tokens = sum(u.total_tokens for u in usage.values())
     return SummaryView(
@@ -91,8 +66,10 @@ def summary_view(
         finished=timestamp(record.finished_at, with_date=True) if not running else None,
         cost=format_cost(sum(costs)) if costs else "—",
         tokens=format_count(tokens) if usage else "—",
-        outcome=outcome_of(record, steps, header["duration"]),
+        outcome=None if running else headline(record, facts),
         can_cancel=can_cancel(record.state),  # the button shows when control.cancel_workflow would accept it
+        can_retry=bool(set(retried) - set(resumed)),
+        can_resume=bool(resumed),
     )
 
 
@@ -108,6 +85,7 @@ def workflow_view(
     record: WorkflowRecord,
     steps: Sequence[StepRecord],
     usage: Mapping[str, StepUsage],
+    facts: OutcomeFacts,
     max_attempts: Callable[[str], int | None],
     now: float,
     layout: Layout | None = None,
@@ -124,6 +102,8 @@ def workflow_view(
         record.state.value,
         record.unsettled_steps,
         record.finished_at,
+        record.retried,
+        facts,
         [
             (s.step_name, s.state.value, s.attempt, s.scheduled_at, s.started_at, s.finished_at, s.has_result, s.error)
             for s in steps
@@ -131,4 +111,4 @@ def workflow_view(
         sorted((name, u) for name, u in usage.items()),
         graph.shape,
     )
-    return WorkflowView(summary_view(record, steps, usage, now), graph, step_views, version)
+    return WorkflowView(summary_view(record, steps, usage, facts, now), graph, step_views, version)

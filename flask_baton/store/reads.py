@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, tru
 
 from ..dag import StepGraph
 from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
-from ..states import StepState, WorkflowState
+from ..states import CancelledBy, StepState, WorkflowState
 from .engine import read_connection
 from .tables import edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
@@ -65,6 +65,7 @@ def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
             row.finished_at,
             json.loads(row.args),
             tolerates.get(row.step_name, {}),
+            _cancelled_by(row.state, row.cancelled_by),
         )
         for row in rows
     ]
@@ -223,7 +224,15 @@ def _workflow(row: Row[Any]) -> WorkflowRecord:
         row.created_at,
         row.finished_at,
         row.unique_key,
+        row.retried,
     )
+
+
+def _cancelled_by(state: str, stored: str | None) -> CancelledBy | None:
+    """Who cancelled a step: NULL on a cancelled step means its dependency's failure did."""
+    if state != StepState.CANCELLED:
+        return None
+    return CancelledBy.DEPENDENCY if stored is None else CancelledBy(stored)
 
 
 def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
