@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0.dev0"
 
+from .bulk import BulkResult
 from .errors import (
     AmbiguousWorkflowIdError,
     ArgumentError,
@@ -24,7 +25,6 @@ from .errors import (
     WorkflowNotFoundError,
     WorkflowStateError,
 )
-from .bulk import BulkResult
 from .explain import Explanation
 from .extension import Baton
 from .job import Job

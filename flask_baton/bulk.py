@@ -34,6 +34,8 @@ class BulkResult:
     skipped: str | None = None
     #: The whole refusal, naming the workflow.
     error: str | None = None
+    #: After a retry or a resume: failed steps left cancelled, and why (``control.Retried``).
+    left_cancelled: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -56,7 +58,10 @@ def resume_workflows(state: AppState, workflow_ids: Sequence[str]) -> list[BulkR
 
 
 def summary(results: Sequence[BulkResult], done: str) -> str:
-    """``3 retried``, ``3 retried, 1 skipped: still running``, ``1 cancelled, 3 skipped: 2 already completed, 1 not found``."""
+    """What an action did, counted: ``3 retried``, ``3 retried, 1 skipped: still running``.
+
+    Several reasons are counted each: ``1 cancelled, 3 skipped: 2 already completed, 1 not found``.
+    """
     said = f"{sum(1 for result in results if result.done)} {done}"
     reasons = Counter(result.skipped for result in results if result.skipped is not None)
     if not reasons:
@@ -76,7 +81,9 @@ def _each(
     for workflow_id in dict.fromkeys(workflow_ids):
         label = labels.get(workflow_id, "")
         try:
-            results.append(BulkResult(workflow_id, label, list(act(state, workflow_id))))
+            steps = act(state, workflow_id)
+            left = steps.left_cancelled if isinstance(steps, control.Retried) else {}
+            results.append(BulkResult(workflow_id, label, list(steps), left_cancelled=left))
         except WorkflowNotFoundError as exc:
             results.append(BulkResult(workflow_id, label, skipped="not found", error=str(exc)))
         except DuplicateWorkflowError as exc:

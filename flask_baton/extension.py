@@ -13,8 +13,8 @@ from huey import Huey
 from sqlalchemy.engine import make_url
 
 from . import bulk, control
-from .bulk import BulkResult
 from .appstate import EXTENSION_KEY, AppState, get_state
+from .bulk import BulkResult
 from .cli import baton_cli
 from .config import BatonConfig, read_config
 from .dashboard import register_dashboard

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
+from .headline import OutcomeFacts
 from .records import (
     Input,
     StepRecord,
@@ -20,7 +21,6 @@ from .records import (
     WorkflowStatus,
     decode_result,
 )
-from .headline import OutcomeFacts
 from .states import WorkflowState
 from .store import outcomes, reads
 from .store import usage as usage_store

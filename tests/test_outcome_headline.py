@@ -105,7 +105,9 @@ def test_a_users_cancel_says_when_and_what_had_finished(app: Flask, consumer: Th
 
     said = shown_everywhere(app, wf.workflow_id)
     at = utc_clock(record.finished_at)  # the moment of the cancel
-    assert said == Headline("cancelled", f"Cancelled by a user at {at}", "1 of 3 steps had completed; 2 steps cancelled.")
+    assert said == Headline(
+        "cancelled", f"Cancelled by a user at {at}", "1 of 3 steps had completed; 2 steps cancelled."
+    )
 
 
 def test_a_failure_names_its_step_and_counts_what_it_cancelled(app: Flask, consumer: ThreadConsumer) -> None:
@@ -121,7 +123,9 @@ def test_a_failure_names_its_step_and_counts_what_it_cancelled(app: Flask, consu
     assert wait_finished(app, wf.workflow_id).state == "failed"
 
     said = shown_everywhere(app, wf.workflow_id)
-    assert said == Headline("failed", "Failed because of broken", "2 of 5 steps completed; 2 cancelled as a consequence.")
+    assert said == Headline(
+        "failed", "Failed because of broken", "2 of 5 steps completed; 2 cancelled as a consequence."
+    )
 
 
 def test_a_workflow_retried_after_a_failure_says_it_completed_after_the_retry(

@@ -11,7 +11,7 @@ import shutil
 import textwrap
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..explain import Explanation, describe_states, explain, last_line
@@ -34,7 +34,7 @@ class Snapshot:
     summary: WorkflowStatus
     steps: list[StepRecord]
     only: StepState | None = None
-    facts: OutcomeFacts = OutcomeFacts()
+    facts: OutcomeFacts = field(default_factory=OutcomeFacts)
 
     @property
     def headline(self) -> Headline:

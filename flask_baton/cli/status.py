@@ -97,8 +97,9 @@ def _read(query: Query, workflow_id: str, only: StepState | None) -> render.Snap
     record, summary = query.get_workflow(workflow_id), query.workflow_status(workflow_id)
     if record is None or summary is None:
         raise WorkflowNotFoundError(f"workflow {workflow_id} no longer exists (pruned?)")
+    steps = query.get_workflow_jobs(workflow_id)
     facts = query.outcome_facts([workflow_id]).get(workflow_id, OutcomeFacts())
-    return render.Snapshot(record, summary, query.get_workflow_jobs(workflow_id), only, facts)
+    return render.Snapshot(record, summary, steps, only, facts)
 
 
 def _show(snap: render.Snapshot, *, as_json: bool, errors: bool, compact: bool = False) -> str:

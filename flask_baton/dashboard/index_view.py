@@ -2,8 +2,9 @@
 
 A row is what the index page and its live updates show of a workflow, so it
 holds only what is cheap to read for many workflows at once (the record, a
-total cost, and the outcome's facts of those that ended). The workflow page's header (``workflow_view``) starts from the same
-``Progress``, so the two never disagree about a workflow's progress.
+total cost, and the outcome's facts of those that ended). The workflow
+page's header (``workflow_view``) starts from the same ``Progress``, so the
+two never disagree about a workflow's progress.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-
 from .tables import metadata, nodes, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.

@@ -25,7 +25,7 @@ def _fails_workflow() -> ColumnElement[Any]:
     """1 for a discarded step that fails its workflow, 0 for one every dependent tolerates (and other steps)."""
     out = edges.alias("e")
     from_step = (out.c.workflow_id == nodes.c.workflow_id) & (out.c.dep_name == nodes.c.step_name)
-    tolerated = literal_column(satisfied(f"{nodes.name}.state", "e.tolerates"))  # the step has failed
+    tolerated: ColumnElement[bool] = literal_column(satisfied(f"{nodes.name}.state", "e.tolerates"))  # it failed
     fails = or_(not_(exists().where(from_step)), exists().where(from_step, not_(tolerated)))
     return case((nodes.c.state == StepState.DISCARDED, case((fails, 1), else_=0)), else_=0).label("fails")
 
@@ -55,12 +55,18 @@ def outcome_facts(engine: Engine, workflow_ids: Sequence[str]) -> dict[str, Outc
         func.count(),
         func.max(steps.c.finished_at),
     ).group_by(steps.c.workflow_id, steps.c.state, steps.c.cancelled_by, steps.c.fails)
-    discarded = select(
-        steps.c.workflow_id,
-        steps.c.step_name,
-        steps.c.fails,
-        func.row_number().over(partition_by=(steps.c.workflow_id, steps.c.fails), order_by=steps.c.position).label("nth"),
-    ).where(steps.c.state == StepState.DISCARDED).subquery()
+    discarded = (
+        select(
+            steps.c.workflow_id,
+            steps.c.step_name,
+            steps.c.fails,
+            func.row_number()
+            .over(partition_by=(steps.c.workflow_id, steps.c.fails), order_by=steps.c.position)
+            .label("nth"),
+        )
+        .where(steps.c.state == StepState.DISCARDED)
+        .subquery()
+    )
     first = (
         select(discarded.c.workflow_id, discarded.c.step_name, discarded.c.fails)
         .where(discarded.c.nth <= NAMED)
