@@ -22,6 +22,8 @@ from .states import WorkflowState
 
 #: Failed steps a sentence names before "and N more".
 NAMED = 3
+#: The title of a workflow every step of which completed, at its first run.
+PLAIN = "Completed"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def headline(record: WorkflowRecord, facts: OutcomeFacts, clock: Callable[[float
     after = f"after {_retries(record.retried)}" if record.retried else ""
     if record.state == WorkflowState.COMPLETED:
         if not facts.failures:
-            return Headline("completed", _joined("Completed", after), f"All {total} steps completed.")
+            return Headline("completed", _joined(PLAIN, after), f"All {total} steps completed.")
         title = _joined(f"Completed with {_count(facts.failures, 'tolerated failure')}", after)
         causes = _causes(facts, by_user, tolerated="discarded")
         return Headline("completed", title, _sentence(f"{completed} of {total} steps completed", *causes))

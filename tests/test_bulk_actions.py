@@ -4,7 +4,7 @@ Through the Python API (``baton.resume_workflow``, ``cancel_workflows``,
 ``retry_workflows``), the CLI given several ids, and the dashboard's
 endpoints (the workflow page's Retry workflow / Resume buttons, the index's
 bulk form), on both backends with a real consumer. The browser side is in
-``test_dashboard_browser_actions.py``.
+``test_dashboard_browser.py``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..headline import Headline, OutcomeFacts, headline
+from ..headline import PLAIN, Headline, OutcomeFacts, headline
 from ..ids import short_id
 from ..records import WorkflowRecord
 from ..states import WorkflowState
@@ -54,7 +54,7 @@ class Progress:
 @dataclass(frozen=True)
 class WorkflowRow(Progress):
     cost: str
-    outcome: Headline | None  # how it ended (the failing steps of a failed one); None while it runs
+    outcome: Headline | None  # how it ended, when that says more than its state badge
 
     @property
     def short_id(self) -> str:
@@ -62,8 +62,14 @@ class WorkflowRow(Progress):
 
 
 def workflow_row(record: WorkflowRecord, cost: float | None, facts: OutcomeFacts | None, now: float) -> WorkflowRow:
-    """``facts``: what ``Query.outcome_facts`` read for it (None: no failed step)."""
+    """``facts``: what ``Query.outcome_facts`` read for it (None: no failed step).
+
+    The outcome is left out while it runs, and when it is a plain "Completed"
+    (every step completed at the first try): the badge says that already.
+    """
     outcome = None if record.state == WorkflowState.RUNNING else headline(record, facts or OutcomeFacts())
+    if outcome is not None and outcome.title == PLAIN:
+        outcome = None
     return WorkflowRow(**progress(record, record.total_steps, now), cost=format_cost(cost), outcome=outcome)
 
 
