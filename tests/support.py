@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -239,6 +239,30 @@ class Deliveries:
     def wait(self, node_id: str, count: int, timeout: float = 20.0) -> None:
         """Wait until ``count`` deliveries of step ``node_id`` were handled."""
         wait_for(lambda: self.counts.get(node_id, 0) >= count, f"{count} handled deliveries of step {node_id}", timeout)
+
+
+def cancel_mid_run(app: Flask, workflow: Any, gates: Sequence[Path], reached: Mapping[str, str]) -> None:
+    """Insert ``workflow``, wait until its steps are in the states ``reached``, and cancel it as a user would.
+
+    The steps ``reached`` says are ``executing`` are held by files in
+    ``gates``: those are created after the cancel, and each held run is
+    waited for until it has returned (its late outcome dropped), so no
+    consumer thread is still busy with the workflow.
+    """
+    from flask_baton import control
+
+    with Deliveries(app) as deliveries:
+        jobs = {job.step_name: job for job in workflow.insert()}
+        wait_for(
+            lambda: all(step_states(app, workflow.workflow_id)[name] == state for name, state in reached.items()),
+            f"the steps to reach {dict(reached)}",
+        )
+        control.cancel_workflow(app.extensions["baton"], workflow.workflow_id)
+        for gate in gates:
+            gate.touch()
+        for name, state in reached.items():
+            if state == "executing":
+                deliveries.wait(jobs[name].id, 1)
 
 
 class WorkerProcess:

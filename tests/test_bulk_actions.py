@@ -23,7 +23,7 @@ from flask_baton.states import CancelledBy
 
 from . import ledger
 from .steps import baton, constant, fails_while_file_exists, wait_for_file
-from .support import Deliveries, ThreadConsumer, step_states, wait_finished, wait_for
+from .support import ThreadConsumer, cancel_mid_run, step_states, wait_finished, wait_for
 from .test_dashboard import body, page_token
 from .test_outcome_headline import told
 
@@ -65,6 +65,29 @@ def failed(blocker: Path, name: str) -> Workflow:
     )
     wf.insert()
     return wf
+
+
+def failed_then_cancelled(app: Flask, tmp_path: Path, label: str, names: tuple[str, ...]) -> tuple[Workflow, Path]:
+    """A workflow a user cancelled after one of its steps had failed on its own; and the file that failed it.
+
+    ``names``: a root, a step that fails while the returned file exists and
+    what waits for it (cancelled as a consequence), a step running when the
+    cancel came and what waits for it (both cancelled by the user).
+    """
+    root, broken, after_broken, held, after_held = names
+    blocker, gate = tmp_path / "blocker", tmp_path / "gate"
+    blocker.touch()
+    wf = (
+        Workflow(label)
+        .add(root, constant.new(value=1))
+        .add(broken, fails_while_file_exists.new(path=str(blocker)), deps=[root])
+        .add(after_broken, constant.new(value=2), deps=[broken])
+        .add(held, wait_for_file.new(path=str(gate), value=3), deps=[root])
+        .add(after_held, constant.new(value=4), deps=[held])
+    )
+    cancel_mid_run(app, wf, [gate], {broken: "discarded", held: "executing"})
+    assert wait_finished(app, wf.workflow_id).state == "cancelled"
+    return wf, blocker
 
 
 def stored(app: Flask, workflow_id: str) -> tuple[Any, ...]:
@@ -128,29 +151,9 @@ def test_cancel_workflows_cancels_each_running_one_as_a_users_doing(
 def test_resume_runs_again_what_the_cancel_stopped_and_leaves_what_failed_on_its_own(
     app: Flask, consumer: ThreadConsumer, tmp_path: Path, ledger_path: Path
 ) -> None:
-    blocker, gate = tmp_path / "blocker", tmp_path / "gate"
-    blocker.touch()
-    wf = (
-        Workflow("mixed")
-        .add("root", constant.new(value=1))
-        .add("broken", fails_while_file_exists.new(path=str(blocker)), deps=["root"])
-        .add("after_broken", constant.new(value=2), deps=["broken"])
-        .add("held", wait_for_file.new(path=str(gate), value=3), deps=["root"])
-        .add("after_held", constant.new(value=4), deps=["held"])
+    wf, blocker = failed_then_cancelled(
+        app, tmp_path, "mixed", ("root", "broken", "after_broken", "held", "after_held")
     )
-    try:
-        with Deliveries(app) as deliveries:
-            jobs = {job.step_name: job for job in wf.insert()}
-            wait_for(
-                lambda: [step_states(app, wf.workflow_id)[n] for n in ("broken", "held")] == ["discarded", "executing"],
-                "broken to fail while held runs",
-            )
-            baton.cancel_workflow(wf.workflow_id)
-            gate.touch()
-            deliveries.wait(jobs["held"].id, 1)  # its late outcome was dropped
-    finally:
-        gate.touch()
-    assert wait_finished(app, wf.workflow_id).state == "cancelled"
     page = body(app.test_client().get(f"/baton/workflows/{wf.workflow_id}"))
     assert 'id="resume-workflow"' in page and 'id="retry-workflow"' in page  # they would do different things
 

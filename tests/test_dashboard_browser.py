@@ -30,14 +30,14 @@ from .steps import (
     baton,
     constant,
     core_echo,
-    fails_while_file_exists,
     fetch_web,
     llm_complete,
     raise_message,
     record_args,
     wait_for_file,
 )
-from .support import Deliveries, ThreadConsumer, step_states, wait_finished, wait_for
+from .support import ThreadConsumer, step_states, wait_finished, wait_for
+from .test_bulk_actions import failed_then_cancelled
 from .test_dashboard_live import LiveServer, gated_workflow
 
 pytestmark = pytest.mark.browser
@@ -458,31 +458,8 @@ def test_screenshots_selecting_two_workflows_and_confirming_cancels_both_rows_li
 def test_screenshots_a_banner_after_a_failure_and_a_cancel_then_resume_from_the_page(
     app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser, tmp_path: Path
 ) -> None:
-    blocker, gate = tmp_path / "blocker", tmp_path / "gate"
-    blocker.touch()
-    wf = (
-        Workflow("brief:fusion startups")
-        .add("fetch_sources", constant.new(value=1))
-        .add("summarize", fails_while_file_exists.new(path=str(blocker)), deps=["fetch_sources"])
-        .add("compile_brief", constant.new(value=2), deps=["summarize"])
-        .add("translate:de", wait_for_file.new(path=str(gate), value=3), deps=["fetch_sources"])
-        .add("publish", constant.new(value=4), deps=["translate:de"])
-    )
-    try:
-        with Deliveries(app) as deliveries:
-            jobs = {job.step_name: job for job in wf.insert()}
-            wait_for(
-                lambda: (
-                    [step_states(app, wf.workflow_id)[n] for n in ("summarize", "translate:de")]
-                    == ["discarded", "executing"]
-                ),
-                "summarize to fail while the translation runs",
-            )
-            baton.cancel_workflow(wf.workflow_id)
-            gate.touch()
-            deliveries.wait(jobs["translate:de"].id, 1)
-    finally:
-        gate.touch()
+    names = ("fetch_sources", "summarize", "compile_brief", "translate:de", "publish")
+    wf, _ = failed_then_cancelled(app, tmp_path, "brief:fusion startups", names)
     page = open_live(browser, f"{live_server.url}/baton/workflows/{wf.workflow_id}")
     banner = page.inner_text("#wf-summary .outcome")
     assert banner.startswith("Cancelled by a user at ")

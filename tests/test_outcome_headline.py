@@ -22,7 +22,7 @@ from flask_baton.cli import render
 from flask_baton.headline import Headline, OutcomeFacts, headline, utc_clock
 
 from .steps import baton, constant, discard_now, fails_while_file_exists, wait_for_file
-from .support import Deliveries, ThreadConsumer, step_states, wait_finished, wait_for
+from .support import ThreadConsumer, cancel_mid_run, step_states, wait_finished, wait_for
 
 
 @pytest.fixture
@@ -97,12 +97,7 @@ def test_a_users_cancel_says_when_and_what_had_finished(app: Flask, consumer: Th
         .add("held", wait_for_file.new(path=str(gate)), deps=["first"])
         .add("after", constant.new(value=2), deps=["held"])
     )
-    with Deliveries(app) as deliveries:
-        jobs = {job.step_name: job for job in wf.insert()}
-        wait_for(lambda: step_states(app, wf.workflow_id)["held"] == "executing", "held to run")
-        baton.cancel_workflow(wf.workflow_id)
-        gate.touch()
-        deliveries.wait(jobs["held"].id, 1)  # its late outcome was dropped
+    cancel_mid_run(app, wf, [gate], {"held": "executing"})
     record = wait_finished(app, wf.workflow_id)
     assert record.state == "cancelled" and record.finished_at is not None
 
@@ -162,22 +157,13 @@ def test_after_a_users_cancel_and_a_retry_of_one_step_the_rest_is_still_the_user
         wf.add(f"item:{i}", wait_for_file.new(path=str(path), value=i), deps=["root"])
     wf.add("join", constant.new(value=9), deps=[f"item:{i}" for i in gates])
     try:
-        with Deliveries(app) as deliveries:
-            jobs = {job.step_name: job for job in wf.insert()}
-            wait_for(
-                lambda: all(step_states(app, wf.workflow_id)[f"item:{i}"] == "executing" for i in gates),
-                "the items to run",
-            )
-            baton.cancel_workflow(wf.workflow_id)
-            for i, path in gates.items():
-                path.touch()
-                deliveries.wait(jobs[f"item:{i}"].id, 1)
-            (tmp_path / "gate-0").unlink()
-            assert baton.retry_step(wf.workflow_id, "item:0") == ["item:0"]
-            wait_for(lambda: step_states(app, wf.workflow_id)["item:0"] == "executing", "item:0 to run again")
-            running = shown_everywhere(app, wf.workflow_id)
-            assert running == Headline("running", "Running", "5 of 6 steps settled; running again after 1 retry.")
-            gates[0].touch()
+        cancel_mid_run(app, wf, list(gates.values()), {f"item:{i}": "executing" for i in gates})
+        gates[0].unlink()  # its retry waits again
+        assert baton.retry_step(wf.workflow_id, "item:0") == ["item:0"]
+        wait_for(lambda: step_states(app, wf.workflow_id)["item:0"] == "executing", "item:0 to run again")
+        running = shown_everywhere(app, wf.workflow_id)
+        assert running == Headline("running", "Running", "5 of 6 steps settled; running again after 1 retry.")
+        gates[0].touch()
         assert wait_finished(app, wf.workflow_id).state == "failed"
     finally:
         for path in gates.values():
