@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from flask_baton import Workflow
 from flask_baton.states import CancelledBy
+from flask_baton.store import migrations
 
 from . import ledger
 from .steps import baton, constant, fails_while_file_exists, wait_for_file
@@ -172,6 +174,32 @@ def test_resume_runs_again_what_the_cancel_stopped_and_leaves_what_failed_on_its
     assert told(app, wf.workflow_id).title == "Completed after 2 retries"
     runs = ledger.runs_per_step(ledger_path, wf.workflow_id)
     assert (runs["root"], runs["broken"], runs["held"], runs["after_held"]) == (1, 2, 2, 1)
+
+
+def test_upgrading_to_schema_3_tells_the_steps_an_earlier_cancel_stopped_from_its_consequences(
+    app: Flask, consumer: ThreadConsumer, tmp_path: Path
+) -> None:
+    wf, _ = failed_then_cancelled(app, tmp_path, "from-v2", ("root", "broken", "after_broken", "held", "after_held"))
+    expected = told(app, wf.workflow_id)
+    with app.extensions["baton"].engine.begin() as conn:  # what version 2 stored: no marks
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN cancelled_by"))
+        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN retried"))
+        conn.execute(text("UPDATE baton_schema SET version = 2"))
+
+    assert baton.create_schema() == (2, migrations.SCHEMA_VERSION)
+
+    steps = {s.step_name: s.cancelled_by for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}
+    assert steps == {
+        "root": None,
+        "broken": None,
+        "after_broken": CancelledBy.DEPENDENCY,
+        "held": CancelledBy.USER,
+        "after_held": CancelledBy.USER,
+    }
+    assert told(app, wf.workflow_id) == expected
+    assert (
+        expected.detail == "1 of 5 steps had completed; 2 steps cancelled; broken failed; 1 cancelled as a consequence."
+    )
 
 
 # -- the CLI -------------------------------------------------------------------------------

@@ -450,6 +450,11 @@ def test_screenshots_selecting_two_workflows_and_confirming_cancels_both_rows_li
         assert page.evaluate("window.__marker") == 1  # the same document: no reload
         query = app.extensions["baton"].query
         assert [query.get_workflow(i).state for i in flows] == ["cancelled", "cancelled", "running"]
+
+        page.click(f"#w-{third} input.pick")
+        gates[2].touch()  # the live feed replaces its row when it completes: the tick stays
+        page.wait_for_selector(f"#w-{third}.st-completed")
+        assert page.is_checked(f"#w-{third} input.pick") and page.inner_text("#picked") == "1 selected"
     finally:
         for gate in gates:
             gate.touch()
