@@ -10,7 +10,6 @@ as for the API and the CLI.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,10 +21,8 @@ from .. import bulk, control
 from ..appstate import AppState
 from ..bulk import BulkResult
 from ..errors import WorkflowError
-from .reads import PAGE_SIZE, RowReads
-from .views import CANCEL_REASON, answer, baton_state, confirm_page, fragment, out_of_band
-
-_ID = re.compile(r"^[0-9a-f]{32}$")
+from .reads import PAGE_SIZE, WORKFLOW_ID, RowReads
+from .views import CANCEL_REASON, answer, baton_state, confirm_page, fragment, out_of_band, still_cancelled
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ def register_actions(bp: Blueprint) -> None:
         if action is None:
             abort(400)
         # At most a page of them: what one index page can select.
-        ids = [i for i in dict.fromkeys(request.form.getlist("ids")) if _ID.match(i)][:PAGE_SIZE]
+        ids = [i for i in dict.fromkeys(request.form.getlist("ids")) if WORKFLOW_ID.match(i)][:PAGE_SIZE]
         if not ids:
             return _bulk_answer("error", "Select one or more workflows first.", [])
         if request.form.get("confirmed") != "1":
@@ -139,9 +136,8 @@ def _rerun(rerun: Rerun, workflow_id: str) -> Any:
         rearmed = rerun.act(baton_state(), workflow_id)
     except WorkflowError as exc:
         return answer(workflow_id, "error", str(exc))
-    left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
-    still = f" Still cancelled: {left}." if left else ""
-    return answer(workflow_id, "ok", f"{len(rearmed)} step(s) will run again: {', '.join(rearmed)}.{still}")
+    steps = ", ".join(rearmed)
+    return answer(workflow_id, "ok", f"{len(rearmed)} step(s) will run again: {steps}.{still_cancelled(rearmed)}")
 
 
 def _bulk_answer(kind: str, text: str, results: list[BulkResult]) -> Any:

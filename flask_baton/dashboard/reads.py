@@ -27,7 +27,8 @@ from .workflow_view import WorkflowView, workflow_view
 PAGE_SIZE = 50
 #: Longest label filter accepted.
 MAX_QUERY = 200
-_ID = re.compile(r"^[0-9a-f]{32}$")
+#: A whole workflow id, as the index's links and forms carry them.
+WORKFLOW_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Search text that may be the start of an id (ids are 32 hex digits).
 _ID_PREFIX = re.compile(r"^[0-9a-fA-F]{1,32}$")
 STATES = tuple(state.value for state in WorkflowState)
@@ -50,7 +51,7 @@ class IndexFilters:
         return cls(
             state if state in STATES else None,
             label,
-            before if before is not None and _ID.match(before) else None,
+            before if before is not None and WORKFLOW_ID.match(before) else None,
         )
 
     def matches(self, record: WorkflowRecord) -> bool:

@@ -236,9 +236,14 @@ def register_views(bp: Blueprint) -> None:
             return answer(workflow_id, "error", str(exc))
         others = len(rearmed) - 1
         extra = f" with {others} dependent step(s)" if others else ""
-        left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
-        still = f" Still cancelled: {left}." if left else ""
+        still = still_cancelled(rearmed)
         return answer(workflow_id, "ok", f"Step “{step}” will run again{extra}.{still}")
+
+
+def still_cancelled(rearmed: control.Retried) -> str:
+    """`` Still cancelled: “report” (dependency 'x' discarded).``, or nothing: what a retry left failed, and why."""
+    left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
+    return f" Still cancelled: {left}." if left else ""
 
 
 def confirm_page(
