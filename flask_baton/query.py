@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
 from .headline import OutcomeFacts
 from .records import (
+    AttemptRecord,
+    ContextCapture,
     Input,
     StepRecord,
     StepUsage,
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREFIX_MATCHES",
+    "AttemptRecord",
+    "ContextCapture",
     "Input",
     "Query",
     "StepRecord",
@@ -57,6 +61,33 @@ class Query:
     def get_workflow_jobs(self, workflow_id: str) -> list[StepRecord]:
         """Every step of the workflow, in insertion order."""
         return reads.steps(self._engine, workflow_id)
+
+    def get_workflow_job(self, workflow_id: str, step_name: str) -> StepRecord | None:
+        """One step of the workflow, as ``get_workflow_jobs`` has it, or ``None`` (reads that step only)."""
+        return reads.step(self._engine, workflow_id, step_name)
+
+    def get_step_attempts(self, workflow_id: str, step_name: str, *, limit: int | None = None) -> list[AttemptRecord]:
+        """Every run of one step, oldest first: when, on which worker, how it ended, its error.
+
+        Runs retried, snoozed, handed back, rescued after a lost lease or
+        re-armed by a retry are kept in ``baton_attempts``; the last run is
+        the step's own row. ``limit`` keeps the newest runs only (a step
+        that snoozes every few seconds runs often). Empty for a step that
+        never ran or does not exist.
+        """
+        if limit is not None and limit < 1:
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
+        return reads.step_attempts(self._engine, workflow_id, step_name, limit)
+
+    def get_context_captures(
+        self, workflow_id: str, step_name: str, *, since: float | None = None
+    ) -> list[ContextCapture]:
+        """What ``job.capture_context`` stored for one step, oldest first (made at or after ``since``).
+
+        Each capture names the attempt that made it; kept while
+        ``BATON_DEBUG_LOG_MAX_AGE`` allows.
+        """
+        return usage_store.captures(self._engine, workflow_id, step_name, since)
 
     def workflow_status(self, workflow_id: str) -> WorkflowStatus | None:
         """The workflow's progress, timing and cost in one query, or ``None``.

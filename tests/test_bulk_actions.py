@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
 
 from flask_baton import Workflow
 from flask_baton.states import CancelledBy
@@ -25,7 +24,7 @@ from flask_baton.store import migrations
 
 from . import ledger
 from .steps import baton, constant, fails_while_file_exists, wait_for_file
-from .support import ThreadConsumer, cancel_mid_run, step_states, wait_finished, wait_for
+from .support import ThreadConsumer, cancel_mid_run, make_version_3, step_states, wait_finished, wait_for
 from .test_dashboard import body, page_token
 from .test_outcome_headline import told
 
@@ -176,17 +175,14 @@ def test_resume_runs_again_what_the_cancel_stopped_and_leaves_what_failed_on_its
     assert (runs["root"], runs["broken"], runs["held"], runs["after_held"]) == (1, 2, 2, 1)
 
 
-def test_upgrading_to_schema_3_tells_the_steps_an_earlier_cancel_stopped_from_its_consequences(
+def test_upgrading_to_schema_4_tells_the_steps_an_earlier_cancel_stopped_from_its_consequences(
     app: Flask, consumer: ThreadConsumer, tmp_path: Path
 ) -> None:
     wf, _ = failed_then_cancelled(app, tmp_path, "from-v2", ("root", "broken", "after_broken", "held", "after_held"))
     expected = told(app, wf.workflow_id)
-    with app.extensions["baton"].engine.begin() as conn:  # what version 2 stored: no marks
-        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN cancelled_by"))
-        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN retried"))
-        conn.execute(text("UPDATE baton_schema SET version = 2"))
+    make_version_3(app)  # what was stored before: no marks
 
-    assert baton.create_schema() == (2, migrations.SCHEMA_VERSION)
+    assert baton.create_schema() == (3, migrations.SCHEMA_VERSION)
 
     steps = {s.step_name: s.cancelled_by for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}
     assert steps == {

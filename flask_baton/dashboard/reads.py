@@ -17,10 +17,12 @@ from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from ..headline import OutcomeFacts
 from ..records import WorkflowRecord
 from ..states import WorkflowState
+from .attempt_view import SHOWN_RUNS, StepPage, step_page
 from .formatting import fingerprint
 from .graph_view import structure_of
 from .index_view import WorkflowRow, row_version, workflow_row
 from .layout import Layout, layered_layout
+from .step_view import step_view
 from .workflow_view import WorkflowView, workflow_view
 
 #: Workflows per index page.
@@ -163,3 +165,19 @@ class WorkflowReader:
     def _max_attempts(self, task: str) -> int | None:
         step = self.state.step(task)
         return None if step is None else step.max_attempts
+
+
+def read_step_page(state: AppState, workflow_id: str, step_name: str) -> StepPage | None:
+    """One step's page: the step, its newest runs and the contexts they captured; None if there is no such step."""
+    record = state.query.get_workflow(workflow_id)
+    step = state.query.get_workflow_job(workflow_id, step_name)
+    if record is None or step is None:
+        return None
+    runs = state.query.get_step_attempts(workflow_id, step_name, limit=SHOWN_RUNS + 1)
+    since = runs[-SHOWN_RUNS].started_at if len(runs) > SHOWN_RUNS else None
+    captures = state.query.get_context_captures(workflow_id, step_name, since=since)
+    usage = state.query.step_usage(workflow_id).get(step_name)
+    task = state.step(step.task)
+    now = time.time()
+    view = step_view(step, usage, None if task is None else task.max_attempts, False, now)
+    return step_page(workflow_id, record.name, view, runs, captures, state.config.debug_capture_max_bytes, now)

@@ -1,7 +1,8 @@
 """The dashboard's HTTP side: pages, the raw result, and the actions on one step or workflow.
 
 Pages are rendered from the database on every load (no JavaScript needed to
-read them); ``live.py`` keeps them current afterwards. Actions are POSTs
+read them); ``live.py`` keeps the index and workflow pages current
+afterwards, and a step's page asks for itself again while the step runs. Actions are POSTs
 checked for CSRF (``security.py``): an HTMX request gets fresh fragments of
 the workflow back, a plain form post a redirect, and a post without the
 ``confirmed`` field (a browser without JavaScript, which cannot show
@@ -33,10 +34,11 @@ from .. import control
 from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
 from . import security
-from .reads import STATES, IndexFilters, WorkflowReader, index_page, search_by_id
+from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_step_page, search_by_id
 from .workflow_view import WorkflowView
 
 FRAGMENTS = "baton/_fragments.html"
+STEP_PARTS = "baton/_step.html"
 #: Stored as the error of each step a cancel from the dashboard stops.
 CANCEL_REASON = "cancelled from the dashboard"
 
@@ -58,6 +60,7 @@ class ActionContext:
     result_url: str
     retry_workflow_url: str
     resume_url: str
+    steps_url: str  # a step's page is this followed by its name (``|urlencode``)
 
 
 def action_context(workflow_id: str, *, create_token: bool = True) -> ActionContext:
@@ -71,6 +74,7 @@ def action_context(workflow_id: str, *, create_token: bool = True) -> ActionCont
         url_for("baton.result", workflow_id=workflow_id),
         url_for("baton.retry_workflow", workflow_id=workflow_id),
         url_for("baton.resume", workflow_id=workflow_id),
+        url_for("baton.step", workflow_id=workflow_id, step_name="-")[:-1],
     )
 
 
@@ -185,6 +189,23 @@ def register_views(bp: Blueprint) -> None:
         ctx = action_context(workflow_id)
         ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version)
         return render_template("baton/workflow.html", view=view, ctx=ctx, csrf=ctx.csrf, ws_url=ws_url)
+
+    @bp.get("/workflows/<workflow_id>/steps/<path:step_name>")
+    def step(workflow_id: str, step_name: str) -> Any:
+        """One step's runs, each with its error and the model calls it captured.
+
+        While the step can still change, the page asks for its live part
+        every few seconds with the version it shows (``v``): 204 while
+        nothing changed, the part afresh otherwise.
+        """
+        page = read_step_page(baton_state(), workflow_id, step_name)
+        if page is None:
+            abort(404)
+        if request.headers.get("HX-Request") == "true" and "v" in request.args:
+            if request.args["v"] == page.version:
+                return Response(status=204)
+            return Response(str(get_template_attribute(STEP_PARTS, "step_live")(page)).strip(), mimetype="text/html")
+        return render_template("baton/step.html", page=page)
 
     @bp.get("/workflows/<workflow_id>/result")
     def result(workflow_id: str) -> Response:

@@ -57,7 +57,11 @@ class ControlStatements(StoreCore):
         return moved.rowcount == 1
 
     def cancel_unsettled(self, conn: Connection, workflow_id: str, reason: str, now: float) -> list[CancelledStep]:
-        """Cancel every step of the workflow not settled yet, a running one included, as a user's doing."""
+        """Cancel every step of the workflow not settled yet, a running one included, as a user's doing.
+
+        A running step keeps its worker: its row is then the run cancelled
+        (a step waiting to run has none already).
+        """
         rows = conn.execute(
             update(nodes)
             .where(nodes.c.workflow_id == workflow_id, nodes.c.state.in_((*CANCELLABLE, StepState.EXECUTING)))
@@ -65,7 +69,6 @@ class ControlStatements(StoreCore):
                 state=StepState.CANCELLED,
                 error=reason,
                 finished_at=now,
-                worker=None,
                 scheduled_at=None,
                 cancelled_by=CancelledBy.USER,
             )

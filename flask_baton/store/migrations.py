@@ -15,18 +15,22 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import metadata, nodes, schema_versions, workflows
+from .tables import attempts, metadata, nodes, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _add_dependents_version(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN dependents_version INTEGER NOT NULL DEFAULT 0"))
 
 
+def _add_attempts(conn: Connection) -> None:
+    attempts.create(conn)
+
+
 def _add_cancel_and_retry_marks(conn: Connection) -> None:
-    """Version 3: who cancelled a step, how often a workflow was retried (its outcome's sentence).
+    """Version 4: who cancelled a step, how often a workflow was retried (its outcome's sentence).
 
     A user's cancel gave its workflow and the steps it cancelled one same
     ``finished_at``; a cascade before it, an earlier one. So the steps of a
@@ -51,7 +55,11 @@ def _add_cancel_and_retry_marks(conn: Connection) -> None:
 
 
 #: version -> function that upgrades a database from ``version - 1``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version, 3: _add_cancel_and_retry_marks}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_dependents_version,
+    3: _add_attempts,
+    4: _add_cancel_and_retry_marks,
+}
 
 
 def current_version(conn: Connection) -> int:

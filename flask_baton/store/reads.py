@@ -16,10 +16,20 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
 
 from ..dag import StepGraph
-from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
-from ..states import CancelledBy, StepState, WorkflowState
+from ..records import (
+    AttemptRecord,
+    Input,
+    StepRecord,
+    WorkflowPage,
+    WorkflowRecord,
+    WorkflowStatus,
+    decode_result,
+    row_run,
+    step_runs,
+)
+from ..states import AttemptOutcome, CancelledBy, StepState, WorkflowState
 from .engine import read_connection
-from .tables import edge_to_dep, edges, nodes, step_stats, workflows
+from .tables import attempts, edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
 
 _HEX = "0123456789abcdef"
@@ -46,29 +56,90 @@ def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
     with read_connection(engine) as conn:
         deps, tolerates = _edges(conn, workflow_id)
         rows = conn.execute(select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)).all()
-    return [
-        StepRecord(
-            row.id,
-            row.workflow_id,
-            row.step_name,
-            row.task,
-            StepState(row.state),
-            row.attempt,
-            tuple(deps.get(row.step_name, ())),
-            decode_result(row.result),
-            row.result is not None,
-            row.error,
-            row.worker,
-            row.created_at,
-            row.scheduled_at,
-            row.started_at,
-            row.finished_at,
-            json.loads(row.args),
-            tolerates.get(row.step_name, {}),
-            _cancelled_by(row.state, row.cancelled_by),
+    return [_step(row, deps, tolerates) for row in rows]
+
+
+def step(engine: Engine, workflow_id: str, step_name: str) -> StepRecord | None:
+    """One step of the workflow, or ``None``; reads its row and its own edges only."""
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(nodes).where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == step_name)
+        ).one_or_none()
+        if row is None:
+            return None
+        deps, tolerates = _edges(conn, workflow_id, step_name)
+    return _step(row, deps, tolerates)
+
+
+def _step(row: Row[Any], deps: dict[str, list[str]], tolerates: dict[str, dict[str, str]]) -> StepRecord:
+    return StepRecord(
+        row.id,
+        row.workflow_id,
+        row.step_name,
+        row.task,
+        StepState(row.state),
+        row.attempt,
+        tuple(deps.get(row.step_name, ())),
+        decode_result(row.result),
+        row.result is not None,
+        row.error,
+        row.worker,
+        row.created_at,
+        row.scheduled_at,
+        row.started_at,
+        row.finished_at,
+        json.loads(row.args),
+        tolerates.get(row.step_name, {}),
+        _cancelled_by(row.state, row.cancelled_by),
+    )
+
+
+def step_attempts(engine: Engine, workflow_id: str, step_name: str, limit: int | None = None) -> list[AttemptRecord]:
+    """A step's runs, oldest first (the newest ``limit`` of them); empty for no such step.
+
+    Two reads in one connection: the step's row first, then its kept runs,
+    so a run that ends in between is found among the kept ones, never lost.
+    """
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(
+                nodes.c.id,
+                nodes.c.state,
+                nodes.c.attempt,
+                nodes.c.worker,
+                nodes.c.started_at,
+                nodes.c.finished_at,
+                nodes.c.error,
+            ).where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == step_name)
+        ).one_or_none()
+        if row is None:
+            return []
+        stmt = (
+            select(attempts)
+            .where(attempts.c.workflow_id == workflow_id, attempts.c.step_name == step_name)
+            .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+            .limit(limit)
         )
-        for row in rows
-    ]
+        kept = [
+            AttemptRecord(
+                r.workflow_id,
+                r.node_id,
+                r.step_name,
+                r.attempt,
+                AttemptOutcome(r.outcome),
+                r.worker,
+                r.started_at,
+                r.finished_at,
+                r.error,
+            )
+            for r in reversed(conn.execute(stmt).all())
+        ]
+    node_id, state, attempt, worker, started_at, finished_at, error = row
+    runs = step_runs(
+        kept,
+        row_run(workflow_id, node_id, step_name, StepState(state), attempt, worker, started_at, finished_at, error),
+    )
+    return runs if limit is None else runs[-limit:]
 
 
 def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:
@@ -235,14 +306,17 @@ def _cancelled_by(state: str, stored: str | None) -> CancelledBy | None:
     return CancelledBy.DEPENDENCY if stored is None else CancelledBy(stored)
 
 
-def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-    """Each step's deps, and the policy of those edges that have one, by step name."""
+def _edges(
+    conn: Connection, workflow_id: str, step_name: str | None = None
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Each step's deps (of ``step_name`` only, if given), and the policy of those edges that have one, by step name."""
     deps: dict[str, list[str]] = {}
     tolerates: dict[str, dict[str, str]] = {}
-    for step_name, dep_name, policy in conn.execute(
-        select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
-    ):
-        deps.setdefault(step_name, []).append(dep_name)
+    stmt = select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
+    if step_name is not None:
+        stmt = stmt.where(edges.c.step_name == step_name)
+    for name, dep_name, policy in conn.execute(stmt):
+        deps.setdefault(name, []).append(dep_name)
         if policy is not None:
-            tolerates.setdefault(step_name, {})[dep_name] = policy
+            tolerates.setdefault(name, {})[dep_name] = policy
     return deps, tolerates

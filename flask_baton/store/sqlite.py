@@ -30,7 +30,7 @@ class SqliteStore(Store):
     - complete: 3 (the step, its dependents' release and start, the
       workflow's counter); the last step's adds 3 more (its failed steps,
       the workflow's state, the completion row that makes the end happen once);
-    - retry / snooze / hand back: 1 update;
+    - retry / snooze / hand back: 1 update, 1 insert (the run that ended, kept in ``baton_attempts``);
     - discard: 1 update, then per level of the cascade 1 read and 1 update
       per step cancelled or released, then the workflow's counter;
     - announcing an end (database feed): 1 more update, plus the event rows'
