@@ -1,4 +1,4 @@
-"""``python -m bench [--storage sqlite|redis|all] [--quick] [--netem]``: flask_baton vs raw Huey.
+"""``python -m bench [--storage sqlite|redis|all] [--quick] [--netem] [--peers]``: flask_baton vs raw Huey.
 
 See bench/README.md for what each row measures.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import consumers
+from . import consumers, peers
 from .costs import print_costs, summarize
 from .history import HISTORY
 from .inserts import insert_times, validation_times
@@ -198,7 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         "delay (needs root, ip, tc, nft; skipped with the reason otherwise)",
     )
     parser.add_argument("--netem-delay", type=float, default=0.5, metavar="MS", help="delay each way (default 0.5)")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run Celery and RQ on the same Redis (the redis block; needs the bench extra)",
+    )
     args = parser.parse_args(argv)
+    if args.peers and args.storage == "sqlite":
+        parser.error("--peers runs Celery and RQ on Redis: use --storage redis or all")
+    if args.peers and (why := peers.missing()):
+        parser.exit(2, f"python -m bench: {why}\n")
 
     plan = QUICK if args.quick else Plan()
     kinds = ["sqlite", "redis"] if args.storage == "all" else [args.storage]
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     workdir, keep = make_workdir(args.keep)
+    peer_table: peers.PeerTable | None = None
     report = Report()
     costs: list[tuple[str, dict[str, Any]]] = []
     names: dict[str, str] = {}
@@ -242,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"== {storage.label}")
             try:
                 systems: list[System] = [cls(storage, workdir) for cls in (RawSystem, BatonSystem)]
+                with_peers = args.peers and kind == "redis"
+                if with_peers:
+                    systems += peers.systems(storage, workdir)
                 names |= {system.key: system.name for system in systems}
                 results = run_storage(systems, plan, log, not args.fresh, link)
                 storage_rows(storage, results["raw"], results["baton"], plan, report)
@@ -253,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                     },
                     "cost_per_step": costs[-1][1],
                 }
+                if with_peers:
+                    peer_table = peers.table(results, storage.short)
+                    report.failures += peer_table.failures
+                    report.data["peers"] = peer_table.data
                 if link is None:  # the driver inserts on the host: no link to cross
                     log(f"  insert {plan.insert_steps:,}- and {2 * plan.insert_steps:,}-step workflows")
                     ins = insert_times(storage, plan.insert_steps, plan.insert_repeats)
@@ -293,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             f"({consumers.WORKERS} worker processes each, same polling settings)"
             + (f"; {link.describe()}" if link else "")
         )
+    if peer_table is not None:
+        print()
+        print(peer_table.format())
     for failure in report.failures:
         print(f"HEALTH: {failure}")
     if args.json:
@@ -316,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     failed_rows = [row for row in report.rows if row.verdict == "FAIL"]
     if failed_rows:
         print(f"{len(failed_rows)} row(s) missed their target")
-    return 0 if ok and not report.failures and not failed_rows else 1
+    if peer_table is not None and peer_table.behind:
+        print(f"flask_baton is not ahead of both peers on: {', '.join(peer_table.behind)}")
+    peers_behind = peer_table is not None and bool(peer_table.behind)
+    return 0 if ok and not report.failures and not failed_rows and not peers_behind else 1
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ imported) then patches, in that process:
 Without the variable nothing is patched, so nothing costs anything. With it,
 a statement costs one Python call more (about a microsecond).
 
-Each process counts into its own small file (``<dir>/<pid>``, memory-mapped),
+Each process counts into its own small file (``<dir>/<pid>-<random>``, memory-mapped),
 re-opened in a forked worker (``os.register_at_fork``), so no process talks
 to another; the driver sums the files before and after a run
 (``read_totals``).
@@ -54,7 +54,9 @@ def _open() -> None:
     """Counters of this process (a fresh file after a fork)."""
     global _view, _map
     assert _dir is not None
-    path = os.path.join(_dir, str(os.getpid()))
+    # The pid, then a random suffix: a consumer that forks a process per job
+    # (RQ) can see a pid again within a run, whose file must not be reset.
+    path = os.path.join(_dir, f"{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.ftruncate(fd, _SIZE)

@@ -10,7 +10,9 @@ CPU is utime + stime from ``/proc/<pid>/stat`` (clock ticks, 10 ms on Linux:
 summed over a run's processes, a few ticks of error per run), by part:
 
 - ``consumers``: the timed system's consumer, its whole process group (the
-  main process and its worker processes);
+  main process and its worker processes), plus the CPU of the children they
+  reaped during the run (cutime + cstime): RQ forks a work horse per job,
+  which lives and dies between two readings of ``/proc``;
 - ``postgres``: the server's backends serving this system (found by the
   ``application_name`` its URL carries, ``Storage.application_name``) plus
   the server's own processes (postmaster, WAL writer, checkpointer,
@@ -48,27 +50,36 @@ from .storage import POSTGRES_URL, REDIS_URL, Storage
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PARTS = ("consumers", "postgres", "redis", "driver", "others")
+#: The parts made of consumer process groups (``cpu(..., reaped=True)``).
+_CONSUMERS = ("consumers", "others")
 
 Snapshot = dict[tuple[int, int], float]  # (pid, start time) -> CPU seconds
 
 
-def _stat(pid: int) -> tuple[int, int, int, float] | None:
-    """(ppid, pgrp, start time, CPU seconds) of a live process, from ``/proc/<pid>/stat``."""
+def _stat(pid: int) -> tuple[int, int, int, float, float] | None:
+    """(ppid, pgrp, start time, CPU seconds, reaped children's CPU seconds) of a live process,
+    from ``/proc/<pid>/stat``."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2 :].split()  # fields[0] is field 3, the state
-    return int(fields[1]), int(fields[2]), int(fields[19]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+    own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+    return int(fields[1]), int(fields[2]), int(fields[19]), own / CLK_TCK, reaped / CLK_TCK
 
 
-def cpu(pids: Iterable[int]) -> Snapshot:
+def cpu(pids: Iterable[int], reaped: bool = False) -> Snapshot:
+    """CPU seconds per live process; with ``reaped``, plus the children each has reaped.
+
+    Only for the consumers: the postmaster reaps every backend of the server,
+    other clients' too, each with its whole lifetime's CPU.
+    """
     out: Snapshot = {}
     for pid in pids:
         stat = _stat(pid)
         if stat is not None:
-            out[(pid, stat[2])] = stat[3]
+            out[(pid, stat[2])] = stat[3] + (stat[4] if reaped else 0.0)
     return out
 
 
@@ -220,7 +231,7 @@ class Meter:
             "counted": counters.read_totals(system.count_dir),
         }
         # Last, so that the window holds nothing but these reads.
-        start["cpu"] = {part: cpu(ps) for part, ps in pids.items()}
+        start["cpu"] = {part: cpu(ps, reaped=part in _CONSUMERS) for part, ps in pids.items()}
         start["driver"] = _self_cpu()
         self._start[system.key] = start
 
@@ -229,7 +240,7 @@ class Meter:
         driver = _self_cpu()
         start = self._start.pop(system.key)
         pids = start["pids"]
-        after = {part: cpu(ps) for part, ps in pids.items()}
+        after = {part: cpu(ps, reaped=part in _CONSUMERS) for part, ps in pids.items()}
         new_backends = set(self._postgres_pids(system)) - set(pids["postgres"])
         after["postgres"] |= cpu(new_backends)
         seconds = {part: used(start["cpu"][part], after[part]) for part in after}

@@ -8,6 +8,7 @@ and turns "nothing" or "too many" into the errors callers expect.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
@@ -16,6 +17,7 @@ from .records import (
     AttemptRecord,
     ContextCapture,
     Input,
+    StepOutline,
     StepRecord,
     StepUsage,
     WorkflowPage,
@@ -36,6 +38,7 @@ __all__ = [
     "ContextCapture",
     "Input",
     "Query",
+    "StepOutline",
     "StepRecord",
     "StepUsage",
     "WorkflowPage",
@@ -58,9 +61,21 @@ class Query:
         """The workflow with this id, or ``None``."""
         return reads.workflow(self._engine, workflow_id)
 
-    def get_workflow_jobs(self, workflow_id: str) -> list[StepRecord]:
-        """Every step of the workflow, in insertion order."""
-        return reads.steps(self._engine, workflow_id)
+    def get_workflow_jobs(self, workflow_id: str, steps: Collection[str] | None = None) -> list[StepRecord]:
+        """Every step of the workflow, or only those named in ``steps``, in insertion order."""
+        return reads.steps(self._engine, workflow_id, steps)
+
+    def get_workflow_outline(
+        self, workflow_id: str, previous: Sequence[StepOutline] | None = None
+    ) -> list[StepOutline]:
+        """Every step of the workflow without its result, args and error, in insertion order.
+
+        What a view of thousands of steps reads first, to then read in full
+        (``get_workflow_jobs(id, steps=...)``) only the steps it shows. Pass
+        the outline read before as ``previous`` to read again only what can
+        change: the steps' dependencies are read only if steps were added.
+        """
+        return reads.step_outlines(self._engine, workflow_id, previous)
 
     def get_workflow_job(self, workflow_id: str, step_name: str) -> StepRecord | None:
         """One step of the workflow, as ``get_workflow_jobs`` has it, or ``None`` (reads that step only)."""
@@ -78,6 +93,18 @@ class Query:
         if limit is not None and limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         return reads.step_attempts(self._engine, workflow_id, step_name, limit)
+
+    def get_workflow_attempts(self, workflow_id: str, *, limit: int = 10_000) -> dict[str, list[AttemptRecord]]:
+        """The runs kept for the workflow's steps, by step name, oldest first (the newest ``limit`` in all).
+
+        Only the runs their rows no longer hold (retried, snoozed, handed
+        back, rescued, re-armed): a step's last run is its row, in
+        ``get_workflow_outline``. What a timeline of the whole workflow
+        draws besides each step's row, in one read.
+        """
+        if limit < 1:
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
+        return reads.kept_runs(self._engine, workflow_id, limit)
 
     def get_context_captures(
         self, workflow_id: str, step_name: str, *, since: float | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .states import SETTLED, AttemptOutcome, CancelledBy, StepState, WorkflowState
 
@@ -76,6 +76,28 @@ class StepRecord:
     def settled(self) -> bool:
         """True once the step will not change again."""
         return self.state in SETTLED
+
+
+class StepOutline(NamedTuple):
+    """A step without its payloads (``Query.get_workflow_outline``): enough to draw and filter any number of them.
+
+    The fields ``StepRecord`` has too, but not its result, args, error and
+    worker, which can be large and which a drawing of thousands of steps
+    does not show. A named tuple, as a page of 10,000 steps builds one per
+    step on every read (a frozen dataclass costs three times as much).
+    """
+
+    step_name: str
+    task: str
+    state: StepState
+    attempt: int
+    deps: tuple[str, ...]
+    scheduled_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    tolerates: Mapping[str, str]
+    #: Who cancelled it, as ``StepRecord.cancelled_by``: the workflow page's Resume button asks.
+    cancelled_by: CancelledBy | None
 
 
 @dataclass(frozen=True)

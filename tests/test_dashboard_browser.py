@@ -296,6 +296,14 @@ def _as_if_it_took_time(app: Flask, workflow_id: str, started: float) -> None:
         else:
             end = None
         finish[step.step_name] = end if end is not None else ready
+    done = None if record.state == "running" else max(f for f in finish.values())
+    write_times(app, workflow_id, changes, started, done)
+
+
+def write_times(
+    app: Flask, workflow_id: str, changes: list[dict[str, Any]], started: float, done: float | None
+) -> None:
+    """Store steps' times (``{"i": id, "q": queued, "s": started, "f": finished}``) and their workflow's."""
     with app.extensions["baton"].engine.begin() as conn:
         for change in changes:
             conn.execute(
@@ -303,7 +311,6 @@ def _as_if_it_took_time(app: Flask, workflow_id: str, started: float) -> None:
                 .where(nodes.c.id == change["i"])
                 .values(scheduled_at=change["q"], started_at=change["s"], finished_at=change["f"])
             )
-        done = None if record.state == "running" else max(f for f in finish.values())
         conn.execute(
             workflows.update().where(workflows.c.id == workflow_id).values(created_at=started, finished_at=done)
         )

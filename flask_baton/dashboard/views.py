@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Blueprint,
@@ -34,6 +34,7 @@ from .. import control
 from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
 from . import security
+from .explore import Explore
 from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_step_page, search_by_id
 from .workflow_view import WorkflowView
 
@@ -78,6 +79,13 @@ def action_context(workflow_id: str, *, create_token: bool = True) -> ActionCont
     )
 
 
+def page_explore() -> Explore:
+    """The view the page asks for: its query, or for an HTMX post the query of the page that posted."""
+    if request.method == "POST":
+        return Explore.from_args(dict(parse_qsl(urlsplit(request.headers.get("HX-Current-URL", "")).query)))
+    return Explore.from_args(request.args)
+
+
 def fragment(name: str, *args: Any) -> Markup:
     """Render one macro of ``_fragments.html``."""
     return Markup(get_template_attribute(FRAGMENTS, name)(*args).strip())
@@ -117,16 +125,21 @@ def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, 
     return tabs
 
 
-def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool) -> str:
+def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool, request: int | None = None) -> str:
     """The whole live part of a workflow page, as swappable fragments.
 
     Every root is a flow element (no bare ``<tr>``/``<tbody>``), so they can
     share one message: the HTML parser drops table parts that follow others.
+    The first says which view (``explore``) they show, and which of the
+    page's ``request`` for a view they answer.
     """
     parts = [
+        str(fragment("view_state", view, request)),
         str(fragment("summary", view.summary, ctx)),
-        str(fragment("dag", view.graph)),
-        str(fragment("steps_table", view.steps, ctx)),
+        str(fragment("dag", view.graph, view.explore)),
+        str(fragment("timeline", view.timeline, view.explore)),
+        str(fragment("steps_states", view.table, view.explore)),
+        str(fragment("steps_table", view, ctx)),
     ]
     return "".join(out_of_band(part) if oob else part for part in parts)
 
@@ -183,12 +196,20 @@ def register_views(bp: Blueprint) -> None:
 
     @bp.get("/workflows/<workflow_id>")
     def workflow(workflow_id: str) -> str:
-        view = WorkflowReader(baton_state(), workflow_id).read()
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is None:
             abort(404)
         ctx = action_context(workflow_id)
-        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version)
+        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version, **view.explore.args())
         return render_template("baton/workflow.html", view=view, ctx=ctx, csrf=ctx.csrf, ws_url=ws_url)
+
+    @bp.get("/workflows/<workflow_id>/part")
+    def workflow_part(workflow_id: str) -> Response:
+        """The live part of a workflow page for another view, while its socket is not open (HTMX swaps it in by id)."""
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
+        if view is None:
+            abort(404)
+        return Response(workflow_fragments(view, action_context(workflow_id), oob=True), mimetype="text/html")
 
     @bp.get("/workflows/<workflow_id>/steps/<path:step_name>")
     def step(workflow_id: str, step_name: str) -> Any:
@@ -284,7 +305,7 @@ def answer(workflow_id: str, kind: str, text: str) -> Any:
     """Answer an action: fresh fragments for HTMX, a redirect for a form post."""
     if request.headers.get("HX-Request") == "true":
         parts = [out_of_band(str(fragment("notice", kind, text)))]
-        view = WorkflowReader(baton_state(), workflow_id).read()
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is not None:
             parts.append(workflow_fragments(view, action_context(workflow_id), oob=True))
         return Response("".join(parts), mimetype="text/html")

@@ -1,9 +1,12 @@
-"""The workflow page's view model: its header (summary, outcome, actions), graph and steps.
+"""The workflow page's view model: its header (summary, outcome, actions), graph, timeline and steps.
 
-Assembles the parts (``step_view``, ``graph_view``, the index's ``progress``)
-into what the page and its live fragments show, with a version that changes
-whenever anything shown but the clock changes, so a live update is sent only
-when the page would look different.
+Assembles the parts (``step_view``, ``graph_view``, ``timeline``, the
+table's page from ``explore``, the index's ``progress``) into what the page
+and its live fragments show, with a version that changes whenever anything
+shown but the clock changes, so a live update is sent only when the page
+would look different. Every step is read in outline (state and times); only
+the steps shown one by one (the table's page, the graph's unfolded steps)
+are read and formatted in full, so a page of 10,000 steps costs what it shows.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from dataclasses import dataclass
 
 from ..dag import StepGraph, can_cancel, can_retry, failure_roots, resume_roots
 from ..headline import Headline, OutcomeFacts, headline
-from ..records import StepRecord, StepUsage, WorkflowRecord
+from ..records import AttemptRecord, StepOutline, StepRecord, StepUsage, WorkflowRecord
+from ..states import FAILED
+from .explore import Explore, StepsPage
+from .folding import Folding, fold
 from .formatting import (
     STATE_ORDER,
     Segment,
@@ -24,10 +30,11 @@ from .formatting import (
     segments,
     timestamp,
 )
-from .graph_view import GraphView, graph_view, structure_of
+from .graph_view import GraphView, graph_view
 from .index_view import Progress, progress
 from .layout import Layout, layered_layout
 from .step_view import StepView, step_view
+from .timeline import TimelineView, run_spans, timeline_view
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,20 @@ class SummaryView(Progress):
 
 def summary_view(
     record: WorkflowRecord,
-    steps: Sequence[StepRecord],
+    steps: Sequence[StepOutline],
     usage: Mapping[str, StepUsage],
     facts: OutcomeFacts,
     now: float,
 ) -> SummaryView:
     counts: dict[str, int] = {}
     for step in steps:
-        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+        counts[step.state] = counts.get(step.state, 0) + 1
     header = progress(record, record.total_steps or len(steps), now)
     running = header["running_since"] is not None
     # What retry_workflow / resume_workflow would re-arm: their buttons show when it is something.
-    retried, resumed = ([], []) if running else (failure_roots(StepGraph.of(steps)), resume_roots(steps))
+    # Asked only when a step failed: it walks every step twice (some 30 ms of CPU at 10,000).
+    failed = not running and any(counts.get(state) for state in FAILED)
+    retried, resumed = (failure_roots(StepGraph.of(steps)), resume_roots(steps)) if failed else ([], [])
     costs = [u.cost_usd for u in usage.values() if u.cost_usd is not None]
     tokens = sum(u.total_tokens for u in usage.values())
     return SummaryView(
@@ -74,41 +83,81 @@ def summary_view(
 
 
 @dataclass(frozen=True)
+class Drawing:
+    """A workflow's structure folded and laid out: kept while its steps and opened chains stay the same."""
+
+    structure: list[tuple[str, tuple[str, ...]]]
+    opened: tuple[str, ...]
+    folding: Folding
+    layout: Layout
+
+    @classmethod
+    def of(cls, structure: list[tuple[str, tuple[str, ...]]], opened: tuple[str, ...]) -> Drawing:
+        folding = fold(structure, opened)
+        return cls(structure, opened, folding, layered_layout(structure, folding))
+
+    def fits(self, structure: list[tuple[str, tuple[str, ...]]], opened: tuple[str, ...]) -> bool:
+        return structure == self.structure and opened == self.opened
+
+    def shown(self, table: StepsPage) -> list[str]:
+        """The steps read in full: the table's rows, and the steps the graph draws one by one."""
+        alone = (node.members[0] for node in self.folding.nodes if not node.folded)
+        return list(dict.fromkeys([*table.names, *alone]))
+
+
+@dataclass(frozen=True)
 class WorkflowView:
     summary: SummaryView
     graph: GraphView
-    steps: tuple[StepView, ...]
+    steps: tuple[StepView, ...]  # the table's rows (one page of what its filter lets through)
+    table: StepsPage
+    timeline: TimelineView
+    explore: Explore
     version: str  # changes whenever anything shown (but the clock) changes
 
 
 def workflow_view(
     record: WorkflowRecord,
-    steps: Sequence[StepRecord],
+    outline: Sequence[StepOutline],
+    shown: Sequence[StepRecord],
     usage: Mapping[str, StepUsage],
-    facts: OutcomeFacts,
     max_attempts: Callable[[str], int | None],
     now: float,
-    layout: Layout | None = None,
+    *,
+    facts: OutcomeFacts,
+    drawing: Drawing,
+    explore: Explore,
+    table: StepsPage,
+    kept: Mapping[str, Sequence[AttemptRecord]],
 ) -> WorkflowView:
-    """Everything the workflow page shows; pass ``layout`` to reuse a drawing."""
-    if layout is None:
-        layout = layered_layout(structure_of(steps))
-    stored = StepGraph.of(steps)  # the retry button is enabled when control.retry_step would accept the step
-    step_views = tuple(
-        step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now) for s in steps
-    )
-    graph = graph_view(layout, {view.name: view for view in step_views})
+    """Everything the page shows of ``explore``: ``outline`` has every step, ``shown`` ``drawing.shown(table)``.
+
+    ``kept`` are the runs kept before each step's row's (the timeline draws them); ``facts``
+    what the outcome headline says of a workflow that ended (``Query.outcome_facts``).
+    """
+    # The retry button is enabled when control.retry_step would accept the step: its deps are the shown steps'.
+    stored = StepGraph.of(outline, shown)
+    views = {
+        s.step_name: step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now)
+        for s in shown
+    }
+    by_name = {s.step_name: s for s in outline}
+    graph = graph_view(drawing.layout, views, by_name, explore)
+    spans = {s.step_name: found for s in outline if (found := run_spans(s, kept.get(s.step_name, ()), now))}
+    end = now if record.finished_at is None else record.finished_at
+    timeline = timeline_view(outline, spans, drawing.folding, explore, record.created_at, end)
     version = fingerprint(
         record.state.value,
         record.unsettled_steps,
         record.finished_at,
         record.retried,
         facts,
-        [
-            (s.step_name, s.state.value, s.attempt, s.scheduled_at, s.started_at, s.finished_at, s.has_result, s.error)
-            for s in steps
-        ],
+        [(s.step_name, str(s.state), s.attempt, s.scheduled_at, s.started_at, s.finished_at) for s in outline],
+        [(s.step_name, s.has_result, s.error, s.worker) for s in shown],
         sorted((name, u) for name, u in usage.items()),
         graph.shape,
+        explore,
     )
-    return WorkflowView(summary_view(record, steps, usage, facts, now), graph, step_views, version)
+    rows = tuple(views[name] for name in table.names if name in views)
+    summary = summary_view(record, outline, usage, facts, now)
+    return WorkflowView(summary, graph, rows, table, timeline, explore, version)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
@@ -19,6 +21,7 @@ from ..dag import StepGraph
 from ..records import (
     AttemptRecord,
     Input,
+    StepOutline,
     StepRecord,
     WorkflowPage,
     WorkflowRecord,
@@ -33,6 +36,8 @@ from .tables import attempts, edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
 
 _HEX = "0123456789abcdef"
+_STEP_STATES = {state.value: state for state in StepState}
+_NO_POLICY: Mapping[str, str] = MappingProxyType({})
 
 
 def workflow(engine: Engine, workflow_id: str) -> WorkflowRecord | None:
@@ -51,12 +56,71 @@ def workflows_by_id(engine: Engine, workflow_ids: list[str]) -> dict[str, Workfl
     return {row.id: _workflow(row) for row in rows}
 
 
-def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
-    """Every step of the workflow, in insertion order."""
+#: A name filter longer than this reads every step and filters in Python (bound parameters are limited).
+MAX_NAMED_STEPS = 500
+
+
+def steps(engine: Engine, workflow_id: str, names: Collection[str] | None = None) -> list[StepRecord]:
+    """Every step of the workflow (or those named), in insertion order."""
+    stmt = select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
+    few = names is not None and len(names) <= MAX_NAMED_STEPS
+    if few:
+        stmt = stmt.where(nodes.c.step_name.in_(sorted(names or ())))
     with read_connection(engine) as conn:
-        deps, tolerates = _edges(conn, workflow_id)
-        rows = conn.execute(select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)).all()
+        deps, tolerates = _edges(conn, workflow_id, names if few else None)
+        rows = conn.execute(stmt).all()
+    if names is not None and not few:
+        wanted = set(names)
+        rows = [row for row in rows if row.step_name in wanted]
     return [_step(row, deps, tolerates) for row in rows]
+
+
+def step_outlines(engine: Engine, workflow_id: str, previous: Sequence[StepOutline] | None = None) -> list[StepOutline]:
+    """Every step of the workflow without its result, args and error, in insertion order.
+
+    Two ``SELECT``s of small columns (nodes, then edges), so a drawing of
+    10,000 steps reads no payload it does not show. The edges are taken from
+    ``previous`` (an earlier outline) when it has the same steps: stored
+    steps never gain dependencies, so only new steps bring new edges.
+    """
+    stmt = (
+        select(
+            nodes.c.step_name,
+            nodes.c.task,
+            nodes.c.state,
+            nodes.c.attempt,
+            nodes.c.scheduled_at,
+            nodes.c.started_at,
+            nodes.c.finished_at,
+            nodes.c.cancelled_by,
+        )
+        .where(nodes.c.workflow_id == workflow_id)
+        .order_by(nodes.c.position)
+    )
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).all()
+        deps: Mapping[str, Sequence[str]]
+        tolerates: Mapping[str, Mapping[str, str]]
+        if previous is not None and [s.step_name for s in previous] == [row[0] for row in rows]:
+            deps = {s.step_name: s.deps for s in previous}
+            tolerates = {s.step_name: s.tolerates for s in previous}
+        else:
+            deps, tolerates = _edges(conn, workflow_id)
+    return [
+        StepOutline(
+            name,
+            task,
+            _STEP_STATES[state],
+            attempt,
+            tuple(deps.get(name, ())),
+            scheduled_at,
+            started_at,
+            finished_at,
+            tolerates.get(name, _NO_POLICY),
+            _cancelled_by(state, cancelled_by),
+        )
+        for name, task, state, attempt, scheduled_at, started_at, finished_at, cancelled_by in rows
+    ]
 
 
 def step(engine: Engine, workflow_id: str, step_name: str) -> StepRecord | None:
@@ -67,7 +131,7 @@ def step(engine: Engine, workflow_id: str, step_name: str) -> StepRecord | None:
         ).one_or_none()
         if row is None:
             return None
-        deps, tolerates = _edges(conn, workflow_id, step_name)
+        deps, tolerates = _edges(conn, workflow_id, [step_name])
     return _step(row, deps, tolerates)
 
 
@@ -120,26 +184,42 @@ def step_attempts(engine: Engine, workflow_id: str, step_name: str, limit: int |
             .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
             .limit(limit)
         )
-        kept = [
-            AttemptRecord(
-                r.workflow_id,
-                r.node_id,
-                r.step_name,
-                r.attempt,
-                AttemptOutcome(r.outcome),
-                r.worker,
-                r.started_at,
-                r.finished_at,
-                r.error,
-            )
-            for r in reversed(conn.execute(stmt).all())
-        ]
+        kept = [_attempt(r) for r in reversed(conn.execute(stmt).all())]
     node_id, state, attempt, worker, started_at, finished_at, error = row
     runs = step_runs(
         kept,
         row_run(workflow_id, node_id, step_name, StepState(state), attempt, worker, started_at, finished_at, error),
     )
     return runs if limit is None else runs[-limit:]
+
+
+def kept_runs(engine: Engine, workflow_id: str, limit: int) -> dict[str, list[AttemptRecord]]:
+    """The newest ``limit`` runs kept for the workflow's steps (not those their rows hold), by step, oldest first."""
+    stmt = (
+        select(attempts)
+        .where(attempts.c.workflow_id == workflow_id)
+        .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+        .limit(limit)
+    )
+    found: dict[str, list[AttemptRecord]] = {}
+    with read_connection(engine) as conn:
+        for r in reversed(conn.execute(stmt).all()):
+            found.setdefault(r.step_name, []).append(_attempt(r))
+    return found
+
+
+def _attempt(r: Row[Any]) -> AttemptRecord:
+    return AttemptRecord(
+        r.workflow_id,
+        r.node_id,
+        r.step_name,
+        r.attempt,
+        AttemptOutcome(r.outcome),
+        r.worker,
+        r.started_at,
+        r.finished_at,
+        r.error,
+    )
 
 
 def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:
@@ -307,14 +387,14 @@ def _cancelled_by(state: str, stored: str | None) -> CancelledBy | None:
 
 
 def _edges(
-    conn: Connection, workflow_id: str, step_name: str | None = None
+    conn: Connection, workflow_id: str, names: Collection[str] | None = None
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-    """Each step's deps (of ``step_name`` only, if given), and the policy of those edges that have one, by step name."""
+    """Each step's deps (of the named steps only, if given), and the policy of those edges that have one."""
     deps: dict[str, list[str]] = {}
     tolerates: dict[str, dict[str, str]] = {}
     stmt = select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
-    if step_name is not None:
-        stmt = stmt.where(edges.c.step_name == step_name)
+    if names is not None:
+        stmt = stmt.where(edges.c.step_name.in_(sorted(names)))
     for name, dep_name, policy in conn.execute(stmt):
         deps.setdefault(name, []).append(dep_name)
         if policy is not None:
