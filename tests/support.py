@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -66,10 +66,21 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
+def make_version_3(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 3 was (before the outcome's marks)."""
+    from sqlalchemy import text
+
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN cancelled_by"))
+        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN retried"))
+        conn.execute(text("UPDATE baton_schema SET version = 3"))
+
+
 def make_version_2(app: Flask) -> None:
     """Turn the app's installed schema back into what schema version 2 was (before ``baton_attempts``)."""
     from sqlalchemy import text
 
+    make_version_3(app)
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("DROP TABLE baton_attempts"))
         conn.execute(text("UPDATE baton_schema SET version = 2"))
@@ -247,6 +258,30 @@ class Deliveries:
     def wait(self, node_id: str, count: int, timeout: float = 20.0) -> None:
         """Wait until ``count`` deliveries of step ``node_id`` were handled."""
         wait_for(lambda: self.counts.get(node_id, 0) >= count, f"{count} handled deliveries of step {node_id}", timeout)
+
+
+def cancel_mid_run(app: Flask, workflow: Any, gates: Sequence[Path], reached: Mapping[str, str]) -> None:
+    """Insert ``workflow``, wait until its steps are in the states ``reached``, and cancel it as a user would.
+
+    The steps ``reached`` says are ``executing`` are held by files in
+    ``gates``: those are created after the cancel, and each held run is
+    waited for until it has returned (its late outcome dropped), so no
+    consumer thread is still busy with the workflow.
+    """
+    from flask_baton import control
+
+    with Deliveries(app) as deliveries:
+        jobs = {job.step_name: job for job in workflow.insert()}
+        wait_for(
+            lambda: all(step_states(app, workflow.workflow_id)[name] == state for name, state in reached.items()),
+            f"the steps to reach {dict(reached)}",
+        )
+        control.cancel_workflow(app.extensions["baton"], workflow.workflow_id)
+        for gate in gates:
+            gate.touch()
+        for name, state in reached.items():
+            if state == "executing":
+                deliveries.wait(jobs[name].id, 1)
 
 
 class WorkerProcess:

@@ -230,7 +230,8 @@ def test_status_label_keeps_workflows_whose_label_contains_the_text_in_any_case(
 
 def test_status_state_with_an_id_keeps_only_the_steps_in_that_state(app: Flask, tmp_path: Path) -> None:
     wf = fixable(app, tmp_path / "blocker")
-    table = cli(app, "status", wf.workflow_id, "--state", "discarded").output.splitlines()[2:]
+    output = cli(app, "status", wf.workflow_id, "--state", "discarded").output
+    table = output.splitlines()[3:]  # after the status, the outcome and the header
     assert [row.split()[0] for row in table if row and not row.startswith(" ")] == ["fix"]
     document = json.loads(cli(app, "status", wf.workflow_id, "--state", "cancelled", "--json").stdout)
     assert [step["name"] for step in document["steps"]] == ["after"]
@@ -297,7 +298,7 @@ def test_status_shows_a_long_error_whole_wrapped_in_its_column(app: Flask) -> No
         wait_finished(app, wf.workflow_id)
     result = cli(app, "status", wf.workflow_id, env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
-    header, *rows = result.output.splitlines()[1:]
+    header, *rows = result.output.splitlines()[2:]  # after the status and outcome lines
     column = header.index("ERROR")
     assert len(rows) > 1 and all(len(row) <= 120 for row in rows)
     assert all(row[:column].strip() == "" for row in rows[1:])  # continuation lines stay in the column

@@ -11,6 +11,7 @@ import click
 from flask.cli import with_appcontext
 
 from ..errors import WorkflowNotFoundError
+from ..headline import OutcomeFacts
 from ..query import Query
 from ..states import StepState, WorkflowState
 from . import render
@@ -71,11 +72,11 @@ def status(
             if given:
                 raise click.UsageError(f"{flag} needs a WORKFLOW_ID")
         page = query.search_workflows(label, _state_option(state_name, WorkflowState), limit=limit)
-        click.echo(
-            render.workflow_list_json(page.workflows, page.next_before)
-            if as_json
-            else render.workflow_list(page.workflows)
-        )
+        if as_json:
+            click.echo(render.workflow_list_json(page.workflows, page.next_before))
+            return
+        ended = [w.id for w in page.workflows if w.state != WorkflowState.RUNNING]
+        click.echo(render.workflow_list(page.workflows, query.outcome_facts(ended)))
         return
     if label is not None:
         raise click.UsageError("--label filters the list of workflows; leave it out with WORKFLOW_ID")
@@ -123,7 +124,9 @@ def _read(query: Query, workflow_id: str, only: StepState | None) -> render.Snap
     record, summary = query.get_workflow(workflow_id), query.workflow_status(workflow_id)
     if record is None or summary is None:
         raise WorkflowNotFoundError(f"workflow {workflow_id} no longer exists (pruned?)")
-    return render.Snapshot(record, summary, query.get_workflow_jobs(workflow_id), only)
+    steps = query.get_workflow_jobs(workflow_id)
+    facts = query.outcome_facts([workflow_id]).get(workflow_id, OutcomeFacts())
+    return render.Snapshot(record, summary, steps, only, facts)
 
 
 def _show(snap: render.Snapshot, *, as_json: bool, errors: bool, compact: bool = False) -> str:
