@@ -93,7 +93,11 @@ def _state_option(value: str | None, states: type[S]) -> S | None:
 
 
 def _read(query: Query, workflow_id: str, only: StepState | None) -> render.Snapshot:
-    record, summary = query.get_workflow(workflow_id), query.workflow_status(workflow_id)
+    # Three reads, three snapshots: the row is read after the summary that
+    # decides when the watch ends, so the last view printed is never older
+    # than the outcome the watch exits with.
+    summary = query.workflow_status(workflow_id)
+    record = query.get_workflow(workflow_id)
     if record is None or summary is None:
         raise WorkflowNotFoundError(f"workflow {workflow_id} no longer exists (pruned?)")
     return render.Snapshot(record, summary, query.get_workflow_jobs(workflow_id), only)
