@@ -23,25 +23,26 @@ since its step was claimed, and not once the consumer was asked to stop.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 
-from .queues import Queues
 from .steps import Step
 
 
 class HandOff:
     """What the completions of one Huey delivery may hand off, and until when."""
 
-    def __init__(self, steps: Mapping[str, Step], queues: Queues, queue: str, budget: float) -> None:
+    def __init__(self, steps: Mapping[str, Step], queue: str, budget: float, stopping: Callable[[], bool]) -> None:
+        """``steps``: the registry; ``queue``: the delivered step's; ``budget``: seconds from now;
+        ``stopping``: whether this worker's consumer was asked to stop."""
         self._steps = steps
-        self._queues = queues
         self._queue = queue
         self._until = time.monotonic() + budget
+        self._stopping = stopping
 
     def take(self) -> frozenset[str]:
         """The tasks a completion may hand off now (``transitions.complete``); none once the delivery is done."""
-        if time.monotonic() >= self._until or self._queues.stopping(self._queue):
+        if time.monotonic() >= self._until or self._stopping():
             return frozenset()
         return self._tasks
 

@@ -60,15 +60,25 @@ def satisfied(dep_state: str, tolerance: str) -> str:
     return f"({dep_state} = '{StepState.COMPLETED}' OR {lets_through})"
 
 
+def held_back(but: str = "") -> str:
+    """SQL: a dependency holds the updated step back (``NOT satisfied``), ``but`` an edge it excludes."""
+    return f"""EXISTS (
+    SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
+    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name{but}
+      AND NOT {satisfied("d.state", "e.tolerates")})"""
+
+
+#: What a claim sets: the step runs on ``:worker`` from ``:now``, under a lease from then.
+EXECUTING = (
+    f"state = '{StepState.EXECUTING}', attempt = attempt + 1, worker = :worker, started_at = :now, heartbeat_at = :now"
+)
+
 #: Start a delivered step if it is due and no dependency holds it back.
 CLAIM = f"""
-UPDATE {N} SET state = '{StepState.EXECUTING}', attempt = attempt + 1, worker = :worker,
-    started_at = :now, heartbeat_at = :now
+UPDATE {N} SET {EXECUTING}
 WHERE id = :id AND state IN ({quoted(CLAIMABLE)})
   AND (scheduled_at IS NULL OR scheduled_at <= :now)
-  AND NOT EXISTS (
-    SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
-    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {satisfied("d.state", "e.tolerates")})
+  AND NOT {held_back()}
 RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
     (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)"""
 
@@ -77,12 +87,13 @@ UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, 
 WHERE id = :id AND {only_checked("state")} = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
 """
 
-_STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
+#: A pending step whose last dependency is being counted done.
+STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
 #: Count one dep of the chosen steps done, starting those at zero (add a WHERE).
 RELEASE_SET = f"""
 UPDATE {N} SET deps_pending = deps_pending - 1,
-    state = CASE WHEN {_STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
-    scheduled_at = CASE WHEN {_STARTS} THEN :now ELSE scheduled_at END"""
+    state = CASE WHEN {STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
+    scheduled_at = CASE WHEN {STARTS} THEN :now ELSE scheduled_at END"""
 DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
 RELEASED = "RETURNING id, task, state, deps_pending"
 
