@@ -52,12 +52,12 @@ def satisfied(dep_state: str, tolerance: str) -> str:
     compares them on every state and tolerance). ``dep_state`` and
     ``tolerance`` are the columns (a dep's ``state``, its edge's
     ``tolerates``); a NULL tolerance lets nothing through, also under NOT.
+    The failures let through are (state, tolerance) pairs, compared as row
+    values: short, as the completion that hands off a step must stay under
+    psycopg's 4 kB limit for caching a statement's parsing.
     """
-    lets_through = " OR ".join(
-        f"(COALESCE({tolerance}, '') = '{kind}' AND {dep_state} IN ({quoted(sorted(kind.failures))}))"
-        for kind in Tolerance
-    )
-    return f"({dep_state} = '{StepState.COMPLETED}' OR {lets_through})"
+    lets_through = ", ".join(f"('{state}', '{kind}')" for kind in Tolerance for state in sorted(kind.failures))
+    return f"({dep_state} = '{StepState.COMPLETED}' OR ({dep_state}, COALESCE({tolerance}, '')) IN ({lets_through}))"
 
 
 def held_back(but: str = "") -> str:
@@ -87,13 +87,12 @@ UPDATE {N} SET state = '{StepState.COMPLETED}', result = :result, error = NULL, 
 WHERE id = :id AND {only_checked("state")} = '{StepState.EXECUTING}' AND attempt = :attempt AND worker = :worker
 """
 
-#: A pending step whose last dependency is being counted done.
-STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
+_STARTS = f"(deps_pending = 1 AND state = '{StepState.PENDING}')"
 #: Count one dep of the chosen steps done, starting those at zero (add a WHERE).
 RELEASE_SET = f"""
 UPDATE {N} SET deps_pending = deps_pending - 1,
-    state = CASE WHEN {STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
-    scheduled_at = CASE WHEN {STARTS} THEN :now ELSE scheduled_at END"""
+    state = CASE WHEN {_STARTS} THEN '{StepState.AVAILABLE}' ELSE state END,
+    scheduled_at = CASE WHEN {_STARTS} THEN :now ELSE scheduled_at END"""
 DEPENDENTS = f"SELECT step_name FROM {E} WHERE workflow_id = :workflow_id AND dep_name = :dep_name"
 RELEASED = "RETURNING id, task, state, deps_pending"
 
@@ -151,8 +150,12 @@ def prepare(sql: str, expand: int, pyformat: bool) -> str:
     """``sql`` in the driver's parameter style, with ``:names`` expanded to ``expand`` places.
 
     Long lists are compiled once per length, which a workflow's few distinct
-    widths keep small.
+    widths keep small. Runs of whitespace become one space (no statement has
+    a literal that holds any): psycopg caches the parsing of a statement of
+    at most 4,096 bytes only, and parses a longer one again on every call
+    (``MAX_CACHED_STATEMENT_LENGTH``, about 0.1 ms for a completion's).
     """
+    sql = " ".join(sql.split())
     if expand:
         sql = sql.replace(":names", ", ".join(f":names_{i}" for i in range(expand)))
     if pyformat:

@@ -31,7 +31,6 @@ from .hotpath import (
     RELEASE_SET,
     RELEASED,
     SETTLED,
-    STARTS,
     STILL_RUNNING,
     C,
     E,
@@ -100,6 +99,12 @@ SELECT 'r', id, task, state, deps_pending FROM released
 UNION ALL {_SETTLED_ROWS}
 """
 
+
+def _waits_for_one(row: str = "") -> str:
+    """SQL: the step (``row``: an alias and a dot) is pending on one dependency; found by key, not by state."""
+    return f"{row}deps_pending = 1 AND {only_checked(f'{row}state')} = '{StepState.PENDING}'"
+
+
 #: Direct hand-off: the first, by name, of the named dependents that run a
 #: task of ``:take`` and wait for this step only, claimed for this step's
 #: worker as a claim would (deps_pending and state compare-and-set, no other
@@ -109,9 +114,10 @@ UNION ALL {_SETTLED_ROWS}
 _TAKEN = f"""taken AS (UPDATE {N} SET deps_pending = 0, scheduled_at = :now, {EXECUTING}
     WHERE id = (SELECT p.id FROM {N} p
             WHERE p.workflow_id = :workflow_id AND p.step_name IN (:names) AND p.task = ANY(:take)
-              AND p.deps_pending = 1 AND {only_checked("p.state")} = '{StepState.PENDING}'
+              AND {_waits_for_one("p.")}
             ORDER BY p.step_name LIMIT 1)
-      AND {STARTS} AND EXISTS (SELECT 1 FROM done) AND NOT {held_back(" AND e.dep_name <> :step_name")}
+      AND {_waits_for_one()} AND EXISTS (SELECT 1 FROM done)
+      AND NOT {held_back(" AND e.dep_name <> :step_name")}
     RETURNING id, task, step_name, attempt, args, {_DEPENDENTS})"""
 
 #: COMPLETE_AND_RELEASE that also claims the dependent of _TAKEN. Rows as
