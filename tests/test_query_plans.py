@@ -92,7 +92,7 @@ def test_a_completion_that_hands_off_finds_the_step_it_takes_by_key(engine: Engi
         "worker": "text",
         "workflow_id": "text",
         "version": "int",
-        "take": "text[]",
+        "take": "text",
         "step_name": "text",
         "names_0": "text",
     }
