@@ -20,7 +20,9 @@
         .ci/run builds it this way too.
 
 Each first makes sure its venv (``.venv`` next to this file, unless said
-otherwise) exists and has the project installed with ``pip install -e '.[dev]'``.
+otherwise) exists and has the project installed with ``pip install -e '.[dev,bench]'``
+(``bench``: Celery and RQ, so tests/test_bench_peers.py keeps the benchmark's
+peers working on every run).
 The install runs again only when pyproject.toml changes (a stamp file in the
 venv records its hash), so every run after the first starts at once.
 
@@ -66,7 +68,7 @@ class Setup:
     venv: Path
     #: The interpreter that creates the venv.
     base_python: str
-    #: Requirements installed with ``.[dev]``, e.g. ``huey==3.0.0``.
+    #: Requirements installed with ``.[dev,bench]``, e.g. ``huey==3.0.0``.
     pins: tuple[str, ...] = ()
 
 
@@ -132,7 +134,7 @@ def ensure_venv(setup: Setup = DEFAULT) -> Path:
             installed = None
         if installed != wanted:
             reason = "first run" if installed is None else "pyproject.toml changed"
-            command = ["pip", "install", "-e", ".[dev]", *setup.pins]
+            command = ["pip", "install", "-e", ".[dev,bench]", *setup.pins]
             print(f"dev.py: installing the project into {name} ({reason}): {' '.join(command)}", flush=True)
             result = subprocess.run([str(python), "-m", *command], cwd=ROOT, env=venv_environment(setup))
             if result.returncode != 0:

@@ -1,4 +1,4 @@
-"""``python -m bench [--storage sqlite|redis|all] [--quick]``: flask_baton vs raw Huey.
+"""``python -m bench [--storage sqlite|redis|all] [--quick] [--netem] [--peers]``: flask_baton vs raw Huey.
 
 See bench/README.md for what each row measures.
 """
@@ -10,18 +10,22 @@ import json
 import os
 import platform
 import signal
-import statistics
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import consumers
+from . import consumers, peers
+from .costs import print_costs, summarize
+from .history import HISTORY
 from .inserts import insert_times, validation_times
-from .storage import Storage, make_workdir, remove_workdir
-from .systems import HISTORY, INSERT_BATCH, BatonSystem, Measurement, RawSystem, System
+from .meter import Meter
+from .netem import Link
+from .rows import Report, insert_rows, print_table, storage_rows, validation_rows
+from .storage import POSTGRES_URL, REDIS_URL, Storage, make_workdir, remove_workdir
+from .systems import BatonSystem, Measurement, RawSystem, System
 
 REFERENCE = (
     "reference per-hop latency (from the issue): raw Huey ~1.5 ms SQLite, ~0.8 ms Redis; Celery ~2.9 ms; RQ ~4.9 ms"
@@ -59,48 +63,11 @@ QUICK = Plan(
 )
 
 
-@dataclass
-class Row:
-    scenario: str
-    metric: str
-    raw: str
-    baton: str
-    ratio: str
-    target: str
-    verdict: str
-    note: str = ""
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-
-def _median(ms: list[Measurement]) -> float:
-    return statistics.median(m.seconds for m in ms)
-
-
-def _spread(values: list[float], fmt: str) -> str:
-    if len(values) < 2:
-        return ""
-    return f"range {fmt.format(min(values))}-{fmt.format(max(values))}"
-
-
 def _load() -> str:
     try:
         return ", ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
     except OSError:
         return "n/a"
-
-
-def _prefixed(prefix: str, text: str) -> str:
-    return prefix + text if text else ""
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def _fmt_run(m: Measurement) -> str:
@@ -110,8 +77,11 @@ def _fmt_run(m: Measurement) -> str:
     return text + (f" (insert {m.insert_seconds:.3f}s)" if m.insert_seconds > 0.05 else "")
 
 
-def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> dict[str, dict[str, list[Measurement]]]:
-    """Start every system's consumer, warm them up, run scenarios 1-3, stop them.
+def run_storage(
+    systems: list[System], plan: Plan, log: Any, analyze: bool, link: Link | None = None
+) -> dict[str, dict[str, list[Measurement]]]:
+    """Start every system's consumer (behind ``link`` with ``--netem``), warm
+    them up, run scenarios 1-3 with the meter on (``bench/meter.py``), stop them.
 
     Both consumers run for the whole storage block (an idle one costs next to
     nothing: Redis workers block in BRPOP, SQLite workers poll at most every
@@ -125,20 +95,25 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
         ("throughput", plan.throughput_repeats, plan.throughput_n, plan.throughput_timeout),
     )
     current: System | None = None
+    meter: Meter | None = None
     try:
         for system in systems:
             current = system
+            system.link = link
             log(f"  starting {system.name} consumer: {' '.join(system.consumer_command())}")
             system.start()
             t0 = time.perf_counter()
             system.warm_up()
-            if analyze and hasattr(system, "analyze"):
+            if analyze and hasattr(system, "analyze") and system.storage.kind != "sqlite":
                 system.analyze()
                 log(
                     f"  {system.name}: {HISTORY:,} finished workflows of history, then ANALYZE "
                     "(steady state; --fresh skips both)"
                 )
             log(f"  {system.name}: consumer up and warm ({time.perf_counter() - t0:.1f}s)")
+        meter = Meter(systems[0].storage, systems, link.ns_prefix() if link else None)
+        for system in systems:
+            system.meter = meter
         for name, repeats, size, timeout in scenarios:
             gave_up: set[str] = set()
             for _ in range(repeats):
@@ -149,7 +124,10 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
                     for other in systems:
                         other.ensure_idle()
                     try:
-                        out[system.key][name].append(getattr(system, name)(size, timeout=timeout))
+                        measured = getattr(system, name)(size, timeout=timeout)
+                        if system.usage is not None:
+                            measured.extra["usage"] = system.usage
+                        out[system.key][name].append(measured)
                     except TimeoutError as exc:
                         steps = size + 2 if name == "fan_out" else size
                         out[system.key][name].append(Measurement(timeout, steps, 0.0, {"timed_out": True}))
@@ -174,220 +152,31 @@ def run_storage(systems: list[System], plan: Plan, log: Any, analyze: bool) -> d
     finally:
         for system in systems:
             system.stop()
+        if meter is not None:
+            meter.close()
     return out
 
 
-def _timed_out(ms: list[Measurement]) -> bool:
-    return any(m.extra.get("timed_out") for m in ms)
+def _ports() -> tuple[int, ...]:
+    from sqlalchemy.engine import make_url
+
+    return (make_url(POSTGRES_URL).port or 5432, make_url(REDIS_URL).port or 6379)
 
 
-def _gt(ms: list[Measurement], value: float, fmt: str) -> str:
-    """A median, marked as a lower bound when a run hit its deadline."""
-    return ("> " if _timed_out(ms) else "") + fmt.format(value)
-
-
-def storage_rows(
-    storage: Storage, raw: dict[str, list[Measurement]], baton: dict[str, list[Measurement]], plan: Plan, report: Report
-) -> None:
-    s = storage.short
-    # 1. chain
-    raw_hop = _median(raw["chain"]) / plan.chain_steps * 1000
-    bat_hop = _median(baton["chain"]) / plan.chain_steps * 1000
-    ratio = bat_hop / raw_hop
-    timed_out = _timed_out(raw["chain"] + baton["chain"])
-    report.rows.append(
-        Row(
-            f"1. chain {plan.chain_steps} [{s}]",
-            "per-hop latency, ms",
-            _gt(raw["chain"], raw_hop, "{:.2f}"),
-            _gt(baton["chain"], bat_hop, "{:.2f}"),
-            f"{ratio:.2f}x",
-            "<= 2.0x",
-            _verdict(ratio <= 2.0 and not timed_out),
-            f"median of {len(raw['chain'])}"
-            + _prefixed("; raw ", _spread([m.seconds / plan.chain_steps * 1000 for m in raw["chain"]], "{:.2f}"))
-            + _prefixed("; baton ", _spread([m.seconds / plan.chain_steps * 1000 for m in baton["chain"]], "{:.2f}")),
-        )
-    )
-    # 2. fan-out / fan-in
-    raw_t = _median(raw["fan_out"])
-    bat_t = _median(baton["fan_out"])
-    ratio = bat_t / raw_t
-    timed_out = _timed_out(raw["fan_out"] + baton["fan_out"])
-    finished = [m for m in baton["fan_out"] if not m.extra.get("timed_out")]
-    report.rows.append(
-        Row(
-            f"2. fan-out {plan.fan_width} -> fan-in [{s}]",
-            "total time, s",
-            _gt(raw["fan_out"], raw_t, "{:.3f}"),
-            _gt(baton["fan_out"], bat_t, "{:.3f}"),
-            ("> " if _timed_out(baton["fan_out"]) else "") + f"{ratio:.2f}x",
-            "<= 1.5x",
-            _verdict(ratio <= 1.5 and not timed_out),
-            f"median of {len(raw['fan_out'])}"
-            + _prefixed("; baton ", _spread([m.seconds for m in baton["fan_out"]], "{:.2f}"))
-            + (
-                f"; baton insert {statistics.median(m.insert_seconds for m in finished) * 1000:.0f} ms"
-                if finished
-                else ""
-            )
-            + f", raw enqueue {statistics.median(m.insert_seconds for m in raw['fan_out']) * 1000:.0f} ms"
-            + (
-                f"; {sum(1 for m in baton['fan_out'] if m.extra.get('timed_out'))} baton run(s) hit the "
-                f"{plan.fan_timeout:.0f}s deadline"
-                if _timed_out(baton["fan_out"])
-                else ""
-            ),
-        )
-    )
-    if finished:
-        runs = [m.extra["fanin_runs"] for m in finished]
-        not_run = [m.extra["fanin_not_run"] for m in finished]
-        snoozes = [m.extra["fanin_snoozes"] for m in finished]
-        deliveries = [m.extra["fanin_deliveries"] for m in finished]
-        report.rows.append(
-            Row(
-                f"   fan-in step ran [{s}]",
-                "times per workflow",
-                "-",
-                "/".join(map(str, runs)),
-                "-",
-                "== 1",
-                _verdict(all(r == 1 for r in runs)),
-                f"attempt {'/'.join(str(m.extra['fanin_attempt']) for m in finished)}, "
-                f"result {'/'.join(str(m.extra['fanin_result']) for m in finished)}",
-            )
-        )
-        report.rows.append(
-            Row(
-                f"   fan-in claimed-not-run/snoozed [{s}]",
-                "times per workflow",
-                "-",
-                "/".join(map(str, not_run)),
-                "-",
-                "== 0",
-                _verdict(all(n == 0 for n in not_run)),
-                f"Huey deliveries of the fan-in {'/'.join(map(str, deliveries))}, "
-                f"snoozes {'/'.join(map(str, snoozes))}",
-            )
-        )
-    else:
-        report.rows.append(
-            Row(
-                f"   fan-in step ran [{s}]",
-                "times per workflow",
-                "-",
-                "n/a",
-                "-",
-                "== 1",
-                "FAIL",
-                "no fan-out run finished before its deadline",
-            )
-        )
-    # 3. throughput
-    raw_rate = statistics.median(m.steps / m.seconds for m in raw["throughput"])
-    bat_rate = statistics.median(m.steps / m.seconds for m in baton["throughput"])
-    ratio = bat_rate / raw_rate
-    timed_out = _timed_out(raw["throughput"] + baton["throughput"])
-    done = [m for m in baton["throughput"] if not m.extra.get("timed_out")]
-    raw_done = [m for m in raw["throughput"] if not m.extra.get("timed_out")]
-    note = ""
-    if done and raw_done:
-        b, r = done[0].extra, raw_done[0].extra
-        note = (
-            f"insert phase {statistics.median(m.insert_seconds for m in done):.2f}s vs raw enqueue "
-            f"{statistics.median(m.insert_seconds for m in raw_done):.2f}s (flask_baton: Workflow.insert_many, "
-            f"{INSERT_BATCH} a batch); per workflow p50/p99 "
-            f"{b['insert_p50_ms']:.2f}/{b['insert_p99_ms']:.1f} ms vs raw {r['insert_p50_ms']:.2f}/"
-            f"{r['insert_p99_ms']:.1f} ms"
-        )
-    report.rows.append(
-        Row(
-            f"3. throughput {plan.throughput_n} [{s}]",
-            "steps/s",
-            ("< " if _timed_out(raw["throughput"]) else "") + f"{raw_rate:.0f}",
-            ("< " if _timed_out(baton["throughput"]) else "") + f"{bat_rate:.0f}",
-            f"{ratio:.2f}x",
-            ">= 0.5x",
-            _verdict(ratio >= 0.5 and not timed_out),
-            note,
-        )
-    )
-    # Health: every task ran exactly once.
-    for name, results in (("raw Huey", raw), ("flask_baton", baton)):
-        for scenario, ms in results.items():
-            for m in ms:
-                if m.extra.get("timed_out"):
-                    continue
-                if m.extra.get("executions") not in (None, m.steps):
-                    report.failures.append(
-                        f"{name} {scenario} [{s}]: {m.extra['executions']} executions for {m.steps} steps"
-                    )
-                if "deliveries" in m.extra and m.extra["deliveries"] != m.steps:
-                    report.failures.append(
-                        f"{name} {scenario} [{s}]: {m.extra['deliveries']} Huey deliveries for {m.steps} steps"
-                    )
-
-
-def insert_rows(storage: Storage, ins: dict[str, Any], report: Report) -> None:
-    s = storage.short
-    for shape in ("wide", "mixed"):
-        r = ins[shape]
-        is_target = storage.kind == "sqlite" and shape == "wide"
-        desc = "root + 9,999 deps on root" if shape == "wide" else "each step: 1-3 deps among the 50 before it"
-        report.rows.append(
-            Row(
-                f"4. insert {r['steps']:,} {shape} [{s}]",
-                "insert() seconds",
-                "-",
-                f"{r['median']:.3f}",
-                "-",
-                "<= 1 s" if is_target else "(info)",
-                _verdict(r["median"] <= 1.0) if is_target else "info",
-                f"{desc}; {r['edges']:,} edges; min {r['min']:.3f}s; building it: {r['build_median']:.3f}s",
-            )
-        )
-
-
-#: Per-step growth from the small to the big graph still called linear. An
-#: O(n log n) check would grow 1.25x, a quadratic one 10x; a plain dict pass
-#: over the same graph already grows ~1.5x (memory hierarchy), shown alongside.
-LINEAR_GROWTH = 3.0
-
-
-def validation_rows(val: dict[str, dict[int, float]], sizes: tuple[int, int], report: Report) -> None:
-    """Linear means per-step time stays flat, up to what bigger dicts cost anyway."""
-    small, big = sizes
-    for shape, times in val.items():
-        if shape.endswith("/pass"):
-            continue
-        floor = val[f"{shape}/pass"]
-        per_small, per_big = (times[n] / n * 1e6 for n in sizes)
-        floor_small, floor_big = (floor[n] / n * 1e6 for n in sizes)
-        report.rows.append(
-            Row(
-                f"4. validate {shape}",
-                f"us/step {small // 1000}k -> {big // 1000}k",
-                "-",
-                f"{per_small:.2f} -> {per_big:.2f}",
-                f"{per_big / per_small:.1f}x per step",
-                f"per-step <= {LINEAR_GROWTH:g}x",
-                _verdict(per_big <= LINEAR_GROWTH * per_small),
-                f"Workflow.validate(): {times[small] * 1000:.1f} ms -> {times[big] * 1000:.1f} ms for 10x the steps; "
-                f"a plain dict pass over the same graph: {floor_small:.2f} -> {floor_big:.2f} us/step (best of runs)",
-            )
-        )
-
-
-def print_table(report: Report, out: Any = sys.stdout) -> None:
-    headers = ["scenario", "metric", "raw Huey", "flask_baton", "ratio", "target", "result", "notes"]
-    rows = [[r.scenario, r.metric, r.raw, r.baton, r.ratio, r.target, r.verdict, r.note] for r in report.rows]
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    line = "  ".join("-" * w for w in widths[:-1])
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), file=out)
-    print(line, file=out)
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+def _open_link(args: argparse.Namespace, log: Any) -> Link | None:
+    """``--netem``: the consumers' namespace, or None (after saying why) if it cannot be built here."""
+    reason = Link.unavailable()
+    link = Link(args.netem_delay, _ports())
+    if reason is None:
+        try:
+            link.open()
+        except RuntimeError as exc:
+            reason = str(exc)
+    if reason is not None:
+        log(f"--netem skipped: {reason}")
+        return None
+    log(f"--netem: {link.describe()}")
+    return link
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,17 +191,35 @@ def main(argv: list[str] | None = None) -> int:
         help="PostgreSQL: no ANALYZE after the warm-up, so the planner has no statistics, "
         "as in a new install's first minute (before autovacuum analyzes the tables)",
     )
+    parser.add_argument(
+        "--netem",
+        action="store_true",
+        help="PostgreSQL + Redis only, the consumers in a network namespace behind a veth pair with tc netem "
+        "delay (needs root, ip, tc, nft; skipped with the reason otherwise)",
+    )
+    parser.add_argument("--netem-delay", type=float, default=0.5, metavar="MS", help="delay each way (default 0.5)")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also run Celery and RQ on the same Redis (the redis block; needs the bench extra)",
+    )
     args = parser.parse_args(argv)
+    if args.peers and args.storage == "sqlite":
+        parser.error("--peers runs Celery and RQ on Redis: use --storage redis or all")
+    if args.peers and (why := peers.missing()):
+        parser.exit(2, f"python -m bench: {why}\n")
 
     plan = QUICK if args.quick else Plan()
     kinds = ["sqlite", "redis"] if args.storage == "all" else [args.storage]
+    if args.netem:
+        if args.storage == "sqlite":
+            parser.error("--netem puts a network between the consumers and PostgreSQL + Redis: not with SQLite")
+        kinds = ["redis"]
     import huey
     import sqlalchemy
 
     import flask_baton
 
-    workdir, keep = make_workdir(args.keep)
-    report = Report()
     started = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -422,7 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
+    link = _open_link(args, log) if args.netem else None
+    if args.netem and link is None:
+        return 0
 
+    workdir, keep = make_workdir(args.keep)
+    peer_table: peers.PeerTable | None = None
+    report = Report()
+    costs: list[tuple[str, dict[str, Any]]] = []
+    names: dict[str, str] = {}
     log(
         f"flask_baton vs raw Huey, {'quick' if args.quick else 'full'} run, storage: {', '.join(kinds)}"
         f"{' (--fresh: PostgreSQL without planner statistics)' if args.fresh else ''}; "
@@ -433,30 +248,40 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     try:
         for kind in kinds:
-            storage = Storage(kind, workdir)
+            storage = Storage(kind, workdir, network=f"netem {args.netem_delay:g} ms" if link else "")
             log(f"== {storage.label}")
             try:
-                systems: list[System] = []
-                for cls in (RawSystem, BatonSystem):
-                    systems.append(cls(storage, workdir))
-                results = run_storage(systems, plan, log, not args.fresh)
+                systems: list[System] = [cls(storage, workdir) for cls in (RawSystem, BatonSystem)]
+                with_peers = args.peers and kind == "redis"
+                if with_peers:
+                    systems += peers.systems(storage, workdir)
+                names |= {system.key: system.name for system in systems}
+                results = run_storage(systems, plan, log, not args.fresh, link)
                 storage_rows(storage, results["raw"], results["baton"], plan, report)
-                log(f"  insert {plan.insert_steps:,}-step workflows x{plan.insert_repeats}")
-                ins = insert_times(storage, plan.insert_steps, plan.insert_repeats)
-                insert_rows(storage, ins, report)
+                costs.append((storage.short, summarize(results)))
                 report.data[kind] = {
                     "runs": {
                         sys_key: {sc: [m.__dict__ for m in ms] for sc, ms in res.items()}
                         for sys_key, res in results.items()
                     },
-                    "insert": ins,
+                    "cost_per_step": costs[-1][1],
                 }
+                if with_peers:
+                    peer_table = peers.table(results, storage.short)
+                    report.failures += peer_table.failures
+                    report.data["peers"] = peer_table.data
+                if link is None:  # the driver inserts on the host: no link to cross
+                    log(f"  insert {plan.insert_steps:,}- and {2 * plan.insert_steps:,}-step workflows")
+                    ins = insert_times(storage, plan.insert_steps, plan.insert_repeats)
+                    insert_rows(storage, ins, plan.insert_steps, report)
+                    report.data[kind]["insert"] = ins
             finally:
                 storage.cleanup()
-        log(f"validate {plan.validate_sizes[0]:,} vs {plan.validate_sizes[1]:,} steps")
-        val = validation_times(plan.validate_sizes, plan.validate_repeats)
-        validation_rows(val, plan.validate_sizes, report)
-        report.data["validate"] = {shape: {str(n): t for n, t in d.items()} for shape, d in val.items()}
+        if link is None:
+            log(f"validate {plan.validate_sizes[0]:,} vs {plan.validate_sizes[1]:,} steps")
+            val = validation_times(plan.validate_sizes, plan.validate_repeats)
+            validation_rows(val, plan.validate_sizes, report)
+            report.data["validate"] = {shape: {str(n): t for n, t in d.items()} for shape, d in val.items()}
     except BaseException as exc:
         ok = False
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -467,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"keeping {workdir} (consumer logs) for inspection", file=sys.stderr)
     finally:
         consumers.stop_all()
+        if link is not None:
+            link.close()
         if not keep:
             remove_workdir(workdir)
 
@@ -474,12 +301,18 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print_table(report)
         print()
+        print_costs(costs, names)
+        print()
         print(REFERENCE)
         print(
             f"consumers: flask_baton `{' '.join(consumers.baton_command()[1:])}`; "
             f"raw Huey `{' '.join(consumers.raw_command()[1:])}` "
             f"({consumers.WORKERS} worker processes each, same polling settings)"
+            + (f"; {link.describe()}" if link else "")
         )
+    if peer_table is not None:
+        print()
+        print(peer_table.format())
     for failure in report.failures:
         print(f"HEALTH: {failure}")
     if args.json:
@@ -487,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "plan": plan.__dict__,
+                    "netem": link.describe() if link else None,
                     "rows": [r.__dict__ for r in report.rows],
                     "data": report.data,
                     "failures": report.failures,
@@ -502,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     failed_rows = [row for row in report.rows if row.verdict == "FAIL"]
     if failed_rows:
         print(f"{len(failed_rows)} row(s) missed their target")
-    return 0 if ok and not report.failures and not failed_rows else 1
+    if peer_table is not None and peer_table.behind:
+        print(f"flask_baton is not ahead of both peers on: {', '.join(peer_table.behind)}")
+    peers_behind = peer_table is not None and bool(peer_table.behind)
+    return 0 if ok and not report.failures and not failed_rows and not peers_behind else 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from huey.signals import SIGNAL_EXECUTING
 
 from flask_baton import Baton, Job, telemetry
 
-from . import ledger
+from . import counters, ledger
 
 ENV_PREFIX = "BENCH_APP_"
 
@@ -57,7 +57,8 @@ telemetry.step_signal("snoozed").connect(_on_snoozed, weak=False)
 
 def create_app(settings: dict[str, Any] | None = None) -> Flask:
     """Build the benchmark app; ``settings`` go into ``app.config``."""
-    if settings is None:
+    if settings is None:  # the consumer: also count its statements if the benchmark asks
+        counters.install_from_env()
         settings = {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     app = Flask("baton_bench")
     app.config.update(settings)

@@ -58,37 +58,34 @@ def _chain(n: int) -> Any:
 
 
 def insert_times(storage: Storage, steps: int, repeats: int) -> dict[str, Any]:
-    """Median/min seconds of ``Workflow.insert()`` for a wide and a mixed workflow."""
+    """Median/min seconds of ``Workflow.insert()``, keyed ``"<shape>/<steps>"``:
+    wide at ``steps`` and twice that (taking turns, so background load hits
+    both alike), and mixed at ``steps``."""
     from .app import baton, create_app
 
     settings = storage.baton_settings("insert")
     app = create_app(settings)
     state = app.extensions["baton"]
     baton.create_schema(app)
-    out: dict[str, Any] = {}
+    cases = (("wide", _wide, steps), ("wide", _wide, 2 * steps), ("mixed", _mixed, steps))
+    times: dict[str, list[float]] = {f"{shape}/{n}": [] for shape, _, n in cases}
+    builds: dict[str, list[float]] = {key: [] for key in times}
+    edges: dict[str, int] = {}
     try:
         with app.app_context():
             # Warm the engine (connection, statement compile cache) once.
             _wide(10).insert()
-            for shape, build in (("wide", _wide), ("mixed", _mixed)):
-                times, builds = [], []
-                edges = 0
-                for _ in range(repeats):
+            for _ in range(repeats):
+                for shape, build, n in cases:
+                    key = f"{shape}/{n}"
                     t0 = time.perf_counter()
-                    wf = build(steps)
-                    builds.append(time.perf_counter() - t0)
-                    edges = sum(len(d) for d in wf._deps.values())
+                    wf = build(n)
+                    builds[key].append(time.perf_counter() - t0)
+                    edges[key] = sum(len(d) for d in wf._deps.values())
                     t0 = time.perf_counter()
                     wf.insert()
-                    times.append(time.perf_counter() - t0)
-                out[shape] = {
-                    "median": statistics.median(times),
-                    "min": min(times),
-                    "max": max(times),
-                    "build_median": statistics.median(builds),
-                    "edges": edges,
-                    "steps": steps,
-                }
+                    times[key].append(time.perf_counter() - t0)
+                    del wf
     finally:
         huey = state.queues.huey()
         try:
@@ -97,7 +94,18 @@ def insert_times(storage: Storage, steps: int, repeats: int) -> dict[str, Any]:
             pass
         huey.storage.close()
         state.engine.dispose()
-    return out
+    return {
+        key: {
+            "shape": key.split("/")[0],
+            "steps": int(key.split("/")[1]),
+            "median": statistics.median(runs),
+            "min": min(runs),
+            "max": max(runs),
+            "build_median": statistics.median(builds[key]),
+            "edges": edges[key],
+        }
+        for key, runs in times.items()
+    }
 
 
 def _plain_pass(deps_of: dict[str, Any]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
 from huey.signals import SIGNAL_EXECUTING
 
-from . import ledger
+from . import counters, ledger
 
 TASK_NAME = "bench_raw_noop"
 
@@ -54,6 +54,7 @@ def __getattr__(attr: str) -> Any:
     global _built
     if attr == "huey":
         if _built is None:
+            counters.install_from_env()  # the consumer: count its statements if the benchmark asks
             _built = build(os.environ["BENCH_RAW_KIND"], os.environ["BENCH_RAW_NAME"], os.environ["BENCH_RAW_TARGET"])
         return _built[0]
     raise AttributeError(attr)

@@ -25,19 +25,23 @@ class Storage:
 
     kind: str  # "sqlite" or "redis"
     workdir: Path
+    #: How the consumers reach the servers, when not directly (``--netem``).
+    network: str = ""
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     _schemas: list[str] = field(default_factory=list)
     _huey_names: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return (
+        label = (
             "SQLite (SqliteHuey + SQLite app DB)" if self.kind == "sqlite" else "Redis (RedisHuey + PostgreSQL app DB)"
         )
+        return f"{label}, consumers behind {self.network}" if self.network else label
 
     @property
     def short(self) -> str:
-        return "sqlite" if self.kind == "sqlite" else "redis+pg"
+        short = "sqlite" if self.kind == "sqlite" else "redis+pg"
+        return f"{short}, {self.network}" if self.network else short
 
     def _database_url(self, purpose: str) -> str:
         if self.kind == "sqlite":
@@ -52,7 +56,12 @@ class Storage:
         finally:
             admin.dispose()
         self._schemas.append(schema)
-        return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}&application_name={self.application_name(purpose)}"
+
+    def application_name(self, purpose: str) -> str:
+        """What PostgreSQL shows for this purpose's connections (``bench/meter.py``
+        charges a system the CPU of its own backends only)."""
+        return f"bench_{self.tag}_{purpose}"
 
     def _huey(self, purpose: str) -> tuple[str, str]:
         """(BATON_HUEY_URL-style URL, Huey name)."""

@@ -14,11 +14,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import consumers
+from . import consumers, counters
+from .history import write_history
 from .ledger import Tail
 from .storage import Storage
+
+if TYPE_CHECKING:
+    from .meter import Meter
+    from .netem import Link
 
 
 @dataclass
@@ -35,6 +40,12 @@ def _run_tag() -> str:
 
 class System:
     name = "?"
+    key = "?"
+    #: Set by the runner after the warm-up: samples CPU, round trips and
+    #: statements around each timed run (``clock_start``/``clock_stop``).
+    meter: Meter | None = None
+    #: Set by the runner with ``--netem``: the consumers run behind it.
+    link: Link | None = None
 
     def __init__(self, storage: Storage, workdir: Path) -> None:
         self.storage = storage
@@ -42,11 +53,38 @@ class System:
         self.ledger_path = workdir / f"ledger-{self.key}-{storage.kind}.log"
         self.tail = Tail(str(self.ledger_path))
         self.consumer: consumers.Consumer | None = None
-
-    key = "?"
+        self.count_dir = workdir / f"counts-{self.key}-{storage.kind}"
+        self.count_dir.mkdir(exist_ok=True)
+        self.usage: dict[str, Any] | None = None
 
     def start(self) -> None:
         raise NotImplementedError
+
+    def launch(self, command: list[str], env: dict[str, str]) -> None:
+        """Start this system's consumer (behind ``link`` if any), its statements counted."""
+        env = {**env, counters.ENV: str(self.count_dir)}
+        if self.link is not None:
+            command, env = self.link.wrap(command), self.link.rewrite(env)
+        self.consumer = consumers.Consumer(
+            f"{self.name} ({self.storage.short})",
+            command,
+            env,
+            self.workdir / f"consumer-{self.key}-{self.storage.kind}.log",
+        )
+
+    def clock_start(self) -> float:
+        """``perf_counter()`` for a run's start, after the meter's first look."""
+        self.usage = None
+        if self.meter is not None:
+            self.meter.begin(self)
+        return time.perf_counter()
+
+    def clock_stop(self) -> float:
+        """``perf_counter()`` for a run's end, then the meter's second look (into ``usage``)."""
+        t1 = time.perf_counter()
+        if self.meter is not None:
+            self.usage = self.meter.end(self)
+        return t1
 
     def consumer_command(self) -> list[str]:
         raise NotImplementedError
@@ -120,12 +158,7 @@ class BatonSystem(System):
         from .app import environment_for
 
         env = {**environment_for(self.settings), "BENCH_LEDGER": str(self.ledger_path)}
-        self.consumer = consumers.Consumer(
-            f"flask_baton ({self.storage.short})",
-            consumers.baton_command(),
-            env,
-            self.workdir / f"consumer-baton-{self.storage.kind}.log",
-        )
+        self.launch(consumers.baton_command(), env)
 
     def stop(self) -> None:
         super().stop()
@@ -147,25 +180,9 @@ class BatonSystem(System):
             before = page.next_before
 
     def analyze(self) -> None:
-        """PostgreSQL: the steady state of an install that has run a while.
-
-        Writes ``HISTORY`` finished two-step workflows (as rows, in one
-        statement per table), then ``ANALYZE``. Statistics taken on the few rows
-        of a warm-up would tell the planner the tables are a page or two, and
-        the plans it caches for the hot path would then read them whole on
-        every step as the scenarios grow them 100-fold: the first minute of a
-        new install (``--fresh``), not what autovacuum keeps a running one at.
-        """
-        from sqlalchemy import text
-
-        if self.state.engine.dialect.name != "postgresql":
-            return
-        with self.state.engine.connect() as conn:
-            for statement in _HISTORY:
-                conn.execute(text(statement), {"n": HISTORY, "t0": time.time() - 86_400})
-            for table in ("baton_workflows", "baton_nodes", "baton_edges", "baton_events", "baton_completions"):
-                conn.execute(text(f"ANALYZE {table}"))
-            conn.commit()
+        """PostgreSQL: the steady state of an install that has run a while (``bench/history.py``)."""
+        if self.state.engine.dialect.name == "postgresql":
+            write_history(self.state.engine)
 
     def _wait_workflow(self, workflow_id: str, deadline: float) -> Any:
         while True:
@@ -188,13 +205,13 @@ class BatonSystem(System):
             wf.add(f"s{i}", noop.new(k=f"{run}:{i}"), deps=[f"s{i - 1}"] if i else [])
         start = self.tail.mark()
         with self.app.app_context():
-            t0 = time.perf_counter()
+            t0 = self.clock_start()
             wf.insert()
             t_ins = time.perf_counter()
             deadline = time.monotonic() + timeout
             self.tail.wait_count(start, f"x {run}:{n - 1}", 1, deadline, self.alive)
             record = self._wait_workflow(wf.workflow_id, deadline)
-            t1 = time.perf_counter()
+            t1 = self.clock_stop()
         if record.state != "completed":
             raise RuntimeError(f"chain workflow ended {record.state}")
         counts = self.tail.counts(start)
@@ -215,13 +232,13 @@ class BatonSystem(System):
         wf.add("fanin", fan_in.new(k=f"{run}:fanin"), deps=[f"p{i}" for i in range(n)])
         start = self.tail.mark()
         with self.app.app_context():
-            t0 = time.perf_counter()
+            t0 = self.clock_start()
             jobs = wf.insert()
             t_ins = time.perf_counter()
             deadline = time.monotonic() + timeout
             self.tail.wait_count(start, f"x {run}:fanin", 1, deadline, self.alive)
             record = self._wait_workflow(wf.workflow_id, deadline)
-            t1 = time.perf_counter()
+            t1 = self.clock_stop()
             if record.state != "completed":
                 raise RuntimeError(f"fan-out workflow ended {record.state}")
             steps = {s.step_name: s for s in self.query.get_workflow_jobs(wf.workflow_id)}
@@ -260,7 +277,7 @@ class BatonSystem(System):
         start = self.tail.mark()
         latencies = []
         with self.app.app_context():
-            t0 = time.perf_counter()
+            t0 = self.clock_start()
             deadline = time.monotonic() + timeout
             # As a user starting many jobs at once would: Workflow.insert_many,
             # in batches so the first ones run while the rest are written.
@@ -278,7 +295,7 @@ class BatonSystem(System):
                     raise TimeoutError("single-step workflows still running")
                 self.alive()
                 time.sleep(0.001)
-            t1 = time.perf_counter()
+            t1 = self.clock_stop()
             failed = self.query.list_workflows(state="failed", limit=1).workflows
         if failed:
             raise RuntimeError("a single-step workflow failed")
@@ -289,24 +306,6 @@ class BatonSystem(System):
             t1 - t0, n, t_ins - t0, {"executions": executions, "deliveries": deliveries, **_percentiles(latencies)}
         )
 
-
-#: Finished workflows written before the runs on PostgreSQL (``BatonSystem.analyze``).
-HISTORY = 10_000
-
-_HISTORY = (
-    """INSERT INTO baton_workflows (id, name, state, total_steps, unsettled, created_at, finished_at)
-       SELECT md5('w' || i), 'bench:history', 'completed', 2, 0, :t0 + i, :t0 + i + 0.01
-       FROM generate_series(1, :n) AS i""",
-    """INSERT INTO baton_nodes (id, workflow_id, step_name, position, task, args, state, attempt, deps_pending,
-                                worker, created_at, started_at, finished_at, dependents_version)
-       SELECT md5(s || i), md5('w' || i), s, p, 'bench.app.noop', '{}', 'completed', 1, 0,
-              'history', :t0 + i, :t0 + i, :t0 + i + 0.01, 0
-       FROM generate_series(1, :n) AS i, (VALUES ('first', 0), ('second', 1)) AS steps (s, p)""",
-    """INSERT INTO baton_edges (workflow_id, step_name, dep_name)
-       SELECT md5('w' || i), 'second', 'first' FROM generate_series(1, :n) AS i""",
-    """INSERT INTO baton_completions (workflow_id, outcome, failed_steps, finished_at, announced_at)
-       SELECT md5('w' || i), 'completed', '[]', :t0 + i + 0.01, :t0 + i + 0.01 FROM generate_series(1, :n) AS i""",
-)
 
 #: Workflows per ``Workflow.insert_many`` call in the throughput scenario.
 INSERT_BATCH = 250
@@ -339,12 +338,7 @@ class RawSystem(System):
         from . import raw
 
         env = {**raw.environment_for(self.kind, self.huey_name, self.target), "BENCH_LEDGER": str(self.ledger_path)}
-        self.consumer = consumers.Consumer(
-            f"raw Huey ({self.storage.short})",
-            consumers.raw_command(),
-            env,
-            self.workdir / f"consumer-raw-{self.storage.kind}.log",
-        )
+        self.launch(consumers.raw_command(), env)
 
     def stop(self) -> None:
         super().stop()
@@ -361,11 +355,11 @@ class RawSystem(System):
             tail.then(self.task, f"{run}:{i}")
             tail = tail.on_complete
         start = self.tail.mark()
-        t0 = time.perf_counter()
+        t0 = self.clock_start()
         self.huey.enqueue(pipeline)
         t_ins = time.perf_counter()
         self.tail.wait_count(start, f"x {run}:{n - 1}", 1, time.monotonic() + timeout, self.alive)
-        t1 = time.perf_counter()
+        t1 = self.clock_stop()
         counts = self.tail.counts(start)
         executions = sum(c for line, c in counts.items() if line.startswith(f"x {run}:"))
         return Measurement(t1 - t0, n, t_ins - t0, {"executions": executions})
@@ -375,14 +369,14 @@ class RawSystem(System):
         tasks = [self.task.s(f"{run}:{i}") for i in range(n)]
         start = self.tail.mark()
         latencies = []
-        t0 = time.perf_counter()
+        t0 = self.clock_start()
         for task in tasks:
             a = time.perf_counter()
             self.huey.enqueue(task)
             latencies.append(time.perf_counter() - a)
         t_ins = time.perf_counter()
         self.tail.wait_count(start, f"x {run}:", n, time.monotonic() + timeout, self.alive)
-        t1 = time.perf_counter()
+        t1 = self.clock_stop()
         counts = self.tail.counts(start)
         deliveries = sum(c for line, c in counts.items() if line.startswith(f"d {run}:"))
         executions = sum(c for line, c in counts.items() if line.startswith(f"x {run}:"))

@@ -29,13 +29,14 @@ from .extension import Baton
 from .job import Job
 from .outcomes import Discard, Snooze
 from .records import WorkflowStatus
-from .states import StepState, Tolerance, WorkflowState
+from .states import AttemptOutcome, StepState, Tolerance, WorkflowState
 from .steps import Dep, Step, StepCall
 from .workflow import InsertedJob, Workflow
 
 __all__ = [
     "AmbiguousWorkflowIdError",
     "ArgumentError",
+    "AttemptOutcome",
     "Baton",
     "BatonError",
     "ConfigError",

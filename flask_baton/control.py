@@ -153,7 +153,8 @@ def rearm(tx: Tx, workflow_id: str, targets: Sequence[str]) -> Effects[dag.Retry
     write lock does it), so none completes or fails unseen meanwhile: one
     that completes after the commit releases its re-armed dependents as
     usual, one that fails cascades to them. Each re-armed step starts afresh
-    (attempt 0): ``pending`` on the deps it waits for, or ``available`` and
+    (attempt 0, its last run kept in ``baton_attempts`` first): ``pending``
+    on the deps it waits for, or ``available`` and
     enqueued after the commit when it waits for none. Steps still to run
     that counted a re-armed step's tolerated failure as done wait for it
     again. The workflow is ``running`` again and will announce its end again.
@@ -197,6 +198,7 @@ def _apply(tx: Tx, workflow_id: str, plan: dag.RetryPlan) -> Effects[dag.RetryPl
     effects = Effects(plan)
     for name in plan.rearm:
         waiting = plan.waits[name]
+        tx.store.keep_last_run(tx.conn, workflow_id, name, tx.now)  # the row is about to start afresh
         reset = tx.store.rearm_step(tx.conn, workflow_id, name, waiting, tx.now)
         if reset is None:
             raise WorkflowStateError(f"step {name!r} is no longer discarded or cancelled; nothing was retried")

@@ -38,13 +38,13 @@ def topological_order(
     them. Raises ``DuplicateStepError``, ``UnknownDependencyError`` or
     ``CycleError``, each naming the steps involved.
     """
-    with _gc_paused():
+    with gc_paused():
         return _kahn(steps, existing)
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector off while a big graph is checked.
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while a big graph is checked (or drawn: ``dashboard.reads``).
 
     The check allocates a container or two per step, and each allocation
     burst sets off collections that walk every live object, the whole
@@ -147,12 +147,19 @@ class StepGraph:
     deps: Mapping[str, Mapping[str, str | None]]
 
     @classmethod
-    def of(cls, steps: Iterable[_StoredStep]) -> StepGraph:
-        """The graph of stored steps, e.g. ``query.get_workflow_jobs(...)``."""
+    def of(cls, steps: Iterable[_StoredStep], asked: Iterable[_StoredStep] | None = None) -> StepGraph:
+        """The graph of stored steps, e.g. ``query.get_workflow_jobs(...)``.
+
+        With ``asked``, only those steps' deps are kept: enough to ask about
+        them alone (a page of 10,000 steps asks about the 50 it shows).
+        """
         steps = list(steps)
         return cls(
             {step.step_name: str(step.state) for step in steps},
-            {step.step_name: {dep: step.tolerates.get(dep) for dep in step.deps} for step in steps},
+            {
+                step.step_name: {dep: step.tolerates.get(dep) for dep in step.deps}
+                for step in (steps if asked is None else asked)
+            },
         )
 
     def with_states(self, fresher: Mapping[str, str]) -> StepGraph:

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .states import StepState, Tolerance
+from .records import AttemptRecord
+from .states import AttemptOutcome, StepState, Tolerance
 
 T = TypeVar("T")
 
@@ -125,6 +126,20 @@ class Claimed(StepIdentity):
             duration=now - self.claimed_at,
             label=self.label,
             **details,
+        )
+
+    def ended(self, outcome: AttemptOutcome, at: float, error: str | None = None) -> AttemptRecord:
+        """This run, ended at ``at`` with ``outcome``, as ``baton_attempts`` keeps it."""
+        return AttemptRecord(
+            self.workflow_id,
+            self.node_id,
+            self.step_name,
+            self.attempt,
+            outcome,
+            self.worker or None,
+            self.claimed_at,
+            at,
+            error,
         )
 
 

@@ -8,11 +8,15 @@ and turns "nothing" or "too many" into the errors callers expect.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
 from .records import (
+    AttemptRecord,
+    ContextCapture,
     Input,
+    StepOutline,
     StepRecord,
     StepUsage,
     WorkflowPage,
@@ -29,8 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREFIX_MATCHES",
+    "AttemptRecord",
+    "ContextCapture",
     "Input",
     "Query",
+    "StepOutline",
     "StepRecord",
     "StepUsage",
     "WorkflowPage",
@@ -53,9 +60,60 @@ class Query:
         """The workflow with this id, or ``None``."""
         return reads.workflow(self._engine, workflow_id)
 
-    def get_workflow_jobs(self, workflow_id: str) -> list[StepRecord]:
-        """Every step of the workflow, in insertion order."""
-        return reads.steps(self._engine, workflow_id)
+    def get_workflow_jobs(self, workflow_id: str, steps: Collection[str] | None = None) -> list[StepRecord]:
+        """Every step of the workflow, or only those named in ``steps``, in insertion order."""
+        return reads.steps(self._engine, workflow_id, steps)
+
+    def get_workflow_outline(
+        self, workflow_id: str, previous: Sequence[StepOutline] | None = None
+    ) -> list[StepOutline]:
+        """Every step of the workflow without its result, args and error, in insertion order.
+
+        What a view of thousands of steps reads first, to then read in full
+        (``get_workflow_jobs(id, steps=...)``) only the steps it shows. Pass
+        the outline read before as ``previous`` to read again only what can
+        change: the steps' dependencies are read only if steps were added.
+        """
+        return reads.step_outlines(self._engine, workflow_id, previous)
+
+    def get_workflow_job(self, workflow_id: str, step_name: str) -> StepRecord | None:
+        """One step of the workflow, as ``get_workflow_jobs`` has it, or ``None`` (reads that step only)."""
+        return reads.step(self._engine, workflow_id, step_name)
+
+    def get_step_attempts(self, workflow_id: str, step_name: str, *, limit: int | None = None) -> list[AttemptRecord]:
+        """Every run of one step, oldest first: when, on which worker, how it ended, its error.
+
+        Runs retried, snoozed, handed back, rescued after a lost lease or
+        re-armed by a retry are kept in ``baton_attempts``; the last run is
+        the step's own row. ``limit`` keeps the newest runs only (a step
+        that snoozes every few seconds runs often). Empty for a step that
+        never ran or does not exist.
+        """
+        if limit is not None and limit < 1:
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
+        return reads.step_attempts(self._engine, workflow_id, step_name, limit)
+
+    def get_workflow_attempts(self, workflow_id: str, *, limit: int = 10_000) -> dict[str, list[AttemptRecord]]:
+        """The runs kept for the workflow's steps, by step name, oldest first (the newest ``limit`` in all).
+
+        Only the runs their rows no longer hold (retried, snoozed, handed
+        back, rescued, re-armed): a step's last run is its row, in
+        ``get_workflow_outline``. What a timeline of the whole workflow
+        draws besides each step's row, in one read.
+        """
+        if limit < 1:
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
+        return reads.kept_runs(self._engine, workflow_id, limit)
+
+    def get_context_captures(
+        self, workflow_id: str, step_name: str, *, since: float | None = None
+    ) -> list[ContextCapture]:
+        """What ``job.capture_context`` stored for one step, oldest first (made at or after ``since``).
+
+        Each capture names the attempt that made it; kept while
+        ``BATON_DEBUG_LOG_MAX_AGE`` allows.
+        """
+        return usage_store.captures(self._engine, workflow_id, step_name, since)
 
     def workflow_status(self, workflow_id: str) -> WorkflowStatus | None:
         """The workflow's progress, timing and cost in one query, or ``None``.

@@ -1,4 +1,4 @@
-"""The records reads return: workflows, steps, status, pages, usage totals.
+"""The records reads return: workflows, steps, their runs and captured model calls, status, pages, usage totals.
 
 Plain frozen dataclasses with no database in sight, so the CLI, the
 dashboard, ``explain`` and ``export`` use them (and their tests build them)
@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from .states import SETTLED, StepState, WorkflowState
+from .states import SETTLED, AttemptOutcome, StepState, WorkflowState
 
 
 def decode_result(raw: str | None) -> Any:
@@ -72,6 +72,128 @@ class StepRecord:
     def settled(self) -> bool:
         """True once the step will not change again."""
         return self.state in SETTLED
+
+
+class StepOutline(NamedTuple):
+    """A step without its payloads (``Query.get_workflow_outline``): enough to draw and filter any number of them.
+
+    The fields ``StepRecord`` has too, but not its result, args, error and
+    worker, which can be large and which a drawing of thousands of steps
+    does not show. A named tuple, as a page of 10,000 steps builds one per
+    step on every read (a frozen dataclass costs three times as much).
+    """
+
+    step_name: str
+    task: str
+    state: StepState
+    attempt: int
+    deps: tuple[str, ...]
+    scheduled_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    tolerates: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One run of a step (``Query.get_step_attempts``): when, where, how it ended, its error.
+
+    ``attempt`` is ``job.attempt`` of that run: a snooze or a hand back gives
+    it back, so the next run has the same number, and a retry by hand starts
+    the count again at 1. ``finished_at`` is None while it runs; a lost run
+    ends when its consumer was last heard from.
+    """
+
+    workflow_id: str
+    node_id: str
+    step_name: str
+    attempt: int
+    outcome: AttemptOutcome
+    worker: str | None
+    started_at: float
+    finished_at: float | None
+    error: str | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds it ran, None while it runs."""
+        return None if self.finished_at is None else max(self.finished_at - self.started_at, 0.0)
+
+
+#: The run a step's row holds, by the row's state.
+_ROW_RUN = {
+    StepState.EXECUTING: AttemptOutcome.RUNNING,
+    StepState.COMPLETED: AttemptOutcome.COMPLETED,
+    StepState.DISCARDED: AttemptOutcome.DISCARDED,
+    StepState.CANCELLED: AttemptOutcome.CANCELLED,
+    StepState.RETRYABLE: AttemptOutcome.FAILED,
+    StepState.SNOOZED: AttemptOutcome.SNOOZED,
+}
+
+
+def row_run(
+    workflow_id: str,
+    node_id: str,
+    step_name: str,
+    state: StepState,
+    attempt: int,
+    worker: str | None,
+    started_at: float | None,
+    finished_at: float | None,
+    error: str | None,
+) -> AttemptRecord | None:
+    """The run a step's row (``baton_nodes``) holds, from its columns; None if it holds none.
+
+    It holds its last run while it executes and once it completed, was
+    discarded or was cancelled; a row waiting to run again holds the run
+    that ended, which was kept then (rows written before runs were kept
+    have it only here).
+    """
+    outcome = _ROW_RUN.get(state)
+    if outcome is None or started_at is None or attempt < 1:
+        return None
+    running = outcome == AttemptOutcome.RUNNING
+    return AttemptRecord(
+        workflow_id,
+        node_id,
+        step_name,
+        attempt,
+        outcome,
+        worker,
+        started_at,
+        None if running else finished_at or started_at,
+        None if running or outcome == AttemptOutcome.COMPLETED else error,
+    )
+
+
+def step_runs(kept: list[AttemptRecord], row: AttemptRecord | None) -> list[AttemptRecord]:
+    """A step's runs, oldest first: ``kept`` (``baton_attempts``) and its row's run unless kept already.
+
+    A run kept when it ended left the row with the same ``started_at``: the
+    row then holds nothing new (waiting to run again, or cancelled while waiting).
+    """
+    if row is None or any(run.started_at == row.started_at for run in kept):
+        return kept
+    return [*kept, row]
+
+
+@dataclass(frozen=True)
+class ContextCapture:
+    """One model call's context as ``job.capture_context`` stored it (``Query.get_context_captures``).
+
+    ``messages`` and ``response`` are the JSON text stored; when
+    ``truncated``, one of them was cut at ``BATON_DEBUG_CAPTURE_MAX_BYTES``
+    and is no longer valid JSON.
+    """
+
+    workflow_id: str
+    node_id: str
+    step_name: str
+    attempt: int
+    messages: str
+    response: str
+    truncated: bool
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,24 @@ class WorkflowState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class AttemptOutcome(StrEnum):
+    """How one run of a step ended (a row of ``baton_attempts``, or the run its step's row holds).
+
+    A failed run followed by another, a snooze, a hand back and a rescue each
+    leave the step's row to the next run, so they are kept as rows of their
+    own; the last run of a step is its row.
+    """
+
+    RUNNING = "running"  # still executing
+    COMPLETED = "completed"
+    FAILED = "failed"  # raised (or timed out); the step ran again after its delay
+    SNOOZED = "snoozed"  # asked to run later; its attempt was given back
+    HANDED_BACK = "handed_back"  # its consumer stopped mid-run; its attempt was given back
+    LOST = "lost"  # its consumer stopped renewing its lease; the sweep rescued the step
+    DISCARDED = "discarded"  # failed for good
+    CANCELLED = "cancelled"  # cancelled while running
+
+
 #: States a delivered Huey message may claim (start executing) from.
 CLAIMABLE = (StepState.AVAILABLE, StepState.SNOOZED, StepState.RETRYABLE)
 #: States that will not change again (short of an explicit retry).

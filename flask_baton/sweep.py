@@ -33,7 +33,7 @@ from .appstate import AppState, worker_id
 from .cascade import finish
 from .dispatch import announce_end, commit
 from .effects import Claimed, Effects, Ready, StepChange
-from .states import StepState
+from .states import AttemptOutcome, StepState
 from .store import PruneReport, Tx
 from .telemetry import emit, plugin_pruned, plugin_rescued
 
@@ -129,10 +129,13 @@ def rescue(tx: Tx, claimed: Claimed, heartbeat_at: float | None, reason: str) ->
     """Make a step whose consumer died runnable again (state ``retryable``).
 
     Fenced on the heartbeat the sweep saw: a consumer that renewed its lease
-    in the meantime keeps its step.
+    in the meantime keeps its step. The lost run is kept, as ending when its
+    consumer was last heard from.
     """
     if not tx.store.rescue(tx.conn, claimed, heartbeat_at, reason, tx.now):
         return Effects(None)
+    last_heard = tx.now if heartbeat_at is None else heartbeat_at
+    tx.store.keep_attempt(tx.conn, claimed.ended(AttemptOutcome.LOST, last_heard, reason))
     return Effects(
         None,
         ready=[Ready(claimed.node_id, claimed.task)],

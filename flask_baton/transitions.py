@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from .cascade import cascade, finish, settle
 from .effects import Claimed, Effects, NewStep, Ready, StepChange
 from .inserts import add_steps
-from .states import CANCELLABLE, StepState
+from .records import AttemptRecord
+from .states import CANCELLABLE, AttemptOutcome, StepState
 from .store import Tx
 
 #: Seconds a handed-back step waits in Huey's schedule before it is queued again.
@@ -133,19 +134,28 @@ def _take(tx: Tx, effects: Effects[Claimed | None], worker: str, take: frozenset
 
 def retry_later(tx: Tx, claimed: Claimed, error: str, delay: float) -> Effects[None]:
     """A failed run with attempts left: run again after ``delay`` seconds."""
-    return _reschedule(tx, claimed, StepState.RETRYABLE, delay, error=error)
+    return _reschedule(tx, claimed, StepState.RETRYABLE, AttemptOutcome.FAILED, delay, error=error)
 
 
 def snooze(tx: Tx, claimed: Claimed, seconds: float) -> Effects[None]:
     """Run again after ``seconds``; the attempt is given back."""
-    return _reschedule(tx, claimed, StepState.SNOOZED, seconds, attempt=claimed.attempt - 1)
+    return _reschedule(tx, claimed, StepState.SNOOZED, AttemptOutcome.SNOOZED, seconds, attempt=claimed.attempt - 1)
 
 
 def _reschedule(
-    tx: Tx, claimed: Claimed, state: StepState, delay: float, *, error: str | None = None, attempt: int | None = None
+    tx: Tx,
+    claimed: Claimed,
+    state: StepState,
+    outcome: AttemptOutcome,
+    delay: float,
+    *,
+    error: str | None = None,
+    attempt: int | None = None,
 ) -> Effects[None]:
+    """Move the claimed run's step to ``state``, keeping the run: the next one takes over the step's row."""
     if not tx.store.reschedule(tx.conn, claimed, state, tx.now + delay, error, attempt):
         return Effects(None)
+    tx.store.keep_attempt(tx.conn, claimed.ended(outcome, tx.now, error))
     return Effects(
         None, ready=[Ready(claimed.node_id, claimed.task, delay)], changes=[claimed.change(state, tx.now, error=error)]
     )
@@ -157,8 +167,22 @@ def hand_back(tx: Tx, node_id: str, worker: str) -> Effects[None]:
     Enqueued after a pause: right now the stopping consumer's idle workers
     may still be blocked on the queue and would take the message with them.
     """
-    task = tx.store.hand_back(tx.conn, node_id, worker, tx.now)
-    return Effects(None, ready=[] if task is None else [Ready(node_id, task, HAND_BACK_DELAY)])
+    back = tx.store.hand_back(tx.conn, node_id, worker, tx.now)
+    if back is None:
+        return Effects(None)
+    run = AttemptRecord(
+        back.workflow_id,
+        node_id,
+        back.step_name,
+        back.attempt,
+        AttemptOutcome.HANDED_BACK,
+        worker,
+        back.started_at,
+        tx.now,
+        None,
+    )
+    tx.store.keep_attempt(tx.conn, run)
+    return Effects(None, ready=[Ready(node_id, back.task, HAND_BACK_DELAY)])
 
 
 def discard(tx: Tx, claimed: Claimed, reason: str) -> Effects[None]:

@@ -386,3 +386,94 @@ def snooze_an_hour(job: Job) -> Snooze:
     """Snooze for an hour: the step stays ``snoozed`` for the whole test."""
     ledger.record(job)
     return Snooze(3600)
+
+
+# -- attempt history suite (test_attempts, the step page in the browser) ---------
+
+
+@baton.step(retries=3, retry_delay=0.05)
+def chat_until(job: Job) -> dict[str, Any]:
+    """A tool-using chat call that fails its first ``job.args["failures"]`` runs.
+
+    Each run captures its context (``BATON_DEBUG_CAPTURE``): a system prompt,
+    the user's question (``job.args["question"]``), an assistant tool call and
+    its result, then the response, which names the attempt.
+    """
+    ledger.record(job)
+    messages = [
+        {"role": "system", "content": "You answer with one word."},
+        {"role": "user", "content": [{"type": "text", "text": job.args.get("question", "Weather in Paris?")}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
+    ]
+    response = {
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": f"Sunny (attempt {job.attempt})"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    job.capture_context(messages=messages, response=response)
+    if job.attempt <= int(job.args.get("failures", 0)):
+        raise ConnectionError(f"provider unreachable on attempt {job.attempt}")
+    return {"answer": "sunny", "attempt": job.attempt}
+
+
+class RateLimitError(Exception):
+    """What an LLM provider's SDK raises on HTTP 429 (docs demo)."""
+
+    __module__ = "openai"
+
+
+@baton.step(retries=3, retry_delay=0.05)
+def summarize_sources(job: Job) -> dict[str, Any]:
+    """Docs demo (step page screenshot): a tool-using chat call rate-limited on its first runs."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a research assistant. Summarize in two sentences; cite sources as [n]."},
+        {"role": "user", "content": f"Summarize the state of {job.args['topic']}."},
+    ]
+    if job.attempt <= int(job.args.get("rate_limited", 0)):
+        _ask_provider(job.attempt)
+    call = {
+        "id": "call_7Qm",
+        "type": "function",
+        "function": {"name": "search_papers", "arguments": '{"query": "logical qubits 2025", "limit": 2}'},
+    }
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {
+            "role": "tool",
+            "tool_call_id": "call_7Qm",
+            "content": '[{"n": 1, "title": "Logical quantum processor based on reconfigurable atom arrays"}, '
+            '{"n": 2, "title": "Quantum error correction below the surface code threshold"}]',
+        },
+    ]
+    answer = (
+        "Neutral-atom arrays now run 48 logical qubits [1], and surface-code memories have crossed "
+        "the break-even threshold, with errors falling as the code grows [2]."
+    )
+    job.record_usage(model="gpt-4o", input_tokens=5210, output_tokens=410)
+    job.capture_context(
+        messages=messages,
+        response={
+            "model": "gpt-4o",
+            "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5210, "completion_tokens": 410},
+        },
+    )
+    return {"summary": answer}
+
+
+def _ask_provider(attempt: int) -> None:
+    raise RateLimitError(
+        f"Error code: 429 - Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000, Used 29{attempt}41. "
+        "Please try again in 1.2s."
+    )

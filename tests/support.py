@@ -66,10 +66,20 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
+def make_version_2(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 2 was (before ``baton_attempts``)."""
+    from sqlalchemy import text
+
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("DROP TABLE baton_attempts"))
+        conn.execute(text("UPDATE baton_schema SET version = 2"))
+
+
 def make_version_1(app: Flask) -> None:
     """Turn the app's installed schema back into what schema version 1 was."""
     from sqlalchemy import text
 
+    make_version_2(app)
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN dependents_version"))
         conn.execute(text("UPDATE baton_schema SET version = 1"))

@@ -464,3 +464,37 @@ def test_prune_on_a_terminal_asks_and_deletes_only_when_told_yes(
             os.close(controller)
         after = rows_of(app, old.workflow_id)
         assert after == (expected if answer == b"n\n" else dict.fromkeys(expected, 0))
+
+
+# -- status --step -------------------------------------------------------------------
+
+
+def test_status_step_lists_every_run_of_a_step_and_their_tracebacks(app: Flask, tmp_path: Path) -> None:
+    wf = fixable(app, tmp_path / "blocker")
+    (tmp_path / "blocker").unlink()
+    assert cli(app, "retry", wf.workflow_id, "fix").exit_code == 0
+    with ThreadConsumer(app):
+        wait_finished(app, wf.workflow_id)
+
+    result = cli(app, "status", wf.workflow_id[:12], "--step", "fix", "--errors", env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    header, first, second, *rest = result.output.splitlines()
+    assert header.split() == ["RUN", "OUTCOME", "STARTED", "DURATION", "WORKER", "ERROR"]
+    assert first.split()[:2] == ["#1", "discarded"] and "RuntimeError: blocked by" in first
+    assert second.split()[:2] == ["#1", "completed"]
+    traceback = result.output.split("--- run 1 (attempt 1, discarded) ---\n", 1)[1]
+    assert traceback.startswith("Traceback (most recent call last):") and "in fails_while_file_exists" in traceback
+    document = json.loads(cli(app, "status", wf.workflow_id, "--step", "fix", "--json").stdout)
+    assert [(a["attempt"], a["outcome"]) for a in document["attempts"]] == [(1, "discarded"), (1, "completed")]
+    assert (document["step_name"], document["attempts"][1]["error"]) == ("fix", None)
+
+
+def test_status_step_refuses_an_unknown_step_and_options_for_the_step_list(app: Flask, tmp_path: Path) -> None:
+    wf = waiting(tmp_path / "never")
+    unknown = cli(app, "status", wf.workflow_id, "--step", "nope")
+    assert unknown.exit_code == 1 and "has no step named 'nope'" in unknown.output
+    for args in (["--step", "gate"], [wf.workflow_id, "--step", "gate", "--watch"]):
+        refused = cli(app, "status", *args)
+        assert refused.exit_code == 2, refused.output
+    assert "this step has not run yet" in cli(app, "status", wf.workflow_id, "--step", "last").output

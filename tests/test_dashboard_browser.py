@@ -4,8 +4,8 @@ SQLite only (the embedded default) to stay quick; the websocket protocol is
 covered on both backends by ``test_dashboard_live.py``. Each test runs the
 app on a real threaded server with a real consumer and keeps well under 20 s.
 
-``BATON_UPDATE_SCREENSHOTS=1 pytest -m browser -k screenshots`` rewrites
-``docs/screenshots/index.png`` and ``workflow.png``.
+``BATON_UPDATE_SCREENSHOTS=1 pytest -m browser -k screenshot`` rewrites
+``docs/screenshots/index.png``, ``workflow.png`` and ``step.png``.
 """
 
 from __future__ import annotations
@@ -21,18 +21,20 @@ from flask import Flask
 
 from flask_baton import Workflow
 from flask_baton.dashboard.layout import node_key
-from flask_baton.store.tables import nodes, step_stats, workflows
+from flask_baton.store.tables import attempts, nodes, step_stats, workflows
 
 from .browser import LaunchedBrowser, launch_browser
 from .conftest import sqlite_settings
 from .steps import (
     baton,
+    chat_until,
     constant,
     core_echo,
     fetch_web,
     llm_complete,
     raise_message,
     record_args,
+    summarize_sources,
     wait_for_file,
 )
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
@@ -52,7 +54,7 @@ def settings(tmp_path: Path, ledger_path: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
-    return {"BATON_DASHBOARD_AUTH": lambda: True, "SECRET_KEY": "browser-test-secret"}
+    return {"BATON_DASHBOARD_AUTH": lambda: True, "SECRET_KEY": "browser-test-secret", "BATON_DEBUG_CAPTURE": True}
 
 
 @pytest.fixture
@@ -292,6 +294,14 @@ def _as_if_it_took_time(app: Flask, workflow_id: str, started: float) -> None:
         else:
             end = None
         finish[step.step_name] = end if end is not None else ready
+    done = None if record.state == "running" else max(f for f in finish.values())
+    write_times(app, workflow_id, changes, started, done)
+
+
+def write_times(
+    app: Flask, workflow_id: str, changes: list[dict[str, Any]], started: float, done: float | None
+) -> None:
+    """Store steps' times (``{"i": id, "q": queued, "s": started, "f": finished}``) and their workflow's."""
     with app.extensions["baton"].engine.begin() as conn:
         for change in changes:
             conn.execute(
@@ -299,7 +309,6 @@ def _as_if_it_took_time(app: Flask, workflow_id: str, started: float) -> None:
                 .where(nodes.c.id == change["i"])
                 .values(scheduled_at=change["q"], started_at=change["s"], finished_at=change["f"])
             )
-        done = None if record.state == "running" else max(f for f in finish.values())
         conn.execute(
             workflows.update().where(workflows.c.id == workflow_id).values(created_at=started, finished_at=done)
         )
@@ -386,3 +395,95 @@ def test_screenshots_of_the_index_and_a_workflow_in_light_and_dark(
     finally:
         for path in (*gates.values(), tmp_path / "gate-x", tmp_path / "gate-y", tmp_path / "never"):
             path.touch()
+
+
+# -- a step's page: its runs and their model calls ------------------------------------
+
+STEP_ATTACK = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+def test_a_steps_page_lists_its_runs_and_shows_a_script_in_a_transcript_as_text(
+    app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser
+) -> None:
+    wf = Workflow("flaky").add("ask", chat_until.new(failures=3, question=STEP_ATTACK))
+    wf.insert()
+    wait_finished(app, wf.workflow_id)
+    page = open_live(browser, f"{live_server.url}/baton/workflows/{wf.workflow_id}")
+
+    page.click(f"#s-{node_key('ask')} a.name")
+
+    page.wait_for_selector("#runs")
+    outcomes = page.eval_on_selector_all("li.run", "runs => runs.map(r => r.dataset.outcome)")
+    assert outcomes == ["failed", "failed", "failed", "completed"]
+    last_failure = page.locator("li.run").nth(2)
+    assert last_failure.locator("details.tb").get_attribute("open") is None
+    last_failure.locator("details.tb > summary").click()
+    shown = last_failure.locator("details.tb > pre.tb").inner_text()
+    assert "… 2 frames of flask_baton …" in shown and "tests/steps.py" in shown
+    assert "runner.py" not in shown
+    style = last_failure.locator("details.tb > pre.tb").evaluate(
+        "pre => [getComputedStyle(pre).whiteSpace, getComputedStyle(pre).overflowX]"
+    )
+    assert style == ["pre", "auto"]  # carets stay under their line; a long line scrolls
+
+    transcript = page.locator("li.run").nth(3).locator("details.transcript")
+    transcript.locator("summary").first.click()
+    chat = transcript.inner_text()
+    assert STEP_ATTACK in chat  # shown as text
+    assert "sunny, 21 C" in chat and "Sunny (attempt 4)" in chat
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("li.run").nth(3).locator("script, img").count() == 0
+
+
+def _runs_as_if_they_took_time(app: Flask, workflow_id: str, start: float, runs: list[tuple[float, float]]) -> None:
+    """Rewrite the step's runs (and its workflow) to start ``offset`` seconds after ``start`` and last ``seconds``."""
+    with app.extensions["baton"].engine.begin() as conn:
+        rows = conn.execute(
+            attempts.select().where(attempts.c.workflow_id == workflow_id).order_by(attempts.c.started_at)
+        ).all()
+        for row, (offset, seconds) in zip(rows, runs):
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.id == row.id)
+                .values(started_at=start + offset, finished_at=start + offset + seconds)
+            )
+        offset, seconds = runs[-1]
+        conn.execute(
+            nodes.update()
+            .where(nodes.c.workflow_id == workflow_id)
+            .values(scheduled_at=start + offset - 0.1, started_at=start + offset, finished_at=start + offset + seconds)
+        )
+        conn.execute(
+            workflows.update()
+            .where(workflows.c.id == workflow_id)
+            .values(created_at=start - 0.2, finished_at=start + offset + seconds)
+        )
+
+
+def test_screenshot_of_a_steps_runs_and_its_model_call(
+    app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser, tmp_path: Path
+) -> None:
+    target = SCREENSHOTS if os.environ.get("BATON_UPDATE_SCREENSHOTS") else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    wf = Workflow("brief:quantum computing").add(
+        "summarize", summarize_sources.new(topic="quantum error correction", rate_limited=2)
+    )
+    wf.insert()
+    wait_finished(app, wf.workflow_id)
+    _runs_as_if_they_took_time(app, wf.workflow_id, time.time() - 95, [(0.0, 1.4), (2.6, 1.1), (6.3, 7.8)])
+
+    page = browser.page
+    page.set_viewport_size({"width": 1280, "height": 1100})
+    page.goto(f"{live_server.url}/baton/workflows/{wf.workflow_id}/steps/summarize")
+    page.locator("li.run").nth(1).locator("details.tb > summary").click()
+    page.locator("li.run").nth(2).locator("details.transcript > summary").click()
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(target / "step.png"), full_page=True)
+
+    assert page.eval_on_selector_all("li.run", "runs => runs.map(r => r.dataset.outcome)") == [
+        "failed",
+        "failed",
+        "completed",
+    ]
+    assert "openai.RateLimitError: Error code: 429" in page.inner_text("li.run >> nth=0")
+    assert (target / "step.png").stat().st_size > 10_000

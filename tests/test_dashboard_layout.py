@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from flask_baton.dashboard.folding import TWINS_OVER, node_key, twin_groups
 from flask_baton.dashboard.formatting import (
     error_summary,
     format_cost,
@@ -14,14 +15,11 @@ from flask_baton.dashboard.formatting import (
     result_texts,
 )
 from flask_baton.dashboard.layout import (
-    COLLAPSE_OVER,
     NODE_HEIGHT,
     NODE_WIDTH,
-    collapse_groups,
     count_crossings,
     layered_layout,
     longest_path_layers,
-    node_key,
     order_layers,
 )
 
@@ -103,7 +101,7 @@ def test_a_wide_fan_out_of_twins_collapses_into_one_group_node() -> None:
     steps = [("split", []), *items, ("total", [name for name, _ in items])]
     layout = layered_layout(steps)
     assert len(layout.nodes) == 3
-    group = next(node for node in layout.nodes if node.is_group)
+    group = next(node for node in layout.nodes if node.folded)
     assert len(group.members) == 200 and group.members[0] == "item:0"
     assert layout.node_of["item:123"] == group.key
     assert len(layout.edges) == 2
@@ -111,9 +109,9 @@ def test_a_wide_fan_out_of_twins_collapses_into_one_group_node() -> None:
 
 
 def test_small_fan_outs_and_distinct_steps_are_drawn_one_by_one() -> None:
-    twins = [("root", [])] + [(f"t{i}", ["root"]) for i in range(COLLAPSE_OVER)]
-    assert all(len(group) == 1 for group in collapse_groups(twins))
-    assert len(layered_layout(twins).nodes) == COLLAPSE_OVER + 1
+    twins = [("root", [])] + [(f"t{i}", ["root"]) for i in range(TWINS_OVER)]
+    assert twin_groups(twins) == []
+    assert len(layered_layout(twins).nodes) == TWINS_OVER + 1
 
 
 def test_a_few_hundred_steps_lay_out_quickly_and_readably() -> None:

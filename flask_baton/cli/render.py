@@ -16,7 +16,7 @@ from typing import Any
 
 from ..explain import Explanation, describe_states, explain, last_line
 from ..export import step_document, workflow_document
-from ..records import StepRecord, WorkflowRecord, WorkflowStatus
+from ..records import AttemptRecord, StepRecord, WorkflowRecord, WorkflowStatus
 from ..states import StepState
 
 #: The error column never wraps narrower than this, however narrow the terminal.
@@ -116,6 +116,53 @@ def workflow_detail_json(snap: Snapshot, *, indent: int | None = 2) -> str:
         ],
     }
     return json.dumps(document, indent=indent)
+
+
+def attempt_list(runs: Sequence[AttemptRecord], *, errors: bool, width: int | None = None) -> str:
+    """One line per run of a step, oldest first (the error wrapped in its column); with ``errors``, each traceback."""
+    if not runs:
+        return "this step has not run yet"
+    rows = [
+        [
+            f"#{run.attempt}",
+            run.outcome.value,
+            clock(run.started_at),
+            duration(run.started_at, run.finished_at),
+            run.worker or "-",
+            last_line(run.error),
+        ]
+        for run in runs
+    ]
+    wrap = shutil.get_terminal_size().columns if width is None else width
+    parts = [table(["RUN", "OUTCOME", "STARTED", "DURATION", "WORKER", "ERROR"], rows, wrap_last=wrap)]
+    if errors:
+        parts += [
+            f"\n--- run {index} (attempt {run.attempt}, {run.outcome.value}) ---\n{run.error.rstrip()}"
+            for index, run in enumerate(runs, start=1)
+            if run.error
+        ] or ["\nno run raised"]
+    return "\n".join(parts)
+
+
+def attempt_list_json(workflow_id: str, step_name: str, runs: Sequence[AttemptRecord]) -> str:
+    """``{"workflow_id", "step_name", "attempts": [...]}``, each run with ``Query.get_step_attempts``'s fields."""
+    document = {
+        "workflow_id": workflow_id,
+        "step_name": step_name,
+        "attempts": [
+            {
+                "attempt": run.attempt,
+                "outcome": run.outcome.value,
+                "worker": run.worker,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "duration": run.duration,
+                "error": run.error,
+            }
+            for run in runs
+        ],
+    }
+    return json.dumps(document, indent=2)
 
 
 def status_line(summary: WorkflowStatus) -> str:

@@ -47,6 +47,12 @@ CONSISTENT_READ_TRIES = 5
     help="Seconds between reads with --watch.",
 )
 @click.option("--errors", is_flag=True, help="Also print each failed step's whole traceback.")
+@click.option(
+    "--step",
+    "step_name",
+    metavar="NAME",
+    help="With WORKFLOW_ID: every run of this step (how each ended, its worker, its error) instead of the steps.",
+)
 @click.pass_context
 @with_appcontext
 def status(
@@ -59,11 +65,12 @@ def status(
     watch: bool,
     interval: float,
     errors: bool,
+    step_name: str | None,
 ) -> None:
     """List recent workflows, or show each step of WORKFLOW_ID (its id or a unique start of it)."""
     query = app_state().query
     if workflow_id is None:
-        for flag, given in (("--watch", watch), ("--errors", errors)):
+        for flag, given in (("--watch", watch), ("--errors", errors), ("--step", step_name is not None)):
             if given:
                 raise click.UsageError(f"{flag} needs a WORKFLOW_ID")
         page = query.search_workflows(label, _state_option(state_name, WorkflowState), limit=limit)
@@ -75,11 +82,31 @@ def status(
         return
     if label is not None:
         raise click.UsageError("--label filters the list of workflows; leave it out with WORKFLOW_ID")
-    only = _state_option(state_name, StepState)
     workflow = resolve(workflow_id).id
+    if step_name is not None:
+        click.echo(
+            _runs(query, workflow, step_name, state_name=state_name, watch=watch, as_json=as_json, errors=errors)
+        )
+        return
+    only = _state_option(state_name, StepState)
     if watch:
         ctx.exit(_watch(query, workflow, only, interval, as_json=as_json, errors=errors))
     click.echo(_show(_read(query, workflow, only), as_json=as_json, errors=errors))
+
+
+def _runs(
+    query: Query, workflow_id: str, step_name: str, *, state_name: str | None, watch: bool, as_json: bool, errors: bool
+) -> str:
+    """Every run of one step, as a table (and their tracebacks, with ``errors``) or as JSON."""
+    for flag, given in (("--state", state_name is not None), ("--watch", watch)):
+        if given:
+            raise click.UsageError(f"{flag} shows the steps of a workflow; leave it out with --step")
+    if query.get_workflow_job(workflow_id, step_name) is None:
+        raise WorkflowNotFoundError(f"workflow {workflow_id} has no step named {step_name!r}")
+    runs = query.get_step_attempts(workflow_id, step_name)
+    if as_json:
+        return render.attempt_list_json(workflow_id, step_name, runs)
+    return render.attempt_list(runs, errors=errors)
 
 
 def _state_option(value: str | None, states: type[S]) -> S | None:

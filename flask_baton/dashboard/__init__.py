@@ -1,13 +1,15 @@
 """The live dashboard: a blueprint at ``BATON_DASHBOARD_PREFIX`` (default ``/baton``).
 
-- ``views.py``: the index and workflow pages, a step's raw result, and the
-  cancel / retry actions (POST + CSRF);
+- ``views.py``: the index, workflow and step pages, a step's raw result, and
+  the cancel / retry actions (POST + CSRF);
 - ``live.py``: the websockets (flask-sock on this blueprint) that keep an open
   page current with HTML fragments HTMX swaps in by id;
 - ``reads.py``: the database reads both use, turned into view models:
   ``workflow_view.py`` (the workflow page, from ``step_view.py`` and
-  ``graph_view.py``) and ``index_view.py`` (the index's rows), all formatted
-  by ``formatting.py``;
+  ``graph_view.py``), ``index_view.py`` (the index's rows) and
+  ``attempt_view.py`` (a step's runs, their tracebacks folded by
+  ``flask_baton.tracebacks``, their captured model calls read by
+  ``transcript.py``, pure), all formatted by ``formatting.py``;
 - ``layout.py``: the DAG's layered left-to-right layout (pure);
 - ``security.py``: ``BATON_DASHBOARD_AUTH`` and CSRF tokens.
 

@@ -1,12 +1,10 @@
-"""Where to draw each step of a DAG: a layered, left-to-right layout.
+"""Where to draw each node of a DAG: a layered, left-to-right layout.
 
 Pure functions of the graph (step names and their deps), free of Flask and
 SQL, so they are tested in microseconds. The classic Sugiyama recipe, kept
 small:
 
-1. **Collapse** wide fan-outs: steps that share exactly the same deps and the
-   same dependents (``item:0`` .. ``item:499``) become one group node when
-   there are more than ``collapse_over`` of them.
+1. **Fold** wide fan-outs and long chains into one node each (``folding``).
 2. **Layer** by longest path: a node sits one column right of its deepest
    dependency, so every edge points right.
 3. **Dummies** split edges that span several layers into one-layer hops, so
@@ -15,18 +13,20 @@ small:
    sweeping right then left a few times, keeping the ordering with the fewest
    crossings.
 5. **Place**: x from the layer; y pulls each node towards its neighbours'
-   mean while keeping the order and a minimum gap.
+   mean while keeping the order and a minimum gap. An opened chain gets a
+   frame around its steps, to fold it again.
 
 The result is in pixels, ready for an SVG.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import CycleError
+from .folding import STEP, Folding, fold
+from .folding import node_key as node_key  # where the dashboard's tests and bench import it from
 
 #: Geometry in CSS pixels.
 NODE_WIDTH = 172
@@ -35,27 +35,21 @@ GAP_X = 64
 GAP_Y = 14
 DUMMY_HEIGHT = 6
 PADDING = 16
-#: A fan-out group larger than this is drawn as one node.
-COLLAPSE_OVER = 24
+#: Most dummies one edge is routed through (an edge past an opened chain can span hundreds of layers).
+MAX_DUMMIES = 16
+#: Room around an opened chain's steps for its frame and its label.
+FRAME_PAD = 8
+FRAME_LABEL = 18
 #: Barycenter sweeps (each is one pass right and one pass left).
 SWEEPS = 6
 
 
-def node_key(step_name: str) -> str:
-    """A short id for a step, safe in HTML ids and CSS selectors."""
-    return hashlib.blake2b(step_name.encode("utf-8"), digest_size=6).hexdigest()
-
-
-def group_key(members: Iterable[str]) -> str:
-    """A short id for a collapsed group of steps."""
-    return "g" + hashlib.blake2b("\x1f".join(sorted(members)).encode("utf-8"), digest_size=6).hexdigest()
-
-
 @dataclass(frozen=True)
 class PlacedNode:
-    """One drawn node: a step, or a group of steps collapsed together."""
+    """One drawn node: a step, or a fold of steps (``folding.Fold``)."""
 
     key: str
+    kind: str
     members: tuple[str, ...]
     layer: int
     x: float
@@ -64,8 +58,8 @@ class PlacedNode:
     height: float = NODE_HEIGHT
 
     @property
-    def is_group(self) -> bool:
-        return len(self.members) > 1
+    def folded(self) -> bool:
+        return self.kind != STEP
 
     @property
     def name(self) -> str:
@@ -95,8 +89,20 @@ class PlacedEdge:
 
 
 @dataclass(frozen=True)
+class Frame:
+    """The box around an opened chain's steps (its key is the chain's)."""
+
+    key: str
+    members: tuple[str, ...]
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
 class Layout:
-    """Every node and edge of a drawing, and its size."""
+    """Every node, edge and frame of a drawing, and its size."""
 
     nodes: tuple[PlacedNode, ...]
     edges: tuple[PlacedEdge, ...]
@@ -104,39 +110,7 @@ class Layout:
     height: float
     #: step name -> key of the node that draws it
     node_of: Mapping[str, str] = field(default_factory=dict)
-
-
-# -- 1. collapsing --------------------------------------------------------------
-
-
-def collapse_groups(
-    steps: Sequence[tuple[str, Sequence[str]]], collapse_over: int = COLLAPSE_OVER
-) -> list[tuple[str, ...]]:
-    """Steps to draw as one node each: singletons, or groups of twins.
-
-    Twins have the same deps and the same dependents. Groups keep the order
-    of their first member; members keep insertion order.
-    """
-    dependents: dict[str, set[str]] = {name: set() for name, _ in steps}
-    for name, deps in steps:
-        for dep in deps:
-            dependents.setdefault(dep, set()).add(name)
-    by_signature: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
-    for name, deps in steps:
-        by_signature.setdefault((frozenset(deps), frozenset(dependents[name])), []).append(name)
-    groups: list[tuple[str, ...]] = []
-    seen: set[str] = set()
-    for name, deps in steps:
-        if name in seen:
-            continue
-        twins = by_signature[(frozenset(deps), frozenset(dependents[name]))]
-        if len(twins) > collapse_over:
-            groups.append(tuple(twins))
-            seen.update(twins)
-        else:
-            groups.append((name,))
-            seen.add(name)
-    return groups
+    frames: tuple[Frame, ...] = ()
 
 
 # -- 2. layering ------------------------------------------------------------------
@@ -254,24 +228,18 @@ def _pack(desired: Sequence[float], sizes: Sequence[float], gap: float) -> list[
     return [(a + b) / 2 for a, b in zip(down, up)]
 
 
-def layered_layout(
-    steps: Sequence[tuple[str, Sequence[str]]],
-    *,
-    collapse_over: int = COLLAPSE_OVER,
-    node_width: float = NODE_WIDTH,
-    node_height: float = NODE_HEIGHT,
-    gap_x: float = GAP_X,
-    gap_y: float = GAP_Y,
-    sweeps: int = SWEEPS,
-) -> Layout:
-    """Lay out ``steps`` ((name, deps) in insertion order) left to right."""
+def layered_layout(steps: Sequence[tuple[str, Sequence[str]]], folding: Folding | None = None) -> Layout:
+    """Lay out ``steps`` ((name, deps) in insertion order) left to right, folded as ``folding`` says.
+
+    Without ``folding``, fans and chains are folded as ``folding.fold`` does by default.
+    """
     if not steps:
         return Layout((), (), 2 * PADDING, 2 * PADDING, {})
-    groups = collapse_groups(steps, collapse_over)
-    key_of_group = {members: (node_key(members[0]) if len(members) == 1 else group_key(members)) for members in groups}
-    node_of = {name: key_of_group[members] for members in groups for name in members}
-    members_of = {key_of_group[members]: members for members in groups}
-    order = [key_of_group[members] for members in groups]
+    if folding is None:
+        folding = fold(steps)
+    node_of = folding.node_of
+    unit_of = {unit.key: unit for unit in folding.nodes}
+    order = list(unit_of)
 
     preds: dict[str, list[str]] = {key: [] for key in order}
     for name, deps in steps:
@@ -283,14 +251,16 @@ def layered_layout(
 
     layer_of = longest_path_layers(order, preds)
 
-    # 3. dummies: an edge spanning k layers becomes k hops through k-1 dummies.
+    # 3. dummies: an edge spanning k layers becomes k hops through k-1 dummies
+    #    (up to MAX_DUMMIES: a longer edge is one curve, so its cost stays bounded).
     real = set(order)
     chain_preds: dict[str, list[str]] = {key: [] for key in order}
     chains: dict[tuple[str, str], list[str]] = {}
     for target in order:
         for source in preds[target]:
             previous, path = source, []
-            for layer in range(layer_of[source] + 1, layer_of[target]):
+            skipped = range(layer_of[source] + 1, layer_of[target])
+            for layer in skipped if len(skipped) <= MAX_DUMMIES else ():
                 dummy = f"~{source}>{target}#{layer}"
                 layer_of[dummy] = layer
                 chain_preds[dummy] = [previous]
@@ -310,23 +280,32 @@ def layered_layout(
     for path in chains.values():
         for dummy in path:
             layers[layer_of[dummy]].append(dummy)
-    layers = order_layers(layers, chain_preds, chain_succs, sweeps)
+    layers = order_layers(layers, chain_preds, chain_succs)
+
+    framed = {node_of[name] for chain in folding.opened for name in chain.members}
+
+    def above(node: str) -> float:
+        """Room kept over a node: an opened chain's steps have their frame's top and label there."""
+        return FRAME_PAD + FRAME_LABEL if node in framed else 0.0
+
+    def drawn(node: str) -> float:
+        return NODE_HEIGHT if node in real else DUMMY_HEIGHT
 
     def size(node: str) -> float:
-        return node_height if node in real else DUMMY_HEIGHT
+        return above(node) + drawn(node) + (FRAME_PAD if node in framed else 0.0)
 
     # Start stacked and centred on the tallest layer, then relax towards neighbours.
-    heights = [sum(size(n) for n in column) + gap_y * (len(column) - 1) for column in layers]
+    heights = [sum(size(n) for n in column) + GAP_Y * (len(column) - 1) for column in layers]
     tallest = max(heights)
     top: dict[str, float] = {}
     for column, height in zip(layers, heights):
         y = (tallest - height) / 2
         for node in column:
             top[node] = y
-            y += size(node) + gap_y
+            y += size(node) + GAP_Y
 
     def centre(node: str) -> float:
-        return top[node] + size(node) / 2
+        return top[node] + above(node) + drawn(node) / 2
 
     for _ in range(4):
         for index_range, neighbours in ((range(1, depth), chain_preds), (range(depth - 2, -1, -1), chain_succs)):
@@ -336,29 +315,35 @@ def layered_layout(
                 for node in column:
                     linked = [centre(n) for n in neighbours.get(node, ())]
                     mean = sum(linked) / len(linked) if linked else centre(node)
-                    desired.append(mean - size(node) / 2)
-                for node, y in zip(column, _pack(desired, [size(n) for n in column], gap_y)):
+                    desired.append(mean - above(node) - drawn(node) / 2)
+                for node, y in zip(column, _pack(desired, [size(n) for n in column], GAP_Y)):
                     top[node] = y
     lowest = min(top.values())
     for node in top:
         top[node] += PADDING - lowest
 
     def left(node: str) -> float:
-        return PADDING + layer_of[node] * (node_width + gap_x)
+        return PADDING + layer_of[node] * (NODE_WIDTH + GAP_X)
 
     placed = tuple(
-        PlacedNode(key, members_of[key], layer_of[key], left(key), top[key], node_width, node_height)
+        PlacedNode(key, unit_of[key].kind, unit_of[key].members, layer_of[key], left(key), top[key] + above(key))
         for layer in layers
         for key in layer
         if key in real
     )
     edges = []
     for (source, target), path in chains.items():
-        points = [(left(source) + node_width, centre(source))]
+        points = [(left(source) + NODE_WIDTH, centre(source))]
         for dummy in path:
-            points += [(left(dummy), centre(dummy)), (left(dummy) + node_width, centre(dummy))]
+            points += [(left(dummy), centre(dummy)), (left(dummy) + NODE_WIDTH, centre(dummy))]
         points.append((left(target), centre(target)))
         edges.append(PlacedEdge(source, target, tuple(points)))
-    width = PADDING * 2 + depth * node_width + (depth - 1) * gap_x
+    frames = []
+    for chain in folding.opened:
+        keys = [node_of[name] for name in chain.members]
+        x0, x1 = min(left(k) for k in keys) - FRAME_PAD, max(left(k) for k in keys) + NODE_WIDTH + FRAME_PAD
+        y0, y1 = min(top[k] for k in keys), max(top[k] + size(k) for k in keys)
+        frames.append(Frame(chain.key, chain.members, x0, y0, x1 - x0, y1 - y0))
+    width = PADDING * 2 + depth * NODE_WIDTH + (depth - 1) * GAP_X
     height = max(top[n] + size(n) for n in top) + PADDING
-    return Layout(placed, tuple(edges), width, height, node_of)
+    return Layout(placed, tuple(edges), width, height, node_of, tuple(frames))

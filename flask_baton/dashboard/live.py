@@ -15,8 +15,12 @@ socket then:
 Each message is a run of elements with stable ids that HTMX swaps in place
 (``hx-swap-oob``, by default the element with the same id): ``wf-table`` and
 ``wf-tabs`` (index), ``w-<workflow id>`` (an index row), ``wf-summary``,
-``dag`` and ``steps-table`` (a workflow page), ``n-<key>`` (a graph node,
-a nested ``<svg>``), ``s-<key>`` (a step row). New index rows arrive in a
+``dag``, ``timeline``, ``steps-states`` and ``steps-table`` (a workflow
+page), ``n-<key>`` (a graph node, a nested ``<svg>``), ``s-<key>`` (a step
+row). A workflow page's socket URL carries the page's query (``explore``:
+its filter, its page of steps, its opened chains), so the socket renders
+what that page shows; when the page changes its filter, it fetches the new
+part over HTTP and opens its socket again with the new query. New index rows arrive in a
 ``<tbody hx-swap-oob="beforebegin:#w-<older id>">`` saying where they go.
 The HTML parser only keeps a bare ``<tr>`` or ``<tbody>`` when table parts
 start the message, so rows, inserted rows and everything else travel in
@@ -32,13 +36,18 @@ stays open.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, request
 from flask_sock import Sock
+from markupsafe import Markup
 from simple_websocket import ConnectionClosed
 
 from .. import events
@@ -46,14 +55,16 @@ from ..appstate import AppState
 from ..events import Event
 from ..events.subscription import Subscription
 from ..records import WorkflowRecord
+from .explore import Explore
 from .index_view import row_version, workflow_row
 from .reads import PAGE_SIZE, IndexFilters, WorkflowReader, index_page
 from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments
+from .workflow_view import WorkflowView
 
 logger = logging.getLogger("flask_baton.dashboard")
 
-#: Seconds a socket waits for an event before doing its periodic work.
-IDLE_SECONDS = 1.0
+#: Seconds a socket waits for an event before doing its periodic work and reading what the page sent.
+IDLE_SECONDS = 0.1
 #: How often the first index page looks for workflows no event announced yet
 #: (inserted, not started).
 NEW_WORKFLOWS_EVERY = 2.0
@@ -88,6 +99,9 @@ class Feed(Protocol):
     def update(self, batch: list[Event]) -> list[str]:
         """Messages to send for a batch of events (possibly empty: periodic work)."""
 
+    def receive(self, text: str) -> list[str]:
+        """Messages to send for a message the page sent."""
+
 
 def serve(ws: Any, subscription: Subscription, feed: Feed, sockets: OpenSockets) -> None:
     """Run one socket until the browser goes away."""
@@ -101,6 +115,9 @@ def serve(ws: Any, subscription: Subscription, feed: Feed, sockets: OpenSockets)
                 batch = [] if event is None else [event, *_drain(subscription)]
                 for message in feed.update(batch):
                     ws.send(message)
+                while (text := ws.receive(timeout=0)) is not None:
+                    for message in feed.receive(str(text)):
+                        ws.send(message)
     except ConnectionClosed:
         pass
     except Exception:
@@ -175,6 +192,10 @@ class IndexFeed:
                 other.append(str(fragment("tabs", state_tabs(self.filters, counts))))
         return [message for message in ("".join(rows), "".join(inserted), "".join(other)) if message]
 
+    def receive(self, text: str) -> list[str]:
+        """The index page sends nothing it expects an answer to."""
+        return []
+
     def _touched(self, workflow_ids: list[str]) -> tuple[list[str], list[WorkflowRecord], dict[str, float]]:
         """Rows that changed, and workflows new to this listing."""
         records = self.state.query.get_workflows(workflow_ids)
@@ -215,55 +236,102 @@ class IndexFeed:
 
 
 class WorkflowFeed:
-    """One workflow's summary, graph nodes and step rows."""
+    """One workflow's summary, graph nodes, timeline and step table, as the page's ``Explore`` shows them.
 
-    def __init__(self, state: AppState, workflow_id: str, seen: str | None) -> None:
-        self.reader = WorkflowReader(state, workflow_id)
+    The page asks for another view (a filter, a page of steps, a chain
+    opened) by sending ``{"view": "?<query>", "request": <n>}``; the answer
+    is the whole live part for that view, in order after every message sent
+    for the view before, so nothing meant for the old view lands on the new.
+    """
+
+    def __init__(self, state: AppState, workflow_id: str, seen: str | None, explore: Explore) -> None:
+        self.reader = WorkflowReader(state, workflow_id, explore)
         self.workflow_id = workflow_id
         self.seen = seen
         self.sent: dict[str, str] = {}
+        self.models: dict[str, Any] = {}
         self.version: str | None = None
         self.shape: str | None = None
+        self.table: tuple[Any, ...] | None = None
         self.next_refresh = 0.0
 
-    def _parts(self, view: Any, ctx: Any) -> dict[str, str]:
-        """Every fragment by id; step rows (``s-``) are the table parts."""
-        parts = {"wf-summary": str(fragment("summary", view.summary, ctx))}
+    def _parts(self, view: WorkflowView, ctx: Any) -> tuple[dict[str, str], dict[str, Any]]:
+        """Every fragment by id (step rows, ``s-``, are the table parts), and what each was rendered from.
+
+        A fragment whose model equals the one last sent is not rendered again:
+        a transition changes a node or two of a page of 10,000 steps.
+        """
+        wanted: dict[str, tuple[Any, Callable[[], Markup]]] = {
+            "wf-view": ((view.explore, view.version), partial(fragment, "view_state", view, None)),
+            "wf-summary": (view.summary, partial(fragment, "summary", view.summary, ctx)),
+            "timeline": (view.timeline, partial(fragment, "timeline", view.timeline, view.explore)),
+            "steps-states": ((view.table, view.explore), partial(fragment, "steps_states", view.table, view.explore)),
+        }
         for node in view.graph.nodes:
-            parts["n-" + node.key] = str(fragment("node", node))
+            wanted["n-" + node.key] = (node, partial(fragment, "node", node))
         for step in view.steps:
-            parts["s-" + step.key] = str(fragment("step_row", step, ctx))
-        return parts
+            wanted["s-" + step.key] = (step, partial(fragment, "step_row", step, ctx))
+        parts = {
+            key: self.sent[key] if key in self.sent and self.models.get(key) == model else str(render())
+            for key, (model, render) in wanted.items()
+        }
+        return parts, {key: model for key, (model, _) in wanted.items()}
+
+    @staticmethod
+    def _table(view: WorkflowView) -> tuple[Any, ...]:
+        """What of the table only sending it whole can change: which rows, which pages."""
+        table = view.table
+        return (table.names, table.matched, table.page, table.pages, table.focus_label)
+
+    def _read(self) -> tuple[WorkflowView | None, Any]:
+        self.next_refresh = time.monotonic() + REFRESH_EVERY
+        return self.reader.read(), action_context(self.workflow_id, create_token=False)
+
+    def _shown(self, view: WorkflowView, parts: tuple[dict[str, str], dict[str, Any]]) -> None:
+        """Remember what the page shows now."""
+        (self.sent, self.models), self.version = parts, view.version
+        self.shape, self.table = view.graph.shape, self._table(view)
 
     def start(self) -> list[str]:
-        view = self.reader.read()
-        self.next_refresh = time.monotonic() + REFRESH_EVERY
+        view, ctx = self._read()
         if view is None:
             return [str(fragment("notice", "error", "This workflow no longer exists (it may have been pruned)."))]
-        ctx = action_context(self.workflow_id, create_token=False)
-        self.sent, self.version, self.shape = self._parts(view, ctx), view.version, view.graph.shape
+        self._shown(view, self._parts(view, ctx))
         if view.version == self.seen:
             return []
         return [workflow_fragments(view, ctx, oob=False)]
 
-    def update(self, batch: list[Event]) -> list[str]:
-        now = time.monotonic()
-        if not batch and now < self.next_refresh:
+    def receive(self, text: str) -> list[str]:
+        try:
+            asked = json.loads(text)
+            explore = Explore.from_args(dict(parse_qsl(str(asked["view"]).lstrip("?"))))
+            request_id = int(asked.get("request", 0))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return []  # not something this page sends
+        self.reader.explore = explore
+        view, ctx = self._read()
+        if view is None:
             return []
-        self.next_refresh = now + REFRESH_EVERY
-        view = self.reader.read()
+        self._shown(view, self._parts(view, ctx))
+        return [workflow_fragments(view, ctx, oob=False, request=request_id)]
+
+    def update(self, batch: list[Event]) -> list[str]:
+        if not batch and time.monotonic() < self.next_refresh:
+            return []
+        view, ctx = self._read()
         if view is None or view.version == self.version:
             return []
-        ctx = action_context(self.workflow_id, create_token=False)
-        parts = self._parts(view, ctx)
+        parts, table = self._parts(view, ctx), self._table(view)
         if view.graph.shape != self.shape:  # steps were added: redraw it all
             messages = [workflow_fragments(view, ctx, oob=False)]
         else:
-            changed = [key for key, html in parts.items() if self.sent.get(key) != html]
-            rows = "".join(parts[key] for key in changed if key.startswith("s-"))
-            rest = "".join(parts[key] for key in changed if not key.startswith("s-"))
+            changed = [key for key, html in parts[0].items() if self.sent.get(key) != html]
+            rows = "".join(parts[0][key] for key in changed if key.startswith("s-"))
+            rest = "".join(parts[0][key] for key in changed if not key.startswith("s-"))
+            if table != self.table:  # other rows, or other pages: the table is sent whole
+                rows, rest = "", rest + str(fragment("steps_table", view, ctx))
             messages = [message for message in (rows, rest) if message]
-        self.sent, self.version, self.shape = parts, view.version, view.graph.shape
+        self._shown(view, parts)
         return messages
 
 
@@ -278,5 +346,5 @@ def register_sockets(bp: Blueprint, sockets: OpenSockets) -> None:
 
     @sock.route("/ws/workflows/<workflow_id>", bp=bp, endpoint="live_workflow")  # type: ignore[untyped-decorator]
     def live_workflow(ws: Any, workflow_id: str) -> None:
-        feed = WorkflowFeed(baton_state(), workflow_id, request.args.get("v"))
+        feed = WorkflowFeed(baton_state(), workflow_id, request.args.get("v"), Explore.from_args(request.args))
         serve(ws, events.subscribe_workflow(workflow_id), feed, sockets)

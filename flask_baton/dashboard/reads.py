@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..appstate import AppState
+from ..dag import gc_paused
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
-from ..records import WorkflowRecord
+from ..records import StepOutline, WorkflowRecord
 from ..states import WorkflowState
+from .attempt_view import SHOWN_RUNS, StepPage, step_page
+from .explore import Explore, steps_page
 from .formatting import fingerprint
 from .graph_view import structure_of
 from .index_view import WorkflowRow, row_version, workflow_row
-from .layout import Layout, layered_layout
-from .workflow_view import WorkflowView, workflow_view
+from .step_view import step_view
+from .workflow_view import Drawing, WorkflowView, workflow_view
 
 #: Workflows per index page.
 PAGE_SIZE = 50
@@ -114,25 +117,66 @@ def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -
 
 
 class WorkflowReader:
-    """Reads one workflow into a ``WorkflowView``, reusing the layout while the graph is unchanged."""
+    """Reads one workflow into a ``WorkflowView`` of ``explore``, keeping its drawing while the graph is unchanged.
 
-    def __init__(self, state: AppState, workflow_id: str) -> None:
+    Every step is read in outline; only the steps shown one by one are read in full.
+    """
+
+    def __init__(self, state: AppState, workflow_id: str, explore: Explore | None = None) -> None:
         self.state = state
         self.workflow_id = workflow_id
-        self._structure: list[tuple[str, tuple[str, ...]]] | None = None
-        self._layout: Layout | None = None
+        self.explore = explore or Explore()
+        self._drawing: Drawing | None = None
+        self._outline: list[StepOutline] | None = None
 
     def read(self) -> WorkflowView | None:
+        """The view, read and built with the collector held off: a few containers per step, and no cycle."""
+        with gc_paused():
+            return self._read()
+
+    def _read(self) -> WorkflowView | None:
         record = self.state.query.get_workflow(self.workflow_id)
         if record is None:
             return None
-        steps = self.state.query.get_workflow_jobs(self.workflow_id)
+        outline = self.state.query.get_workflow_outline(self.workflow_id, self._outline)
+        self._outline = outline
+        structure = structure_of(outline)
+        if self._drawing is None or not self._drawing.fits(structure, self.explore.opened):
+            self._drawing = Drawing.of(structure, self.explore.opened)
+        table = steps_page(outline, self.explore, self._drawing.folding)
+        shown = self._drawing.shown(table)
+        records = self.state.query.get_workflow_jobs(self.workflow_id, shown) if shown else []
         usage = self.state.query.step_usage(self.workflow_id)
-        structure = structure_of(steps)
-        if structure != self._structure or self._layout is None:
-            self._structure, self._layout = structure, layered_layout(structure)
-        return workflow_view(record, steps, usage, self._max_attempts, time.time(), self._layout)
+        kept = self.state.query.get_workflow_attempts(self.workflow_id)
+        return workflow_view(
+            record,
+            outline,
+            records,
+            usage,
+            self._max_attempts,
+            time.time(),
+            drawing=self._drawing,
+            explore=self.explore,
+            table=table,
+            kept=kept,
+        )
 
     def _max_attempts(self, task: str) -> int | None:
         step = self.state.step(task)
         return None if step is None else step.max_attempts
+
+
+def read_step_page(state: AppState, workflow_id: str, step_name: str) -> StepPage | None:
+    """One step's page: the step, its newest runs and the contexts they captured; None if there is no such step."""
+    record = state.query.get_workflow(workflow_id)
+    step = state.query.get_workflow_job(workflow_id, step_name)
+    if record is None or step is None:
+        return None
+    runs = state.query.get_step_attempts(workflow_id, step_name, limit=SHOWN_RUNS + 1)
+    since = runs[-SHOWN_RUNS].started_at if len(runs) > SHOWN_RUNS else None
+    captures = state.query.get_context_captures(workflow_id, step_name, since=since)
+    usage = state.query.step_usage(workflow_id).get(step_name)
+    task = state.step(step.task)
+    now = time.time()
+    view = step_view(step, usage, None if task is None else task.max_attempts, False, now)
+    return step_page(workflow_id, record.name, view, runs, captures, state.config.debug_capture_max_bytes, now)

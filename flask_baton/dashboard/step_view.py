@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..multi_model import quorum_text
 from ..records import StepRecord, StepUsage
 from ..states import StepState
+from ..tracebacks import trim
 from .formatting import (
     Timestamp,
     error_summary,
@@ -51,7 +52,7 @@ class StepView:
     result_size: str
     result_inline: bool
     error_summary: str | None
-    error_full: str | None
+    error_full: str | None  # flask_baton's and Huey's frames folded (``tracebacks.trim``)
     worker: str | None
     deps: tuple[str, ...]
     quorum: str | None
@@ -105,7 +106,7 @@ def step_view(
         result_size=format_size(size),
         result_inline=size <= INLINE_RESULT_CHARS,
         error_summary=error_summary(step.error),
-        error_full=step.error,
+        error_full=None if step.error is None else trim(step.error).text,  # whole on the step's page
         worker=step.worker,
         deps=step.deps,
         quorum=quorum_text(step.args),

@@ -1,7 +1,8 @@
 """The dashboard's HTTP side: pages, the raw result, and the two actions.
 
 Pages are rendered from the database on every load (no JavaScript needed to
-read them); ``live.py`` keeps them current afterwards. Actions are POSTs
+read them); ``live.py`` keeps the index and workflow pages current
+afterwards, and a step's page asks for itself again while the step runs. Actions are POSTs
 checked for CSRF (``security.py``): an HTMX request gets fresh fragments of
 the workflow back, a plain form post a redirect, and a post without the
 ``confirmed`` field (a browser without JavaScript, which cannot show
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import (
     Blueprint,
@@ -33,10 +34,12 @@ from .. import control
 from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
 from . import security
-from .reads import STATES, IndexFilters, WorkflowReader, index_page, search_by_id
+from .explore import Explore
+from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_step_page, search_by_id
 from .workflow_view import WorkflowView
 
 FRAGMENTS = "baton/_fragments.html"
+STEP_PARTS = "baton/_step.html"
 
 
 def baton_state() -> AppState:
@@ -54,6 +57,7 @@ class ActionContext:
     cancel_url: str
     retry_url: str
     result_url: str
+    steps_url: str  # a step's page is this followed by its name (``|urlencode``)
 
 
 def action_context(workflow_id: str, *, create_token: bool = True) -> ActionContext:
@@ -65,7 +69,15 @@ def action_context(workflow_id: str, *, create_token: bool = True) -> ActionCont
         url_for("baton.cancel", workflow_id=workflow_id),
         url_for("baton.retry", workflow_id=workflow_id),
         url_for("baton.result", workflow_id=workflow_id),
+        url_for("baton.step", workflow_id=workflow_id, step_name="-")[:-1],
     )
+
+
+def page_explore() -> Explore:
+    """The view the page asks for: its query, or for an HTMX post the query of the page that posted."""
+    if request.method == "POST":
+        return Explore.from_args(dict(parse_qsl(urlsplit(request.headers.get("HX-Current-URL", "")).query)))
+    return Explore.from_args(request.args)
 
 
 def fragment(name: str, *args: Any) -> Markup:
@@ -107,16 +119,21 @@ def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, 
     return tabs
 
 
-def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool) -> str:
+def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool, request: int | None = None) -> str:
     """The whole live part of a workflow page, as swappable fragments.
 
     Every root is a flow element (no bare ``<tr>``/``<tbody>``), so they can
     share one message: the HTML parser drops table parts that follow others.
+    The first says which view (``explore``) they show, and which of the
+    page's ``request`` for a view they answer.
     """
     parts = [
+        str(fragment("view_state", view, request)),
         str(fragment("summary", view.summary, ctx)),
-        str(fragment("dag", view.graph)),
-        str(fragment("steps_table", view.steps, ctx)),
+        str(fragment("dag", view.graph, view.explore)),
+        str(fragment("timeline", view.timeline, view.explore)),
+        str(fragment("steps_states", view.table, view.explore)),
+        str(fragment("steps_table", view, ctx)),
     ]
     return "".join(_oob(part) if oob else part for part in parts)
 
@@ -166,12 +183,37 @@ def register_views(bp: Blueprint) -> None:
 
     @bp.get("/workflows/<workflow_id>")
     def workflow(workflow_id: str) -> str:
-        view = WorkflowReader(baton_state(), workflow_id).read()
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is None:
             abort(404)
         ctx = action_context(workflow_id)
-        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version)
+        ws_url = socket_url("baton.live_workflow", workflow_id=workflow_id, v=view.version, **view.explore.args())
         return render_template("baton/workflow.html", view=view, ctx=ctx, csrf=ctx.csrf, ws_url=ws_url)
+
+    @bp.get("/workflows/<workflow_id>/part")
+    def workflow_part(workflow_id: str) -> Response:
+        """The live part of a workflow page for another view, while its socket is not open (HTMX swaps it in by id)."""
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
+        if view is None:
+            abort(404)
+        return Response(workflow_fragments(view, action_context(workflow_id), oob=True), mimetype="text/html")
+
+    @bp.get("/workflows/<workflow_id>/steps/<path:step_name>")
+    def step(workflow_id: str, step_name: str) -> Any:
+        """One step's runs, each with its error and the model calls it captured.
+
+        While the step can still change, the page asks for its live part
+        every few seconds with the version it shows (``v``): 204 while
+        nothing changed, the part afresh otherwise.
+        """
+        page = read_step_page(baton_state(), workflow_id, step_name)
+        if page is None:
+            abort(404)
+        if request.headers.get("HX-Request") == "true" and "v" in request.args:
+            if request.args["v"] == page.version:
+                return Response(status=204)
+            return Response(str(get_template_attribute(STEP_PARTS, "step_live")(page)).strip(), mimetype="text/html")
+        return render_template("baton/step.html", page=page)
 
     @bp.get("/workflows/<workflow_id>/result")
     def result(workflow_id: str) -> Response:
@@ -245,7 +287,7 @@ def _done(workflow_id: str, kind: str, text: str) -> Any:
     """Answer an action: fresh fragments for HTMX, a redirect for a form post."""
     if request.headers.get("HX-Request") == "true":
         parts = [_oob(str(fragment("notice", kind, text)))]
-        view = WorkflowReader(baton_state(), workflow_id).read()
+        view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is not None:
             parts.append(workflow_fragments(view, action_context(workflow_id), oob=True))
         return Response("".join(parts), mimetype="text/html")

@@ -1,9 +1,12 @@
-"""The workflow page's view model: its header (summary, outcome), graph and steps.
+"""The workflow page's view model: its header (summary, outcome), graph, timeline and steps.
 
-Assembles the parts (``step_view``, ``graph_view``, the index's ``progress``)
-into what the page and its live fragments show, with a version that changes
-whenever anything shown but the clock changes, so a live update is sent only
-when the page would look different.
+Assembles the parts (``step_view``, ``graph_view``, ``timeline``, the
+table's page from ``explore``, the index's ``progress``) into what the page
+and its live fragments show, with a version that changes whenever anything
+shown but the clock changes, so a live update is sent only when the page
+would look different. Every step is read in outline (state and times); only
+the steps shown one by one (the table's page, the graph's unfolded steps)
+are read and formatted in full, so a page of 10,000 steps costs what it shows.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..dag import StepGraph, can_cancel, can_retry
-from ..records import StepRecord, StepUsage, WorkflowRecord
+from ..records import AttemptRecord, StepOutline, StepRecord, StepUsage, WorkflowRecord
 from ..states import StepState, WorkflowState
+from .explore import Explore, StepsPage
+from .folding import Folding, fold
 from .formatting import (
     STATE_ORDER,
     Segment,
@@ -25,10 +30,11 @@ from .formatting import (
     short,
     timestamp,
 )
-from .graph_view import GraphView, graph_view, structure_of
+from .graph_view import GraphView, graph_view
 from .index_view import Progress, progress
 from .layout import Layout, layered_layout
 from .step_view import StepView, step_view
+from .timeline import TimelineView, run_spans, timeline_view
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class SummaryView(Progress):
     can_cancel: bool
 
 
-def outcome_of(record: WorkflowRecord, steps: Sequence[StepRecord], duration: str) -> Outcome | None:
+def outcome_of(record: WorkflowRecord, steps: Sequence[StepOutline], duration: str) -> Outcome | None:
     if record.state == WorkflowState.RUNNING:
         return None
     failed = [s.step_name for s in steps if s.state == StepState.DISCARDED]
@@ -75,11 +81,11 @@ def outcome_of(record: WorkflowRecord, steps: Sequence[StepRecord], duration: st
 
 
 def summary_view(
-    record: WorkflowRecord, steps: Sequence[StepRecord], usage: Mapping[str, StepUsage], now: float
+    record: WorkflowRecord, steps: Sequence[StepOutline], usage: Mapping[str, StepUsage], now: float
 ) -> SummaryView:
     counts: dict[str, int] = {}
     for step in steps:
-        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+        counts[step.state] = counts.get(step.state, 0) + 1
     header = progress(record, record.total_steps or len(steps), now)
     running = header["running_since"] is not None
     costs = [u.cost_usd for u in usage.values() if u.cost_usd is not None]
@@ -97,38 +103,76 @@ def summary_view(
 
 
 @dataclass(frozen=True)
+class Drawing:
+    """A workflow's structure folded and laid out: kept while its steps and opened chains stay the same."""
+
+    structure: list[tuple[str, tuple[str, ...]]]
+    opened: tuple[str, ...]
+    folding: Folding
+    layout: Layout
+
+    @classmethod
+    def of(cls, structure: list[tuple[str, tuple[str, ...]]], opened: tuple[str, ...]) -> Drawing:
+        folding = fold(structure, opened)
+        return cls(structure, opened, folding, layered_layout(structure, folding))
+
+    def fits(self, structure: list[tuple[str, tuple[str, ...]]], opened: tuple[str, ...]) -> bool:
+        return structure == self.structure and opened == self.opened
+
+    def shown(self, table: StepsPage) -> list[str]:
+        """The steps read in full: the table's rows, and the steps the graph draws one by one."""
+        alone = (node.members[0] for node in self.folding.nodes if not node.folded)
+        return list(dict.fromkeys([*table.names, *alone]))
+
+
+@dataclass(frozen=True)
 class WorkflowView:
     summary: SummaryView
     graph: GraphView
-    steps: tuple[StepView, ...]
+    steps: tuple[StepView, ...]  # the table's rows (one page of what its filter lets through)
+    table: StepsPage
+    timeline: TimelineView
+    explore: Explore
     version: str  # changes whenever anything shown (but the clock) changes
 
 
 def workflow_view(
     record: WorkflowRecord,
-    steps: Sequence[StepRecord],
+    outline: Sequence[StepOutline],
+    shown: Sequence[StepRecord],
     usage: Mapping[str, StepUsage],
     max_attempts: Callable[[str], int | None],
     now: float,
-    layout: Layout | None = None,
+    *,
+    drawing: Drawing,
+    explore: Explore,
+    table: StepsPage,
+    kept: Mapping[str, Sequence[AttemptRecord]],
 ) -> WorkflowView:
-    """Everything the workflow page shows; pass ``layout`` to reuse a drawing."""
-    if layout is None:
-        layout = layered_layout(structure_of(steps))
-    stored = StepGraph.of(steps)  # the retry button is enabled when control.retry_step would accept the step
-    step_views = tuple(
-        step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now) for s in steps
-    )
-    graph = graph_view(layout, {view.name: view for view in step_views})
+    """Everything the page shows of ``explore``: ``outline`` has every step, ``shown`` ``drawing.shown(table)``.
+
+    ``kept`` are the runs kept before each step's row's (the timeline draws them).
+    """
+    # The retry button is enabled when control.retry_step would accept the step: its deps are the shown steps'.
+    stored = StepGraph.of(outline, shown)
+    views = {
+        s.step_name: step_view(s, usage.get(s.step_name), max_attempts(s.task), can_retry(stored, s.step_name), now)
+        for s in shown
+    }
+    by_name = {s.step_name: s for s in outline}
+    graph = graph_view(drawing.layout, views, by_name, explore)
+    spans = {s.step_name: found for s in outline if (found := run_spans(s, kept.get(s.step_name, ()), now))}
+    end = now if record.finished_at is None else record.finished_at
+    timeline = timeline_view(outline, spans, drawing.folding, explore, record.created_at, end)
     version = fingerprint(
         record.state.value,
         record.unsettled_steps,
         record.finished_at,
-        [
-            (s.step_name, s.state.value, s.attempt, s.scheduled_at, s.started_at, s.finished_at, s.has_result, s.error)
-            for s in steps
-        ],
+        [(s.step_name, str(s.state), s.attempt, s.scheduled_at, s.started_at, s.finished_at) for s in outline],
+        [(s.step_name, s.has_result, s.error, s.worker) for s in shown],
         sorted((name, u) for name, u in usage.items()),
         graph.shape,
+        explore,
     )
-    return WorkflowView(summary_view(record, steps, usage, now), graph, step_views, version)
+    rows = tuple(views[name] for name in table.names if name in views)
+    return WorkflowView(summary_view(record, outline, usage, now), graph, rows, table, timeline, explore, version)

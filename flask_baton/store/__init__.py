@@ -9,9 +9,9 @@ database it talks to.
 - ``migrations``: schema versions and in-place upgrades;
 - ``engine``: engines, SQLite's write lock, riding out outages;
 - ``core`` / ``base``: the transactions, and the ``Store`` contract joining
-  the write-side statements by concern (``inserts``, ``steps``, ``sweep``,
-  ``control``, ``maintenance``; ``hotpath``: the statements every step sends
-  as plain SQL);
+  the write-side statements by concern (``inserts``, ``steps``, ``attempts``,
+  ``sweep``, ``control``, ``maintenance``; ``hotpath``: the statements every
+  step sends as plain SQL);
 - ``sqlite`` / ``postgres``: what each database does its own way, and what
   each transition costs there in round trips;
 - ``reads``: the read models (workflows, steps, status, pages, and the

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL
 from ..config import BatonConfig
 from ..effects import Claimed, Ready, WorkflowEnd
 from . import migrations
+from .attempts import AttemptStatements
 from .control import ControlStatements
 from .inserts import InsertStatements
 from .maintenance import Maintenance
@@ -57,7 +58,7 @@ class Completion:
     taken: Claimed | None = None
 
 
-class Store(InsertStatements, StepStatements, SweepStatements, ControlStatements, Maintenance):
+class Store(InsertStatements, StepStatements, AttemptStatements, SweepStatements, ControlStatements, Maintenance):
     """flask_baton's tables in one database: its transactions and all their statements."""
 
     #: (dialect, driver) of the URLs this store serves, and why those.

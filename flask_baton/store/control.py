@@ -57,11 +57,15 @@ class ControlStatements(StoreCore):
         return moved.rowcount == 1
 
     def cancel_unsettled(self, conn: Connection, workflow_id: str, reason: str, now: float) -> list[CancelledStep]:
-        """Cancel every step of the workflow not settled yet, a running one included."""
+        """Cancel every step of the workflow not settled yet, a running one included.
+
+        A running step keeps its worker: its row is then the run cancelled
+        (a step waiting to run has none already).
+        """
         rows = conn.execute(
             update(nodes)
             .where(nodes.c.workflow_id == workflow_id, nodes.c.state.in_((*CANCELLABLE, StepState.EXECUTING)))
-            .values(state=StepState.CANCELLED, error=reason, finished_at=now, worker=None, scheduled_at=None)
+            .values(state=StepState.CANCELLED, error=reason, finished_at=now, scheduled_at=None)
             .returning(nodes.c.id, nodes.c.step_name, nodes.c.attempt)
         )
         return [CancelledStep(*row) for row in rows]

@@ -15,14 +15,22 @@ from sqlalchemy import delete, func, select, update
 from ..states import StepState, WorkflowState
 from . import feed
 from .core import StoreCore
-from .tables import completions, debug_logs, edges, nodes, step_stats, workflows
+from .tables import attempts, completions, debug_logs, edges, nodes, step_stats, workflows
 
 BATCH = 500
 
 #: Tables holding a workflow's rows, in the order a prune deletes from them (before the workflow's own row).
-_BELONGING = (step_stats, debug_logs, edges, nodes, completions)
+_BELONGING = (step_stats, debug_logs, attempts, edges, nodes, completions)
 #: Every table a prune deletes from, in the order a report lists them.
-TABLES = (workflows.name, nodes.name, edges.name, completions.name, step_stats.name, debug_logs.name)
+TABLES = (
+    workflows.name,
+    nodes.name,
+    edges.name,
+    attempts.name,
+    completions.name,
+    step_stats.name,
+    debug_logs.name,
+)
 
 
 @dataclass(frozen=True)

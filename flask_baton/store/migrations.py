@@ -14,18 +14,22 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, func, select, text
 
-from .tables import metadata, nodes, schema_versions
+from .tables import attempts, metadata, nodes, schema_versions
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_dependents_version(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN dependents_version INTEGER NOT NULL DEFAULT 0"))
 
 
+def _add_attempts(conn: Connection) -> None:
+    attempts.create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version, 3: _add_attempts}
 
 
 def current_version(conn: Connection) -> int:

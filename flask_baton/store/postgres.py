@@ -184,7 +184,8 @@ class PostgresStore(Store):
       one since its claim, or with steps added by this one, BEGIN, 3 (the
       step, its dependents, the counter), the hand-off's claim (1) and
       COMMIT, plus the additions' statements;
-    - retry / snooze / hand back: BEGIN, 1 update, COMMIT;
+    - retry / snooze / hand back: BEGIN, 1 update, 1 insert (the run that ended, kept in
+      ``baton_attempts``), COMMIT;
     - discard: BEGIN, 1 update, per level of the cascade 1 read and 1 update
       per step cancelled or released, the workflow's counter (and its end), COMMIT.
     """

@@ -11,18 +11,33 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, func, select, true
 
 from ..dag import StepGraph
-from ..records import Input, StepRecord, WorkflowPage, WorkflowRecord, WorkflowStatus, decode_result
-from ..states import StepState, WorkflowState
+from ..records import (
+    AttemptRecord,
+    Input,
+    StepOutline,
+    StepRecord,
+    WorkflowPage,
+    WorkflowRecord,
+    WorkflowStatus,
+    decode_result,
+    row_run,
+    step_runs,
+)
+from ..states import AttemptOutcome, StepState, WorkflowState
 from .engine import read_connection
-from .tables import edge_to_dep, edges, nodes, step_stats, workflows
+from .tables import attempts, edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
 
 _HEX = "0123456789abcdef"
+_STEP_STATES = {state.value: state for state in StepState}
+_NO_POLICY: Mapping[str, str] = MappingProxyType({})
 
 
 def workflow(engine: Engine, workflow_id: str) -> WorkflowRecord | None:
@@ -41,33 +56,167 @@ def workflows_by_id(engine: Engine, workflow_ids: list[str]) -> dict[str, Workfl
     return {row.id: _workflow(row) for row in rows}
 
 
-def steps(engine: Engine, workflow_id: str) -> list[StepRecord]:
-    """Every step of the workflow, in insertion order."""
+#: A name filter longer than this reads every step and filters in Python (bound parameters are limited).
+MAX_NAMED_STEPS = 500
+
+
+def steps(engine: Engine, workflow_id: str, names: Collection[str] | None = None) -> list[StepRecord]:
+    """Every step of the workflow (or those named), in insertion order."""
+    stmt = select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)
+    few = names is not None and len(names) <= MAX_NAMED_STEPS
+    if few:
+        stmt = stmt.where(nodes.c.step_name.in_(sorted(names or ())))
     with read_connection(engine) as conn:
-        deps, tolerates = _edges(conn, workflow_id)
-        rows = conn.execute(select(nodes).where(nodes.c.workflow_id == workflow_id).order_by(nodes.c.position)).all()
-    return [
-        StepRecord(
-            row.id,
-            row.workflow_id,
-            row.step_name,
-            row.task,
-            StepState(row.state),
-            row.attempt,
-            tuple(deps.get(row.step_name, ())),
-            decode_result(row.result),
-            row.result is not None,
-            row.error,
-            row.worker,
-            row.created_at,
-            row.scheduled_at,
-            row.started_at,
-            row.finished_at,
-            json.loads(row.args),
-            tolerates.get(row.step_name, {}),
+        deps, tolerates = _edges(conn, workflow_id, names if few else None)
+        rows = conn.execute(stmt).all()
+    if names is not None and not few:
+        wanted = set(names)
+        rows = [row for row in rows if row.step_name in wanted]
+    return [_step(row, deps, tolerates) for row in rows]
+
+
+def step_outlines(engine: Engine, workflow_id: str, previous: Sequence[StepOutline] | None = None) -> list[StepOutline]:
+    """Every step of the workflow without its result, args and error, in insertion order.
+
+    Two ``SELECT``s of small columns (nodes, then edges), so a drawing of
+    10,000 steps reads no payload it does not show. The edges are taken from
+    ``previous`` (an earlier outline) when it has the same steps: stored
+    steps never gain dependencies, so only new steps bring new edges.
+    """
+    stmt = (
+        select(
+            nodes.c.step_name,
+            nodes.c.task,
+            nodes.c.state,
+            nodes.c.attempt,
+            nodes.c.scheduled_at,
+            nodes.c.started_at,
+            nodes.c.finished_at,
         )
-        for row in rows
+        .where(nodes.c.workflow_id == workflow_id)
+        .order_by(nodes.c.position)
+    )
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt).all()
+        deps: Mapping[str, Sequence[str]]
+        tolerates: Mapping[str, Mapping[str, str]]
+        if previous is not None and [s.step_name for s in previous] == [row[0] for row in rows]:
+            deps = {s.step_name: s.deps for s in previous}
+            tolerates = {s.step_name: s.tolerates for s in previous}
+        else:
+            deps, tolerates = _edges(conn, workflow_id)
+    return [
+        StepOutline(
+            name,
+            task,
+            _STEP_STATES[state],
+            attempt,
+            tuple(deps.get(name, ())),
+            scheduled_at,
+            started_at,
+            finished_at,
+            tolerates.get(name, _NO_POLICY),
+        )
+        for name, task, state, attempt, scheduled_at, started_at, finished_at in rows
     ]
+
+
+def step(engine: Engine, workflow_id: str, step_name: str) -> StepRecord | None:
+    """One step of the workflow, or ``None``; reads its row and its own edges only."""
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(nodes).where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == step_name)
+        ).one_or_none()
+        if row is None:
+            return None
+        deps, tolerates = _edges(conn, workflow_id, [step_name])
+    return _step(row, deps, tolerates)
+
+
+def _step(row: Row[Any], deps: dict[str, list[str]], tolerates: dict[str, dict[str, str]]) -> StepRecord:
+    return StepRecord(
+        row.id,
+        row.workflow_id,
+        row.step_name,
+        row.task,
+        StepState(row.state),
+        row.attempt,
+        tuple(deps.get(row.step_name, ())),
+        decode_result(row.result),
+        row.result is not None,
+        row.error,
+        row.worker,
+        row.created_at,
+        row.scheduled_at,
+        row.started_at,
+        row.finished_at,
+        json.loads(row.args),
+        tolerates.get(row.step_name, {}),
+    )
+
+
+def step_attempts(engine: Engine, workflow_id: str, step_name: str, limit: int | None = None) -> list[AttemptRecord]:
+    """A step's runs, oldest first (the newest ``limit`` of them); empty for no such step.
+
+    Two reads in one connection: the step's row first, then its kept runs,
+    so a run that ends in between is found among the kept ones, never lost.
+    """
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(
+                nodes.c.id,
+                nodes.c.state,
+                nodes.c.attempt,
+                nodes.c.worker,
+                nodes.c.started_at,
+                nodes.c.finished_at,
+                nodes.c.error,
+            ).where(nodes.c.workflow_id == workflow_id, nodes.c.step_name == step_name)
+        ).one_or_none()
+        if row is None:
+            return []
+        stmt = (
+            select(attempts)
+            .where(attempts.c.workflow_id == workflow_id, attempts.c.step_name == step_name)
+            .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+            .limit(limit)
+        )
+        kept = [_attempt(r) for r in reversed(conn.execute(stmt).all())]
+    node_id, state, attempt, worker, started_at, finished_at, error = row
+    runs = step_runs(
+        kept,
+        row_run(workflow_id, node_id, step_name, StepState(state), attempt, worker, started_at, finished_at, error),
+    )
+    return runs if limit is None else runs[-limit:]
+
+
+def kept_runs(engine: Engine, workflow_id: str, limit: int) -> dict[str, list[AttemptRecord]]:
+    """The newest ``limit`` runs kept for the workflow's steps (not those their rows hold), by step, oldest first."""
+    stmt = (
+        select(attempts)
+        .where(attempts.c.workflow_id == workflow_id)
+        .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+        .limit(limit)
+    )
+    found: dict[str, list[AttemptRecord]] = {}
+    with read_connection(engine) as conn:
+        for r in reversed(conn.execute(stmt).all()):
+            found.setdefault(r.step_name, []).append(_attempt(r))
+    return found
+
+
+def _attempt(r: Row[Any]) -> AttemptRecord:
+    return AttemptRecord(
+        r.workflow_id,
+        r.node_id,
+        r.step_name,
+        r.attempt,
+        AttemptOutcome(r.outcome),
+        r.worker,
+        r.started_at,
+        r.finished_at,
+        r.error,
+    )
 
 
 def workflow_status(engine: Engine, workflow_id: str) -> WorkflowStatus | None:
@@ -226,14 +375,17 @@ def _workflow(row: Row[Any]) -> WorkflowRecord:
     )
 
 
-def _edges(conn: Connection, workflow_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
-    """Each step's deps, and the policy of those edges that have one, by step name."""
+def _edges(
+    conn: Connection, workflow_id: str, names: Collection[str] | None = None
+) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """Each step's deps (of the named steps only, if given), and the policy of those edges that have one."""
     deps: dict[str, list[str]] = {}
     tolerates: dict[str, dict[str, str]] = {}
-    for step_name, dep_name, policy in conn.execute(
-        select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
-    ):
-        deps.setdefault(step_name, []).append(dep_name)
+    stmt = select(edges.c.step_name, edges.c.dep_name, edges.c.tolerates).where(edges.c.workflow_id == workflow_id)
+    if names is not None:
+        stmt = stmt.where(edges.c.step_name.in_(sorted(names)))
+    for name, dep_name, policy in conn.execute(stmt):
+        deps.setdefault(name, []).append(dep_name)
         if policy is not None:
-            tolerates.setdefault(step_name, {})[dep_name] = policy
+            tolerates.setdefault(name, {})[dep_name] = policy
     return deps, tolerates

@@ -33,7 +33,7 @@ class SqliteStore(Store):
       a direct hand-off adds the claim of the dependent it runs next, in the
       same transaction, which then needs no transaction of its own: a
       chain's hop is 1 transaction of 4 statements;
-    - retry / snooze / hand back: 1 update;
+    - retry / snooze / hand back: 1 update, 1 insert (the run that ended, kept in ``baton_attempts``);
     - discard: 1 update, then per level of the cascade 1 read and 1 update
       per step cancelled or released, then the workflow's counter;
     - announcing an end (database feed): 1 more update, plus the event rows'

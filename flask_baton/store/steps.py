@@ -31,6 +31,16 @@ class Dependent(NamedTuple):
     tolerates: str | None
 
 
+class HandedBack(NamedTuple):
+    """A step handed back unrun: its task, and the run that ended (its attempt now given back)."""
+
+    task: str
+    workflow_id: str
+    step_name: str
+    attempt: int  # the run's own number (the row's is one less again)
+    started_at: float
+
+
 class StepRow(NamedTuple):
     """Where a step is: its workflow, its name, its state."""
 
@@ -101,16 +111,17 @@ class StepStatements(StoreCore):
         return moved.rowcount == 1
 
     def discard_step(self, conn: Connection, claimed: Claimed, reason: str, now: float) -> bool:
-        """Fail the claimed attempt for good; False if it moved meanwhile."""
+        """Fail the claimed attempt for good; False if it moved meanwhile.
+
+        The row keeps its worker, as a completed one does: it is the step's last run.
+        """
         gone = conn.execute(
-            update(nodes)
-            .where(*_claimed(claimed))
-            .values(state=StepState.DISCARDED, error=reason, finished_at=now, worker=None)
+            update(nodes).where(*_claimed(claimed)).values(state=StepState.DISCARDED, error=reason, finished_at=now)
         )
         return gone.rowcount == 1
 
-    def hand_back(self, conn: Connection, node_id: str, worker: str, now: float) -> str | None:
-        """Make a step ``worker`` runs available again, its attempt given back; its task, or None.
+    def hand_back(self, conn: Connection, node_id: str, worker: str, now: float) -> HandedBack | None:
+        """Make a step ``worker`` runs available again, its attempt given back; None if it does not run it.
 
         Fenced by the worker rather than the attempt, because Huey's
         interrupted-task signal knows only the task, not our claim.
@@ -119,9 +130,9 @@ class StepStatements(StoreCore):
             update(nodes)
             .where(nodes.c.id == node_id, nodes.c.state == StepState.EXECUTING, nodes.c.worker == worker)
             .values(state=StepState.AVAILABLE, attempt=nodes.c.attempt - 1, worker=None, scheduled_at=now)
-            .returning(nodes.c.task)
+            .returning(nodes.c.task, nodes.c.workflow_id, nodes.c.step_name, nodes.c.attempt + 1, nodes.c.started_at)
         ).one_or_none()
-        return None if row is None else str(row.task)
+        return None if row is None else HandedBack(*row)
 
     def step_row(self, conn: Connection, node_id: str) -> StepRow | None:
         """A step's workflow, name and state."""

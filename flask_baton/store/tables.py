@@ -124,6 +124,17 @@ def edge_to_dependent(node: FromClause = nodes) -> ColumnElement[bool]:
     return and_(node.c.workflow_id == edges.c.workflow_id, node.c.step_name == edges.c.step_name)
 
 
+def _of_an_attempt() -> list[Column[Any]]:
+    """The first columns of a row kept per attempt of a step: its id, and which workflow, step and attempt."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
+        Column("node_id", ID, nullable=False),
+        Column("step_name", NAME, nullable=False),
+        Column("attempt", Integer, nullable=False),
+    ]
+
+
 def _attempt_table(name: str, *columns: Column[Any]) -> Table:
     """A table of rows kept per attempt of a step: which attempt, ``columns``, when.
 
@@ -133,11 +144,7 @@ def _attempt_table(name: str, *columns: Column[Any]) -> Table:
     return Table(
         name,
         metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
-        Column("node_id", ID, nullable=False),
-        Column("step_name", NAME, nullable=False),
-        Column("attempt", Integer, nullable=False),
+        *_of_an_attempt(),
         *columns,
         Column("created_at", Float, nullable=False),
         Index(f"ix_{name}_workflow", "workflow_id"),
@@ -160,6 +167,23 @@ debug_logs = _attempt_table(
     Column("messages", Text),
     Column("response", Text),
     Column("truncated", Boolean, nullable=False, default=False),
+)
+
+attempts = Table(
+    "baton_attempts",
+    metadata,
+    # One row per run of a step that ended and left the step's row to another
+    # (a failure retried, a snooze, a hand back, a rescue, a run a retry
+    # re-armed): the step's row holds only its last run. Written in the
+    # transaction of that transition, never on a step's claim or completion.
+    *_of_an_attempt(),
+    Column("outcome", String(16), nullable=False),  # states.AttemptOutcome
+    Column("worker", String(255)),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("error", Text),
+    # A step's runs in order; also what a workflow's deletion goes by.
+    Index("ix_baton_attempts_step", "workflow_id", "step_name", "started_at"),
 )
 
 completions = Table(

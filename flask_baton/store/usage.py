@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Engine, func, insert, select
 
-from ..records import Usage
+from ..records import ContextCapture, Usage
 from .core import StoreCore
 from .engine import read_connection
 from .tables import debug_logs, step_stats
@@ -42,6 +42,28 @@ def insert_capture(db: StoreCore, row: dict[str, Any]) -> None:
     """Store one model call's prompt and response (one ``baton_debug_logs`` row) in a transaction of its own."""
     with db.write() as conn:
         conn.execute(insert(debug_logs), row)
+
+
+def captures(engine: Engine, workflow_id: str, step_name: str, since: float | None = None) -> list[ContextCapture]:
+    """A step's captured contexts, oldest first (those made at or after ``since``)."""
+    stmt = select(debug_logs).where(debug_logs.c.workflow_id == workflow_id, debug_logs.c.step_name == step_name)
+    if since is not None:
+        stmt = stmt.where(debug_logs.c.created_at >= since)
+    with read_connection(engine) as conn:
+        rows = conn.execute(stmt.order_by(debug_logs.c.created_at, debug_logs.c.id)).all()
+    return [
+        ContextCapture(
+            r.workflow_id,
+            r.node_id,
+            r.step_name,
+            r.attempt,
+            r.messages or "null",
+            r.response or "null",
+            bool(r.truncated),
+            r.created_at,
+        )
+        for r in rows
+    ]
 
 
 def total(

@@ -78,6 +78,21 @@
     });
   });
 
+  // The same when a polled part is swapped (a step's page): each <details> keeps how the reader left it.
+  var leftAs = {};
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    leftAs = {};
+    if (!target || !target.querySelectorAll) return;
+    target.querySelectorAll("details[data-keep]").forEach(function (el) { leftAs[el.dataset.keep] = el.open; });
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    document.querySelectorAll("details[data-keep]").forEach(function (el) {
+      if (Object.prototype.hasOwnProperty.call(leftAs, el.dataset.keep)) el.open = leftAs[el.dataset.keep];
+    });
+    leftAs = {};
+  });
+
   // A refused action (403, 400 CSRF, ...) answers in plain text: show it.
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
