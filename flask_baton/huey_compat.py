@@ -31,6 +31,10 @@ a Huey release that changes one fails there, not in a workflow:
     ``is_task_of`` tells our task's messages from others' in a signal receiver.
 ``Consumer.scheduler_class`` and ``Scheduler.periodic_task_seconds``
     ``create_consumer`` checks periodic tasks more often than once a minute.
+``Consumer.stop_flag`` and its ``is_set()``
+    ``stopping`` lets a task see that its consumer was asked to stop (set
+    before the fork, so process workers see it too): a worker then stops
+    handing off steps (``handoff``).
 ``SqliteStorage.close()`` closes the one connection all threads share
     Huey 3.0 made that connection shared (2.x kept one per thread, which no
     single thread can close): the floor of Huey's version in pyproject.toml.
@@ -40,7 +44,7 @@ a Huey release that changes one fails there, not in a workflow:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from huey import Huey
@@ -120,6 +124,12 @@ def create_consumer(huey: Huey, periodic_seconds: float, **options: Any) -> Cons
         scheduler_class = BatonScheduler
 
     return BatonConsumer(huey, **options)
+
+
+def stopping(consumer: Consumer) -> Callable[[], bool]:
+    """A check, callable from the consumer's workers, that ``consumer`` was asked to stop."""
+    check: Callable[[], bool] = consumer.stop_flag.is_set
+    return check
 
 
 def close(huey: Huey) -> None:

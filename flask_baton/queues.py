@@ -40,6 +40,7 @@ class Queues:
         self._hand_back = hand_back
         self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
         self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey)}
+        self._stopping: dict[str, Callable[[], bool]] = {}
         huey_compat.forget_task(huey, TASK_MODULE, SWEEP_TASK)
         huey.periodic_task(_always, name=SWEEP_TASK)(_named(sweep, SWEEP_TASK))
 
@@ -78,6 +79,15 @@ class Queues:
             huey_compat.schedule(task.huey, task.s(node_id, delay=delay, priority=priority))
         else:
             task.huey.enqueue(task.s(node_id, priority=priority))
+
+    def watch_stop(self, queue: str, stopping: Callable[[], bool]) -> None:
+        """Say how to tell that this process's consumer of ``queue`` was asked to stop (``create_consumer``)."""
+        self._stopping[queue] = stopping
+
+    def stopping(self, queue: str) -> bool:
+        """True once this process's consumer of ``queue`` was asked to stop; False with no consumer here."""
+        check = self._stopping.get(queue)
+        return check is not None and check()
 
     def close(self) -> None:
         """Close the storage connections of every instance made so far."""

@@ -226,11 +226,13 @@ class EventLog:
 
 
 class Deliveries:
-    """How many Huey deliveries of each step a consumer has finished handling.
+    """How many Huey deliveries of each step a consumer has started and finished handling.
 
-    Counted with Huey's own ``SIGNAL_COMPLETE`` (sent after the task body
-    returned), so a test can wait until a duplicate message was processed
-    and then assert that nothing ran, instead of sleeping.
+    Counted with Huey's own ``SIGNAL_EXECUTING`` and ``SIGNAL_COMPLETE``
+    (sent after the task body returned), so a test can wait until a
+    duplicate message was processed and then assert that nothing ran,
+    instead of sleeping. A step handed off to the worker that completed its
+    dependency runs inside that dependency's delivery (``wait_all_handled``).
     """
 
     def __init__(self, app: Flask, queue: str = "default") -> None:
@@ -239,25 +241,36 @@ class Deliveries:
         self.huey = app.extensions["baton"].queues.huey(queue)
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
+        self.started = 0
+
+    def _on_executing(self, _signal: str, task: Any, *args: Any) -> None:
+        with self._lock:
+            self.started += 1
 
     def _on_complete(self, _signal: str, task: Any, *args: Any) -> None:
         with self._lock:
             self.counts[task.args[0]] = self.counts.get(task.args[0], 0) + 1
 
     def __enter__(self) -> Deliveries:
-        from huey.signals import SIGNAL_COMPLETE
+        from huey.signals import SIGNAL_COMPLETE, SIGNAL_EXECUTING
 
+        self.huey.signal(SIGNAL_EXECUTING)(self._on_executing)
         self.huey.signal(SIGNAL_COMPLETE)(self._on_complete)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from huey.signals import SIGNAL_COMPLETE
+        from huey.signals import SIGNAL_COMPLETE, SIGNAL_EXECUTING
 
+        self.huey.disconnect_signal(self._on_executing, SIGNAL_EXECUTING)
         self.huey.disconnect_signal(self._on_complete, SIGNAL_COMPLETE)
 
     def wait(self, node_id: str, count: int, timeout: float = 20.0) -> None:
         """Wait until ``count`` deliveries of step ``node_id`` were handled."""
         wait_for(lambda: self.counts.get(node_id, 0) >= count, f"{count} handled deliveries of step {node_id}", timeout)
+
+    def wait_all_handled(self, timeout: float = 20.0) -> None:
+        """Wait until every delivery started since the block began was handled (and the steps handed off in it)."""
+        wait_for(lambda: sum(self.counts.values()) >= self.started, "every started delivery to be handled", timeout)
 
 
 def cancel_mid_run(app: Flask, workflow: Any, gates: Sequence[Path], reached: Mapping[str, str]) -> None:

@@ -215,6 +215,29 @@ def test_create_consumer_checks_periodic_tasks_at_the_given_pace(sqlite_huey: Hu
         wait_for(lambda: len(ticks) >= 2, "two periodic checks a second apart", timeout=15)
 
 
+def test_stopping_tells_a_process_worker_its_consumer_was_asked_to_stop(sqlite_huey: Huey, tmp_path: Path) -> None:
+    started, go, seen = tmp_path / "started", tmp_path / "go", tmp_path / "seen"
+
+    def probe() -> None:  # runs in the forked worker: wait for the test, then say what it sees
+        started.touch()
+        wait_for(go.exists, "the test to ask the consumer to stop")
+        seen.write_text(str(stopping()))
+
+    task = sqlite_huey.task(name="probe")(probe)
+    consumer = huey_compat.create_consumer(
+        sqlite_huey, 60.0, workers=1, worker_type="process", initial_delay=0.01, max_delay=0.05
+    )
+    stopping = huey_compat.stopping(consumer)
+    with pinned("Consumer.stop_flag", "its is_set()"), RunningConsumer(consumer):
+        assert not stopping()
+        sqlite_huey.enqueue(task.s())
+        wait_for(started.exists, "the worker process to start the probe")
+        consumer.stop_flag.set()  # what Consumer.stop() does first
+        go.touch()
+        wait_for(seen.exists, "the worker process to run the probe")
+    assert seen.read_text() == "True"
+
+
 @LINUX_PROC
 def test_close_leaves_no_sqlite_file_open_whichever_threads_used_it(sqlite_huey: Huey) -> None:
     echo = _register(sqlite_huey)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from enum import StrEnum
 from typing import TypeVar
 
@@ -18,6 +19,8 @@ from . import render
 from .common import EXIT_INTERRUPTED, OUTCOME_EXIT_CODES, app_state, baton_cli, resolve
 
 S = TypeVar("S", bound=StrEnum)
+#: Readings ``_read`` takes at most to see a workflow, its summary and its steps agree.
+CONSISTENT_READ_TRIES = 5
 
 
 @baton_cli.command("status")
@@ -121,6 +124,24 @@ def _state_option(value: str | None, states: type[S]) -> S | None:
 
 
 def _read(query: Query, workflow_id: str, only: StepState | None) -> render.Snapshot:
+    """The workflow, its summary and its steps, read until the three agree.
+
+    They are three reads, each in its own snapshot: a transition committed
+    between two of them would show (and a watch print) a view that never was,
+    such as a step already discarded in a workflow still running, or a failed
+    workflow whose last step runs. A workflow that keeps moving may keep them
+    apart: after ``CONSISTENT_READ_TRIES`` the last reading is shown.
+    """
+    snap = _read_once(query, workflow_id, only)
+    for _ in range(CONSISTENT_READ_TRIES - 1):
+        counted = {state: 0 for state in StepState} | Counter(step.state for step in snap.steps)
+        if snap.record.state == snap.summary.state and snap.summary.counts == counted:
+            break
+        snap = _read_once(query, workflow_id, only)
+    return snap
+
+
+def _read_once(query: Query, workflow_id: str, only: StepState | None) -> render.Snapshot:
     record, summary = query.get_workflow(workflow_id), query.workflow_status(workflow_id)
     if record is None or summary is None:
         raise WorkflowNotFoundError(f"workflow {workflow_id} no longer exists (pruned?)")
