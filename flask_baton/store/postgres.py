@@ -58,15 +58,18 @@ settled AS (UPDATE {W} SET unsettled = unsettled - 1,
     WHERE id = :workflow_id AND EXISTS (SELECT 1 FROM done)
     RETURNING unsettled, unsettled = 0 AND state <> 'running' AND finished_at = :now
         AND (SELECT unsettled FROM before) = 1 AS ended),
-ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
-    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now FROM settled WHERE ended
+ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at, announced_at)
+    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now, :now
+    FROM settled WHERE ended
     ON CONFLICT (workflow_id) DO NOTHING RETURNING outcome, failed_steps)"""
 _SETTLED_ROWS = """SELECT 's', NULL, NULL, NULL, unsettled FROM settled
 UNION ALL SELECT 'e', outcome, failed_steps, NULL, NULL FROM ended"""
 
 #: COMPLETE, RELEASE of the named dependents, settling the step and, when it
-#: was the last, ending the workflow (its state and completion row), as one
-#: statement: one round trip, row locks held only while it runs.
+#: was the last, ending the workflow (its state and completion row, already
+#: marked announced: the completing worker announces the end, see
+#: ``WorkflowEnd.announced``), as one statement: one round trip, row locks
+#: held only while it runs.
 #: Rows: ``('r', id, task, state, deps_pending)`` per dependent,
 #: ``('s', NULL, NULL, NULL, unsettled)``, and ``('e', outcome, failed_steps,
 #: NULL, NULL)`` if it ended the workflow; none if the compare-and-set lost.
@@ -122,19 +125,25 @@ class PostgresStore(Store):
 
     Round trips per transition, with events over Redis (the database feed
     keeps every transition in a transaction, adding BEGIN and COMMIT, plus
-    its event rows and announcement):
+    its event rows, and for an end not recorded by a one-statement
+    completion its announcement):
 
     - claim: 1 ``UPDATE ... RETURNING`` that checks every dependency and
       returns the workflow's name and the step's dependents;
     - complete: 1 statement releasing the dependents the claim read,
-      settling the step and, after the last step, ending the workflow
-      (unless the last steps settle at once: then 1 more ends it); if a
+      settling the step and, after the last step, ending the workflow and
+      marking the end announced (its worker publishes it after the commit),
+      so a one-step workflow costs 2 round trips, claim and completion
+      (unless the last steps settle at once: then 1 more ends it, and 1
+      more marks the end announced before it is published); if a
       step was added behind this one since its claim, or with steps added by
       this one, BEGIN, 3 (the step, its dependents, the counter) and COMMIT,
       plus the additions' statements;
     - retry / snooze / hand back: BEGIN, 1 update, COMMIT;
     - discard: BEGIN, 1 update, per level of the cascade 1 read and 1 update
-      per step cancelled or released, the workflow's counter (and its end), COMMIT.
+      per step cancelled or released, the workflow's counter (and its end), COMMIT;
+    - an end recorded other than by a one-statement completion: 1 update
+      after the commit marks it announced, then it is published.
     """
 
     dialect = ("postgresql", "psycopg")
@@ -191,7 +200,7 @@ class PostgresStore(Store):
         if not rows:
             return None
         ended = [
-            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now)
+            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now, announced=True)
             for kind, outcome, failed, *_ in rows
             if kind == "e"
         ]
