@@ -3,9 +3,10 @@
 Here the hot path is single statements: the claim reads the step's
 dependents, so its completion is one statement that releases them, settles
 the step and, after the last step, ends the workflow. Each such statement is
-a whole change, so it runs without BEGIN and COMMIT around it (psycopg 3's
-``autocommit`` switch), and where a change needs several statements after
-all, psycopg 3's ``transaction()`` block wraps them.
+a whole change, so it runs without BEGIN and COMMIT around it, on a
+connection the worker thread keeps in psycopg 3's ``autocommit`` (``kept``:
+no pool checkout per statement), and where a change needs several
+statements after all, psycopg 3's ``transaction()`` block wraps them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Table, exc, text
+from sqlalchemy import Connection, Engine, Table, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
 
@@ -35,6 +36,7 @@ from .hotpath import (
     N,
     W,
 )
+from .kept import KeptConnections
 from .steps import completion, started
 
 #: The claim, reading also the step's dependents (and the version that says
@@ -149,14 +151,24 @@ class PostgresStore(Store):
     dialect = ("postgresql", "psycopg")
     pyformat = True
 
+    def __init__(self, engine: Engine, config: BatonConfig, kept: KeptConnections) -> None:
+        super().__init__(engine, config)
+        self._kept = kept
+
     @classmethod
     def open(cls, url: URL, config: BatonConfig, instance_path: str) -> PostgresStore:
-        return cls(postgres_engine(url, config), config)
+        return cls(postgres_engine(url, config), config, KeptConnections(postgres_engine(url, config, pooled=False)))
 
-    def _begin(self, conn: Connection, autocommit: bool) -> bool:
-        if autocommit:
-            conn.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-        return autocommit
+    def write(self, *, autocommit: bool = False) -> AbstractContextManager[Connection]:
+        """``autocommit``: on this thread's own connection, kept in autocommit (``kept``), no pool checkout."""
+        return self._kept.use() if autocommit else super().write()
+
+    def close(self) -> None:
+        self._kept.close()
+        super().close()
+
+    def _begin(self, conn: Connection) -> None:
+        """Nothing to do: psycopg begins a transaction with the first statement."""
 
     def atomic(self, conn: Connection) -> AbstractContextManager[Any]:
         raw: Any = conn.connection.driver_connection
