@@ -38,7 +38,10 @@ class KeptConnections:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        self._kept: dict[int, Connection] = {}  # by thread ident: an ident is reused only after its thread ended
+        # By thread (or greenlet) ident, which is reused only after its thread ended: a
+        # consumer's fixed set of workers keeps a fixed set of connections. None is
+        # closed before ``close``, so none is ever closed under a thread still using it.
+        self._kept: dict[int, Connection] = {}
         self._entries: list[Any] = []  # the pool entries (ConnectionPoolEntry) of those connections
         event.listen(engine, "connect", self._opened)
         ref = weakref.ref(self)
@@ -75,10 +78,6 @@ class KeptConnections:
         conn = self._engine.connect()
         conn.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
         with self._lock:
-            alive = {thread.ident for thread in threading.enumerate()}
-            ended = [ident for ident in self._kept if ident not in alive]
-            for ident in ended:
-                self._kept.pop(ident).close()
             self._kept[threading.get_ident()] = conn
             self._entries = [entry for entry in self._entries if entry.dbapi_connection is not None]
         return conn
