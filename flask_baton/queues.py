@@ -96,7 +96,7 @@ class Queues:
 
     def _register(self, huey: Huey) -> TaskWrapper:
         huey_compat.forget_task(huey, TASK_MODULE, RUN_TASK)
-        wrapper = huey.task(name=RUN_TASK)(_named(self._run, RUN_TASK))
+        wrapper = huey_compat.unrevocable_task(huey, _named(self._run, RUN_TASK), RUN_TASK)
         hand_back = self._hand_back
 
         def on_interrupted(_signal: str, task: Task, *_: Any) -> None:

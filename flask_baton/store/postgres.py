@@ -3,9 +3,10 @@
 Here the hot path is single statements: the claim reads the step's
 dependents, so its completion is one statement that releases them, settles
 the step and, after the last step, ends the workflow. Each such statement is
-a whole change, so it runs without BEGIN and COMMIT around it (psycopg 3's
-``autocommit`` switch), and where a change needs several statements after
-all, psycopg 3's ``transaction()`` block wraps them.
+a whole change, so it runs without BEGIN and COMMIT around it, on a
+connection the worker thread keeps in psycopg 3's ``autocommit`` (``kept``:
+no pool checkout per statement), and where a change needs several
+statements after all, psycopg 3's ``transaction()`` block wraps them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, exc, text
+from sqlalchemy import Connection, Engine, Table, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
 
@@ -40,6 +41,7 @@ from .hotpath import (
     held_back,
     only_checked,
 )
+from .kept import KeptConnections
 from .steps import completion, started
 
 #: The claimed step's dependents, and the version that says whether a
@@ -69,15 +71,18 @@ settled AS (UPDATE {W} SET unsettled = unsettled - 1,
     WHERE id = :workflow_id AND EXISTS (SELECT 1 FROM done)
     RETURNING unsettled, unsettled = 0 AND state <> 'running' AND finished_at = :now
         AND (SELECT unsettled FROM before) = 1 AS ended),
-ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
-    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now FROM settled WHERE ended
+ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at, announced_at)
+    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now, :now
+    FROM settled WHERE ended
     ON CONFLICT (workflow_id) DO NOTHING RETURNING outcome, failed_steps)"""
 _SETTLED_ROWS = """SELECT 's', NULL, NULL, NULL, unsettled FROM settled
 UNION ALL SELECT 'e', outcome, failed_steps, NULL, NULL FROM ended"""
 
 #: COMPLETE, RELEASE of the named dependents, settling the step and, when it
-#: was the last, ending the workflow (its state and completion row), as one
-#: statement: one round trip, row locks held only while it runs.
+#: was the last, ending the workflow (its state and completion row, already
+#: marked announced: the completing worker announces the end, see
+#: ``WorkflowEnd.announced``), as one statement: one round trip, row locks
+#: held only while it runs.
 #: Rows: ``('r', id, task, state, deps_pending)`` per dependent,
 #: ``('s', NULL, NULL, NULL, unsettled)``, and ``('e', outcome, failed_steps,
 #: NULL, NULL)`` if it ended the workflow; none if the compare-and-set lost.
@@ -171,36 +176,52 @@ class PostgresStore(Store):
 
     Round trips per transition, with events over Redis (the database feed
     keeps every transition in a transaction, adding BEGIN and COMMIT, plus
-    its event rows and announcement):
+    its event rows, and for an end not recorded by a one-statement
+    completion its announcement):
 
     - claim: 1 ``UPDATE ... RETURNING`` that checks every dependency and
       returns the workflow's name and the step's dependents; none for a
       step handed off, whose claim is its dependency's completion;
     - complete: 1 statement releasing the dependents the claim read,
-      settling the step and, after the last step, ending the workflow
-      (unless the last steps settle at once: then 1 more ends it), and
-      claiming one released dependent for this worker (direct hand-off), so
-      a chain's hop is 1 statement in all; if a step was added behind this
-      one since its claim, or with steps added by this one, BEGIN, 3 (the
-      step, its dependents, the counter), the hand-off's claim (1) and
-      COMMIT, plus the additions' statements;
+      settling the step and, after the last step, ending the workflow and
+      marking the end announced (its worker publishes it after the commit),
+      and claiming one released dependent for this worker (direct
+      hand-off): a chain's hop is 1 statement in all, a one-step workflow 2
+      round trips, claim and completion (unless the last steps settle at
+      once: then 1 more ends it, and 1 more marks the end announced before
+      it is published); if a step was added behind this one since its claim,
+      or with steps added by this one, BEGIN, 3 (the step, its dependents,
+      the counter), the hand-off's claim (1) and COMMIT, plus the additions'
+      statements;
     - retry / snooze / hand back: BEGIN, 1 update, 1 insert (the run that ended, kept in
       ``baton_attempts``), COMMIT;
     - discard: BEGIN, 1 update, per level of the cascade 1 read and 1 update
-      per step cancelled or released, the workflow's counter (and its end), COMMIT.
+      per step cancelled or released, the workflow's counter (and its end), COMMIT;
+    - an end recorded other than by a one-statement completion: 1 update
+      after the commit marks it announced, then it is published.
     """
 
     dialect = ("postgresql", "psycopg")
     pyformat = True
 
+    def __init__(self, engine: Engine, config: BatonConfig, kept: KeptConnections) -> None:
+        super().__init__(engine, config)
+        self._kept = kept
+
     @classmethod
     def open(cls, url: URL, config: BatonConfig, instance_path: str) -> PostgresStore:
-        return cls(postgres_engine(url, config), config)
+        return cls(postgres_engine(url, config), config, KeptConnections(postgres_engine(url, config, pooled=False)))
 
-    def _begin(self, conn: Connection, autocommit: bool) -> bool:
-        if autocommit:
-            conn.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-        return autocommit
+    def write(self, *, autocommit: bool = False) -> AbstractContextManager[Connection]:
+        """``autocommit``: on this thread's own connection, kept in autocommit (``kept``), no pool checkout."""
+        return self._kept.use() if autocommit else super().write()
+
+    def close(self) -> None:
+        self._kept.close()
+        super().close()
+
+    def _begin(self, conn: Connection) -> None:
+        """Nothing to do: psycopg begins a transaction with the first statement."""
 
     def atomic(self, conn: Connection) -> AbstractContextManager[Any]:
         raw: Any = conn.connection.driver_connection
@@ -234,7 +255,7 @@ class PostgresStore(Store):
         if not rows:
             return None
         ended = [
-            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now)
+            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now, announced=True)
             for kind, outcome, failed, *_ in rows
             if kind == "e"
         ]

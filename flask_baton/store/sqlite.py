@@ -59,9 +59,8 @@ class SqliteStore(Store):
         engine, busy_ms = sqlite_engine(url, config)
         return cls(engine, config, busy_ms)
 
-    def _begin(self, conn: Connection, autocommit: bool) -> bool:
+    def _begin(self, conn: Connection) -> None:
         begin_immediate(conn, self._busy_ms)
-        return False
 
     def atomic(self, conn: Connection) -> AbstractContextManager[Any]:
         return nullcontext()  # every write transaction already holds the write lock
