@@ -258,7 +258,8 @@ class BatonSystem(System):
             {
                 "fanin_runs": fanin_runs,
                 "fanin_deliveries": fanin_deliveries,
-                "fanin_not_run": fanin_deliveries - fanin_runs + snoozes,
+                # A fan-in handed off to the worker that released it has no delivery of its own.
+                "fanin_not_run": max(fanin_deliveries - fanin_runs, 0) + snoozes,
                 "fanin_snoozes": snoozes,
                 "fanin_attempt": steps["fanin"].attempt,
                 "fanin_result": steps["fanin"].result,

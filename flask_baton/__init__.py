@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0.dev0"
 
+from .bulk import BulkResult
 from .errors import (
     AmbiguousWorkflowIdError,
     ArgumentError,
@@ -39,6 +40,7 @@ __all__ = [
     "AttemptOutcome",
     "Baton",
     "BatonError",
+    "BulkResult",
     "ConfigError",
     "ConfigWarning",
     "CycleError",

@@ -90,7 +90,7 @@ class AppState:
         """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
         self.events.close()
         self.queues.close()
-        self.store.engine.dispose()
+        self.store.close()
 
 
 def get_state(app: Flask | None = None) -> AppState:

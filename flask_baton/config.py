@@ -62,6 +62,7 @@ class BatonConfig:
     debug_capture: bool
     debug_capture_max_bytes: int
     llm_timeout: float
+    handoff_seconds: float
 
 
 def _string(key: str, value: Any) -> str:
@@ -96,6 +97,13 @@ def _positive_seconds(key: str, value: Any) -> float:
     number = _from_string(value, float)
     if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 < number < math.inf:
         raise ConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    return float(number)
+
+
+def _seconds_or_off(key: str, value: Any) -> float:
+    number = _from_string(value, float)
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number < math.inf:
+        raise ConfigError(f"{key} must be a number of seconds, 0 to turn it off, got {value!r}")
     return float(number)
 
 
@@ -195,6 +203,7 @@ SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
     "BATON_DEBUG_CAPTURE": ("debug_capture", False, _flag),
     "BATON_DEBUG_CAPTURE_MAX_BYTES": ("debug_capture_max_bytes", 256 * 1024, _positive_int),
     "BATON_LLM_TIMEOUT": ("llm_timeout", 120.0, _positive_seconds),
+    "BATON_HANDOFF_SECONDS": ("handoff_seconds", 0.1, _seconds_or_off),
 }
 
 

@@ -45,7 +45,10 @@ def create_consumer(state: AppState, queue: str = DEFAULT_QUEUE, **options: Any)
     # ride out a brief outage instead of exiting before it ran anything.
     riding_out_outages(state.ready, "check flask_baton's schema")
     every = max(1.0, min(60.0, state.config.sweep_interval))
-    return huey_compat.create_consumer(state.queues.huey(queue), every, **options)
+    consumer = huey_compat.create_consumer(state.queues.huey(queue), every, **options)
+    # Once it is asked to stop, its workers hand off no more steps (``handoff``).
+    state.queues.watch_stop(queue, huey_compat.stopping(consumer))
+    return consumer
 
 
 def configure_logging(verbose: bool) -> None:

@@ -1,7 +1,8 @@
-"""Changing workflows from outside: cancel one, retry a failed step or all of them.
+"""Changing workflows from outside: cancel one, retry a failed step or all of them, resume a cancelled one.
 
 What the dashboard's buttons call, and what scripts call through
-``baton.cancel_workflow`` / ``baton.retry_step`` / ``baton.retry_workflow``.
+``baton.cancel_workflow`` / ``baton.retry_step`` / ``baton.retry_workflow`` /
+``baton.resume_workflow``.
 Checks run first and fail with a clear ``WorkflowError``; the change itself
 is compare-and-set, so a workflow that moved on in between is left alone and
 the call fails.
@@ -70,16 +71,36 @@ def retry_workflow(state: AppState, workflow_id: str) -> Retried:
     completed steps keep their results. Returns the steps re-armed,
     dependencies first.
     """
-    record = _workflow(state, workflow_id)
-    if record.state == WorkflowState.RUNNING:
-        raise WorkflowStateError(
-            f"workflow {workflow_id} is still running; retry it once it has finished, "
-            "cancel it first, or retry single steps with retry_step"
-        )
+    record = _finished(state, workflow_id, "retry")
     roots = dag.failure_roots(_graph(state, workflow_id))
     if not roots:
         raise WorkflowStateError(f"workflow {workflow_id} is {record.state}: no step is discarded or cancelled")
     return _rearm(state, workflow_id, roots)
+
+
+def resume_workflow(state: AppState, workflow_id: str) -> Retried:
+    """Run again the steps a user's cancel stopped, and what comes after them.
+
+    Unlike ``retry_workflow``, steps that failed on their own before the
+    cancel (and the steps their failure cancelled) stay as they are
+    (``dag.resume_roots``). Returns the steps re-armed, dependencies first.
+    """
+    record = _finished(state, workflow_id, "resume")
+    roots = dag.resume_roots(state.query.get_workflow_jobs(workflow_id))
+    if not roots:
+        raise WorkflowStateError(f"workflow {workflow_id} is {record.state}: no step a user cancelled can run again")
+    return _rearm(state, workflow_id, roots)
+
+
+def _finished(state: AppState, workflow_id: str, action: str) -> WorkflowRecord:
+    """The workflow, refused while it runs: its failures may still be spreading."""
+    record = _workflow(state, workflow_id)
+    if record.state == WorkflowState.RUNNING:
+        raise WorkflowStateError(
+            f"workflow {workflow_id} is still running; {action} it once it has finished, "
+            "cancel it first, or retry single steps with retry_step"
+        )
+    return record
 
 
 def _workflow(state: AppState, workflow_id: str) -> WorkflowRecord:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import CycleError, DuplicateStepError, UnknownDependencyError
-from .states import CANCELLABLE, FAILED, WorkflowState, satisfied, tolerated
+from .states import CANCELLABLE, FAILED, CancelledBy, WorkflowState, satisfied, tolerated
 
 #: States of a step still to run, whose dep count a retry may raise again.
 WAITING = frozenset(CANCELLABLE)
@@ -216,6 +216,25 @@ def failure_roots(graph: StepGraph) -> list[str]:
     included.
     """
     return [name for name in graph.states if retry_refusal(graph, name) is None]
+
+
+class _CancelledStep(_StoredStep, Protocol):
+    """A stored step that also says who cancelled it (``query.StepRecord`` does)."""
+
+    @property
+    def cancelled_by(self) -> str | None: ...
+
+
+def resume_roots(steps: Iterable[_CancelledStep]) -> list[str]:
+    """The failure roots a user's cancel made: what a resume re-arms (with what comes after them).
+
+    Steps that failed on their own before the cancel, and what they
+    cancelled, stay as they are: that is what sets a resume apart from a
+    retry of the whole workflow.
+    """
+    steps = list(steps)
+    by_user = {step.step_name for step in steps if step.cancelled_by == CancelledBy.USER}
+    return [name for name in failure_roots(StepGraph.of(steps)) if name in by_user]
 
 
 @dataclass(frozen=True)

@@ -61,19 +61,21 @@ def commit(
         tx = Tx(store, conn, time.time())  # read under the write lock, so times follow commit order
         effects = transition(tx, *args)
         events = [step_event(state, change) for change in effects.changes]
-        announced: list[WorkflowEnd] = []
+        ends = effects.ended
         if state.events.atomic:
             # The feed is in this database: announce in this very transaction.
-            announced = [end for end in effects.ended if store.mark_announced(tx.conn, end.workflow_id, tx.now)]
-            events += [finished_event(state, end) for end in announced]
+            ends = [end for end in ends if end.announced or store.mark_announced(tx.conn, end.workflow_id, tx.now)]
+            events += [finished_event(state, end) for end in ends]
         state.events.stage(tx.conn, events, tx.now)
     _after_commit(state, effects, events)
     if log is not None:
         log(effects)
-    for end in announced:
-        _signal_end(state, end)
-    if not state.events.atomic:
-        for end in effects.ended:
+    for end in ends:
+        if state.events.atomic:
+            _signal_end(state, end)  # its event committed with the change
+        elif end.announced:
+            _publish_end(state, end)  # the statement that recorded it claimed its announcement
+        else:
             announce_end(state, end)
     return effects.value, effects
 
@@ -83,18 +85,24 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
 
     The ``announced_at`` compare-and-set in ``baton_completions`` makes the
     announcement happen once, whether the last step's worker or the sweep
-    gets there first.
+    gets there first. A completion that records the end in one statement
+    sets ``announced_at`` in that statement instead (``WorkflowEnd.announced``),
+    so its worker publishes without this extra write.
     """
-    event = finished_event(state, end)
     with state.store.write(autocommit=not state.events.atomic) as conn:
         now = time.time()
         won = state.store.mark_announced(conn, end.workflow_id, now)
         if won:
-            state.events.stage(conn, [event], now)
+            state.events.stage(conn, [finished_event(state, end)], now)
     if won:
-        _publish(state, [event], defer=True)
-        _signal_end(state, end)
+        _publish_end(state, end)
     return won
+
+
+def _publish_end(state: AppState, end: WorkflowEnd) -> None:
+    """Publish a workflow's end, whose announcement this process claimed, and tell this process."""
+    _publish(state, [finished_event(state, end)], defer=True)
+    _signal_end(state, end)
 
 
 def _after_commit(state: AppState, effects: Effects[Any], events: Sequence[Event]) -> None:

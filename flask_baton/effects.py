@@ -39,12 +39,18 @@ class StepChange:
 
 @dataclass(frozen=True)
 class WorkflowEnd:
-    """A workflow that just settled its last step."""
+    """A workflow that just settled its last step.
+
+    ``announced``: the statement that recorded the end also claimed its one
+    announcement (``baton_completions.announced_at``), so its caller
+    announces it and nobody else will; otherwise the caller claims it first.
+    """
 
     workflow_id: str
     outcome: str
     failed_steps: list[str]
     timestamp: float
+    announced: bool = False
 
 
 @dataclass(frozen=True)

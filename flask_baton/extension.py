@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -12,8 +12,9 @@ from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
 from sqlalchemy.engine import make_url
 
-from . import control
+from . import bulk, control
 from .appstate import EXTENSION_KEY, AppState, get_state
+from .bulk import BulkResult
 from .cli import baton_cli
 from .config import BatonConfig, read_config
 from .dashboard import register_dashboard
@@ -178,6 +179,22 @@ class Baton:
     def retry_workflow(self, workflow_id: str) -> control.Retried:
         """Run every discarded or cancelled step of a finished workflow again; return them."""
         return control.retry_workflow(self.state().ready(), workflow_id)
+
+    def resume_workflow(self, workflow_id: str) -> control.Retried:
+        """Run again what a user's cancel stopped (not the steps that failed on their own); return them."""
+        return control.resume_workflow(self.state().ready(), workflow_id)
+
+    def cancel_workflows(self, workflow_ids: Sequence[str], reason: str = "workflow cancelled") -> list[BulkResult]:
+        """``cancel_workflow`` each of them; one ``BulkResult`` per workflow, skipped ones saying why."""
+        return bulk.cancel_workflows(self.state().ready(), workflow_ids, reason)
+
+    def retry_workflows(self, workflow_ids: Sequence[str]) -> list[BulkResult]:
+        """``retry_workflow`` each of them; one ``BulkResult`` per workflow, skipped ones saying why."""
+        return bulk.retry_workflows(self.state().ready(), workflow_ids)
+
+    def resume_workflows(self, workflow_ids: Sequence[str]) -> list[BulkResult]:
+        """``resume_workflow`` each of them; one ``BulkResult`` per workflow, skipped ones saying why."""
+        return bulk.resume_workflows(self.state().ready(), workflow_ids)
 
     # -- reading -------------------------------------------------------------
 

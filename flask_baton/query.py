@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
+from .headline import OutcomeFacts
 from .records import (
     Activity,
     AttemptRecord,
@@ -29,7 +30,7 @@ from .records import (
     decode_result,
 )
 from .states import WorkflowState
-from .store import reads, stats
+from .store import outcomes, reads, stats
 from .store import usage as usage_store
 
 if TYPE_CHECKING:
@@ -183,6 +184,14 @@ class Query:
     def get_workflows(self, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
         """The workflows with these ids that exist, by id."""
         return reads.workflows_by_id(self._engine, workflow_ids)
+
+    def outcome_facts(self, workflow_ids: list[str]) -> dict[str, OutcomeFacts]:
+        """What each workflow's failed steps were, by cause, for its outcome's sentence (``headline``).
+
+        A workflow with no discarded or cancelled step is left out (its facts
+        are all zero: ``OutcomeFacts()``). Two queries, however many workflows.
+        """
+        return outcomes.outcome_facts(self._engine, workflow_ids)
 
     def count_workflows_by_state(self, since: float | None = None) -> dict[str, int]:
         """How many workflows are in each state (of those started at ``since`` or later, if given)."""

@@ -42,6 +42,7 @@ class Queues:
         self._serving = serving
         self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
         self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey, DEFAULT_QUEUE)}
+        self._stopping: dict[str, Callable[[], bool]] = {}
         huey_compat.forget_task(huey, TASK_MODULE, SWEEP_TASK)
         huey.periodic_task(_always, name=SWEEP_TASK)(_named(sweep, SWEEP_TASK))
 
@@ -81,6 +82,15 @@ class Queues:
         else:
             task.huey.enqueue(task.s(node_id, priority=priority))
 
+    def watch_stop(self, queue: str, stopping: Callable[[], bool]) -> None:
+        """Say how to tell that this process's consumer of ``queue`` was asked to stop (``create_consumer``)."""
+        self._stopping[queue] = stopping
+
+    def stopping(self, queue: str) -> bool:
+        """True once this process's consumer of ``queue`` was asked to stop; False with no consumer here."""
+        check = self._stopping.get(queue)
+        return check is not None and check()
+
     def close(self) -> None:
         """Close the storage connections of every instance made so far."""
         for huey in self._hueys.values():
@@ -88,7 +98,7 @@ class Queues:
 
     def _register(self, huey: Huey, queue: str) -> TaskWrapper:
         huey_compat.forget_task(huey, TASK_MODULE, RUN_TASK)
-        wrapper = huey.task(name=RUN_TASK)(_named(self._run, RUN_TASK))
+        wrapper = huey_compat.unrevocable_task(huey, _named(self._run, RUN_TASK), RUN_TASK)
         hand_back = self._hand_back
 
         def on_interrupted(_signal: str, task: Task, *_: Any) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .states import SETTLED, AttemptOutcome, StepState, WorkflowState
+from .states import SETTLED, AttemptOutcome, CancelledBy, StepState, WorkflowState
 
 
 def decode_result(raw: str | None) -> Any:
@@ -33,6 +33,8 @@ class WorkflowRecord:
     created_at: float
     finished_at: float | None
     unique_key: str | None = None
+    #: Times a retry (``retry_step``, ``retry_workflow``, ``resume_workflow``) ran it again.
+    retried: int = 0
 
     @property
     def settled_steps(self) -> int:
@@ -67,6 +69,8 @@ class StepRecord:
     args: Mapping[str, Any] = field(default_factory=dict)
     #: The failure each dep's edge lets through (``Dep.tolerates``), for deps that have a policy.
     tolerates: Mapping[str, str] = field(default_factory=dict)
+    #: Who cancelled it, when it is cancelled: a user (``cancel_workflow``) or a dependency's failure.
+    cancelled_by: CancelledBy | None = None
 
     @property
     def settled(self) -> bool:
@@ -92,6 +96,8 @@ class StepOutline(NamedTuple):
     started_at: float | None
     finished_at: float | None
     tolerates: Mapping[str, str]
+    #: Who cancelled it, as ``StepRecord.cancelled_by``: the workflow page's Resume button asks.
+    cancelled_by: CancelledBy | None
 
 
 @dataclass(frozen=True)

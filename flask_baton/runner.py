@@ -2,7 +2,10 @@
 
 This is the body of the ``flask_baton.run`` Huey task. The claim and the
 outcome are two short transactions; the step function runs between them with
-no transaction open, so a slow LLM call holds no database lock.
+no transaction open, so a slow LLM call holds no database lock. A
+completion may claim, with it, a step it released for this worker to run
+next in the same delivery (``handoff``): that step's claim is then part of
+the outcome's transaction.
 """
 
 from __future__ import annotations
@@ -13,31 +16,53 @@ import threading
 import traceback
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
 from . import heartbeat, transitions, worklog
 from .appstate import AppState, worker_id
 from .dispatch import LogLines, commit, make_job
 from .effects import Claimed, Effects
 from .errors import StepTimeout
+from .handoff import HandOff
 from .job import Job
 from .outcomes import Discard, Snooze
-from .steps import Step
+from .steps import DEFAULT_QUEUE, Step
 from .store import Tx
 from .store.engine import riding_out_outages
 
 logger = logging.getLogger("flask_baton")
+T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+#: Per delivered step (Huey's message), the step that delivery is running now
+#: (itself, or one handed off to it): what ``hand_back`` returns to the queue.
+_running: dict[str, str] = {}
 
 
 def run_node(state: AppState, node_id: str) -> None:
-    """Run the step ``node_id`` if it is claimable, and record its outcome."""
+    """Run the delivered step ``node_id`` if it is claimable, then each step handed off to this worker.
+
+    Each completion may claim a step it released for this worker to run
+    next (``handoff``), until the delivery's budget is spent.
+    """
     worker = worker_id()
     claimed, _ = commit(state, transitions.claim, node_id, worker, autocommit=True)
     if claimed is None:
         commit(state, transitions.cancel_if_blocked, node_id)
         return
     state.remember_label(claimed.workflow_id, claimed.label or "")
+    step = state.step(claimed.task)
+    queue = DEFAULT_QUEUE if step is None else step.queue
+    hand_off = HandOff(state.steps, queue, state.config.handoff_seconds, partial(state.queues.stopping, queue))
+    try:
+        while claimed is not None:
+            _running[node_id] = claimed.node_id
+            claimed = _run_claimed(state, claimed, hand_off)
+    finally:
+        _running.pop(node_id, None)
+
+
+def _run_claimed(state: AppState, claimed: Claimed, hand_off: HandOff) -> Claimed | None:
+    """Run a claimed step and record its outcome; the step its completion handed off, if any."""
     step = state.step(claimed.task)
     if step is None:
         reason = f"no step named {claimed.task!r} is registered in this consumer"
@@ -48,14 +73,18 @@ def run_node(state: AppState, node_id: str) -> None:
             reason,
             log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)),
         )
-        return
-    with heartbeat.leased(state.store, worker, state.config.heartbeat_seconds, node_id):
-        _execute(state, step, claimed)
+        return None
+    with heartbeat.leased(state.store, claimed.worker, state.config.heartbeat_seconds, claimed.node_id):
+        return _execute(state, step, claimed, hand_off)
 
 
 def hand_back(state: AppState, node_id: str) -> None:
-    """Return a step this process was running to the queue (consumer stopping)."""
-    commit(state, transitions.hand_back, node_id, worker_id())
+    """Return a step this process was running to the queue (consumer stopping).
+
+    ``node_id`` is the step Huey delivered; the step handed back is the one
+    that delivery is running now, which may be one handed off to it since.
+    """
+    commit(state, transitions.hand_back, _running.get(node_id, node_id), worker_id())
 
 
 def serving(state: AppState, queue: str, started: bool) -> None:
@@ -64,8 +93,11 @@ def serving(state: AppState, queue: str, started: bool) -> None:
     beat(state.store, worker_id(), state.config.heartbeat_seconds, queue)
 
 
-def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
-    """Run the step and record its outcome; the worker's log says what happened (``worklog``)."""
+def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -> Claimed | None:
+    """Run the step and record its outcome; the worker's log says what happened (``worklog``).
+
+    The value is the step its completion handed off to this worker, if any.
+    """
     job = make_job(state, claimed)
     try:
         value = _call(state, step, job)
@@ -118,33 +150,36 @@ def _execute(state: AppState, step: Step, claimed: Claimed) -> None:
         raise
     else:
         added = job.added_steps
-        _record(
+        return _record(
             state,
             partial(worklog.completed, state, claimed, step.max_attempts),
             transitions.complete,
             claimed,
             result,
             added,
+            hand_off.take(),
             autocommit=not added,
         )
+    return None
 
 
 def _record(
     state: AppState,
     log: LogLines,
-    transition: Callable[[Tx, *Ts], Effects[None]],
+    transition: Callable[[Tx, *Ts], Effects[T]],
     *args: *Ts,
     autocommit: bool = False,
-) -> None:
+) -> T:
     """``commit`` a step's outcome and ``log`` it, riding out a brief database outage.
 
     The step's lease stays renewed meanwhile. If the database stays away, the
     error propagates, the lease lapses and the sweep rescues the step: its
     function runs again, since its result was never stored.
     """
-    riding_out_outages(
+    value, _ = riding_out_outages(
         lambda: commit(state, transition, *args, autocommit=autocommit, log=log), "record a step outcome"
     )
+    return value
 
 
 def _call(state: AppState, step: Step, job: Job) -> Any:

@@ -54,6 +54,17 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"  # cancelled while running
 
 
+class CancelledBy(StrEnum):
+    """Who cancelled a ``cancelled`` step: what its workflow's outcome says about it.
+
+    Stored in ``baton_nodes.cancelled_by`` as ``user`` only; a cascade leaves
+    it NULL, so the statements every step runs never write it.
+    """
+
+    USER = "user"  # cancel_workflow: the dashboard, the CLI or a script
+    DEPENDENCY = "dependency"  # a dependency failed in a way its edge does not tolerate
+
+
 #: States a delivered Huey message may claim (start executing) from.
 CLAIMABLE = (StepState.AVAILABLE, StepState.SNOOZED, StepState.RETRYABLE)
 #: States that will not change again (short of an explicit retry).

@@ -38,22 +38,21 @@ def claim(tx: Tx, node_id: str, worker: str) -> Effects[Claimed | None]:
     claimed = tx.store.claim(tx.conn, node_id, worker, tx.now)
     if claimed is None:
         return Effects(None)
-    queue_wait = None if claimed.queued_at is None else max(tx.now - claimed.queued_at, 0.0)
-    return Effects(
-        claimed,
-        changes=[
-            StepChange(
-                claimed.workflow_id,
-                node_id,
-                claimed.step_name,
-                StepState.EXECUTING,
-                claimed.attempt,
-                tx.now,
-                worker=worker,
-                queue_wait=queue_wait,
-                label=claimed.label,
-            )
-        ],
+    return Effects(claimed, changes=[_executing(claimed, tx.now)])
+
+
+def _executing(claimed: Claimed, now: float) -> StepChange:
+    """The ``executing`` transition of a claimed step, with how long it waited to be claimed."""
+    return StepChange(
+        claimed.workflow_id,
+        claimed.node_id,
+        claimed.step_name,
+        StepState.EXECUTING,
+        claimed.attempt,
+        now,
+        worker=claimed.worker,
+        queue_wait=None if claimed.queued_at is None else max(now - claimed.queued_at, 0.0),
+        label=claimed.label,
     )
 
 
@@ -73,19 +72,31 @@ def cancel_if_blocked(tx: Tx, node_id: str) -> Effects[None]:
     return cascade(tx, step.workflow_id, {name: state}, only={step.step_name})
 
 
-def complete(tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewStep]) -> Effects[None]:
+def complete(
+    tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewStep], take: frozenset[str] = frozenset()
+) -> Effects[Claimed | None]:
     """Store a step's result, release its dependents, add its new steps, and count it settled.
 
     Where the store can (PostgreSQL, no steps added), one statement does it
     all. Otherwise, in one transaction: the step, then its dependents as a
     later statement sees them (every step added behind this one since its
     claim), then the steps it added, then the counter.
+
+    Direct hand-off: one released step that starts now and runs one of the
+    tasks in ``take`` is claimed for the same worker in that same statement
+    or transaction, with the compare-and-set of a claim, instead of being
+    handed to Huey; the value is that step as claimed (its ``executing``
+    change follows this step's ``completed`` one), else None.
     """
     change = claimed.change(StepState.COMPLETED, tx.now, has_result=result is not None)
     if not added:
-        done = tx.store.complete_in_one(tx.conn, claimed, result, tx.now)
+        done = tx.store.complete_in_one(tx.conn, claimed, result, tx.now, take)
         if done is not None:
-            effects = Effects(None, ready=done.ready, changes=[change], ended=[done.ended] if done.ended else [])
+            effects: Effects[Claimed | None] = Effects(
+                done.taken, ready=done.ready, changes=[change], ended=[done.ended] if done.ended else []
+            )
+            if done.taken is not None:
+                effects.changes.append(_executing(done.taken, tx.now))
             if done.ended is None and done.settled_last:
                 # The last steps settled at once: read their outcomes in a later statement.
                 effects.merge(finish(tx, claimed.workflow_id))
@@ -98,7 +109,27 @@ def complete(tx: Tx, claimed: Claimed, result: str | None, added: Sequence[NewSt
             # After the release: added steps count this one as completed already.
             effects.merge(add_steps(tx, claimed.workflow_id, added))
         effects.merge(settle(tx, claimed.workflow_id, 1))
+        if take:
+            _take(tx, effects, claimed.worker, take)
         return effects
+
+
+def _take(tx: Tx, effects: Effects[Claimed | None], worker: str, take: frozenset[str]) -> None:
+    """Claim for ``worker`` the first step of ``effects.ready`` due now that runs a task in ``take``.
+
+    The claim is the one a delivered message makes (``claim``): it checks
+    the step is still due and every dependency satisfied. The step then
+    leaves the list handed to Huey, and its ``executing`` change follows the
+    changes made so far.
+    """
+    for index, ready in enumerate(effects.ready):
+        if ready.delay == 0 and ready.task in take:
+            claimed = claim(tx, ready.node_id, worker)
+            if claimed.value is not None:
+                del effects.ready[index]
+                effects.value = claimed.value
+                effects.merge(claimed)
+            return
 
 
 def retry_later(tx: Tx, claimed: Claimed, error: str, delay: float) -> Effects[None]:

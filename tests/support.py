@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -66,13 +66,24 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
-def make_version_3(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 3 was (before consumers' heartbeats)."""
+def make_version_4(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 4 was (before consumers' heartbeats)."""
     from sqlalchemy import text
 
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("DROP TABLE baton_consumers"))
         conn.execute(text("DROP INDEX ix_baton_workflows_finished"))
+        conn.execute(text("UPDATE baton_schema SET version = 4"))
+
+
+def make_version_3(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 3 was (before the outcome's marks)."""
+    from sqlalchemy import text
+
+    make_version_4(app)
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN cancelled_by"))
+        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN retried"))
         conn.execute(text("UPDATE baton_schema SET version = 3"))
 
 
@@ -226,11 +237,13 @@ class EventLog:
 
 
 class Deliveries:
-    """How many Huey deliveries of each step a consumer has finished handling.
+    """How many Huey deliveries of each step a consumer has started and finished handling.
 
-    Counted with Huey's own ``SIGNAL_COMPLETE`` (sent after the task body
-    returned), so a test can wait until a duplicate message was processed
-    and then assert that nothing ran, instead of sleeping.
+    Counted with Huey's own ``SIGNAL_EXECUTING`` and ``SIGNAL_COMPLETE``
+    (sent after the task body returned), so a test can wait until a
+    duplicate message was processed and then assert that nothing ran,
+    instead of sleeping. A step handed off to the worker that completed its
+    dependency runs inside that dependency's delivery (``wait_all_handled``).
     """
 
     def __init__(self, app: Flask, queue: str = "default") -> None:
@@ -239,25 +252,60 @@ class Deliveries:
         self.huey = app.extensions["baton"].queues.huey(queue)
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
+        self.started = 0
+
+    def _on_executing(self, _signal: str, task: Any, *args: Any) -> None:
+        with self._lock:
+            self.started += 1
 
     def _on_complete(self, _signal: str, task: Any, *args: Any) -> None:
         with self._lock:
             self.counts[task.args[0]] = self.counts.get(task.args[0], 0) + 1
 
     def __enter__(self) -> Deliveries:
-        from huey.signals import SIGNAL_COMPLETE
+        from huey.signals import SIGNAL_COMPLETE, SIGNAL_EXECUTING
 
+        self.huey.signal(SIGNAL_EXECUTING)(self._on_executing)
         self.huey.signal(SIGNAL_COMPLETE)(self._on_complete)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from huey.signals import SIGNAL_COMPLETE
+        from huey.signals import SIGNAL_COMPLETE, SIGNAL_EXECUTING
 
+        self.huey.disconnect_signal(self._on_executing, SIGNAL_EXECUTING)
         self.huey.disconnect_signal(self._on_complete, SIGNAL_COMPLETE)
 
     def wait(self, node_id: str, count: int, timeout: float = 20.0) -> None:
         """Wait until ``count`` deliveries of step ``node_id`` were handled."""
         wait_for(lambda: self.counts.get(node_id, 0) >= count, f"{count} handled deliveries of step {node_id}", timeout)
+
+    def wait_all_handled(self, timeout: float = 20.0) -> None:
+        """Wait until every delivery started since the block began was handled (and the steps handed off in it)."""
+        wait_for(lambda: sum(self.counts.values()) >= self.started, "every started delivery to be handled", timeout)
+
+
+def cancel_mid_run(app: Flask, workflow: Any, gates: Sequence[Path], reached: Mapping[str, str]) -> None:
+    """Insert ``workflow``, wait until its steps are in the states ``reached``, and cancel it as a user would.
+
+    The steps ``reached`` says are ``executing`` are held by files in
+    ``gates``: those are created after the cancel, and each held run is
+    waited for until it has returned (its late outcome dropped), so no
+    consumer thread is still busy with the workflow.
+    """
+    from flask_baton import control
+
+    with Deliveries(app) as deliveries:
+        workflow.insert()
+        wait_for(
+            lambda: all(step_states(app, workflow.workflow_id)[name] == state for name, state in reached.items()),
+            f"the steps to reach {dict(reached)}",
+        )
+        control.cancel_workflow(app.extensions["baton"], workflow.workflow_id)
+        for gate in gates:
+            gate.touch()
+        if "executing" in reached.values():
+            # A held step may run inside its dependency's delivery (direct hand-off).
+            deliveries.wait_all_handled()
 
 
 class WorkerProcess:

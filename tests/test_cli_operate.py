@@ -15,19 +15,19 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import event, func
+from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
 from flask_baton import Workflow
+from flask_baton.cli import render
 from flask_baton.store.maintenance import TABLES
 from flask_baton.store.tables import metadata
 
@@ -87,25 +87,30 @@ def named_after(output: str, marker: str) -> set[str]:
     return set(output.strip().split(marker, 1)[1].split(", "))
 
 
-@contextmanager
-def release_when_watched(app: Flask, path: Path) -> Iterator[None]:
-    """Create ``path`` right after this thread first reads a workflow's steps (a watch's first read).
+@pytest.fixture
+def release_when_watched(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Arrange to create a path right after a watch first shows the workflow.
 
-    The watch runs in this thread, the consumer in its own: so the watch
-    sees the workflow running first, and it settles while being watched.
+    The watch runs in the test's thread, the consumer in its own: so the
+    watch shows the workflow running first, and it settles while watched.
+    Released at the first view the watch prints, not at its first read: a
+    reading the workflow moved in (the consumer claimed a step) is read again.
     """
-    engine = app.extensions["baton"].engine
-    watcher = threading.get_ident()
 
-    def after_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.get_ident() == watcher and "baton_nodes" in statement:
-            path.touch()
+    def arrange(path: Path) -> None:
+        for name in ("workflow_detail", "workflow_detail_json"):
+            monkeypatch.setattr(render, name, _then_touch(getattr(render, name), path))
 
-    event.listen(engine, "after_cursor_execute", after_execute)
-    try:
-        yield
-    finally:
-        event.remove(engine, "after_cursor_execute", after_execute)
+    return arrange
+
+
+def _then_touch(show: Callable[..., str], path: Path) -> Callable[..., str]:
+    def shown(*args: Any, **kwargs: Any) -> str:
+        text = show(*args, **kwargs)
+        path.touch()
+        return text
+
+    return shown
 
 
 def flask_baton(settings: dict[str, Any], *args: str, **popen: Any) -> subprocess.Popen[bytes]:
@@ -230,7 +235,8 @@ def test_status_label_keeps_workflows_whose_label_contains_the_text_in_any_case(
 
 def test_status_state_with_an_id_keeps_only_the_steps_in_that_state(app: Flask, tmp_path: Path) -> None:
     wf = fixable(app, tmp_path / "blocker")
-    table = cli(app, "status", wf.workflow_id, "--state", "discarded").output.splitlines()[2:]
+    output = cli(app, "status", wf.workflow_id, "--state", "discarded").output
+    table = output.splitlines()[3:]  # after the status, the outcome and the header
     assert [row.split()[0] for row in table if row and not row.startswith(" ")] == ["fix"]
     document = json.loads(cli(app, "status", wf.workflow_id, "--state", "cancelled", "--json").stdout)
     assert [step["name"] for step in document["steps"]] == ["after"]
@@ -297,7 +303,7 @@ def test_status_shows_a_long_error_whole_wrapped_in_its_column(app: Flask) -> No
         wait_finished(app, wf.workflow_id)
     result = cli(app, "status", wf.workflow_id, env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
-    header, *rows = result.output.splitlines()[1:]
+    header, *rows = result.output.splitlines()[2:]  # after the status and outcome lines
     column = header.index("ERROR")
     assert len(rows) > 1 and all(len(row) <= 120 for row in rows)
     assert all(row[:column].strip() == "" for row in rows[1:])  # continuation lines stay in the column
@@ -318,23 +324,25 @@ def test_status_errors_prints_the_traceback_of_each_failed_step(app: Flask, tmp_
 # -- status --watch ----------------------------------------------------------------
 
 
-def test_watch_redraws_until_the_workflow_completes_then_exits_0(app: Flask, tmp_path: Path) -> None:
+def test_watch_redraws_until_the_workflow_completes_then_exits_0(
+    app: Flask, tmp_path: Path, release_when_watched: Callable[[Path], None]
+) -> None:
+    release_when_watched(tmp_path / "go")
     with ThreadConsumer(app):
         wf = waiting(tmp_path / "go")
-        with release_when_watched(app, tmp_path / "go"):
-            result = cli(app, "status", wf.workflow_id, "--watch", "--interval", "0.02")
+        result = cli(app, "status", wf.workflow_id, "--watch", "--interval", "0.02")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("cli:waiting (")]
     assert ": running," in lines[0] and ": completed," in lines[-1]
 
 
 def test_watch_json_prints_a_document_per_change_and_exits_3_when_the_workflow_fails(
-    app: Flask, tmp_path: Path
+    app: Flask, tmp_path: Path, release_when_watched: Callable[[Path], None]
 ) -> None:
+    release_when_watched(tmp_path / "go")
     with ThreadConsumer(app):
         wf = waiting(tmp_path / "go", last=always_fail)
-        with release_when_watched(app, tmp_path / "go"):
-            result = cli(app, "status", wf.workflow_id, "--watch", "--json", "--interval", "0.02")
+        result = cli(app, "status", wf.workflow_id, "--watch", "--json", "--interval", "0.02")
     assert result.exit_code == 3, result.output
     documents = [json.loads(line) for line in result.stdout.splitlines()]
     assert documents[0]["workflow"]["state"] == "running" and documents[-1]["workflow"]["state"] == "failed"

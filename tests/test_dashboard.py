@@ -244,7 +244,7 @@ def test_workflow_page_draws_the_graph_the_steps_and_the_outcome(
     assert html.count('class="edge"') == 4
     assert f'id="n-{node_key("broken")}" class="node st-discarded"' in html
     assert f'id="n-{node_key("compile")}" class="node st-cancelled"' in html
-    assert "Failed.</strong>" in html and "1 step(s) failed (broken)" in html
+    assert "Failed because of broken.</strong> 2 of 4 steps completed; 1 cancelled as a consequence." in html
     assert "ValueError: this step always fails" in html  # the error's last line, in the row
     assert "Traceback (most recent call last)" in html  # the whole traceback, in <details>
     assert "<code>7</code>" in html  # fetch's result preview

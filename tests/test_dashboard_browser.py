@@ -1,11 +1,12 @@
-"""The dashboard in a real headless Chromium: live updates, the confirm dialog, screenshots.
+"""The dashboard in a real headless Chromium: live updates, the confirm dialogs, bulk actions, screenshots.
 
 SQLite only (the embedded default) to stay quick; the websocket protocol is
 covered on both backends by ``test_dashboard_live.py``. Each test runs the
 app on a real threaded server with a real consumer and keeps well under 20 s.
 
 ``BATON_UPDATE_SCREENSHOTS=1 pytest -m browser -k screenshot`` rewrites
-``docs/screenshots/index.png``, ``workflow.png`` and ``step.png``.
+``docs/screenshots/index.png``, ``workflow.png``, ``step.png``,
+``index-bulk.png`` and ``outcome-banner.png``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .steps import (
     wait_for_file,
 )
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
+from .test_bulk_actions import failed_then_cancelled
 from .test_dashboard_live import LiveServer, gated_workflow
 
 pytestmark = pytest.mark.browser
@@ -395,6 +397,102 @@ def test_screenshots_of_the_index_and_a_workflow_in_light_and_dark(
     finally:
         for path in (*gates.values(), tmp_path / "gate-x", tmp_path / "gate-y", tmp_path / "never"):
             path.touch()
+
+
+# -- whole-workflow and bulk actions -------------------------------------------------
+
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where this run's pictures go: the docs when asked to update them, else the test's own folder."""
+    target = SCREENSHOTS if os.environ.get("BATON_UPDATE_SCREENSHOTS") else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def accepting(page: Any) -> list[str]:
+    """Accept every confirmation dialog of ``page``; the list fills with their messages."""
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
+
+
+def test_screenshots_selecting_two_workflows_and_confirming_cancels_both_rows_live(
+    app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser, tmp_path: Path
+) -> None:
+    gates = [tmp_path / f"gate-{i}" for i in range(3)]
+    flows = []
+    try:
+        for i, (name, gate) in enumerate(zip(("import:orders", "import:refunds", "import:invoices"), gates)):
+            wf = Workflow(name).add("load", wait_for_file.new(path=str(gate), value=i))
+            wf.add("index", constant.new(value=i), deps=["load"])
+            wf.insert()
+            flows.append(wf.workflow_id)
+        done = Workflow("digest:daily").add("collect", constant.new(value=1))
+        done.insert()
+        wait_finished(app, done.workflow_id)
+        page = open_live(browser, f"{live_server.url}/baton")
+        page.wait_for_function("document.querySelectorAll('#wf-rows tr[id]').length === 4")
+        first, second, third = flows
+
+        page.focus(f"#w-{first} input.pick")
+        page.keyboard.press("Space")  # reachable and usable from the keyboard
+        page.click(f"#w-{second} input.pick")
+        page.wait_for_selector("#picked:text('2 selected')")
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(screenshots(tmp_path) / "index-bulk.png"))
+        asked = accepting(page)
+        page.click("#bulk-cancel")
+
+        page.wait_for_selector(f"#w-{first}.st-cancelled")
+        page.wait_for_selector(f"#w-{second}.st-cancelled")
+        assert asked == ["Cancel 2 workflows? Their steps that have not finished will be cancelled."]
+        assert "2 cancelled." in page.inner_text("#notice")
+        assert "Cancelled by a user at" in page.inner_text(f"#w-{first} .row-outcome")
+        assert page.get_attribute(f"#w-{third}", "class") == "st-running"
+        assert page.evaluate("document.querySelectorAll('#wf-rows input.pick:checked').length") == 0
+        assert page.inner_text("#picked") == "None selected"
+        assert page.evaluate("window.__marker") == 1  # the same document: no reload
+        query = app.extensions["baton"].query
+        assert [query.get_workflow(i).state for i in flows] == ["cancelled", "cancelled", "running"]
+
+        page.click(f"#w-{third} input.pick")
+        gates[2].touch()  # the live feed replaces its row when it completes: the tick stays
+        page.wait_for_selector(f"#w-{third}.st-completed")
+        assert page.is_checked(f"#w-{third} input.pick") and page.inner_text("#picked") == "1 selected"
+    finally:
+        for gate in gates:
+            gate.touch()
+
+
+def test_screenshots_a_banner_after_a_failure_and_a_cancel_then_resume_from_the_page(
+    app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser, tmp_path: Path
+) -> None:
+    names = ("fetch_sources", "summarize", "compile_brief", "translate:de", "publish")
+    wf, _ = failed_then_cancelled(app, tmp_path, "brief:fusion startups", names)
+    page = open_live(browser, f"{live_server.url}/baton/workflows/{wf.workflow_id}")
+    banner = page.inner_text("#wf-summary .outcome")
+    assert banner.startswith("Cancelled by a user at ")
+    assert banner.endswith(
+        "1 of 5 steps had completed; 2 steps cancelled; summarize failed; 1 cancelled as a consequence."
+    )
+    page.mouse.move(0, 0)
+    page.locator("#wf-summary").screenshot(path=str(screenshots(tmp_path) / "outcome-banner.png"))
+    asked = accepting(page)
+
+    page.click("#resume-workflow")
+
+    page.wait_for_selector("#wf-summary .outcome-failed")
+    assert asked[0].startswith("Resume workflow “brief:fusion startups”? The steps its cancel stopped run again")
+    assert page.inner_text("#wf-summary .outcome strong") == "Failed again because of summarize."
+    assert page.get_attribute(f"#s-{node_key('publish')}", "data-state") == "completed"
+    assert page.get_attribute(f"#s-{node_key('summarize')}", "data-state") == "discarded"
+    assert page.query_selector("#resume-workflow") is None and page.query_selector("#retry-workflow") is not None
+    assert page.evaluate("window.__marker") == 1
 
 
 # -- a step's page: its runs and their model calls ------------------------------------

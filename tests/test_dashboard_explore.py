@@ -60,8 +60,8 @@ def test_the_outline_has_every_step_without_payloads_and_named_steps_are_read_al
     query = app.extensions["baton"].query
     full = query.get_workflow_jobs(wf.workflow_id)
     outline = query.get_workflow_outline(wf.workflow_id)
-    assert [(s.step_name, s.task, s.state, s.attempt, s.deps) for s in outline] == [
-        (s.step_name, s.task, s.state, s.attempt, s.deps) for s in full
+    assert [(s.step_name, s.task, s.state, s.attempt, s.deps, s.cancelled_by) for s in outline] == [
+        (s.step_name, s.task, s.state, s.attempt, s.deps, s.cancelled_by) for s in full
     ]
     assert [(s.scheduled_at, s.started_at, s.finished_at) for s in outline] == [
         (s.scheduled_at, s.started_at, s.finished_at) for s in full

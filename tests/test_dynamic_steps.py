@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
+from sqlalchemy import text
 
-from flask_baton import Workflow
+from flask_baton import Workflow, transitions
+from flask_baton.effects import NewStep
+from flask_baton.ids import new_id
+from flask_baton.inserts import add_steps
 from flask_baton.query import StepRecord
+from flask_baton.store import PostgresStore, Tx
 
 from . import ledger
 from .steps import (
     always_fail,
+    constant,
     core_add_steps,
     core_add_then_fail_once,
     fan_out_dynamically,
@@ -191,3 +200,44 @@ def test_steps_added_by_a_failed_run_are_dropped_and_the_retry_adds_them_once(
     assert steps["parent"].attempt == 2
     assert (steps["child:a"].result, steps["child:b"].result) == (1, 2)
     assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"parent": 2, "child:a": 1, "child:b": 1}
+
+
+def test_a_step_added_while_its_dependency_s_claim_waits_for_that_row_is_released_when_it_completes(
+    app: Flask,
+) -> None:
+    # PostgreSQL: the claim waits for the row the addition locked, then updates
+    # its newer version; the dependents it returns were read in its snapshot,
+    # from before the addition, so the version it returns must be from there too.
+    state = app.extensions["baton"]
+    store = state.store
+    if not isinstance(store, PostgresStore):
+        pytest.skip("SQLite's write lock runs a claim and an addition one after the other")
+    wf = Workflow(name="dynamic-claim-waits").add("gate", constant.new(value=1))
+    gate = wf.insert()[0].id
+    claimed: dict[str, Any] = {}
+
+    def claim() -> None:
+        with store.write(autocommit=True) as conn:
+            claimed["pid"] = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            claimed["step"] = transitions.claim(Tx(store, conn, time.time()), gate, "racing:1").value
+
+    with store.write() as conn:
+        joined = NewStep(new_id(), "joined", constant.name, '{"value": 5}', ["gate"])
+        add_steps(Tx(store, conn, time.time()), wf.workflow_id, [joined])
+        claiming = threading.Thread(target=claim)
+        claiming.start()
+
+        def claim_waits_for_the_row() -> bool:
+            with store.read() as reader:
+                waiting = reader.execute(
+                    text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": claimed.get("pid")}
+                ).scalar()
+            return waiting == "Lock"
+
+        wait_for(claim_waits_for_the_row, "the claim to wait for the row the addition holds")
+    claiming.join(timeout=20)
+
+    with store.write(autocommit=True) as conn:
+        effects = transitions.complete(Tx(store, conn, time.time()), claimed["step"], "1", [])
+    assert [ready.node_id for ready in effects.ready] == [joined.node_id]
+    assert _steps(app, wf.workflow_id)["joined"].state.value == "available"

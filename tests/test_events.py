@@ -12,8 +12,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from flask_baton import Workflow, events
+from flask_baton.store import PostgresStore
+from flask_baton.store.tables import completions
+from flask_baton.sweep import sweep
 
 from .conftest import REDIS_URL, require_service
 from .steps import always_fail, constant, sum_inputs
@@ -140,3 +144,27 @@ def test_a_reconnecting_subscriber_reseeds_from_the_query_and_carries_on(app: Fl
         "completed",
         "workflow_finished",
     ]
+
+
+def test_a_workflow_ended_by_its_last_completion_is_announced_once_and_never_again_by_the_sweep(
+    app: Flask, consumer: ThreadConsumer
+) -> None:
+    """On PostgreSQL the completion that ends the workflow claims its announcement in the same statement.
+
+    ``announced_at`` then equals ``finished_at`` (one statement, one time),
+    as it does when the database feed announces in the completion's
+    transaction; announcing afterwards (SQLite with Redis pub/sub) writes a
+    later time. Either way the end is heard once and the sweep leaves it alone.
+    """
+    state = app.extensions["baton"]
+    wf = Workflow("events:one").add("only", constant.new())
+    with events.subscribe_workflow(wf.workflow_id) as subscription:
+        wf.insert()
+        seen = _collect(subscription, until="workflow_finished")
+        assert subscription.get(timeout=0.3) is None
+    assert [e.name for e in seen].count("workflow_finished") == 1
+    with state.engine.connect() as conn:
+        row = conn.execute(select(completions).where(completions.c.workflow_id == wf.workflow_id)).one()
+    with_the_end = isinstance(state.store, PostgresStore) or state.events.atomic
+    assert (row.announced_at == row.finished_at) is with_the_end
+    assert sweep(state, force=True, now=time.time() + 3600).announced == []

@@ -1,6 +1,7 @@
-"""Real-process faults: consumers killed or signalled mid-step, lost queue
-messages, PostgreSQL dropping every connection while a workflow runs, and a
-database outage (the consumer's role refused) while a step runs.
+"""Real-process faults: consumers killed or signalled mid-step (also in a step
+handed off to them), lost queue messages, PostgreSQL dropping every
+connection while a workflow runs, and a database outage (the consumer's role
+refused) while a step runs.
 
 Each test runs ``flask baton worker`` subprocesses (the tests' app, its
 settings given as environment strings) on short leases: BATON_LEASE_SECONDS=2,
@@ -218,6 +219,28 @@ def assert_results(app: Flask, workflow_id: str, deps: Mapping[str, Sequence[str
         assert len(step_events(app, workflow_id, name, "completed")) == 1, name
 
 
+def assert_rescued_and_run_again_once(
+    app: Flask,
+    ledger_path: Path,
+    workflow_id: str,
+    step: str,
+    first: ConsumerProcess,
+    second: ConsumerProcess,
+    deps: Mapping[str, Sequence[str]],
+    values: Mapping[str, Any],
+) -> None:
+    """``step`` ran in ``first`` (killed), the sweep rescued it once, and it ran again in ``second``; all else once."""
+    runs = [(e["step"], e["pid"]) for e in ledger.entries(ledger_path)]
+    assert [pid for name, pid in runs if name == step] == [first.pid, second.pid]
+    assert ledger.runs_per_step(ledger_path, workflow_id) == {name: 2 if name == step else 1 for name in deps}
+    assert steps_of(app, workflow_id)[step].attempt == 2
+    # The sweep rescued it (retryable, naming the silent consumer), once.
+    rescued = step_events(app, workflow_id, step, "retryable")
+    assert len(rescued) == 1 and "stopped renewing its lease" in rescued[0]["error"], rescued
+    assert_results(app, workflow_id, deps, values)
+    assert_finished_once(app, workflow_id)
+
+
 def wait_running(app: Flask, workflow_id: str, step: str, marker: Path, consumer: ConsumerProcess) -> None:
     """Wait until ``consumer`` runs ``step``: its marker exists and the row is ``executing`` there."""
 
@@ -267,19 +290,12 @@ def test_consumer_killed_mid_step_is_rescued_and_its_step_rerun_once(
     with ConsumerProcess(fault_settings, tmp_path / "second.log") as second:
         assert finish(fault_app, wf.workflow_id, first, second) == "completed"
 
-    # The killed run, then exactly one more, by the second consumer.
-    runs = [(e["step"], e["pid"]) for e in ledger.entries(ledger_path)]
-    assert [pid for step, pid in runs if step == "a"] == [first.pid, second.pid]
-    assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"a": 2, "b": 1, "c": 1, "d": 1}
+    assert_rescued_and_run_again_once(
+        fault_app, ledger_path, wf.workflow_id, "a", first, second, DIAMOND_DEPS, DIAMOND_VALUES
+    )
     steps = steps_of(fault_app, wf.workflow_id)
-    assert steps["a"].attempt == 2
     assert all(s.worker == second.worker for s in steps.values())
     assert steps["a"].started_at > killed_at + LEASE - 1.0  # rescued only once its lease lapsed
-    # The sweep rescued it (retryable, naming the silent consumer), once.
-    rescued = step_events(fault_app, wf.workflow_id, "a", "retryable")
-    assert len(rescued) == 1 and "stopped renewing its lease" in rescued[0]["error"], rescued
-    assert_results(fault_app, wf.workflow_id, DIAMOND_DEPS, DIAMOND_VALUES)
-    assert_finished_once(fault_app, wf.workflow_id)
 
 
 # -- 2. SIGTERM (interrupt) and SIGINT (graceful) mid-step ---------------------------
@@ -389,7 +405,76 @@ def test_root_whose_queue_message_was_flushed_is_requeued_by_the_sweep(
     assert_finished_once(fault_app, wf.workflow_id)
 
 
-# -- 4. PostgreSQL drops every connection mid-run -----------------------------------
+# -- 4. a consumer dies, or is interrupted, in a step handed off to it ---------------
+
+#: a -> b -> c: a's worker claims b with a's completion and runs it (direct hand-off).
+HANDOFF_DEPS: dict[str, list[str]] = {"a": [], "b": ["a"], "c": ["b"]}
+HANDOFF_VALUES = {"a": 1, "b": 2, "c": 3}
+
+
+def interrupted_in_handed_off_step(
+    app: Flask, settings: Mapping[str, Any], markers: Path, log: Path, sig: int
+) -> tuple[Workflow, ConsumerProcess, int]:
+    """Run a -> b -> c until b, handed off to a's worker, runs its first (endless) run; send ``sig``."""
+    wf = Workflow("fault:handed-off")
+    for step, deps in HANDOFF_DEPS.items():
+        args = {"value": HANDOFF_VALUES[step], "marker_dir": str(markers)}
+        wf.add(step, fault_step.new(**args, first_seconds=FOREVER if step == "b" else 0), deps=deps)
+    # A budget no test reaches: b is handed off however slow the machine.
+    with ConsumerProcess({**settings, "BATON_HANDOFF_SECONDS": 600}, log) as consumer:
+        wf.insert()
+        wait_running(app, wf.workflow_id, "b", markers / "b.1.started", consumer)
+        with app.extensions["baton"].engine.connect() as conn:
+            released, claimed = conn.execute(
+                select(nodes.c.scheduled_at, nodes.c.started_at).where(
+                    nodes.c.workflow_id == wf.workflow_id, nodes.c.step_name == "b"
+                )
+            ).one()
+        assert released == claimed, "b was claimed by a message, not by a's completion"
+        consumer.send(sig)
+        code = consumer.wait()
+    return wf, consumer, code
+
+
+def test_consumer_killed_in_a_handed_off_step_leaves_it_to_the_sweep(
+    fault_app: Flask, fault_settings: dict[str, Any], markers: Path, ledger_path: Path, tmp_path: Path
+) -> None:
+    wf, first, code = interrupted_in_handed_off_step(
+        fault_app, fault_settings, markers, tmp_path / "first.log", signal.SIGKILL
+    )
+    assert code == -signal.SIGKILL
+    assert step_state(fault_app, wf.workflow_id, "b") == "executing"  # under the dead consumer's lease
+
+    with ConsumerProcess(fault_settings, tmp_path / "second.log") as second:
+        assert finish(fault_app, wf.workflow_id, first, second) == "completed"
+
+    assert_rescued_and_run_again_once(
+        fault_app, ledger_path, wf.workflow_id, "b", first, second, HANDOFF_DEPS, HANDOFF_VALUES
+    )
+
+
+def test_sigterm_in_a_handed_off_step_hands_that_step_back(
+    fault_app: Flask, fault_settings: dict[str, Any], markers: Path, ledger_path: Path, tmp_path: Path
+) -> None:
+    wf, first, code = interrupted_in_handed_off_step(
+        fault_app, fault_settings, markers, tmp_path / "first.log", signal.SIGTERM
+    )
+    assert code == 0, first.output()
+    # Huey knows only the message it delivered (a's, whose step completed):
+    # the step handed back is the one that delivery was running.
+    b = steps_of(fault_app, wf.workflow_id)["b"]
+    assert (b.state.value, b.attempt, b.worker) == ("available", 0, None)
+
+    with ConsumerProcess(fault_settings, tmp_path / "second.log") as second:
+        assert finish(fault_app, wf.workflow_id, first, second) == "completed"
+
+    assert ledger.runs_per_step(ledger_path, wf.workflow_id) == {"a": 1, "b": 2, "c": 1}
+    assert step_events(fault_app, wf.workflow_id, "b", "retryable") == []  # no rescue was needed
+    assert_results(fault_app, wf.workflow_id, HANDOFF_DEPS, HANDOFF_VALUES)
+    assert_finished_once(fault_app, wf.workflow_id)
+
+
+# -- 5. PostgreSQL drops every connection mid-run -----------------------------------
 
 # r -> (f1..f4) -> m -> c1 -> c2: fan-out, fan-in and a chain, every step slow-ish.
 DROP_DEPS: dict[str, list[str]] = {

@@ -82,6 +82,9 @@ ATTRIBUTES = [
     ("Huey.serialize_task", "huey", "serialize_task"),
     ("Huey.add_schedule", "huey", "add_schedule"),
     ("Huey.storage_kwargs", "huey", "storage_kwargs"),
+    ("Huey.is_revoked", "huey", "is_revoked"),
+    ("Huey.get", "huey", "get"),
+    ("Huey.delete", "huey", "delete"),
     ("Huey._registry._registry", "registry", "_registry"),
     ("Huey._registry._periodic_tasks", "registry", "_periodic_tasks"),
     ("TaskWrapper.task_class", "wrapper", "task_class"),
@@ -215,6 +218,29 @@ def test_create_consumer_checks_periodic_tasks_at_the_given_pace(sqlite_huey: Hu
         wait_for(lambda: len(ticks) >= 2, "two periodic checks a second apart", timeout=15)
 
 
+def test_stopping_tells_a_process_worker_its_consumer_was_asked_to_stop(sqlite_huey: Huey, tmp_path: Path) -> None:
+    started, go, seen = tmp_path / "started", tmp_path / "go", tmp_path / "seen"
+
+    def probe() -> None:  # runs in the forked worker: wait for the test, then say what it sees
+        started.touch()
+        wait_for(go.exists, "the test to ask the consumer to stop")
+        seen.write_text(str(stopping()))
+
+    task = sqlite_huey.task(name="probe")(probe)
+    consumer = huey_compat.create_consumer(
+        sqlite_huey, 60.0, workers=1, worker_type="process", initial_delay=0.01, max_delay=0.05
+    )
+    stopping = huey_compat.stopping(consumer)
+    with pinned("Consumer.stop_flag", "its is_set()"), RunningConsumer(consumer):
+        assert not stopping()
+        sqlite_huey.enqueue(task.s())
+        wait_for(started.exists, "the worker process to start the probe")
+        consumer.stop_flag.set()  # what Consumer.stop() does first
+        go.touch()
+        wait_for(seen.exists, "the worker process to run the probe")
+    assert seen.read_text() == "True"
+
+
 @LINUX_PROC
 def test_close_leaves_no_sqlite_file_open_whichever_threads_used_it(sqlite_huey: Huey) -> None:
     echo = _register(sqlite_huey)
@@ -246,6 +272,56 @@ def test_close_disconnects_redis_huey_s_connections(huey_on_redis: Huey) -> None
             lambda: all(client["id"] != client_id for client in admin.client_list()),
             f"Redis to drop client {client_id}",
         )
+
+
+def _spy_on_keys(huey: Huey) -> list[tuple[str, Any]]:
+    """Record each call the real ``huey.storage`` gets to read or write a key (the storage still does it)."""
+    calls: list[tuple[str, Any]] = []
+    storage = huey.storage
+    for name in ("peek_data", "peek_many", "pop_data", "delete_data", "put_data", "has_data_for_key"):
+        original = getattr(storage, name, None)  # peek_many came after Huey 3.0
+        if original is None:
+            continue
+
+        def spy(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            calls.append((_name, args[0] if args else None))
+            return _original(*args, **kwargs)
+
+        setattr(storage, name, spy)
+    return calls
+
+
+def test_unrevocable_task_runs_without_touching_huey_s_revocation_keys_other_tasks_are_still_checked(
+    huey: Huey,
+) -> None:
+    ran: list[Any] = []
+    unrevocable = huey_compat.unrevocable_task(huey, ran.append, "unrevocable")
+    checked = huey.task(name="checked")(lambda value: ran.append(("checked", value)))
+    mine, theirs = unrevocable.s("mine"), checked.s("theirs")
+    huey.enqueue(mine)
+    huey.enqueue(theirs)
+    # Revoked through Huey: flask_baton's run task ignores that (it cancels its own way), other tasks do not.
+    huey.revoke_by_id(mine.id)
+    unrevocable.revoke()
+    huey.revoke_by_id(theirs.id)
+    keys = _spy_on_keys(huey)
+    with pinned("Huey.execute's is_revoked(task, timestamp, False)", "Task.revoke_id", "Huey.get / Huey.delete"):
+        first, second = _dequeue_all(huey)
+        del keys[:]
+        huey.execute(first)
+        assert keys == [], f"running a task of unrevocable_task still read or wrote these keys: {keys}"
+        assert ran == ["mine"]
+        huey.execute(second)
+    assert ran == ["mine"], "a task revoked through Huey ran: its revocation check was skipped too"
+    assert keys, "Huey checked no revocation key for another task"
+
+
+def test_unrevocable_task_registered_again_on_the_same_huey_keeps_one_check(sqlite_huey: Huey) -> None:
+    huey_compat.unrevocable_task(sqlite_huey, _echo, "unrevocable")
+    check = sqlite_huey.is_revoked
+    huey_compat.forget_task(sqlite_huey, _echo.__module__, "unrevocable")
+    huey_compat.unrevocable_task(sqlite_huey, _echo, "unrevocable")
+    assert sqlite_huey.is_revoked is check
 
 
 def test_queue_depth_counts_a_queue_s_waiting_and_scheduled_messages_not_its_siblings(huey: Huey) -> None:

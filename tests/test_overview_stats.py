@@ -164,14 +164,14 @@ def test_the_heartbeat_stamps_an_idle_consumer_and_the_sweep_forgets_the_silent_
     assert [c.worker for c in query.get_consumers(0)] == [worker_id()]
 
 
-def test_a_version_3_database_gains_the_consumers_table_and_the_end_index_in_place(app: Flask) -> None:
+def test_a_version_4_database_gains_the_consumers_table_and_the_end_index_in_place(app: Flask) -> None:
     from flask_baton.store import migrations
 
     from .steps import baton
-    from .support import make_version_3
+    from .support import make_version_4
 
-    make_version_3(app)
+    make_version_4(app)
 
-    assert baton.create_schema() == (3, migrations.SCHEMA_VERSION)
+    assert baton.create_schema() == (4, migrations.SCHEMA_VERSION)
     app.extensions["baton"].store.beat("upgraded-host:1", {"default": 1.0}, (), time.time())
     assert "upgraded-host:1" in [c.worker for c in app.extensions["baton"].query.get_consumers(0)]

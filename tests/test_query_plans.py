@@ -81,3 +81,21 @@ def test_a_workflows_end_finds_it_by_primary_key(engine: Engine, sql: str) -> No
     plan = _generic_plan(engine, sql, {name: types[name] for name in re.findall(r":(\w+)", sql)})
     assert "baton_workflows_pkey" in plan
     assert WORKFLOW_STATE_INDEX not in plan, plan
+
+
+def test_a_completion_that_hands_off_finds_the_step_it_takes_by_key(engine: Engine) -> None:
+    types = {
+        "id": "text",
+        "result": "text",
+        "now": "float8",
+        "attempt": "int",
+        "worker": "text",
+        "workflow_id": "text",
+        "version": "int",
+        "take": "text",
+        "step_name": "text",
+        "names_0": "text",
+    }
+    plan = _generic_plan(engine, hotpath.prepare(postgres.COMPLETE_RELEASE_AND_TAKE, 1, False), types)
+    assert "baton_nodes_pkey" in plan
+    assert STATE_INDEX not in plan, plan

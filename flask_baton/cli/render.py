@@ -10,12 +10,13 @@ import json
 import shutil
 import textwrap
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..explain import Explanation, describe_states, explain, last_line
 from ..export import step_document, workflow_document
+from ..headline import Headline, OutcomeFacts, headline
 from ..records import AttemptRecord, StepRecord, WorkflowRecord, WorkflowStatus
 from ..states import StepState
 
@@ -27,12 +28,17 @@ RAISED = (StepState.RETRYABLE, StepState.DISCARDED)
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One read of a workflow: its row, its summary and its steps (``only``: the states shown)."""
+    """One read of a workflow: its row, its summary, its outcome's facts and its steps (``only``: the states shown)."""
 
     record: WorkflowRecord
     summary: WorkflowStatus
     steps: list[StepRecord]
     only: StepState | None = None
+    facts: OutcomeFacts = field(default_factory=OutcomeFacts)
+
+    @property
+    def headline(self) -> Headline:
+        return headline(self.record, self.facts, clock)
 
     @property
     def shown(self) -> list[StepRecord]:
@@ -43,9 +49,10 @@ class Snapshot:
         return self.summary.state, tuple((s.step_name, s.state, s.attempt) for s in self.steps)
 
 
-def workflow_list(records: Sequence[WorkflowRecord]) -> str:
+def workflow_list(records: Sequence[WorkflowRecord], facts: Mapping[str, OutcomeFacts]) -> str:
+    """A table of workflows; OUTCOME is the title of each one's headline (``facts``: ``Query.outcome_facts``)."""
     return table(
-        ["ID", "NAME", "STATE", "STEPS", "CREATED", "DURATION"],
+        ["ID", "NAME", "STATE", "STEPS", "CREATED", "DURATION", "OUTCOME"],
         [
             [
                 w.id,
@@ -54,6 +61,7 @@ def workflow_list(records: Sequence[WorkflowRecord]) -> str:
                 f"{w.settled_steps}/{w.total_steps}",
                 clock(w.created_at),
                 duration(w.created_at, w.finished_at),
+                headline(w, facts.get(w.id, OutcomeFacts()), clock).title,
             ]
             for w in records
         ],
@@ -71,6 +79,7 @@ def workflow_detail(snap: Snapshot, *, errors: bool, width: int | None = None) -
     now = time.time()
     parts = [
         status_line(snap.summary),
+        str(snap.headline),
         table(
             ["STEP", "STATE", "ATTEMPT", "STARTED", "DURATION", "WAITING ON", "ERROR"],
             [
@@ -109,6 +118,7 @@ def workflow_detail_json(snap: Snapshot, *, indent: int | None = 2) -> str:
             "counts": {state.value: count for state, count in summary.counts.items()},
             "duration": summary.duration,
             "cost_usd": summary.cost_usd,
+            "headline": {"title": snap.headline.title, "detail": snap.headline.detail},
         },
         "steps": [
             {**step_document(s), "waiting_on": sorted(explain(by_name, s.step_name, now).waiting_on)}

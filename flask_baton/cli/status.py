@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from enum import StrEnum
 from typing import TypeVar
 
@@ -11,12 +12,15 @@ import click
 from flask.cli import with_appcontext
 
 from ..errors import WorkflowNotFoundError
+from ..headline import OutcomeFacts
 from ..query import Query
 from ..states import StepState, WorkflowState
 from . import render
 from .common import EXIT_INTERRUPTED, OUTCOME_EXIT_CODES, app_state, baton_cli, resolve
 
 S = TypeVar("S", bound=StrEnum)
+#: Readings ``_read`` takes at most to see a workflow, its summary and its steps agree.
+CONSISTENT_READ_TRIES = 5
 
 
 @baton_cli.command("status")
@@ -71,11 +75,11 @@ def status(
             if given:
                 raise click.UsageError(f"{flag} needs a WORKFLOW_ID")
         page = query.search_workflows(label, _state_option(state_name, WorkflowState), limit=limit)
-        click.echo(
-            render.workflow_list_json(page.workflows, page.next_before)
-            if as_json
-            else render.workflow_list(page.workflows)
-        )
+        if as_json:
+            click.echo(render.workflow_list_json(page.workflows, page.next_before))
+            return
+        ended = [w.id for w in page.workflows if w.state != WorkflowState.RUNNING]
+        click.echo(render.workflow_list(page.workflows, query.outcome_facts(ended)))
         return
     if label is not None:
         raise click.UsageError("--label filters the list of workflows; leave it out with WORKFLOW_ID")
@@ -120,10 +124,30 @@ def _state_option(value: str | None, states: type[S]) -> S | None:
 
 
 def _read(query: Query, workflow_id: str, only: StepState | None) -> render.Snapshot:
+    """The workflow, its summary and its steps, read until the three agree.
+
+    They are three reads, each in its own snapshot: a transition committed
+    between two of them would show (and a watch print) a view that never was,
+    such as a step already discarded in a workflow still running, or a failed
+    workflow whose last step runs. A workflow that keeps moving may keep them
+    apart: after ``CONSISTENT_READ_TRIES`` the last reading is shown.
+    """
+    snap = _read_once(query, workflow_id, only)
+    for _ in range(CONSISTENT_READ_TRIES - 1):
+        counted = {state: 0 for state in StepState} | Counter(step.state for step in snap.steps)
+        if snap.record.state == snap.summary.state and snap.summary.counts == counted:
+            break
+        snap = _read_once(query, workflow_id, only)
+    return snap
+
+
+def _read_once(query: Query, workflow_id: str, only: StepState | None) -> render.Snapshot:
     record, summary = query.get_workflow(workflow_id), query.workflow_status(workflow_id)
     if record is None or summary is None:
         raise WorkflowNotFoundError(f"workflow {workflow_id} no longer exists (pruned?)")
-    return render.Snapshot(record, summary, query.get_workflow_jobs(workflow_id), only)
+    steps = query.get_workflow_jobs(workflow_id)
+    facts = query.outcome_facts([workflow_id]).get(workflow_id, OutcomeFacts())
+    return render.Snapshot(record, summary, steps, only, facts)
 
 
 def _show(snap: render.Snapshot, *, as_json: bool, errors: bool, compact: bool = False) -> str:

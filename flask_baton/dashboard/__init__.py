@@ -1,7 +1,8 @@
 """The live dashboard: a blueprint at ``BATON_DASHBOARD_PREFIX`` (default ``/baton``).
 
 - ``views.py``: the index, workflow and step pages, a step's raw result, and
-  the cancel / retry actions (POST + CSRF);
+  the cancel / retry actions (POST + CSRF); ``actions.py``: retrying or
+  resuming a whole workflow, and the index's bulk cancel / retry;
 - ``live.py``: the websockets (flask-sock on this blueprint) that keep an open
   page current with HTML fragments HTMX swaps in by id;
 - ``reads.py``: the database reads both use, turned into view models:
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask
 
 from ..appstate import AppState
+from .actions import register_actions
 from .live import OpenSockets, register_sockets
 from .views import register_views
 
@@ -54,6 +56,7 @@ def create_blueprint(sockets: OpenSockets) -> Blueprint:
         static_url_path="/static",
     )
     register_views(bp)
+    register_actions(bp)
     register_sockets(bp, sockets)
     return bp
 

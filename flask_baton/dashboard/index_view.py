@@ -1,9 +1,10 @@
 """The index's rows: one workflow each, and the progress fields its page header shares.
 
 A row is what the index page and its live updates show of a workflow, so it
-holds only what is cheap to read for many workflows at once (the record and a
-total cost). The workflow page's header (``workflow_view``) starts from the same
-``Progress``, so the two never disagree about a workflow's progress.
+holds only what is cheap to read for many workflows at once (the record, a
+total cost, and the outcome's facts of those that ended). The workflow
+page's header (``workflow_view``) starts from the same ``Progress``, so the
+two never disagree about a workflow's progress.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..headline import PLAIN, Headline, OutcomeFacts, headline
 from ..ids import short_id
 from ..records import WorkflowRecord
 from ..states import WorkflowState
@@ -52,16 +54,33 @@ class Progress:
 @dataclass(frozen=True)
 class WorkflowRow(Progress):
     cost: str
+    outcome: Headline | None  # how it ended, when that says more than its state badge
 
     @property
     def short_id(self) -> str:
         return short_id(self.id)
 
 
-def workflow_row(record: WorkflowRecord, cost: float | None, now: float) -> WorkflowRow:
-    return WorkflowRow(**progress(record, record.total_steps, now), cost=format_cost(cost))
+def workflow_row(record: WorkflowRecord, cost: float | None, facts: OutcomeFacts | None, now: float) -> WorkflowRow:
+    """``facts``: what ``Query.outcome_facts`` read for it (None: no failed step).
+
+    The outcome is left out while it runs, and when it is a plain "Completed"
+    (every step completed at the first try): the badge says that already.
+    """
+    outcome = None if record.state == WorkflowState.RUNNING else headline(record, facts or OutcomeFacts())
+    if outcome is not None and outcome.title == PLAIN:
+        outcome = None
+    return WorkflowRow(**progress(record, record.total_steps, now), cost=format_cost(cost), outcome=outcome)
 
 
-def row_version(record: WorkflowRecord, cost: float | None) -> tuple[Any, ...]:
+def row_version(record: WorkflowRecord, cost: float | None, facts: OutcomeFacts | None) -> tuple[Any, ...]:
     """What a row shows, but the clock: equal versions render the same."""
-    return (record.state.value, record.unsettled_steps, record.total_steps, record.finished_at, cost)
+    return (
+        record.state.value,
+        record.unsettled_steps,
+        record.total_steps,
+        record.finished_at,
+        record.retried,
+        cost,
+        facts,
+    )

@@ -56,8 +56,7 @@ from ..events import Event
 from ..events.subscription import Subscription
 from ..records import WorkflowRecord
 from .explore import Explore
-from .index_view import row_version, workflow_row
-from .reads import PAGE_SIZE, IndexFilters, WorkflowReader, index_page, state_counts
+from .reads import PAGE_SIZE, IndexFilters, RowReads, WorkflowReader, index_page, state_counts
 from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments
 from .workflow_view import WorkflowView
 
@@ -157,7 +156,7 @@ class IndexFeed:
 
     def start(self) -> list[str]:
         page = index_page(self.state, self.filters)
-        self.shown = {r.id: row_version(r, page.costs.get(r.id)) for r in page.records}
+        self.shown = {r.id: page.reads.version(r) for r in page.records}
         self.counts = page.counts
         if page.version == self.seen:
             return []
@@ -174,9 +173,9 @@ class IndexFeed:
         touched = {event.workflow_id for event in batch}
         if touched:
             self.counts_stale = True
-            changed, new, costs = self._touched(sorted(touched))
+            changed, new, reads = self._touched(sorted(touched))
             rows += changed
-            inserted += self._place(new, costs)
+            inserted += self._place(new, reads)
         if self.first_page and now >= self.next_poll:
             self.next_poll = now + NEW_WORKFLOWS_EVERY
             newest = max(self.shown, default=None)
@@ -196,27 +195,27 @@ class IndexFeed:
         """The index page sends nothing it expects an answer to."""
         return []
 
-    def _touched(self, workflow_ids: list[str]) -> tuple[list[str], list[WorkflowRecord], dict[str, float]]:
+    def _touched(self, workflow_ids: list[str]) -> tuple[list[str], list[WorkflowRecord], RowReads]:
         """Rows that changed, and workflows new to this listing."""
         records = self.state.query.get_workflows(workflow_ids)
-        costs = self.state.query.workflow_costs(list(records))
+        reads = RowReads.of(self.state, records.values())
         rows, now, new = [], time.time(), []
         for workflow_id, record in records.items():
-            version = row_version(record, costs.get(workflow_id))
+            version = reads.version(record)
             if workflow_id in self.shown:
                 if self.shown[workflow_id] != version:
                     self.shown[workflow_id] = version
-                    rows.append(str(fragment("workflow_row", workflow_row(record, costs.get(workflow_id), now))))
+                    rows.append(str(fragment("workflow_row", reads.row(record, now))))
             elif self.first_page and self.filters.matches(record):
                 new.append(record)
-        return rows, new, costs
+        return rows, new, reads
 
-    def _place(self, records: list[WorkflowRecord], costs: dict[str, float] | None = None) -> list[str]:
+    def _place(self, records: list[WorkflowRecord], reads: RowReads | None = None) -> list[str]:
         """Insert rows for workflows not shown yet, each where it sorts (newest first)."""
         if not records:
             return []
-        if costs is None:
-            costs = self.state.query.workflow_costs([r.id for r in records])
+        if reads is None:
+            reads = RowReads.of(self.state, records)
         parts, now = [], time.time()
         for record in sorted(records, key=lambda r: r.id):
             older = [shown for shown in self.shown if shown < record.id]
@@ -226,9 +225,9 @@ class IndexFeed:
                 where = "beforeend:#wf-rows"
             else:
                 continue  # it belongs on a later page
-            row = fragment("workflow_row", workflow_row(record, costs.get(record.id), now))
+            row = fragment("workflow_row", reads.row(record, now))
             parts.append(f'<tbody hx-swap-oob="{where}">{row}</tbody>')
-            self.shown[record.id] = row_version(record, costs.get(record.id))
+            self.shown[record.id] = reads.version(record)
         return parts
 
 

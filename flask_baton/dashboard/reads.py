@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..appstate import AppState
 from ..dag import gc_paused
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
+from ..headline import OutcomeFacts
 from ..huey_compat import QueueDepth, queue_depth
 from ..records import StepOutline, WorkflowRecord
 from ..states import WorkflowState
@@ -37,7 +39,8 @@ PAGE_SIZE = 50
 RUNNING_SHOWN = 200
 #: Longest label filter accepted.
 MAX_QUERY = 200
-_ID = re.compile(r"^[0-9a-f]{32}$")
+#: A whole workflow id, as the index's links and forms carry them.
+WORKFLOW_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Search text that may be the start of an id (ids are 32 hex digits).
 _ID_PREFIX = re.compile(r"^[0-9a-fA-F]{1,32}$")
 STATES = tuple(state.value for state in WorkflowState)
@@ -62,7 +65,7 @@ class IndexFilters:
         return cls(
             state if state in STATES else None,
             label,
-            before if before is not None and _ID.match(before) else None,
+            before if before is not None and WORKFLOW_ID.match(before) else None,
             span if span in RANGES else None,
         )
 
@@ -113,11 +116,32 @@ def search_by_id(state: AppState, filters: IndexFilters) -> IdSearch:
 
 
 @dataclass(frozen=True)
+class RowReads:
+    """What index rows show beyond their records, read for many rows at once: costs, outcomes' facts."""
+
+    costs: dict[str, float]
+    facts: dict[str, OutcomeFacts]
+
+    @classmethod
+    def of(cls, state: AppState, records: Iterable[WorkflowRecord]) -> RowReads:
+        """One read (three when some of them ended), however many rows."""
+        records = list(records)
+        ended = [r.id for r in records if r.state != WorkflowState.RUNNING]
+        return cls(state.query.workflow_costs([r.id for r in records]), state.query.outcome_facts(ended))
+
+    def row(self, record: WorkflowRecord, now: float) -> WorkflowRow:
+        return workflow_row(record, self.costs.get(record.id), self.facts.get(record.id), now)
+
+    def version(self, record: WorkflowRecord) -> tuple[Any, ...]:
+        return row_version(record, self.costs.get(record.id), self.facts.get(record.id))
+
+
+@dataclass(frozen=True)
 class IndexPage:
     filters: IndexFilters
     rows: tuple[WorkflowRow, ...]
     records: tuple[WorkflowRecord, ...]
-    costs: dict[str, float]
+    reads: RowReads
     counts: dict[str, int]
     next_before: str | None
     version: str
@@ -130,11 +154,11 @@ def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -
         filters.label, filters.state, limit=limit, before=filters.before, since=filters.since(now)
     )
     records = tuple(page.workflows)
-    costs = state.query.workflow_costs([r.id for r in records])
+    reads = RowReads.of(state, records)
     counts = state_counts(state, filters)
-    rows = tuple(workflow_row(r, costs.get(r.id), now) for r in records)
-    version = fingerprint([(r.id, row_version(r, costs.get(r.id))) for r in records], sorted(counts.items()))
-    return IndexPage(filters, rows, records, costs, counts, page.next_before, version)
+    rows = tuple(reads.row(r, now) for r in records)
+    version = fingerprint([(r.id, reads.version(r)) for r in records], sorted(counts.items()))
+    return IndexPage(filters, rows, records, reads, counts, page.next_before, version)
 
 
 def state_counts(state: AppState, filters: IndexFilters) -> dict[str, int]:
@@ -173,6 +197,9 @@ class WorkflowReader:
         shown = self._drawing.shown(table)
         records = self.state.query.get_workflow_jobs(self.workflow_id, shown) if shown else []
         usage = self.state.query.step_usage(self.workflow_id)
+        facts = OutcomeFacts()
+        if record.state != WorkflowState.RUNNING:
+            facts = self.state.query.outcome_facts([self.workflow_id]).get(self.workflow_id, facts)
         kept = self.state.query.get_workflow_attempts(self.workflow_id)
         return workflow_view(
             record,
@@ -181,6 +208,7 @@ class WorkflowReader:
             usage,
             self._max_attempts,
             time.time(),
+            facts=facts,
             drawing=self._drawing,
             explore=self.explore,
             table=table,

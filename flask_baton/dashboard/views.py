@@ -1,4 +1,4 @@
-"""The dashboard's HTTP side: pages, the raw result, and the two actions.
+"""The dashboard's HTTP side: pages, the raw result, and the actions on one step or workflow.
 
 Pages are rendered from the database on every load (no JavaScript needed to
 read them); ``live.py`` keeps the index and workflow pages current
@@ -42,6 +42,8 @@ from .workflow_view import WorkflowView
 FRAGMENTS = "baton/_fragments.html"
 STEP_PARTS = "baton/_step.html"
 OVERVIEW_PARTS = "baton/_overview.html"
+#: Stored as the error of each step a cancel from the dashboard stops.
+CANCEL_REASON = "cancelled from the dashboard"
 
 
 def baton_state() -> AppState:
@@ -59,6 +61,8 @@ class ActionContext:
     cancel_url: str
     retry_url: str
     result_url: str
+    retry_workflow_url: str
+    resume_url: str
     steps_url: str  # a step's page is this followed by its name (``|urlencode``)
 
 
@@ -71,6 +75,8 @@ def action_context(workflow_id: str, *, create_token: bool = True) -> ActionCont
         url_for("baton.cancel", workflow_id=workflow_id),
         url_for("baton.retry", workflow_id=workflow_id),
         url_for("baton.result", workflow_id=workflow_id),
+        url_for("baton.retry_workflow", workflow_id=workflow_id),
+        url_for("baton.resume", workflow_id=workflow_id),
         url_for("baton.step", workflow_id=workflow_id, step_name="-")[:-1],
     )
 
@@ -157,10 +163,10 @@ def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool, req
         str(fragment("steps_states", view.table, view.explore)),
         str(fragment("steps_table", view, ctx)),
     ]
-    return "".join(_oob(part) if oob else part for part in parts)
+    return "".join(out_of_band(part) if oob else part for part in parts)
 
 
-def _oob(html: str) -> str:
+def out_of_band(html: str) -> str:
     """Mark a fragment's root element for an out-of-band swap (HTTP responses)."""
     head, sep, tail = html.partition(" ")
     return f'{head} hx-swap-oob="true"{sep}{tail}'
@@ -199,6 +205,7 @@ def register_views(bp: Blueprint) -> None:
             return redirect(url_for("baton.workflow", workflow_id=by_id.workflow_id), 303)
         page = index_page(baton_state(), filters)
         ws_url = socket_url("baton.live_index", v=page.version, **filters.args())
+        csrf = security.csrf_token()
         return render_template(
             "baton/index.html",
             page=page,
@@ -206,6 +213,8 @@ def register_views(bp: Blueprint) -> None:
             ws_url=ws_url,
             by_id=by_id,
             ranges=RANGE_LABELS,
+            csrf=csrf,
+            actions=csrf is not None,
         )
 
     @bp.get("/workflows/<workflow_id>")
@@ -268,62 +277,67 @@ def register_views(bp: Blueprint) -> None:
         if record is None:
             abort(404)
         if request.form.get("confirmed") != "1":
-            return _confirm(
+            return confirm_page(
                 "Cancel this workflow?",
                 f"Workflow “{record.name}” ({workflow_id}) will stop: its steps that have not finished are cancelled.",
                 url_for("baton.cancel", workflow_id=workflow_id),
                 {},
                 "Cancel workflow",
                 "danger",
-                workflow_id,
+                url_for("baton.workflow", workflow_id=workflow_id),
             )
         try:
-            cancelled = control.cancel_workflow(baton_state(), workflow_id, "cancelled from the dashboard")
+            cancelled = control.cancel_workflow(baton_state(), workflow_id, CANCEL_REASON)
         except WorkflowError as exc:
-            return _done(workflow_id, "error", str(exc))
-        return _done(workflow_id, "ok", f"Workflow cancelled ({len(cancelled)} step(s) cancelled).")
+            return answer(workflow_id, "error", str(exc))
+        return answer(workflow_id, "ok", f"Workflow cancelled ({len(cancelled)} step(s) cancelled).")
 
     @bp.post("/workflows/<workflow_id>/retry")
     def retry(workflow_id: str) -> Any:
         step = request.form.get("step", "")
         if request.form.get("confirmed") != "1":
-            return _confirm(
+            return confirm_page(
                 "Retry this step?",
                 f"Step “{step}” runs again from its first attempt, and so do the steps its failure cancelled.",
                 url_for("baton.retry", workflow_id=workflow_id),
                 {"step": step},
                 "Retry step",
                 "",
-                workflow_id,
+                url_for("baton.workflow", workflow_id=workflow_id),
             )
         try:
             rearmed = control.retry_step(baton_state(), workflow_id, step)
         except WorkflowError as exc:
-            return _done(workflow_id, "error", str(exc))
+            return answer(workflow_id, "error", str(exc))
         others = len(rearmed) - 1
         extra = f" with {others} dependent step(s)" if others else ""
-        left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
-        still = f" Still cancelled: {left}." if left else ""
-        return _done(workflow_id, "ok", f"Step “{step}” will run again{extra}.{still}")
+        still = still_cancelled(rearmed)
+        return answer(workflow_id, "ok", f"Step “{step}” will run again{extra}.{still}")
 
 
-def _confirm(
-    title: str, text: str, action: str, fields: dict[str, str], label: str, style: str, workflow_id: str
+def still_cancelled(rearmed: control.Retried) -> str:
+    """`` Still cancelled: “report” (dependency 'x' discarded).``, or nothing: what a retry left failed, and why."""
+    left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
+    return f" Still cancelled: {left}." if left else ""
+
+
+def confirm_page(
+    title: str, text: str, action: str, fields: dict[str, str | list[str]], label: str, style: str, back: str
 ) -> str:
+    """The page asking a browser without JavaScript (no ``hx-confirm``) to confirm an action."""
     form = {
         "action": action,
         "fields": {**fields, "confirmed": "1", security.FORM_FIELD: security.csrf_token() or ""},
         "label": label,
         "style": style,
     }
-    back = url_for("baton.workflow", workflow_id=workflow_id)
     return render_template("baton/message.html", title=title, text=text, form=form, back=back)
 
 
-def _done(workflow_id: str, kind: str, text: str) -> Any:
+def answer(workflow_id: str, kind: str, text: str) -> Any:
     """Answer an action: fresh fragments for HTMX, a redirect for a form post."""
     if request.headers.get("HX-Request") == "true":
-        parts = [_oob(str(fragment("notice", kind, text)))]
+        parts = [out_of_band(str(fragment("notice", kind, text)))]
         view = WorkflowReader(baton_state(), workflow_id, page_explore()).read()
         if view is not None:
             parts.append(workflow_fragments(view, action_context(workflow_id), oob=True))

@@ -1,4 +1,4 @@
-"""The workflow page's view model: its header (summary, outcome), graph, timeline and steps.
+"""The workflow page's view model: its header (summary, outcome, actions), graph, timeline and steps.
 
 Assembles the parts (``step_view``, ``graph_view``, ``timeline``, the
 table's page from ``explore``, the index's ``progress``) into what the page
@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..dag import StepGraph, can_cancel, can_retry
+from ..dag import StepGraph, can_cancel, can_retry, failure_roots, resume_roots
+from ..headline import Headline, OutcomeFacts, headline
 from ..records import AttemptRecord, StepOutline, StepRecord, StepUsage, WorkflowRecord
-from ..states import StepState, WorkflowState
+from ..states import FAILED
 from .explore import Explore, StepsPage
 from .folding import Folding, fold
 from .formatting import (
@@ -27,7 +28,6 @@ from .formatting import (
     format_cost,
     format_count,
     segments,
-    short,
     timestamp,
 )
 from .graph_view import GraphView, graph_view
@@ -38,56 +38,34 @@ from .timeline import TimelineView, run_spans, timeline_view
 
 
 @dataclass(frozen=True)
-class Outcome:
-    kind: str  # completed | failed | cancelled
-    title: str
-    text: str
-
-
-@dataclass(frozen=True)
 class SummaryView(Progress):
     bars: tuple[Segment, ...]
     counts: tuple[tuple[str, int], ...]
     finished: Timestamp | None
     cost: str
     tokens: str
-    outcome: Outcome | None
+    outcome: Headline | None  # None while it runs: the progress says it all
     can_cancel: bool
-
-
-def outcome_of(record: WorkflowRecord, steps: Sequence[StepOutline], duration: str) -> Outcome | None:
-    if record.state == WorkflowState.RUNNING:
-        return None
-    failed = [s.step_name for s in steps if s.state == StepState.DISCARDED]
-    cancelled = [s.step_name for s in steps if s.state == StepState.CANCELLED]
-    if record.state == WorkflowState.COMPLETED:
-        return Outcome("completed", "Completed", f"All {record.total_steps} steps completed in {duration}.")
-    if record.state == WorkflowState.CANCELLED:
-        done = sum(1 for s in steps if s.state == StepState.COMPLETED)
-        return Outcome(
-            "cancelled",
-            "Cancelled",
-            f"Cancelled after {duration}: {done} step(s) had completed, {len(cancelled)} were cancelled.",
-        )
-    parts = []
-    if failed:
-        parts.append(
-            f"{len(failed)} step(s) failed ({', '.join(short(n, 40) for n in failed[:5])}"
-            f"{', …' if len(failed) > 5 else ''})"
-        )
-    if cancelled:
-        parts.append(f"{len(cancelled)} cancelled as a consequence")
-    return Outcome("failed", "Failed", ("; ".join(parts) or "A step failed") + f", after {duration}.")
+    can_retry: bool  # "Retry workflow": there are failures a resume would not run again
+    can_resume: bool  # "Resume": a user's cancel stopped steps that can run again
 
 
 def summary_view(
-    record: WorkflowRecord, steps: Sequence[StepOutline], usage: Mapping[str, StepUsage], now: float
+    record: WorkflowRecord,
+    steps: Sequence[StepOutline],
+    usage: Mapping[str, StepUsage],
+    facts: OutcomeFacts,
+    now: float,
 ) -> SummaryView:
     counts: dict[str, int] = {}
     for step in steps:
         counts[step.state] = counts.get(step.state, 0) + 1
     header = progress(record, record.total_steps or len(steps), now)
     running = header["running_since"] is not None
+    # What retry_workflow / resume_workflow would re-arm: their buttons show when it is something.
+    # Asked only when a step failed: it walks every step twice (some 30 ms of CPU at 10,000).
+    failed = not running and any(counts.get(state) for state in FAILED)
+    retried, resumed = (failure_roots(StepGraph.of(steps)), resume_roots(steps)) if failed else ([], [])
     costs = [u.cost_usd for u in usage.values() if u.cost_usd is not None]
     tokens = sum(u.total_tokens for u in usage.values())
     return SummaryView(
@@ -97,8 +75,10 @@ def summary_view(
         finished=timestamp(record.finished_at, with_date=True) if not running else None,
         cost=format_cost(sum(costs)) if costs else "—",
         tokens=format_count(tokens) if usage else "—",
-        outcome=outcome_of(record, steps, header["duration"]),
+        outcome=None if running else headline(record, facts),
         can_cancel=can_cancel(record.state),  # the button shows when control.cancel_workflow would accept it
+        can_retry=bool(set(retried) - set(resumed)),
+        can_resume=bool(resumed),
     )
 
 
@@ -144,6 +124,7 @@ def workflow_view(
     max_attempts: Callable[[str], int | None],
     now: float,
     *,
+    facts: OutcomeFacts,
     drawing: Drawing,
     explore: Explore,
     table: StepsPage,
@@ -151,7 +132,8 @@ def workflow_view(
 ) -> WorkflowView:
     """Everything the page shows of ``explore``: ``outline`` has every step, ``shown`` ``drawing.shown(table)``.
 
-    ``kept`` are the runs kept before each step's row's (the timeline draws them).
+    ``kept`` are the runs kept before each step's row's (the timeline draws them); ``facts``
+    what the outcome headline says of a workflow that ended (``Query.outcome_facts``).
     """
     # The retry button is enabled when control.retry_step would accept the step: its deps are the shown steps'.
     stored = StepGraph.of(outline, shown)
@@ -168,6 +150,8 @@ def workflow_view(
         record.state.value,
         record.unsettled_steps,
         record.finished_at,
+        record.retried,
+        facts,
         [(s.step_name, str(s.state), s.attempt, s.scheduled_at, s.started_at, s.finished_at) for s in outline],
         [(s.step_name, s.has_result, s.error, s.worker) for s in shown],
         sorted((name, u) for name, u in usage.items()),
@@ -175,4 +159,5 @@ def workflow_view(
         explore,
     )
     rows = tuple(views[name] for name in table.names if name in views)
-    return WorkflowView(summary_view(record, outline, usage, now), graph, rows, table, timeline, explore, version)
+    summary = summary_view(record, outline, usage, facts, now)
+    return WorkflowView(summary, graph, rows, table, timeline, explore, version)

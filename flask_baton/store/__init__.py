@@ -7,7 +7,8 @@ database it talks to.
 
 - ``tables``: the tables, the one place their names are written;
 - ``migrations``: schema versions and in-place upgrades;
-- ``engine``: engines, SQLite's write lock, riding out outages;
+- ``engine``: engines, SQLite's write lock, riding out outages; ``kept``:
+  each thread's own connection for single-statement changes (PostgreSQL);
 - ``core`` / ``base``: the transactions, and the ``Store`` contract joining
   the write-side statements by concern (``inserts``, ``steps``, ``attempts``,
   ``sweep``, ``control``, ``maintenance``, ``consumers``: heartbeats;

@@ -49,12 +49,14 @@ class Completion:
     ``ready``: dependents it released that start now; ``ended``: the
     workflow's end, when this was its last step and the end could be read in
     the same statement; ``settled_last``: this was the last step to settle,
-    but others settled at the same time, so the end is for a later statement.
+    but others settled at the same time, so the end is for a later statement;
+    ``taken``: the dependent it claimed for the completing worker (direct hand-off).
     """
 
     ready: list[Ready]
     ended: WorkflowEnd | None
     settled_last: bool
+    taken: Claimed | None = None
 
 
 class Store(
@@ -124,13 +126,17 @@ class Store(
         """
 
     @abstractmethod
-    def complete_in_one(self, conn: Connection, claimed: Claimed, result: str | None, now: float) -> Completion | None:
+    def complete_in_one(
+        self, conn: Connection, claimed: Claimed, result: str | None, now: float, take: frozenset[str] = frozenset()
+    ) -> Completion | None:
         """Complete a step, release its dependents and settle it in one statement, where the store can.
 
         None when it cannot (the caller then sends ``complete_step``,
         ``release_dependents`` and ``settle`` in a transaction): this store
         has no such statement, or a step was added behind this one since it
-        was claimed, or the step moved meanwhile.
+        was claimed, or the step moved meanwhile. With ``take``, the same
+        statement also claims for the completing worker one dependent it
+        starts that runs a task in ``take`` (``Completion.taken``).
         """
 
     @abstractmethod

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, exc, select, update
 
 from ..dag import StepGraph
 from ..errors import BatonError
-from ..states import CANCELLABLE, FAILED, StepState, WorkflowState
+from ..states import CANCELLABLE, FAILED, CancelledBy, StepState, WorkflowState
 from .core import StoreCore
 from .reads import load_graph
 from .tables import completions, nodes, workflows
@@ -57,7 +57,7 @@ class ControlStatements(StoreCore):
         return moved.rowcount == 1
 
     def cancel_unsettled(self, conn: Connection, workflow_id: str, reason: str, now: float) -> list[CancelledStep]:
-        """Cancel every step of the workflow not settled yet, a running one included.
+        """Cancel every step of the workflow not settled yet, a running one included, as a user's doing.
 
         A running step keeps its worker: its row is then the run cancelled
         (a step waiting to run has none already).
@@ -65,7 +65,13 @@ class ControlStatements(StoreCore):
         rows = conn.execute(
             update(nodes)
             .where(nodes.c.workflow_id == workflow_id, nodes.c.state.in_((*CANCELLABLE, StepState.EXECUTING)))
-            .values(state=StepState.CANCELLED, error=reason, finished_at=now, scheduled_at=None)
+            .values(
+                state=StepState.CANCELLED,
+                error=reason,
+                finished_at=now,
+                scheduled_at=None,
+                cancelled_by=CancelledBy.USER,
+            )
             .returning(nodes.c.id, nodes.c.step_name, nodes.c.attempt)
         )
         return [CancelledStep(*row) for row in rows]
@@ -112,6 +118,7 @@ class ControlStatements(StoreCore):
                 deps_pending=waiting,
                 attempt=0,
                 error=None,
+                cancelled_by=None,
                 result=None,
                 worker=None,
                 started_at=None,
@@ -138,14 +145,20 @@ class ControlStatements(StoreCore):
     def reopen_workflow(self, conn: Connection, workflow_id: str, rearmed: int) -> None:
         """The workflow runs again with ``rearmed`` more steps to settle, and will announce its end again.
 
-        Running again takes its ``unique_key`` back: if another running
-        workflow holds it now, the unique index refuses (``UniqueKeyTaken``).
+        Counted in ``retried``, which its outcome reports. Running again
+        takes its ``unique_key`` back: if another running workflow holds it
+        now, the unique index refuses (``UniqueKeyTaken``).
         """
         try:
             conn.execute(
                 update(workflows)
                 .where(workflows.c.id == workflow_id)
-                .values(state=WorkflowState.RUNNING, finished_at=None, unsettled=workflows.c.unsettled + rearmed)
+                .values(
+                    state=WorkflowState.RUNNING,
+                    finished_at=None,
+                    unsettled=workflows.c.unsettled + rearmed,
+                    retried=workflows.c.retried + 1,
+                )
             )
         except exc.IntegrityError as error:
             raise UniqueKeyTaken(f"workflow {workflow_id} cannot run again: {error.orig}") from error

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, Table
@@ -29,8 +29,7 @@ class StoreCore(ABC):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def write(self, *, autocommit: bool = False) -> Iterator[Connection]:
+    def write(self, *, autocommit: bool = False) -> AbstractContextManager[Connection]:
         """One short write transaction: commit on success, roll back on error.
 
         On SQLite it takes the write lock at BEGIN, so compare-and-set updates
@@ -39,8 +38,12 @@ class StoreCore(ABC):
         statement is a whole change by itself: no BEGIN and COMMIT around
         them, so a single-statement transition costs one round trip, not three.
         """
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            unwrapped = self._begin(conn, autocommit)
+            self._begin(conn)
             # Begun explicitly: statements sent straight to the driver (hotpath)
             # must still be committed by conn.commit().
             conn.begin()
@@ -49,21 +52,19 @@ class StoreCore(ABC):
             except BaseException:
                 conn.rollback()
                 raise
-            finally:
-                if unwrapped:
-                    # Back to transactions for the next user; a connection broken
-                    # on the way refuses, and SQLAlchemy discards it anyway.
-                    with suppress(Exception):
-                        conn.connection.driver_connection.autocommit = False  # type: ignore[union-attr]
             conn.commit()
 
     def read(self) -> AbstractContextManager[Connection]:
         """A connection for reads; its snapshot ends when the block does."""
         return read_connection(self.engine)
 
+    def close(self) -> None:
+        """Close every connection this store holds."""
+        self.engine.dispose()
+
     @abstractmethod
-    def _begin(self, conn: Connection, autocommit: bool) -> bool:
-        """Start a write transaction the database's way; True if the connection was put in autocommit."""
+    def _begin(self, conn: Connection) -> None:
+        """Start a write transaction the database's way (before SQLAlchemy's ``begin``)."""
 
     @abstractmethod
     def _insert_or_skip(self, table: Table) -> Any:

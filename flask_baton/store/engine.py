@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
 
 from ..config import BatonConfig
 from ..errors import ConfigError
@@ -63,8 +64,10 @@ def sqlite_engine(url: URL, config: BatonConfig) -> tuple[Engine, int]:
     return engine, busy_ms
 
 
-def postgres_engine(url: URL, config: BatonConfig) -> Engine:
+def postgres_engine(url: URL, config: BatonConfig, *, pooled: bool = True) -> Engine:
     """An engine for PostgreSQL whose connections use ``synchronous_commit`` as configured.
+
+    ``pooled=False``: no pool, for connections a caller keeps (``kept``).
 
     ``off`` (the default) makes a commit return before its WAL record is on
     disk: a PostgreSQL crash (not a client's) can lose the last fraction of a
@@ -72,7 +75,7 @@ def postgres_engine(url: URL, config: BatonConfig) -> Engine:
     sweep then runs the steps whose completion was lost again. The same trade
     as SQLite's ``synchronous=NORMAL``; ``on`` costs an fsync per transition.
     """
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20) if pooled else create_engine(url, poolclass=NullPool)
     level = config.postgres_synchronous_commit
 
     @event.listens_for(engine, "connect")

@@ -52,23 +52,33 @@ def satisfied(dep_state: str, tolerance: str) -> str:
     compares them on every state and tolerance). ``dep_state`` and
     ``tolerance`` are the columns (a dep's ``state``, its edge's
     ``tolerates``); a NULL tolerance lets nothing through, also under NOT.
+    The failures let through are (state, tolerance) pairs, compared as row
+    values: short, as the completion that hands off a step must stay under
+    psycopg's 4 kB limit for caching a statement's parsing.
     """
-    lets_through = " OR ".join(
-        f"(COALESCE({tolerance}, '') = '{kind}' AND {dep_state} IN ({quoted(sorted(kind.failures))}))"
-        for kind in Tolerance
-    )
-    return f"({dep_state} = '{StepState.COMPLETED}' OR {lets_through})"
+    lets_through = ", ".join(f"('{state}', '{kind}')" for kind in Tolerance for state in sorted(kind.failures))
+    return f"({dep_state} = '{StepState.COMPLETED}' OR ({dep_state}, COALESCE({tolerance}, '')) IN ({lets_through}))"
 
+
+def held_back(but: str = "") -> str:
+    """SQL: a dependency holds the updated step back (``NOT satisfied``), ``but`` an edge it excludes."""
+    return f"""EXISTS (
+    SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
+    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name{but}
+      AND NOT {satisfied("d.state", "e.tolerates")})"""
+
+
+#: What a claim sets: the step runs on ``:worker`` from ``:now``, under a lease from then.
+EXECUTING = (
+    f"state = '{StepState.EXECUTING}', attempt = attempt + 1, worker = :worker, started_at = :now, heartbeat_at = :now"
+)
 
 #: Start a delivered step if it is due and no dependency holds it back.
 CLAIM = f"""
-UPDATE {N} SET state = '{StepState.EXECUTING}', attempt = attempt + 1, worker = :worker,
-    started_at = :now, heartbeat_at = :now
+UPDATE {N} SET {EXECUTING}
 WHERE id = :id AND state IN ({quoted(CLAIMABLE)})
   AND (scheduled_at IS NULL OR scheduled_at <= :now)
-  AND NOT EXISTS (
-    SELECT 1 FROM {E} e JOIN {N} d ON d.workflow_id = e.workflow_id AND d.step_name = e.dep_name
-    WHERE e.workflow_id = {N}.workflow_id AND e.step_name = {N}.step_name AND NOT {satisfied("d.state", "e.tolerates")})
+  AND NOT {held_back()}
 RETURNING workflow_id, step_name, task, args, attempt, scheduled_at,
     (SELECT name FROM {W} WHERE {W}.id = {N}.workflow_id)"""
 
@@ -140,8 +150,12 @@ def prepare(sql: str, expand: int, pyformat: bool) -> str:
     """``sql`` in the driver's parameter style, with ``:names`` expanded to ``expand`` places.
 
     Long lists are compiled once per length, which a workflow's few distinct
-    widths keep small.
+    widths keep small. Runs of whitespace become one space (no statement has
+    a literal that holds any): psycopg caches the parsing of a statement of
+    at most 4,096 bytes only, and parses a longer one again on every call
+    (``MAX_CACHED_STATEMENT_LENGTH``, about 0.1 ms for a completion's).
     """
+    sql = " ".join(sql.split())
     if expand:
         sql = sql.replace(":names", ", ".join(f":names_{i}" for i in range(expand)))
     if pyformat:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select, text, update
 
+from ..states import CancelledBy, StepState, WorkflowState
 from .tables import attempts, consumers, metadata, nodes, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -28,14 +29,44 @@ def _add_attempts(conn: Connection) -> None:
     attempts.create(conn)
 
 
+def _add_cancel_and_retry_marks(conn: Connection) -> None:
+    """Version 4: who cancelled a step, how often a workflow was retried (its outcome's sentence).
+
+    A user's cancel gave its workflow and the steps it cancelled one same
+    ``finished_at``; a cascade before it, an earlier one. So the steps of a
+    workflow still cancelled are marked as a user's doing from that.
+    """
+    conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN cancelled_by VARCHAR(16)"))
+    conn.execute(text(f"ALTER TABLE {workflows.name} ADD COLUMN retried INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(
+        update(nodes)
+        .where(
+            nodes.c.state == StepState.CANCELLED,
+            select(workflows.c.id)
+            .where(
+                workflows.c.id == nodes.c.workflow_id,
+                workflows.c.state == WorkflowState.CANCELLED,
+                workflows.c.finished_at == nodes.c.finished_at,
+            )
+            .exists(),
+        )
+        .values(cancelled_by=CancelledBy.USER)
+    )
+
+
 def _add_consumers(conn: Connection) -> None:
-    """Version 4: consumers' heartbeats, and workflows found by when they ended (the overview)."""
+    """Version 5: consumers' heartbeats, and workflows found by when they ended (the overview)."""
     consumers.create(conn)
     next(index for index in workflows.indexes if index.name == "ix_baton_workflows_finished").create(conn)
 
 
 #: version -> function that upgrades a database from ``version - 1``.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_dependents_version, 3: _add_attempts, 4: _add_consumers}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_dependents_version,
+    3: _add_attempts,
+    4: _add_cancel_and_retry_marks,
+    5: _add_consumers,
+}
 
 
 def current_version(conn: Connection) -> int:

@@ -3,28 +3,32 @@
 Here the hot path is single statements: the claim reads the step's
 dependents, so its completion is one statement that releases them, settles
 the step and, after the last step, ends the workflow. Each such statement is
-a whole change, so it runs without BEGIN and COMMIT around it (psycopg 3's
-``autocommit`` switch), and where a change needs several statements after
-all, psycopg 3's ``transaction()`` block wraps them.
+a whole change, so it runs without BEGIN and COMMIT around it, on a
+connection the worker thread keeps in psycopg 3's ``autocommit`` (``kept``:
+no pool checkout per statement), and where a change needs several
+statements after all, psycopg 3's ``transaction()`` block wraps them.
 """
 
 from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, exc, text
+from sqlalchemy import Connection, Engine, Table, exc, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL
 
 from ..config import BatonConfig
 from ..effects import Claimed, WorkflowEnd
+from ..states import StepState
 from .base import Completion, Store
 from .engine import postgres_engine
 from .hotpath import (
     CLAIM,
     COMPLETE,
+    EXECUTING,
     OUTCOME,
     RELEASE_SET,
     RELEASED,
@@ -34,15 +38,24 @@ from .hotpath import (
     E,
     N,
     W,
+    held_back,
+    only_checked,
 )
+from .kept import KeptConnections
 from .steps import completion, started
 
-#: The claim, reading also the step's dependents (and the version that says
-#: whether a running step has added one since), so that its completion is one
-#: statement: COMPLETE_AND_RELEASE with the names as values.
-CLAIM_WITH_DEPENDENTS = f"""{CLAIM},
-    dependents_version,
+#: The claimed step's dependents, and the version that says whether a
+#: running step has added one since, both as the statement's snapshot saw
+#: them: a step added behind this one by a transaction that committed while
+#: the claim waited for the row is missing from the names, and the row's
+#: own, newer version would vouch for them.
+_DEPENDENTS = f"""(SELECT s.dependents_version FROM {N} s WHERE s.id = {N}.id),
     ARRAY(SELECT e.step_name FROM {E} e WHERE e.workflow_id = {N}.workflow_id AND e.dep_name = {N}.step_name)"""
+
+#: The claim, reading also the step's dependents, so that its completion is
+#: one statement: COMPLETE_AND_RELEASE with the names as values.
+CLAIM_WITH_DEPENDENTS = f"""{CLAIM},
+    {_DEPENDENTS}"""
 
 _DONE = f"done AS ({COMPLETE.strip()} AND dependents_version = :version\n    RETURNING workflow_id, step_name)"
 
@@ -58,15 +71,18 @@ settled AS (UPDATE {W} SET unsettled = unsettled - 1,
     WHERE id = :workflow_id AND EXISTS (SELECT 1 FROM done)
     RETURNING unsettled, unsettled = 0 AND state <> 'running' AND finished_at = :now
         AND (SELECT unsettled FROM before) = 1 AS ended),
-ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at)
-    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now FROM settled WHERE ended
+ended AS (INSERT INTO {C} (workflow_id, outcome, failed_steps, finished_at, announced_at)
+    SELECT :workflow_id, (SELECT outcome FROM outcome), (SELECT failed FROM outcome), :now, :now
+    FROM settled WHERE ended
     ON CONFLICT (workflow_id) DO NOTHING RETURNING outcome, failed_steps)"""
 _SETTLED_ROWS = """SELECT 's', NULL, NULL, NULL, unsettled FROM settled
 UNION ALL SELECT 'e', outcome, failed_steps, NULL, NULL FROM ended"""
 
 #: COMPLETE, RELEASE of the named dependents, settling the step and, when it
-#: was the last, ending the workflow (its state and completion row), as one
-#: statement: one round trip, row locks held only while it runs.
+#: was the last, ending the workflow (its state and completion row, already
+#: marked announced: the completing worker announces the end, see
+#: ``WorkflowEnd.announced``), as one statement: one round trip, row locks
+#: held only while it runs.
 #: Rows: ``('r', id, task, state, deps_pending)`` per dependent,
 #: ``('s', NULL, NULL, NULL, unsettled)``, and ``('e', outcome, failed_steps,
 #: NULL, NULL)`` if it ended the workflow; none if the compare-and-set lost.
@@ -87,6 +103,44 @@ released AS ({RELEASE_SET}
 {_SETTLED_ONE}
 SELECT 'r', id, task, state, deps_pending FROM released
 UNION ALL {_SETTLED_ROWS}
+"""
+
+
+def _waits_for_one(row: str = "") -> str:
+    """SQL: the step (``row``: an alias and a dot) is pending on one dependency; found by key, not by state."""
+    return f"{row}deps_pending = 1 AND {only_checked(f'{row}state')} = '{StepState.PENDING}'"
+
+
+#: Direct hand-off: one of the named dependents that runs a task of
+#: ``:take`` (an array) and waits for this step only, claimed for this
+#: step's worker as a claim would (deps_pending and state compare-and-set,
+#: no other dependency holding it back; this one is completing in this
+#: statement, whose snapshot still shows it executing). A row updated here
+#: is one the release must leave alone: one statement cannot update a row twice.
+_TAKEN = f"""taken AS (UPDATE {N} SET deps_pending = 0, scheduled_at = :now, {EXECUTING}
+    WHERE id = (SELECT p.id FROM {N} p
+            WHERE p.workflow_id = :workflow_id AND p.step_name IN (:names)
+              AND p.task = ANY(CAST(:take AS text[])) AND {_waits_for_one("p.")}
+            LIMIT 1)
+      AND {_waits_for_one()} AND EXISTS (SELECT 1 FROM done)
+      AND NOT {held_back(" AND e.dep_name <> :step_name")}
+    RETURNING id, task, step_name, attempt, args, {_DEPENDENTS})"""
+
+#: COMPLETE_AND_RELEASE that also claims the dependent of _TAKEN. Rows as
+#: COMPLETE_AND_RELEASE's, three columns wider, and ``('t', id, task,
+#: step_name, attempt, args, dependents_version, dependents)`` for the step
+#: it claimed.
+COMPLETE_RELEASE_AND_TAKE = f"""
+WITH {_DONE},
+{_TAKEN},
+released AS ({RELEASE_SET}
+    WHERE workflow_id = :workflow_id AND step_name IN (:names) AND EXISTS (SELECT 1 FROM done)
+      AND id NOT IN (SELECT id FROM taken)
+    {RELEASED}),
+{_SETTLED_ONE}
+SELECT 'r', id, task, state, deps_pending, NULL, NULL, NULL FROM released
+UNION ALL SELECT 't', * FROM taken
+UNION ALL SELECT *, NULL, NULL, NULL FROM ({_SETTLED_ROWS}) AS settled_rows
 """
 
 #: The same for a step nothing depends on.
@@ -122,33 +176,52 @@ class PostgresStore(Store):
 
     Round trips per transition, with events over Redis (the database feed
     keeps every transition in a transaction, adding BEGIN and COMMIT, plus
-    its event rows and announcement):
+    its event rows, and for an end not recorded by a one-statement
+    completion its announcement):
 
     - claim: 1 ``UPDATE ... RETURNING`` that checks every dependency and
-      returns the workflow's name and the step's dependents;
+      returns the workflow's name and the step's dependents; none for a
+      step handed off, whose claim is its dependency's completion;
     - complete: 1 statement releasing the dependents the claim read,
-      settling the step and, after the last step, ending the workflow
-      (unless the last steps settle at once: then 1 more ends it); if a
-      step was added behind this one since its claim, or with steps added by
-      this one, BEGIN, 3 (the step, its dependents, the counter) and COMMIT,
-      plus the additions' statements;
+      settling the step and, after the last step, ending the workflow and
+      marking the end announced (its worker publishes it after the commit),
+      and claiming one released dependent for this worker (direct
+      hand-off): a chain's hop is 1 statement in all, a one-step workflow 2
+      round trips, claim and completion (unless the last steps settle at
+      once: then 1 more ends it, and 1 more marks the end announced before
+      it is published); if a step was added behind this one since its claim,
+      or with steps added by this one, BEGIN, 3 (the step, its dependents,
+      the counter), the hand-off's claim (1) and COMMIT, plus the additions'
+      statements;
     - retry / snooze / hand back: BEGIN, 1 update, 1 insert (the run that ended, kept in
       ``baton_attempts``), COMMIT;
     - discard: BEGIN, 1 update, per level of the cascade 1 read and 1 update
-      per step cancelled or released, the workflow's counter (and its end), COMMIT.
+      per step cancelled or released, the workflow's counter (and its end), COMMIT;
+    - an end recorded other than by a one-statement completion: 1 update
+      after the commit marks it announced, then it is published.
     """
 
     dialect = ("postgresql", "psycopg")
     pyformat = True
 
+    def __init__(self, engine: Engine, config: BatonConfig, kept: KeptConnections) -> None:
+        super().__init__(engine, config)
+        self._kept = kept
+
     @classmethod
     def open(cls, url: URL, config: BatonConfig, instance_path: str) -> PostgresStore:
-        return cls(postgres_engine(url, config), config)
+        return cls(postgres_engine(url, config), config, KeptConnections(postgres_engine(url, config, pooled=False)))
 
-    def _begin(self, conn: Connection, autocommit: bool) -> bool:
-        if autocommit:
-            conn.connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-        return autocommit
+    def write(self, *, autocommit: bool = False) -> AbstractContextManager[Connection]:
+        """``autocommit``: on this thread's own connection, kept in autocommit (``kept``), no pool checkout."""
+        return self._kept.use() if autocommit else super().write()
+
+    def close(self) -> None:
+        self._kept.close()
+        super().close()
+
+    def _begin(self, conn: Connection) -> None:
+        """Nothing to do: psycopg begins a transaction with the first statement."""
 
     def atomic(self, conn: Connection) -> AbstractContextManager[Any]:
         raw: Any = conn.connection.driver_connection
@@ -161,25 +234,11 @@ class PostgresStore(Store):
 
     def claim(self, conn: Connection, node_id: str, worker: str, now: float) -> Claimed | None:
         row = self._run(conn, CLAIM_WITH_DEPENDENTS, {"id": node_id, "now": now, "worker": worker}).fetchone()
-        if row is None:
-            return None
-        workflow_id, step_name, task, args, attempt, queued_at, label, version, dependents = row
-        return Claimed(
-            node_id,
-            workflow_id,
-            step_name,
-            task,
-            args,
-            attempt,
-            worker,
-            now,
-            queued_at,
-            label,
-            tuple(dependents),
-            version,
-        )
+        return None if row is None else _claimed(node_id, worker, now, *row)
 
-    def complete_in_one(self, conn: Connection, claimed: Claimed, result: str | None, now: float) -> Completion | None:
+    def complete_in_one(
+        self, conn: Connection, claimed: Claimed, result: str | None, now: float, take: frozenset[str] = frozenset()
+    ) -> Completion | None:
         if claimed.dependents is None:
             return None
         params = {
@@ -187,19 +246,30 @@ class PostgresStore(Store):
             "workflow_id": claimed.workflow_id,
             "version": claimed.dependents_version,
         }
-        statement = COMPLETE_AND_RELEASE if claimed.dependents else COMPLETE_AND_SETTLE
+        if claimed.dependents and take:
+            statement = COMPLETE_RELEASE_AND_TAKE
+            params.update(take=text_array(take), step_name=claimed.step_name)
+        else:
+            statement = COMPLETE_AND_RELEASE if claimed.dependents else COMPLETE_AND_SETTLE
         rows = self._run(conn, statement, params, names=claimed.dependents).fetchall()
         if not rows:
             return None
         ended = [
-            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now)
+            WorkflowEnd(claimed.workflow_id, outcome, json.loads(failed), now, announced=True)
             for kind, outcome, failed, *_ in rows
             if kind == "e"
+        ]
+        taken = [
+            _claimed(
+                node_id, claimed.worker, now, claimed.workflow_id, name, task, args, attempt, now, claimed.label, *rest
+            )
+            for _, node_id, task, name, attempt, args, *rest in (row for row in rows if row[0] == "t")
         ]
         return Completion(
             started(row[1:] for row in rows if row[0] == "r"),
             ended[0] if ended else None,
-            any(kind == "s" and unsettled == 0 for kind, *_, unsettled in rows),
+            any(row[0] == "s" and row[4] == 0 for row in rows),
+            taken[0] if taken else None,
         )
 
     def finish(self, conn: Connection, workflow_id: str, now: float) -> WorkflowEnd | None:
@@ -217,3 +287,35 @@ class PostgresStore(Store):
 
     def _is_lock_timeout(self, error: exc.OperationalError) -> bool:
         return getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+
+
+@lru_cache(maxsize=64)
+def text_array(values: frozenset[str]) -> str:
+    """``values`` as a PostgreSQL array literal, for a parameter cast to ``text[]``.
+
+    Sent as one text parameter: psycopg adapts a list element by element,
+    about 10 us for a few tasks. Cached: a worker sends the same tasks again
+    and again.
+    """
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def _claimed(
+    node_id: str,
+    worker: str,
+    now: float,
+    workflow_id: str,
+    step_name: str,
+    task: str,
+    args: str,
+    attempt: int,
+    queued_at: float | None,
+    label: str | None,
+    version: int,
+    dependents: list[str],
+) -> Claimed:
+    """A step claimed at ``now`` by ``worker``, with its dependents as the claiming statement read them."""
+    return Claimed(
+        node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label, tuple(dependents), version
+    )

@@ -30,7 +30,7 @@ from ..records import (
     row_run,
     step_runs,
 )
-from ..states import AttemptOutcome, StepState, WorkflowState
+from ..states import AttemptOutcome, CancelledBy, StepState, WorkflowState
 from .engine import read_connection
 from .tables import attempts, edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
@@ -92,6 +92,7 @@ def step_outlines(engine: Engine, workflow_id: str, previous: Sequence[StepOutli
             nodes.c.scheduled_at,
             nodes.c.started_at,
             nodes.c.finished_at,
+            nodes.c.cancelled_by,
         )
         .where(nodes.c.workflow_id == workflow_id)
         .order_by(nodes.c.position)
@@ -116,8 +117,9 @@ def step_outlines(engine: Engine, workflow_id: str, previous: Sequence[StepOutli
             started_at,
             finished_at,
             tolerates.get(name, _NO_POLICY),
+            _cancelled_by(state, cancelled_by),
         )
-        for name, task, state, attempt, scheduled_at, started_at, finished_at in rows
+        for name, task, state, attempt, scheduled_at, started_at, finished_at, cancelled_by in rows
     ]
 
 
@@ -152,6 +154,7 @@ def _step(row: Row[Any], deps: dict[str, list[str]], tolerates: dict[str, dict[s
         row.finished_at,
         json.loads(row.args),
         tolerates.get(row.step_name, {}),
+        _cancelled_by(row.state, row.cancelled_by),
     )
 
 
@@ -378,7 +381,15 @@ def _workflow(row: Row[Any]) -> WorkflowRecord:
         row.created_at,
         row.finished_at,
         row.unique_key,
+        row.retried,
     )
+
+
+def _cancelled_by(state: str, stored: str | None) -> CancelledBy | None:
+    """Who cancelled a step: NULL on a cancelled step means its dependency's failure did."""
+    if state != StepState.CANCELLED:
+        return None
+    return CancelledBy.DEPENDENCY if stored is None else CancelledBy(stored)
 
 
 def _edges(

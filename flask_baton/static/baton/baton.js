@@ -1,7 +1,8 @@
 /* flask_baton dashboard: small progressive enhancements on top of HTMX.
  * The pages work without it; with it, times show in local time, running
  * durations tick, the live indicator follows the websocket, open <details>
- * stay open when their row is replaced, and refused actions say why. */
+ * and ticked boxes stay so when their row is replaced, refused actions say
+ * why, and the index's bulk buttons confirm naming how many workflows. */
 (function () {
   "use strict";
 
@@ -71,7 +72,8 @@
   document.addEventListener("htmx:afterSettle", function () { localise(); tick(); });
   document.addEventListener("htmx:oobAfterSwap", function () { localise(); tick(); });
 
-  // Keep the error / result a reader opened when the live feed replaces its row.
+  // Keep the error / result a reader opened, and the workflows they ticked,
+  // when the live feed replaces their row.
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target, fragment = event.detail.fragment;
     if (!target || !fragment || !target.querySelectorAll) return;
@@ -79,6 +81,55 @@
       var twin = fragment.querySelector('details[data-keep="' + open.dataset.keep + '"]');
       if (twin) twin.setAttribute("open", "");
     });
+    target.querySelectorAll("input[data-keep]:checked").forEach(function (ticked) {
+      var twin = fragment.querySelector('input[data-keep="' + ticked.dataset.keep + '"]');
+      if (twin) twin.checked = true;
+    });
+  });
+
+  // The index's selection: a box per row, one for the whole page, a count.
+  var BOXES = "#wf-rows input.pick", TICKED = BOXES + ":checked";
+
+  function countTicked() {
+    var label = document.getElementById("picked"), all = document.getElementById("pick-all");
+    if (!label) return;
+    var ticked = document.querySelectorAll(TICKED).length, boxes = document.querySelectorAll(BOXES).length;
+    label.textContent = ticked ? ticked + " selected" : "None selected";
+    if (all) {
+      all.checked = ticked > 0 && ticked === boxes;
+      all.indeterminate = ticked > 0 && ticked < boxes;
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.id === "pick-all") {
+      document.querySelectorAll(BOXES).forEach(function (each) { each.checked = box.checked; });
+    }
+    if (box.id === "pick-all" || (box.classList && box.classList.contains("pick"))) countTicked();
+  });
+  document.addEventListener("DOMContentLoaded", countTicked);  // the browser may restore ticks on reload
+  document.addEventListener("htmx:oobAfterSwap", countTicked);
+
+  // A bulk button asks first, naming how many workflows; with none ticked it only says so.
+  document.addEventListener("htmx:confirm", function (event) {
+    var question = event.detail.elt.getAttribute("data-bulk");
+    if (!question) return;
+    event.preventDefault();
+    var ticked = document.querySelectorAll(TICKED).length;
+    if (!ticked) {
+      showNotice("error", "Select one or more workflows first.");
+      return;
+    }
+    var what = ticked + (ticked === 1 ? " workflow" : " workflows");
+    if (window.confirm(question.replace("{n}", what))) event.detail.issueRequest(true);
+  });
+
+  // Once a bulk action is done, its selection is spent.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.successful || !event.detail.elt.hasAttribute("data-bulk")) return;
+    document.querySelectorAll(TICKED).forEach(function (box) { box.checked = false; });
+    countTicked();
   });
 
   // The same when a polled part is swapped (a step's page): each <details> keeps how the reader left it.

@@ -1,0 +1,158 @@
+"""The dashboard's actions on whole workflows: retry or resume one, cancel or retry several from the index.
+
+The same rules as the per-step actions in ``views.py``: the blueprint's
+guard checks access and the CSRF token of every POST; a post without the
+``confirmed`` field (a browser without JavaScript, which cannot show the
+confirmation) gets a page asking to confirm; an HTMX request gets fragments
+back, a plain form post a redirect. The work is ``control``'s and ``bulk``'s,
+as for the API and the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+
+from .. import bulk, control
+from ..appstate import AppState
+from ..bulk import BulkResult
+from ..errors import WorkflowError
+from .reads import PAGE_SIZE, WORKFLOW_ID, RowReads
+from .views import CANCEL_REASON, answer, baton_state, confirm_page, fragment, out_of_band, still_cancelled
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """One of the two ways to run a finished workflow's failed steps again, as its button says it."""
+
+    act: Callable[[AppState, str], control.Retried]
+    endpoint: str
+    title: str
+    text: str
+    label: str
+
+
+RERUNS = {
+    "retry": Rerun(
+        control.retry_workflow,
+        "baton.retry_workflow",
+        "Retry this workflow?",
+        "its discarded and cancelled steps run again; completed steps keep their results.",
+        "Retry workflow",
+    ),
+    "resume": Rerun(
+        control.resume_workflow,
+        "baton.resume",
+        "Resume this workflow?",
+        "the steps a user's cancel stopped run again; steps that failed on their own stay as they are.",
+        "Resume",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """An action the index can take on the workflows selected."""
+
+    act: Callable[[AppState, Sequence[str]], list[BulkResult]]
+    done: str  # "3 retried"
+    verb: str
+    text: str
+    style: str
+
+
+BULKS = {
+    "cancel": Bulk(
+        lambda state, ids: bulk.cancel_workflows(state, ids, CANCEL_REASON),
+        "cancelled",
+        "Cancel",
+        "the steps of each that have not finished are cancelled; finished ones are skipped.",
+        "danger",
+    ),
+    "retry": Bulk(
+        bulk.retry_workflows,
+        "retried",
+        "Retry",
+        "the failed and cancelled steps of each run again; running ones are skipped.",
+        "",
+    ),
+}
+
+
+def register_actions(bp: Blueprint) -> None:
+    """Add the whole-workflow and bulk actions to the dashboard blueprint."""
+
+    @bp.post("/workflows/<workflow_id>/retry-workflow")
+    def retry_workflow(workflow_id: str) -> Any:
+        return _rerun(RERUNS["retry"], workflow_id)
+
+    @bp.post("/workflows/<workflow_id>/resume")
+    def resume(workflow_id: str) -> Any:
+        return _rerun(RERUNS["resume"], workflow_id)
+
+    @bp.post("/bulk", endpoint="bulk")
+    def bulk_action() -> Any:
+        action = BULKS.get(request.form.get("action", ""))
+        if action is None:
+            abort(400)
+        # At most a page of them: what one index page can select.
+        ids = [i for i in dict.fromkeys(request.form.getlist("ids")) if WORKFLOW_ID.match(i)][:PAGE_SIZE]
+        if not ids:
+            return _bulk_answer("error", "Select one or more workflows first.", [])
+        if request.form.get("confirmed") != "1":
+            return confirm_page(
+                f"{action.verb} {_workflows(len(ids))}?",
+                f"{action.verb} {_workflows(len(ids))}: {action.text}",
+                url_for("baton.bulk"),
+                {"action": request.form["action"], "ids": ids},
+                f"{action.verb} {_workflows(len(ids))}",
+                action.style,
+                url_for("baton.index"),
+            )
+        results = action.act(baton_state(), ids)
+        kind = "ok" if all(result.done for result in results) else "error"
+        return _bulk_answer(kind, bulk.summary(results, action.done) + ".", results)
+
+
+def _rerun(rerun: Rerun, workflow_id: str) -> Any:
+    record = baton_state().query.get_workflow(workflow_id)
+    if record is None:
+        abort(404)
+    if request.form.get("confirmed") != "1":
+        return confirm_page(
+            rerun.title,
+            f"Workflow “{record.name}” ({workflow_id}): {rerun.text}",
+            url_for(rerun.endpoint, workflow_id=workflow_id),
+            {},
+            rerun.label,
+            "",
+            url_for("baton.workflow", workflow_id=workflow_id),
+        )
+    try:
+        rearmed = rerun.act(baton_state(), workflow_id)
+    except WorkflowError as exc:
+        return answer(workflow_id, "error", str(exc))
+    steps = ", ".join(rearmed)
+    return answer(workflow_id, "ok", f"{len(rearmed)} step(s) will run again: {steps}.{still_cancelled(rearmed)}")
+
+
+def _bulk_answer(kind: str, text: str, results: list[BulkResult]) -> Any:
+    """Answer a bulk action: the changed rows and a notice for HTMX, a redirect for a form post."""
+    if request.headers.get("HX-Request") != "true":
+        flash(text, kind)
+        return redirect(url_for("baton.index"), 303)
+    state = baton_state()
+    records = state.query.get_workflows([result.workflow_id for result in results])
+    reads, now = RowReads.of(state, records.values()), time.time()
+    # Rows first: the parser keeps table rows only where they open the response.
+    rows = [out_of_band(str(fragment("workflow_row", reads.row(record, now)))) for record in records.values()]
+    notice = out_of_band(str(fragment("bulk_notice", kind, text, results)))
+    return Response("".join(rows) + notice, mimetype="text/html")
+
+
+def _workflows(count: int) -> str:
+    return f"{count} workflow{'' if count == 1 else 's'}"
