@@ -1,11 +1,16 @@
 """``python -m bench.dashboard``: how fast the dashboard renders and how live it is.
 
-1. **Index render at 100,000 workflows.** 100,000 ``baton_workflows`` rows
-   (plus ``baton_step_stats`` rows for a third of them, so the cost column
-   has work) are bulk-inserted with one SQLAlchemy ``executemany`` into a
-   temporary SQLite database; then ``GET /baton`` (and filtered and deep
-   pages) go through the Flask test client: the whole server side (queries,
-   templates) of a page load, median of ``--repeats``. Target <= 150 ms.
+1. **Index and overview render at 100,000 workflows.** 100,000
+   ``baton_workflows`` rows, one every 30 s up to now (35 days), each with
+   three ``baton_nodes`` rows (the steps the overview counts and times) and
+   ``baton_step_stats`` rows for a third of them (so the cost column and
+   the cost chart have work), are bulk-inserted with one SQLAlchemy
+   ``executemany`` per table into a temporary SQLite database; then
+   ``GET /baton`` (filtered, deep and time-ranged pages) and
+   ``GET /baton/overview`` for each time range go through the Flask test
+   client: the whole server side (queries, templates) of a page load,
+   median of ``--repeats``. Targets: index <= 150 ms, overview <= 300 ms
+   (its 7-day range aggregates some 60,000 steps).
 2. **A 10,000-step workflow's page** (``dashboard_big``): its render,
    filtered, with a chain opened, and one live update. Target <= 300 ms.
 3. **Transition -> DOM latency.** A real threaded server, a real consumer and
@@ -50,12 +55,14 @@ from flask_baton import Baton, Job, Workflow
 from flask_baton.dashboard import EXTENSION_KEY
 from flask_baton.dashboard.layout import node_key
 from flask_baton.dashboard.reads import PAGE_SIZE
-from flask_baton.store.tables import step_stats, workflows
+from flask_baton.store.tables import nodes, step_stats, workflows
+from flask_baton.timeseries import RANGES
 
 from .dashboard_big import PAGE_TARGET_MS, add_big, bench_big_page
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 INDEX_TARGET_MS = 150.0
+OVERVIEW_TARGET_MS = 300.0
 FEED_TARGET_MS = 300.0
 REDIS_TARGET_MS = 100.0
 
@@ -120,11 +127,11 @@ STATE_MIX = (("completed", 0.90), ("failed", 0.05), ("cancelled", 0.03), ("runni
 
 
 def fill(app: Flask, count: int, seed: int = 7) -> list[str]:
-    """Bulk-insert ``count`` workflows (and stats rows); return their ids, oldest first."""
+    """Bulk-insert ``count`` workflows (their steps and stats rows); return their ids, oldest first."""
     rng = random.Random(seed)
     now = time.time()
     start_ms = int((now - count * 30) * 1000)  # one every 30 s, ending now
-    ids, rows, stats = [], [], []
+    ids, rows, stats, steps = [], [], [], []
     states = [state for state, share in STATE_MIX for _ in range(int(share * 100))]
     for index in range(count):
         created = (start_ms + index * 30_000) / 1000
@@ -132,6 +139,7 @@ def fill(app: Flask, count: int, seed: int = 7) -> list[str]:
         state = rng.choice(states)
         total = rng.choice((3, 5, 11, 42))
         unsettled = rng.randint(1, total) if state == "running" else 0
+        steps += _steps(rng, workflow_id, state, created)
         rows.append(
             {
                 "id": workflow_id,
@@ -164,10 +172,45 @@ def fill(app: Flask, count: int, seed: int = 7) -> list[str]:
     engine = app.extensions["baton"].engine
     with engine.begin() as conn:
         conn.execute(workflows.insert(), rows)
+        conn.execute(nodes.insert(), steps)
         conn.execute(step_stats.insert(), stats)
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
     return ids
+
+
+#: How the third step of a workflow ended (or stands), by the workflow's state.
+LAST_STEP = {"completed": "completed", "failed": "discarded", "cancelled": "cancelled", "running": "executing"}
+
+
+def _steps(rng: random.Random, workflow_id: str, state: str, created: float) -> list[dict[str, Any]]:
+    """Three steps in a chain (fetch, summarize, publish), the last one ending as the workflow did."""
+    rows, at = [], created
+    for position, name in enumerate(("fetch", "summarize", "publish")):
+        step_state = "completed" if position < 2 else LAST_STEP[state]
+        ran = step_state != "cancelled"
+        took = rng.lognormvariate(0, 1) * (1 + 3 * position)
+        rows.append(
+            {
+                "id": f"{workflow_id[:28]}{position:04x}",
+                "workflow_id": workflow_id,
+                "step_name": name,
+                "position": position,
+                "task": f"bench.{name}",
+                "args": "{}",
+                "state": step_state,
+                "attempt": 1 if ran else 0,
+                "deps_pending": 0,
+                "worker": "bench:1" if ran else None,
+                "created_at": created,
+                "scheduled_at": at if ran else None,
+                "started_at": at if ran else None,
+                "finished_at": at + took if ran and step_state != "executing" else None,
+                "dependents_version": 0,
+            }
+        )
+        at += took
+    return rows
 
 
 def time_get(app: Flask, path: str, repeats: int) -> tuple[float, list[float]]:
@@ -196,10 +239,17 @@ def bench_index(count: int, repeats: int, log: Any) -> list[Row]:
             ("GET /baton?q=brief", "/baton?q=brief"),
             ("GET /baton?q=<no match> (full scan)", "/baton?q=nothing-matches-this"),
             (f"GET /baton?before=<middle> (page {count // 2 // PAGE_SIZE:,})", f"/baton?before={ids[len(ids) // 2]}"),
+            ("GET /baton?range=24h", "/baton?range=24h"),
+            ("GET /baton?range=1h&state=failed", "/baton?range=1h&state=failed"),
         ]
         for label, url in cases:
             median, times = time_get(app, url, repeats)
             rows.append(_timed_row(f"index render, {count:,} workflows: {label}", median, times, INDEX_TARGET_MS, 1))
+            log(f"  {label}: median {median:.1f} ms")
+        for key in RANGES:
+            label = f"GET /baton/overview?range={key}"
+            median, times = time_get(app, f"/baton/overview?range={key}", repeats)
+            rows.append(_timed_row(f"overview, {count:,} workflows: {label}", median, times, OVERVIEW_TARGET_MS, 1))
             log(f"  {label}: median {median:.1f} ms")
         app.extensions["baton"].engine.dispose()
     return rows

@@ -26,7 +26,7 @@ from .huey_factory import huey_from_url
 from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
-from .runner import hand_back, run_node
+from .runner import hand_back, run_node, serving
 from .schema_check import SchemaCheck
 from .steps import Step, StepFunction
 from .store import Store, open_store
@@ -240,7 +240,13 @@ def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps
         config=config,
         store=store,
         steps=steps,
-        queues=Queues(huey, run=_in_app(app, run_node), hand_back=_in_app(app, hand_back), sweep=_in_app(app, sweep)),
+        queues=Queues(
+            huey,
+            run=_in_app(app, run_node),
+            hand_back=_in_app(app, hand_back),
+            sweep=_in_app(app, sweep),
+            serving=_in_app(app, serving),
+        ),
         events=transport_for(config, store.engine),
         query=Query(store.engine),
         schema_check=SchemaCheck(store),

@@ -1,10 +1,15 @@
-"""Leases for running steps: a live consumer says so every few seconds.
+"""Heartbeats: a live consumer says so every few seconds, and so keeps its steps' leases.
 
-Each consumer process runs one daemon thread that stamps ``heartbeat_at`` on
-the steps it is running right now, every ``BATON_HEARTBEAT_SECONDS``. A step
-whose stamp is older than ``BATON_LEASE_SECONDS`` is presumed dead (kill -9,
-OOM, lost host, or an outcome that could not be recorded) and the sweep
-rescues it. One ``UPDATE`` per process per beat, however many steps it runs.
+Each consumer process runs one daemon thread that, every
+``BATON_HEARTBEAT_SECONDS``, stamps the queues it serves (``baton_consumers``:
+the dashboard's overview lists the consumers alive) and ``heartbeat_at`` on
+the steps it is running right now. A step whose stamp is older than
+``BATON_LEASE_SECONDS`` is presumed dead (kill -9, OOM, lost host, or an
+outcome that could not be recorded) and the sweep rescues it. One short
+transaction per process per beat, however many steps it runs.
+
+A Huey worker starting on a queue (its startup hook, ``serve``) says so at
+once, and one stopping (``leave``) takes its queue off the beat.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ class _Beat:
     def __init__(self, store: Store, worker: str, interval: float) -> None:
         self.running: set[str] = set()
         self.lock = threading.Lock()
+        self.queues: dict[str, float] = {}  # queue served -> since when
+        # Held while the queues are stamped, so a queue left is never stamped again afterwards.
+        self.serving = threading.Lock()
         self.worker = worker
         self.store_ref = weakref.ref(store)
         thread = threading.Thread(target=_beat, args=(self, interval), name="baton-heartbeat", daemon=True)
@@ -55,6 +63,24 @@ def leased(store: Store, worker: str, interval: float, node_id: str) -> Iterator
             beat.running.discard(node_id)
 
 
+def serve(store: Store, worker: str, interval: float, queue: str) -> None:
+    """This process serves ``queue`` from now on: stamp it at once, then on every beat."""
+    beat = _beat_for(store, worker, interval)
+    with beat.serving:
+        if queue in beat.queues:
+            return  # another worker thread of this process said so already
+        now = beat.queues[queue] = time.time()
+        store.beat(worker, {queue: now}, (), now)
+
+
+def leave(store: Store, worker: str, interval: float, queue: str) -> None:
+    """This process stopped serving ``queue``: no more stamps, and its row is deleted."""
+    beat = _beat_for(store, worker, interval)
+    with beat.serving:
+        beat.queues.pop(queue, None)
+        store.leave(worker, queue)
+
+
 def _beat_for(store: Store, worker: str, interval: float) -> _Beat:
     # Keyed by pid, so a forked worker process starts its own thread.
     key = (os.getpid(), id(store))
@@ -76,9 +102,10 @@ def _beat(beat: _Beat, interval: float) -> None:
             return
         with beat.lock:
             running = sorted(beat.running)
-        if running:
-            try:
-                store.renew_leases(beat.worker, running, time.time())
-            except Exception:
-                logger.exception("heartbeat of %s failed; will try again in %ss", beat.worker, interval)
+        with beat.serving:
+            if running or beat.queues:
+                try:
+                    store.beat(beat.worker, beat.queues, running, time.time())
+                except Exception:
+                    logger.exception("heartbeat of %s failed; will try again in %ss", beat.worker, interval)
         del store

@@ -46,12 +46,20 @@ a Huey release that changes one fails there, not in a workflow:
     read) before each task and clears ``task.revoke_id`` after it (a storage
     write: ``delete`` in recent Huey, ``get`` in 3.0), two of the three
     storage round trips Huey spends per task.
+``Huey.pending_count()`` and ``Huey.scheduled_count()``
+    ``queue_depth``: the messages waiting on one Huey instance's queue and in
+    its schedule (the sweep's "is this queue busy", the dashboard's queues),
+    each counted by the storage without reading the messages.
+``Huey.on_startup(name=)`` and ``Huey.on_shutdown(name=)``
+    ``Queues`` registers its hooks by name (a second ``init_app`` replaces
+    them): every Huey worker calls them when it starts and stops, in its own
+    thread or process, which is how a consumer's heartbeat learns its queues.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from huey import Huey
 from huey.api import Task, TaskWrapper
@@ -162,6 +170,18 @@ def _skip_revocation(huey: Huey) -> None:
 
     checked.skips_unrevocable = True  # type: ignore[attr-defined]
     huey.is_revoked, huey.get, huey.delete = checked, got, deleted
+
+
+class QueueDepth(NamedTuple):
+    """Messages on one Huey instance: ``waiting`` on its queue, ``scheduled`` for later (retries, snoozes)."""
+
+    waiting: int
+    scheduled: int
+
+
+def queue_depth(huey: Huey) -> QueueDepth:
+    """How many messages wait on ``huey``'s queue and in its schedule, counted by the storage."""
+    return QueueDepth(int(huey.pending_count()), int(huey.scheduled_count()))
 
 
 def create_consumer(huey: Huey, periodic_seconds: float, **options: Any) -> Consumer:

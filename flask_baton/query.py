@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING
 from .errors import AmbiguousWorkflowIdError, ArgumentError, WorkflowNotFoundError
 from .headline import OutcomeFacts
 from .records import (
+    Activity,
     AttemptRecord,
+    ConsumerRecord,
     ContextCapture,
     Input,
+    RunningStep,
+    StepDurations,
     StepOutline,
     StepRecord,
     StepUsage,
@@ -26,7 +30,7 @@ from .records import (
     decode_result,
 )
 from .states import WorkflowState
-from .store import outcomes, reads
+from .store import outcomes, reads, stats
 from .store import usage as usage_store
 
 if TYPE_CHECKING:
@@ -34,10 +38,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREFIX_MATCHES",
+    "Activity",
     "AttemptRecord",
+    "ConsumerRecord",
     "ContextCapture",
     "Input",
     "Query",
+    "RunningStep",
+    "StepDurations",
     "StepOutline",
     "StepRecord",
     "StepUsage",
@@ -163,13 +171,15 @@ class Query:
         limit: int = 50,
         before: str | None = None,
         after: str | None = None,
+        since: float | None = None,
     ) -> WorkflowPage:
         """Like ``list_workflows``, with ``label`` matching any part of the name.
 
         ``label`` is case-insensitive and taken literally (``%`` and ``_`` are
-        not wildcards). ``after`` keeps only workflows newer than that id.
+        not wildcards). ``after`` keeps only workflows newer than that id,
+        ``since`` only those started at that time (epoch seconds) or later.
         """
-        return self._page(limit, state, label=label, before=before, after=after)
+        return self._page(limit, state, label=label, before=before, after=after, since=since)
 
     def get_workflows(self, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
         """The workflows with these ids that exist, by id."""
@@ -183,9 +193,9 @@ class Query:
         """
         return outcomes.outcome_facts(self._engine, workflow_ids)
 
-    def count_workflows_by_state(self) -> dict[str, int]:
-        """How many workflows are in each state."""
-        return reads.count_workflows_by_state(self._engine)
+    def count_workflows_by_state(self, since: float | None = None) -> dict[str, int]:
+        """How many workflows are in each state (of those started at ``since`` or later, if given)."""
+        return reads.count_workflows_by_state(self._engine, since)
 
     def workflow_costs(self, workflow_ids: list[str]) -> dict[str, float]:
         """Total ``cost_usd`` per workflow, for those with a priced model call (absent: ``None``)."""
@@ -199,6 +209,27 @@ class Query:
         """
         return usage_store.grouped(self._engine, "step_name", workflow_id=workflow_id)
 
+    def get_activity(self, start: float, bucket_seconds: float) -> Activity:
+        """What happened since ``start``, counted per bucket of ``bucket_seconds``: the dashboard's overview.
+
+        Workflows started and ended, steps ended (completed or discarded),
+        their durations per step name by class, and the cost of the model
+        calls recorded. Four aggregate reads, however long the history.
+        """
+        if bucket_seconds <= 0:
+            raise ArgumentError(f"bucket_seconds must be > 0, got {bucket_seconds!r}")
+        return stats.activity(self._engine, start, bucket_seconds)
+
+    def get_consumers(self, alive_since: float) -> list[ConsumerRecord]:
+        """The consumer processes whose heartbeat was stamped at ``alive_since`` or later, with their queues."""
+        return stats.consumers_seen(self._engine, alive_since)
+
+    def get_running_steps(self, limit: int = 200) -> list[RunningStep]:
+        """Steps executing now (up to ``limit``), longest running first."""
+        if limit < 1:
+            raise ArgumentError(f"limit must be >= 1, got {limit!r}")
+        return stats.running_steps(self._engine, limit)
+
     def _page(
         self,
         limit: int,
@@ -208,6 +239,7 @@ class Query:
         label: str | None = None,
         before: str | None = None,
         after: str | None = None,
+        since: float | None = None,
     ) -> WorkflowPage:
         """The one listing both ``list_workflows`` and ``search_workflows`` are, after checking arguments."""
         if limit < 1:
@@ -220,4 +252,5 @@ class Query:
             state=None if state is None else WorkflowState(state),
             before=before,
             after=after,
+            since=since,
         )

@@ -35,11 +35,13 @@ class Queues:
         run: Callable[[str], None],
         hand_back: Callable[[str], None],
         sweep: Callable[[], None],
+        serving: Callable[[str, bool], None],
     ) -> None:
         self._run = run
         self._hand_back = hand_back
+        self._serving = serving
         self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
-        self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey)}
+        self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey, DEFAULT_QUEUE)}
         self._stopping: dict[str, Callable[[], bool]] = {}
         huey_compat.forget_task(huey, TASK_MODULE, SWEEP_TASK)
         huey.periodic_task(_always, name=SWEEP_TASK)(_named(sweep, SWEEP_TASK))
@@ -50,7 +52,7 @@ class Queues:
             default = self._hueys[DEFAULT_QUEUE]
             sibling = huey_compat.sibling(default, f"{default.name}.{queue}")
             self._hueys[queue] = sibling
-            self._tasks[queue] = self._register(sibling)
+            self._tasks[queue] = self._register(sibling, queue)
         return self._hueys[queue]
 
     def enqueue_many(self, node_ids: Sequence[str], queue: str, priority: int | None) -> None:
@@ -94,7 +96,7 @@ class Queues:
         for huey in self._hueys.values():
             huey_compat.close(huey)
 
-    def _register(self, huey: Huey) -> TaskWrapper:
+    def _register(self, huey: Huey, queue: str) -> TaskWrapper:
         huey_compat.forget_task(huey, TASK_MODULE, RUN_TASK)
         wrapper = huey_compat.unrevocable_task(huey, _named(self._run, RUN_TASK), RUN_TASK)
         hand_back = self._hand_back
@@ -106,6 +108,10 @@ class Queues:
                 hand_back(task.args[0])
 
         huey.signal(SIGNAL_INTERRUPTED)(on_interrupted)
+        # Each worker says it serves the queue (its heartbeat), and that it stopped.
+        serving = self._serving
+        huey.on_startup(name=f"{TASK_MODULE}.serving")(lambda: serving(queue, True))
+        huey.on_shutdown(name=f"{TASK_MODULE}.stopped_serving")(lambda: serving(queue, False))
         # A process worker leaves by os._exit, skipping atexit: send held events first.
         huey.on_shutdown(name=f"{TASK_MODULE}.publish_held_events")(flush_all)
         return wrapper

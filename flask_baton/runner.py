@@ -18,13 +18,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, TypeVarTuple
 
-from . import transitions, worklog
+from . import heartbeat, transitions, worklog
 from .appstate import AppState, worker_id
 from .dispatch import LogLines, commit, make_job
 from .effects import Claimed, Effects
 from .errors import StepTimeout
 from .handoff import HandOff
-from .heartbeat import leased
 from .job import Job
 from .outcomes import Discard, Snooze
 from .steps import DEFAULT_QUEUE, Step
@@ -75,7 +74,7 @@ def _run_claimed(state: AppState, claimed: Claimed, hand_off: HandOff) -> Claime
             log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)),
         )
         return None
-    with leased(state.store, claimed.worker, state.config.heartbeat_seconds, claimed.node_id):
+    with heartbeat.leased(state.store, claimed.worker, state.config.heartbeat_seconds, claimed.node_id):
         return _execute(state, step, claimed, hand_off)
 
 
@@ -86,6 +85,12 @@ def hand_back(state: AppState, node_id: str) -> None:
     that delivery is running now, which may be one handed off to it since.
     """
     commit(state, transitions.hand_back, _running.get(node_id, node_id), worker_id())
+
+
+def serving(state: AppState, queue: str, started: bool) -> None:
+    """A Huey worker of this process starts (or stops) taking ``queue``'s steps: its heartbeat says so."""
+    beat = heartbeat.serve if started else heartbeat.leave
+    beat(state.store, worker_id(), state.config.heartbeat_seconds, queue)
 
 
 def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -> Claimed | None:

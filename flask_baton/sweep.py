@@ -18,7 +18,8 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
 - finished workflows whose end was never announced (the last worker died
   between commit and publish): announced now, once;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
-  event-feed rows past ``BATON_EVENT_RETENTION`` always.
+  event-feed rows past ``BATON_EVENT_RETENTION`` always, and the heartbeat
+  rows of consumers silent for a lease (they died without saying so).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from . import transitions, worklog
+from . import huey_compat, transitions, worklog
 from .appstate import AppState, worker_id
 from .cascade import finish
 from .dispatch import announce_end, commit
@@ -60,6 +61,7 @@ class SweepReport:
     announced: list[str] = field(default_factory=list)
     pruned: PruneReport | None = None
     events_trimmed: int = 0
+    consumers_forgotten: int = 0
 
 
 def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> SweepReport:
@@ -87,6 +89,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
             timestamp=now,
         )
     report.events_trimmed = state.store.trim_event_feed(now, config.event_retention)
+    report.consumers_forgotten = state.store.forget_silent_consumers(now - config.lease_seconds)
     return report
 
 
@@ -169,7 +172,7 @@ def _requeue_lost(state: AppState, now: float, report: SweepReport) -> None:
         if step is None:
             continue
         if step.queue not in busy:
-            busy[step.queue] = state.queues.huey(step.queue).pending_count() > 0
+            busy[step.queue] = huey_compat.queue_depth(state.queues.huey(step.queue)).waiting > 0
         if busy[step.queue] and scheduled_at >= now - lease * BUSY_QUEUE_LEASES:
             continue  # probably still in a long queue, not lost
         _, effects = commit(state, requeue, node_id, task, scheduled_at)

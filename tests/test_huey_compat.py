@@ -322,3 +322,45 @@ def test_unrevocable_task_registered_again_on_the_same_huey_keeps_one_check(sqli
     huey_compat.forget_task(sqlite_huey, _echo.__module__, "unrevocable")
     huey_compat.unrevocable_task(sqlite_huey, _echo, "unrevocable")
     assert sqlite_huey.is_revoked is check
+
+
+def test_queue_depth_counts_a_queue_s_waiting_and_scheduled_messages_not_its_siblings(huey: Huey) -> None:
+    echo = _register(huey)
+    sibling = huey_compat.sibling(huey, f"{huey.name}.llm")
+    try:
+        with pinned("Huey.pending_count", "Huey.scheduled_count"):
+            assert huey_compat.queue_depth(huey) == (0, 0)
+            huey_compat.push_all(huey, [echo.s(i) for i in range(3)])
+            huey_compat.schedule(huey, echo.s("later", delay=60))
+            sibling.enqueue(_register(sibling).s("elsewhere"))
+            assert huey_compat.queue_depth(huey) == huey_compat.QueueDepth(waiting=3, scheduled=1)
+            assert huey_compat.queue_depth(sibling) == huey_compat.QueueDepth(waiting=1, scheduled=0)
+            huey.dequeue()
+            assert huey_compat.queue_depth(huey).waiting == 2
+    finally:
+        huey_compat.close(sibling)
+
+
+def test_every_worker_calls_the_named_startup_and_shutdown_hooks_in_its_own_thread(sqlite_huey: Huey) -> None:
+    calls: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def hook(what: str) -> Callable[[], None]:
+        def record() -> None:
+            with lock:
+                calls.append((what, threading.current_thread().name))
+
+        return record
+
+    with pinned("Huey.on_startup(name=)", "Huey.on_shutdown(name=)"):
+        sqlite_huey.on_startup(name="baton")(hook("replaced"))
+        sqlite_huey.on_startup(name="baton")(hook("start"))  # a name registered again replaces the hook
+        sqlite_huey.on_shutdown(name="baton")(hook("stop"))
+        consumer = huey_compat.create_consumer(
+            sqlite_huey, 60.0, workers=2, worker_type="thread", periodic=False, check_worker_health=False
+        )
+        with RunningConsumer(consumer):
+            wait_for(lambda: len(calls) == 2, "both workers to start")
+        starts = [thread for what, thread in calls if what == "start"]
+        stops = [thread for what, thread in calls if what == "stop"]
+        assert len(set(starts)) == 2 and sorted(stops) == sorted(starts), calls

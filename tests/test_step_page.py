@@ -48,7 +48,7 @@ def test_a_step_that_failed_three_times_lists_four_runs_with_trimmed_tracebacks_
     text = response.get_data(as_text=True)
     assert re.findall(r'data-outcome="(\w+)"', text) == ["failed", "failed", "failed", "completed"]
     assert [f"#{n}" for n in range(1, 5)] == re.findall(r'<span class="run-n"[^>]*>(#\d)</span>', text)
-    trimmed = re.findall(r'<pre class="tb">(.*?)</pre>', text, re.S)
+    trimmed = re.findall(r'<pre class="tb"[^>]*>(.*?)</pre>', text, re.S)
     folded = [tb for tb in trimmed if "frames of flask_baton" in tb]
     assert len(folded) == 3, "each failed run shows its traceback with flask_baton's frames folded"
     for tb in folded:

@@ -86,7 +86,7 @@ class Timestamp:
     iso: str
     text: str
     full: str
-    kind: str  # "time" or "datetime": how the browser shows it in local time
+    kind: str  # how the browser shows it in local time: "time", "datetime"; under a chart "hm", "dhm"
 
 
 def timestamp(epoch: float | None, *, with_date: bool = False) -> Timestamp | None:

@@ -56,7 +56,7 @@ from ..events import Event
 from ..events.subscription import Subscription
 from ..records import WorkflowRecord
 from .explore import Explore
-from .reads import PAGE_SIZE, IndexFilters, RowReads, WorkflowReader, index_page
+from .reads import PAGE_SIZE, IndexFilters, RowReads, WorkflowReader, index_page, state_counts
 from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments
 from .workflow_view import WorkflowView
 
@@ -185,7 +185,7 @@ class IndexFeed:
             inserted += self._place([r for r in page.workflows if r.id not in self.shown])
         if self.counts_stale and now >= self.next_counts:
             self.counts_stale, self.next_counts = False, now + COUNTS_EVERY
-            counts = self.state.query.count_workflows_by_state()
+            counts = state_counts(self.state, self.filters)
             if counts != self.counts:
                 self.counts = counts
                 other.append(str(fragment("tabs", state_tabs(self.filters, counts))))

@@ -6,6 +6,7 @@ load and a live update of it show the same thing.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterable
@@ -16,18 +17,26 @@ from ..appstate import AppState
 from ..dag import gc_paused
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from ..headline import OutcomeFacts
+from ..huey_compat import QueueDepth, queue_depth
 from ..records import StepOutline, WorkflowRecord
 from ..states import WorkflowState
+from ..steps import DEFAULT_QUEUE
+from ..timeseries import RANGES, window
 from .attempt_view import SHOWN_RUNS, StepPage, step_page
 from .explore import Explore, steps_page
 from .formatting import fingerprint
 from .graph_view import structure_of
 from .index_view import WorkflowRow, row_version, workflow_row
+from .overview_view import Overview, overview
 from .step_view import step_view
 from .workflow_view import Drawing, WorkflowView, workflow_view
 
+logger = logging.getLogger("flask_baton")
+
 #: Workflows per index page.
 PAGE_SIZE = 50
+#: Running steps the overview lists at most.
+RUNNING_SHOWN = 200
 #: Longest label filter accepted.
 MAX_QUERY = 200
 #: A whole workflow id, as the index's links and forms carry them.
@@ -39,33 +48,43 @@ STATES = tuple(state.value for state in WorkflowState)
 
 @dataclass(frozen=True)
 class IndexFilters:
-    """What the index shows: a state, part of a label, a page cursor."""
+    """What the index shows: a state, part of a label, a page cursor, a time range (a key of ``RANGES``)."""
 
     state: str | None = None
     label: str | None = None
     before: str | None = None
+    range: str | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> IndexFilters:
-        """Read ``state``, ``q`` and ``before`` query arguments; bad values are ignored."""
+        """Read ``state``, ``q``, ``before`` and ``range`` query arguments; bad values are ignored."""
         state = args.get("state") or None
         label = (args.get("q") or "").strip()[:MAX_QUERY] or None
         before = args.get("before") or None
+        span = args.get("range") or None
         return cls(
             state if state in STATES else None,
             label,
             before if before is not None and WORKFLOW_ID.match(before) else None,
+            span if span in RANGES else None,
         )
+
+    def since(self, now: float) -> float | None:
+        """The earliest start a listed workflow may have (None: any)."""
+        return None if self.range is None else now - RANGES[self.range][0]
 
     def matches(self, record: WorkflowRecord) -> bool:
         """Whether a (new) workflow belongs on this listing."""
         if self.state is not None and record.state.value != self.state:
             return False
+        since = self.since(time.time())
+        if since is not None and record.created_at < since:
+            return False
         return self.label is None or self.label.lower() in record.name.lower()
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Query arguments for a URL of these filters, with ``changes``."""
-        values = {"state": self.state, "q": self.label, "before": self.before, **changes}
+        values = {"state": self.state, "q": self.label, "before": self.before, "range": self.range, **changes}
         return {key: value for key, value in values.items() if value}
 
 
@@ -130,14 +149,21 @@ class IndexPage:
 
 def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -> IndexPage:
     """One page of the index, newest first."""
-    page = state.query.search_workflows(filters.label, filters.state, limit=limit, before=filters.before)
+    now = time.time()
+    page = state.query.search_workflows(
+        filters.label, filters.state, limit=limit, before=filters.before, since=filters.since(now)
+    )
     records = tuple(page.workflows)
     reads = RowReads.of(state, records)
-    counts = state.query.count_workflows_by_state()
-    now = time.time()
+    counts = state_counts(state, filters)
     rows = tuple(reads.row(r, now) for r in records)
     version = fingerprint([(r.id, reads.version(r)) for r in records], sorted(counts.items()))
     return IndexPage(filters, rows, records, reads, counts, page.next_before, version)
+
+
+def state_counts(state: AppState, filters: IndexFilters) -> dict[str, int]:
+    """How many workflows of the listing's time range are in each state (the index's tabs)."""
+    return state.query.count_workflows_by_state(filters.since(time.time()))
 
 
 class WorkflowReader:
@@ -192,6 +218,32 @@ class WorkflowReader:
     def _max_attempts(self, task: str) -> int | None:
         step = self.state.step(task)
         return None if step is None else step.max_attempts
+
+
+def read_overview(state: AppState, range_key: str) -> Overview:
+    """The overview for the range ``range_key`` (a key of ``timeseries.RANGES``), as of now."""
+    now = time.time()
+    span = window(range_key, now)
+    activity = state.query.get_activity(span.start, span.width)
+    consumers = state.query.get_consumers(now - state.config.lease_seconds)
+    running = state.query.get_running_steps(RUNNING_SHOWN)
+    names = {step.queue for step in state.steps.values()} | {DEFAULT_QUEUE}
+    depths = {name: _depth(state, name) for name in sorted(names)}
+
+    def queue_of(task: str) -> str | None:
+        step = state.step(task)
+        return None if step is None else step.queue
+
+    return overview(span, activity, consumers, running, depths, queue_of)
+
+
+def _depth(state: AppState, queue: str) -> QueueDepth | None:
+    """A queue's depth; None when its storage cannot be read (the rest of the page still shows)."""
+    try:
+        return queue_depth(state.queues.huey(queue))
+    except Exception:
+        logger.warning("could not read the depth of queue %r", queue, exc_info=True)
+        return None
 
 
 def read_step_page(state: AppState, workflow_id: str, step_name: str) -> StepPage | None:

@@ -33,13 +33,15 @@ from markupsafe import Markup
 from .. import control
 from ..appstate import AppState, get_state
 from ..errors import SchemaError, WorkflowError
+from ..timeseries import DEFAULT_RANGE, RANGE_LABELS, RANGES
 from . import security
 from .explore import Explore
-from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_step_page, search_by_id
+from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_overview, read_step_page, search_by_id
 from .workflow_view import WorkflowView
 
 FRAGMENTS = "baton/_fragments.html"
 STEP_PARTS = "baton/_step.html"
+OVERVIEW_PARTS = "baton/_overview.html"
 #: Stored as the error of each step a cancel from the dashboard stops.
 CANCEL_REASON = "cancelled from the dashboard"
 
@@ -125,6 +127,26 @@ def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, 
     return tabs
 
 
+def range_tabs(active: str) -> list[dict[str, Any]]:
+    """The overview's links to each time range (``timeseries.RANGES``)."""
+    return [
+        {"label": key, "title": RANGE_LABELS[key], "active": key == active, "url": url_for("baton.overview", range=key)}
+        for key in RANGES
+    ]
+
+
+def polled(version: str, template: str, macro: str, *args: Any) -> Response | None:
+    """Answer a page's poll for its live part (``?v=`` the version it shows); None for a plain load.
+
+    204 while the version is unchanged, else the part (``macro`` of ``template``) afresh.
+    """
+    if request.headers.get("HX-Request") != "true" or "v" not in request.args:
+        return None
+    if request.args["v"] == version:
+        return Response(status=204)
+    return Response(str(get_template_attribute(template, macro)(*args)).strip(), mimetype="text/html")
+
+
 def workflow_fragments(view: WorkflowView, ctx: ActionContext, *, oob: bool, request: int | None = None) -> str:
     """The whole live part of a workflow page, as swappable fragments.
 
@@ -190,6 +212,7 @@ def register_views(bp: Blueprint) -> None:
             tabs=state_tabs(filters, page.counts),
             ws_url=ws_url,
             by_id=by_id,
+            ranges=RANGE_LABELS,
             csrf=csrf,
             actions=csrf is not None,
         )
@@ -222,11 +245,21 @@ def register_views(bp: Blueprint) -> None:
         page = read_step_page(baton_state(), workflow_id, step_name)
         if page is None:
             abort(404)
-        if request.headers.get("HX-Request") == "true" and "v" in request.args:
-            if request.args["v"] == page.version:
-                return Response(status=204)
-            return Response(str(get_template_attribute(STEP_PARTS, "step_live")(page)).strip(), mimetype="text/html")
-        return render_template("baton/step.html", page=page)
+        return polled(page.version, STEP_PARTS, "step_live", page) or render_template("baton/step.html", page=page)
+
+    @bp.get("/overview")
+    def overview() -> Any:
+        """The queues and consumers now, and a time range's throughput, failures, durations and cost.
+
+        Asks for its live part every few seconds, as a step's page does.
+        """
+        key = request.args.get("range", DEFAULT_RANGE)
+        key = key if key in RANGES else DEFAULT_RANGE
+        page = read_overview(baton_state(), key)
+        here = url_for("baton.overview", range=key)
+        return polled(page.version, OVERVIEW_PARTS, "overview_live", page, here) or render_template(
+            "baton/overview.html", page=page, here=here, ranges=range_tabs(key)
+        )
 
     @bp.get("/workflows/<workflow_id>/result")
     def result(workflow_id: str) -> Response:

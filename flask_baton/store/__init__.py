@@ -11,13 +11,15 @@ database it talks to.
   each thread's own connection for single-statement changes (PostgreSQL);
 - ``core`` / ``base``: the transactions, and the ``Store`` contract joining
   the write-side statements by concern (``inserts``, ``steps``, ``attempts``,
-  ``sweep``, ``control``, ``maintenance``; ``hotpath``: the statements every
-  step sends as plain SQL);
+  ``sweep``, ``control``, ``maintenance``, ``consumers``: heartbeats;
+  ``hotpath``: the statements every step sends as plain SQL);
 - ``sqlite`` / ``postgres``: what each database does its own way, and what
   each transition costs there in round trips;
 - ``reads``: the read models (workflows, steps, status, pages, and the
   loaders a transition calls in its own transaction); ``usage``: model-call
-  usage rows, their totals and debug captures; ``feed``: the database event feed.
+  usage rows, their totals and debug captures; ``stats``: the overview's
+  aggregates over a time range, the queues' consumers and what they run;
+  ``feed``: the database event feed.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from ..config import BatonConfig
 from ..effects import Claimed, Ready, WorkflowEnd
 from . import migrations
 from .attempts import AttemptStatements
+from .consumers import ConsumerStatements
 from .control import ControlStatements
 from .inserts import InsertStatements
 from .maintenance import Maintenance
@@ -58,7 +59,15 @@ class Completion:
     taken: Claimed | None = None
 
 
-class Store(InsertStatements, StepStatements, AttemptStatements, SweepStatements, ControlStatements, Maintenance):
+class Store(
+    InsertStatements,
+    StepStatements,
+    AttemptStatements,
+    SweepStatements,
+    ControlStatements,
+    Maintenance,
+    ConsumerStatements,
+):
     """flask_baton's tables in one database: its transactions and all their statements."""
 
     #: (dialect, driver) of the URLs this store serves, and why those.

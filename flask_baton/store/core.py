@@ -1,7 +1,7 @@
 """What every part of a store builds on: its engine, its transactions, the driver-level runner.
 
 The statement modules (``inserts``, ``steps``, ``sweep``, ``control``,
-``maintenance``) are mixins of ``StoreCore``; ``Store`` (``base.py``) joins
+``maintenance``, ``consumers``) are mixins of ``StoreCore``; ``Store`` (``base.py``) joins
 them into the contract, and ``SqliteStore`` / ``PostgresStore`` fill in what
 their database does its own way: how a write transaction starts, the
 parameter style, the few statements written for one database only.
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 
 from . import hotpath
 from .engine import read_connection
@@ -65,6 +65,10 @@ class StoreCore(ABC):
     @abstractmethod
     def _begin(self, conn: Connection) -> None:
         """Start a write transaction the database's way (before SQLAlchemy's ``begin``)."""
+
+    @abstractmethod
+    def _insert_or_skip(self, table: Table) -> Any:
+        """The database's ``INSERT`` into ``table`` that takes ``ON CONFLICT`` clauses."""
 
     @abstractmethod
     def atomic(self, conn: Connection) -> AbstractContextManager[Any]:

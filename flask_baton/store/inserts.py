@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, insert, update
 
 from ..effects import NewStep, NewWorkflow
 from ..states import StepState, WorkflowState
@@ -60,10 +59,6 @@ class InsertStatements(StoreCore):
             .returning(workflows.c.id)
         )
         return conn.execute(stmt).first() is not None
-
-    @abstractmethod
-    def _insert_or_skip(self, table: Table) -> Any:
-        """The database's ``INSERT`` into ``table`` that takes ``ON CONFLICT`` clauses."""
 
     def running_holder(self, conn: Connection, unique_key: str) -> str | None:
         """The id of the running workflow that holds ``unique_key``, if any."""

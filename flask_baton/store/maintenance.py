@@ -1,4 +1,4 @@
-"""Keeping the tables small and the leases alive: prune, trim the feed, renew heartbeats.
+"""Keeping the tables small: prune old workflows, trim the event feed.
 
 A prune never touches a running workflow, and works in batches of ``BATCH``
 workflows per transaction so a large backlog never holds the write lock for
@@ -7,12 +7,11 @@ long.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
-from ..states import StepState, WorkflowState
+from ..states import WorkflowState
 from . import feed
 from .core import StoreCore
 from .tables import attempts, completions, debug_logs, edges, nodes, step_stats, workflows
@@ -59,7 +58,7 @@ class PruneReport:
 
 
 class Maintenance(StoreCore):
-    """Deleting what is old, and renewing the leases of running steps."""
+    """Deleting what is old."""
 
     def prune(self, now: float, max_age: float, debug_log_max_age: float, *, dry_run: bool = False) -> PruneReport:
         """Delete workflows settled more than ``max_age`` seconds ago, and old debug logs.
@@ -99,14 +98,3 @@ class Maintenance(StoreCore):
         """Delete event feed rows older than ``retention`` seconds; return how many."""
         with self.write() as conn:
             return feed.prune(conn, now - retention)
-
-    def renew_leases(self, worker: str, node_ids: Sequence[str], now: float) -> int:
-        """Stamp the given steps' heartbeat, if ``worker`` still runs them; return how many."""
-        with self.write() as conn:
-            return int(
-                conn.execute(
-                    update(nodes)
-                    .where(nodes.c.id.in_(node_ids), nodes.c.worker == worker, nodes.c.state == StepState.EXECUTING)
-                    .values(heartbeat_at=now)
-                ).rowcount
-            )

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import attempts, metadata, nodes, schema_versions, workflows
+from .tables import attempts, consumers, metadata, nodes, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -54,11 +54,18 @@ def _add_cancel_and_retry_marks(conn: Connection) -> None:
     )
 
 
+def _add_consumers(conn: Connection) -> None:
+    """Version 5: consumers' heartbeats, and workflows found by when they ended (the overview)."""
+    consumers.create(conn)
+    next(index for index in workflows.indexes if index.name == "ix_baton_workflows_finished").create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
     3: _add_attempts,
     4: _add_cancel_and_retry_marks,
+    5: _add_consumers,
 }
 
 

@@ -287,13 +287,15 @@ def workflow_page(
     state: WorkflowState | None = None,
     before: str | None = None,
     after: str | None = None,
+    since: float | None = None,
 ) -> WorkflowPage:
     """Workflows newest first, ``limit`` at a time, keyset-paged on the id.
 
     ``name`` matches exactly; ``label`` matches any part of the name, in any
     case, literally (``%`` and ``_`` are not wildcards). ``before`` / ``after``
-    keep the workflows older / newer than that id. One more row than the page
-    is read, to tell whether there is a next page.
+    keep the workflows older / newer than that id, ``since`` those started
+    at that time or later. One more row than the page is read, to tell
+    whether there is a next page.
     """
     conditions: list[ColumnElement[bool]] = []
     if name is not None:
@@ -306,6 +308,8 @@ def workflow_page(
         conditions.append(workflows.c.id < before)
     if after is not None:
         conditions.append(workflows.c.id > after)
+    if since is not None:
+        conditions.append(workflows.c.created_at >= since)
     stmt = select(workflows).where(*conditions).order_by(workflows.c.id.desc()).limit(limit + 1)
     with read_connection(engine) as conn:
         rows = conn.execute(stmt).all()
@@ -313,11 +317,13 @@ def workflow_page(
     return WorkflowPage(page, page[-1].id if len(rows) > limit else None)
 
 
-def count_workflows_by_state(engine: Engine) -> dict[str, int]:
-    """How many workflows are in each state (states with none are absent)."""
+def count_workflows_by_state(engine: Engine, since: float | None = None) -> dict[str, int]:
+    """How many workflows are in each state (of those started at ``since`` or later); states with none are absent."""
+    stmt = select(workflows.c.state, func.count()).group_by(workflows.c.state)
+    if since is not None:
+        stmt = stmt.where(workflows.c.created_at >= since)
     with read_connection(engine) as conn:
-        rows = conn.execute(select(workflows.c.state, func.count()).group_by(workflows.c.state))
-        return {state: count for state, count in rows}
+        return {state: count for state, count in conn.execute(stmt)}
 
 
 def load_inputs(conn: Connection, workflow_id: str, step_name: str) -> dict[str, Input]:

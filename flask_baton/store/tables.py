@@ -56,6 +56,8 @@ workflows = Table(
     Index("ix_baton_workflows_state_created", "state", "created_at"),
     Index("ix_baton_workflows_name_created", "name", "created_at"),
     Index("ix_baton_workflows_created", "created_at"),
+    # The overview's time ranges: workflows (and, through them, steps) that ended since.
+    Index("ix_baton_workflows_finished", "finished_at"),
 )
 
 #: The rows ``ux_baton_workflows_unique_running`` covers. A literal, not a bound
@@ -224,6 +226,19 @@ locks = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", String(255), nullable=False),
     Column("until", Float, nullable=False),
+)
+
+consumers = Table(
+    "baton_consumers",
+    metadata,
+    # One row per consumer process and queue it serves, stamped every
+    # ``BATON_HEARTBEAT_SECONDS`` by the process's heartbeat whether or not it
+    # runs a step (``heartbeat.py``), and deleted when it stops: the overview
+    # lists those heard from within ``BATON_LEASE_SECONDS``.
+    Column("worker", String(255), primary_key=True),  # host:pid, as a step's ``worker``
+    Column("queue", NAME, primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
 )
 
 schema_versions = Table(

@@ -25,7 +25,10 @@
       var when = new Date(el.getAttribute("datetime"));
       if (isNaN(when)) return;
       var time = pad(when.getHours()) + ":" + pad(when.getMinutes()) + ":" + pad(when.getSeconds());
-      if (el.dataset.fmt === "datetime") {
+      if (el.dataset.fmt === "hm" || el.dataset.fmt === "dhm") {  // a time under a chart
+        el.textContent = (el.dataset.fmt === "dhm" ? pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " : "")
+          + pad(when.getHours()) + ":" + pad(when.getMinutes());
+      } else if (el.dataset.fmt === "datetime") {
         var today = new Date();
         var sameDay = when.toDateString() === today.toDateString();
         el.textContent = sameDay ? "today " + time
