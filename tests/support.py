@@ -23,6 +23,21 @@ T = TypeVar("T")
 #: that read what was published from ``baton_events``.
 DATABASE_FEED: dict[str, Any] = {"BATON_PUBSUB_URL": None}
 
+#: The payload keys of a ``workflow_step_updated`` / ``workflow_finished`` event and signal (SPEC.md).
+STEP_KEYS = {
+    "workflow_id",
+    "workflow_label",
+    "step_name",
+    "worker",
+    "state",
+    "job_id",
+    "attempt",
+    "has_result",
+    "error",
+    "timestamp",
+}
+FINISHED_KEYS = {"workflow_id", "workflow_label", "outcome", "failed_steps", "timestamp"}
+
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
     """Poll ``condition`` until it is truthy; fail naming ``what`` at the deadline."""

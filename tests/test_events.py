@@ -21,21 +21,7 @@ from flask_baton.sweep import sweep
 
 from .conftest import REDIS_URL, require_service
 from .steps import always_fail, constant, sum_inputs
-from .support import ThreadConsumer, WorkerProcess, wait_finished
-
-STEP_KEYS = {
-    "workflow_id",
-    "workflow_label",
-    "step_name",
-    "worker",
-    "state",
-    "job_id",
-    "attempt",
-    "has_result",
-    "error",
-    "timestamp",
-}
-FINISHED_KEYS = {"workflow_id", "workflow_label", "outcome", "failed_steps", "timestamp"}
+from .support import FINISHED_KEYS, STEP_KEYS, ThreadConsumer, WorkerProcess, wait_finished
 
 
 @pytest.fixture(params=["database", "redis"])

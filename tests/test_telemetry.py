@@ -15,21 +15,7 @@ from flask import Flask
 from flask_baton import Workflow, telemetry
 
 from .steps import always_fail, constant, fail_until, record_args, snooze_once
-from .support import EventLog, ThreadConsumer, wait_for
-
-STEP_KEYS = {
-    "workflow_id",
-    "workflow_label",
-    "step_name",
-    "worker",
-    "state",
-    "job_id",
-    "attempt",
-    "has_result",
-    "error",
-    "timestamp",
-}
-FINISHED_KEYS = {"workflow_id", "workflow_label", "outcome", "failed_steps", "timestamp"}
+from .support import FINISHED_KEYS, STEP_KEYS, EventLog, ThreadConsumer, wait_for
 
 
 def test_every_transition_sends_its_signal_with_the_spec_payload(app: Flask, consumer: ThreadConsumer) -> None:
