@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +9,8 @@ from flask import Flask
 
 from flask_baton import Workflow
 
-from .apps import environment_for
 from .steps import always_fail, constant, sum_inputs
-from .support import ThreadConsumer, wait_finished
+from .support import ThreadConsumer, WorkerProcess, wait_finished
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,30 +49,7 @@ def test_status_of_unknown_workflow_fails_naming_it(app: Flask) -> None:
 
 
 def test_worker_subprocess_runs_a_diamond_and_stops_gracefully(app: Flask, settings: dict[str, Any]) -> None:
-    env = {**os.environ, **environment_for(settings), "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "tests.apps:create_app",
-            "baton",
-            "worker",
-            "-w",
-            "2",
-            "--delay",
-            "0.005",
-            "--max-delay",
-            "0.05",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with WorkerProcess(settings) as worker:
         wf = (
             Workflow("subprocess:diamond")
             .add("a", constant.new(value=2))
@@ -90,9 +62,7 @@ def test_worker_subprocess_runs_a_diamond_and_stops_gracefully(app: Flask, setti
         assert record.state == "completed"
         steps = {s.step_name: s for s in app.extensions["baton"].query.get_workflow_jobs(wf.workflow_id)}
         assert steps["d"].result == 7
-        assert all(s.worker and s.worker.endswith(f":{worker.pid}") for s in steps.values())
-    finally:
-        worker.send_signal(signal.SIGINT)
-        output, _ = worker.communicate(timeout=30)
-    assert worker.returncode == 0, output
-    assert "Huey consumer started" in output
+        assert all(s.worker and s.worker.endswith(f":{worker.process.pid}") for s in steps.values())
+    # Leaving the block sends SIGINT: a graceful stop.
+    assert worker.process.returncode == 0, worker.output
+    assert "Huey consumer started" in worker.output
