@@ -4,18 +4,44 @@ Ids are made by the process that inserts, so a 10,000-step workflow is written
 with one ``executemany`` and no ``RETURNING`` round trip. They start with the
 creation time in milliseconds, so they sort by age on every database and keep
 index pages hot, like UUIDv7.
+
+Within a process they also strictly increase (RFC 9562's "monotonic random"):
+two workflows started in the same millisecond would otherwise sort by their
+random tail, and "newest first" (the dashboard's index, ``list_workflows``)
+would show them in a coin-flip order. Ids made by different processes in the
+same millisecond still sort by chance; nothing relies on their order.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+
+_RANDOM_BITS = 80
+#: Within one millisecond each id adds one to the top 16 random bits (so
+#: ``short_id`` still differs) and draws the 64 below afresh.
+_STEP = 1 << 64
+
+_lock = threading.Lock()
+_last = (0, 0)  # (milliseconds, random part) of the id made last
 
 
 def new_id() -> str:
-    """Return a 32-character, time-ordered, random hex id."""
+    """Return a 32-character, time-ordered, random hex id, greater than the last one this process made."""
+    global _last
     millis = time.time_ns() // 1_000_000
-    return f"{millis:012x}{os.urandom(10).hex()}"
+    fresh = int.from_bytes(os.urandom(_RANDOM_BITS // 8), "big")
+    with _lock:
+        last_millis, last_random = _last
+        if millis <= last_millis:
+            # Same millisecond, or the clock stepped back: count on from the last id.
+            millis, fresh = last_millis, (last_random & ~(_STEP - 1)) + _STEP + (fresh & (_STEP - 1))
+            if fresh >> _RANDOM_BITS:
+                # 65,536 ids in one millisecond: borrow the next one.
+                millis, fresh = last_millis + 1, fresh & (_STEP - 1)
+        _last = (millis, fresh)
+    return f"{millis:012x}{fresh:020x}"
 
 
 #: Characters of an id the dashboard shows: the 12 of its millisecond and 4

@@ -150,6 +150,11 @@ def test_the_heartbeat_stamps_an_idle_consumer_and_the_sweep_forgets_the_silent_
     now = time.time()
     lease = state.config.lease_seconds
     state.store.beat("gone-host:4242", {"default": now - 600}, (), now - lease - 5)
+    wait_for(
+        lambda: worker_id() in [c.worker for c in query.get_consumers(0)],
+        "the running consumer's first heartbeat",
+        timeout=state.config.heartbeat_seconds * 3,
+    )
     assert [c.worker for c in query.get_consumers(0)] == sorted(["gone-host:4242", worker_id()])
     mine = next(c for c in query.get_consumers(0) if c.worker == worker_id())
 
