@@ -94,11 +94,11 @@ def _beat_for(store: Store, worker: str, interval: float) -> _Beat:
 
 
 def _beat(beat: _Beat, interval: float) -> None:
-    """Renew until the store is gone (its app was discarded)."""
+    """Renew until the store is gone (its app was discarded) or closed (``Baton.close``)."""
     while True:
         time.sleep(interval)
         store = beat.store_ref()
-        if store is None:
+        if store is None or store.closed:
             return
         with beat.lock:
             running = sorted(beat.running)

@@ -28,6 +28,9 @@ class StoreCore(ABC):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: Set by ``close``: background threads (the heartbeat) stop using the
+        #: store, since a connection they opened after it would never be closed.
+        self.closed = False
 
     def write(self, *, autocommit: bool = False) -> AbstractContextManager[Connection]:
         """One short write transaction: commit on success, roll back on error.
@@ -60,6 +63,7 @@ class StoreCore(ABC):
 
     def close(self) -> None:
         """Close every connection this store holds."""
+        self.closed = True
         self.engine.dispose()
 
     @abstractmethod
