@@ -52,6 +52,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         SQLALCHEMY_DATABASE_URI=_sqlite_url(app, "example.db"),
         BATON_HUEY_URL=_sqlite_url(app, "example-huey.db"),
         SECRET_KEY=DEVELOPMENT_SECRET_KEY,  # FLASK_SECRET_KEY replaces it
+        # Keep each fake model call's prompt and answer, so a step's page in
+        # the dashboard shows them as a transcript (off by default: prompts
+        # may hold what a production database should not keep).
+        BATON_DEBUG_CAPTURE=True,
         # Multiplies the fake models' pauses: 1 is watchable, 0 is for tests.
         EXAMPLE_DELAY_SCALE=1.0,
     )

@@ -86,6 +86,12 @@ def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
     assert set(usage) == {"summarize", "credibility", *MODEL_STEPS}
     assert all(u.calls == 1 and u.cost_usd > 0 for u in usage.values())
 
+    example_app.debug = True  # as `python3 dev.py example` serves on loopback: the dashboard opens
+    step_page = client.get(f"/baton/workflows/{workflow_id}/steps/summarize").get_data(as_text=True)
+    assert '<details class="transcript"' in step_page, "the model call's prompt and answer are not shown"
+    assert "Summarise: [" in step_page  # the fake prompt, escaped: its quotes are &#39;
+    assert "&#39;url&#39;" in step_page and "'url'" not in step_page
+
     page = client.get(f"/?started={workflow_id}").get_data(as_text=True)
     assert workflow_id in page and "brief:Solid-state batteries" in page
     assert 'href="/baton"' in page
