@@ -234,17 +234,23 @@ def compile_brief(job: Job) -> dict[str, Any]:
     return {"topic": topic, "brief": text, "summarize": summary, "keywords": words, "credibility": trust}
 
 
+def clean_topic(topic: str) -> str:
+    """``topic`` with its whitespace collapsed; ``ValueError`` if empty or over-long."""
+    topic = " ".join(topic.split())
+    if not topic:
+        raise ValueError("the topic is empty")
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise ValueError(f"the topic is longer than {MAX_TOPIC_LENGTH} characters")
+    return topic
+
+
 def start_brief(topic: str) -> str:
     """Insert the diamond workflow for ``topic``; return its workflow id.
 
     Needs an app context (a request or a CLI command). Raises ``ValueError``
     for an empty or over-long topic, before anything is written.
     """
-    topic = " ".join(topic.split())
-    if not topic:
-        raise ValueError("the topic is empty")
-    if len(topic) > MAX_TOPIC_LENGTH:
-        raise ValueError(f"the topic is longer than {MAX_TOPIC_LENGTH} characters")
+    topic = clean_topic(topic)
     workflow = (
         Workflow(name=WORKFLOW_PREFIX + topic)
         .add("fetch_sources", fetch_sources.new(topic=topic))

@@ -14,7 +14,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 
 from flask_baton.query import StepRecord, WorkflowRecord
 
-from .steps import MAX_TOPIC_LENGTH, baton, start_brief
+from .steps import MAX_TOPIC_LENGTH, baton, clean_topic, start_brief
+from .survey import start_survey
 
 bp = Blueprint("example", __name__)
 
@@ -50,6 +51,8 @@ INDEX = """<!doctype html>
   <input type="text" name="topic" placeholder="A topic, e.g. solid-state batteries"
          maxlength="{{ max_length }}" value="{{ topic }}" required autofocus>
   <button type="submit">Start a brief</button>
+  <button type="submit" formaction="{{ url_for('example.create_survey') }}"
+          title="352 steps: 300 reads in parallel, a tally, a 50-step chain">Start a big survey</button>
   {% if error %}<p class="error">{{ error }}</p>{% endif %}
 </form>
 <table>
@@ -113,6 +116,17 @@ def create_brief() -> Response | tuple[str, int]:
         workflow_id = start_brief(topic)
     except ValueError as exc:
         return _index(topic=topic, error=f"Cannot start a brief: {exc}.", status=400)
+    return redirect(url_for("example.index", started=workflow_id), code=303)
+
+
+@bp.post("/surveys")
+def create_survey() -> Response | tuple[str, int]:
+    """Start the 352-step survey of the form's ``topic`` (the dashboard at scale), then redirect."""
+    topic = request.form.get("topic", "")
+    try:
+        workflow_id = start_survey(clean_topic(topic))
+    except ValueError as exc:
+        return _index(topic=topic, error=f"Cannot start a survey: {exc}.", status=400)
     return redirect(url_for("example.index", started=workflow_id), code=303)
 
 

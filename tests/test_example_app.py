@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 
 from example_app import DEVELOPMENT_SECRET_KEY, create_app
 from example_app.steps import KEYWORD_MODELS, baton, fake_credibility, fake_keywords, fake_sources, fake_summary
+from example_app.survey import DRAFTS, READS
 
 from .apps import close_app
 from .support import ThreadConsumer, wait_for
@@ -165,3 +167,25 @@ def test_the_fake_models_are_deterministic() -> None:
     assert set(credibility["scores"]) == {s["url"] for s in sources}
     assert all(40 <= score <= 100 for score in credibility["scores"].values())
     assert fake_keywords("Quantum error correction")[:3] == ["quantum", "error", "correction"]
+
+
+def test_a_big_survey_completes_tolerating_its_lost_sources_with_every_run_kept(example_app: Flask) -> None:
+    client = example_app.test_client()
+    response = client.post("/surveys", data={"topic": "tidal power"})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    workflow_id = parse_qs(urlsplit(response.location).query)["started"][0]
+    with ThreadConsumer(example_app, workers=4):
+        data = _wait_settled(client, workflow_id)
+
+    luck = {i: hashlib.sha256(f"survey:tidal power:{i}".encode()).digest()[0] for i in range(READS)}
+    lost = sorted(f"read:{i:03d}" for i, value in luck.items() if value < 3)
+    retried = sorted(f"read:{i:03d}" for i, value in luck.items() if 3 <= value < 28)
+    assert lost and retried, "pick a topic whose survey loses a source and retries some"
+    steps = {step["step_name"]: step for step in data["steps"]}
+    assert data["workflow"]["state"] == "completed" and len(steps) == READS + 2 + DRAFTS
+    assert sorted(name for name, step in steps.items() if step["state"] == "discarded") == lost
+    assert steps["tally"]["result"] == {"read": READS - len(lost), "lost": lost}
+    assert {steps[name]["attempt"] for name in retried} == {2}
+    with example_app.app_context():
+        runs = example_app.extensions["baton"].query.get_step_attempts(workflow_id, retried[0])
+    assert [run.outcome for run in runs] == ["failed", "completed"]
