@@ -122,15 +122,8 @@ class Job:
         if response is _NO_RESPONSE:
             if model is None or input_tokens is None or output_tokens is None:
                 raise ArgumentError("record_usage() needs a response, or model=, input_tokens= and output_tokens=")
-            call = ModelCall(
-                model,
-                input_tokens,
-                output_tokens,
-                cached_input_tokens or 0,
-                latency,
-                reasoning_tokens=reasoning_tokens or 0,
-                cache_write_tokens=cache_write_tokens or 0,
-            )
+            cached, reasoning, writes = (0 if count is None else count for count in counts[2:])
+            call = ModelCall(model, input_tokens, output_tokens, cached, latency, reasoning, writes)
         elif any(count is not None for count in counts):
             raise ArgumentError("record_usage() takes a response or token counts, not both")
         elif (read := call_of_response(response, model, latency)) is not None:
