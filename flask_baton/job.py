@@ -6,22 +6,28 @@ time the step asks; a step that ignores its inputs costs no extra round trip.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import dag
 from .effects import NewStep
-from .errors import InvalidStepError, NotADependencyError
+from .errors import ArgumentError, InvalidStepError, NotADependencyError
 from .ids import new_id
 from .records import Input, ModelCall
+from .sdk_usage import call_of_response
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
+
+logger = logging.getLogger("flask_baton")
 
 InputLoader = Callable[[], "dict[str, Input]"]
 NameLoader = Callable[[], set[str]]
 UsageRecorder = Callable[[ModelCall], "float | None"]
 ContextRecorder = Callable[[Any, Any], bool]
+#: ``record_usage``'s response when only keywords are given (``None`` is a wrong response, named as such).
+_NO_RESPONSE: Any = object()
 
 
 class Job:
@@ -83,23 +89,55 @@ class Job:
 
     def record_usage(
         self,
+        response: Any = _NO_RESPONSE,
+        /,
         *,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int = 0,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
         latency: float | None = None,
     ) -> float | None:
         """Record one model call of this attempt in ``baton_step_stats``; return its cost.
 
-        Token counts must be whole numbers >= 0 (``input_tokens`` excludes
-        cached ones). ``latency`` defaults to the time since the attempt
-        started. The cost comes from ``BATON_PRICING``; an unknown model is
-        recorded with no cost and a warning in the log.
+        Pass the SDK's response (OpenAI chat completions or Responses API,
+        Anthropic messages, Google GenAI; the object or its ``model_dump()``):
+        its counts and model are read by shape, ``model=`` overriding the
+        model. Or pass the counts as keywords: ``model``, ``input_tokens``
+        and ``output_tokens``, and optionally ``cached_input_tokens``,
+        ``reasoning_tokens``, ``cache_write_tokens``. Counts are whole
+        numbers >= 0 and disjoint: ``input_tokens`` excludes cached and
+        cache-written ones, ``output_tokens`` excludes reasoning. ``latency``
+        defaults to the time since the attempt started. The cost comes from
+        ``BATON_PRICING``; an unknown model is recorded with no cost and a
+        warning in the log. A response with no usage (a stream's chunk, some
+        proxies) records nothing, logs a warning naming the step, and returns
+        ``None``.
         """
         if latency is None:
             latency = time.monotonic() - self._started
-        return self._record_usage(ModelCall(model, input_tokens, output_tokens, cached_input_tokens, latency))
+        counts = (input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cache_write_tokens)
+        if response is _NO_RESPONSE:
+            if model is None or input_tokens is None or output_tokens is None:
+                raise ArgumentError("record_usage() needs a response, or model=, input_tokens= and output_tokens=")
+            cached, reasoning, writes = (0 if count is None else count for count in counts[2:])
+            call = ModelCall(model, input_tokens, output_tokens, cached, latency, reasoning, writes)
+        elif any(count is not None for count in counts):
+            raise ArgumentError("record_usage() takes a response or token counts, not both")
+        elif (read := call_of_response(response, model, latency)) is not None:
+            call = read
+        else:
+            logger.warning(
+                "step %r of %s (%s): the %s passed to record_usage() carries no usage; nothing recorded for this call",
+                self.step_name,
+                self.workflow_label,
+                self.workflow_id,
+                type(response).__name__,
+            )
+            return None
+        return self._record_usage(call)
 
     def capture_context(self, *, messages: Any, response: Any) -> bool:
         """Keep the full prompt and response in ``baton_debug_logs`` (``BATON_DEBUG_CAPTURE``).

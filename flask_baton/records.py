@@ -244,7 +244,10 @@ class Usage:
     ``None`` when none had one (no calls, or only unpriced ones): "unknown",
     never a made-up ``0.0``. Every cost flask_baton reports (``baton.stats``,
     ``baton.status``, ``Query.step_usage``, the dashboard) follows this rule.
-    ``unpriced_calls`` counts the calls left out of ``cost_usd``.
+    ``unpriced_calls`` counts the calls left out of ``cost_usd``. The token
+    counts are disjoint (see ``flask_baton.sdk_usage``): ``input_tokens``
+    leaves out the cached and cache-written ones, ``output_tokens`` the
+    reasoning ones.
     """
 
     calls: int = 0
@@ -253,11 +256,17 @@ class Usage:
     cached_input_tokens: int = 0
     cost_usd: float | None = None
     unpriced_calls: int = 0
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
-        """``input_tokens + output_tokens``, as the dashboard shows a step's usage."""
-        return self.input_tokens + self.output_tokens
+        """Every token but the cache reads, as the dashboard shows a step's usage.
+
+        ``input_tokens + cache_write_tokens + output_tokens + reasoning_tokens``:
+        what a call sent and got, less what its provider's cache gave back.
+        """
+        return self.input_tokens + self.cache_write_tokens + self.output_tokens + self.reasoning_tokens
 
 
 @dataclass(frozen=True)
@@ -269,6 +278,8 @@ class ModelCall:
     output_tokens: int
     cached_input_tokens: int
     latency: float
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 #: What a step's model calls used over all its attempts (``Query.step_usage``): the same totals as ``Usage``.

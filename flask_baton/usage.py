@@ -44,14 +44,13 @@ def record_usage(
     model, latency = call.model, call.latency
     if not isinstance(model, str) or not model:
         raise ArgumentError(f"model must be a non-empty string, got {model!r}")
-    counts = (
-        _count("input_tokens", call.input_tokens),
-        _count("output_tokens", call.output_tokens),
-        _count("cached_input_tokens", call.cached_input_tokens),
-    )
+    counts = {
+        name: _count(name, getattr(call, name))
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cache_write_tokens")
+    }
     if isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0:
         raise ArgumentError(f"latency must be a number of seconds >= 0, got {latency!r}")
-    cost = cost_usd(pricing, model, *counts)
+    cost = cost_usd(pricing, model, **counts)
     store.insert_usage(
         db,
         {
@@ -60,9 +59,7 @@ def record_usage(
             "step_name": step_name,
             "attempt": attempt,
             "model": model,
-            "input_tokens": counts[0],
-            "output_tokens": counts[1],
-            "cached_input_tokens": counts[2],
+            **counts,
             "cost_usd": cost,
             "latency": latency,
             "created_at": time.time(),

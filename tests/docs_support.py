@@ -89,7 +89,7 @@ def pages_with_examples() -> list[Path]:
 
 
 class OfflineChat:
-    """Stands in for ``openai.OpenAI()``: the same call and response shape, no network.
+    """Stands in for ``openai.OpenAI()``: the same call, and a real ``ChatCompletion`` of the SDK, no network.
 
     Its answer is the five longest words of the prompt, one per line; its usage
     counts words as tokens, a quarter of them cached.
@@ -100,29 +100,30 @@ class OfflineChat:
         self.calls: list[str] = []
 
     def _create(self, *, model: str, messages: list[dict[str, str]], timeout: float) -> Any:
+        from openai.types.chat import ChatCompletion
+
         self.calls.append(model)
         words = {w.strip(".,:;()[]{}\"'`").lower() for w in messages[-1]["content"].split()} - {""}
         answer = sorted(words, key=lambda w: (-len(w), w))[:5]
         prompt_tokens = len(messages[-1]["content"].split())
-        body = {
-            "model": model,
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "\n".join(answer)}}
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": len(answer),
-                "prompt_tokens_details": {"cached_tokens": prompt_tokens // 4},
-            },
-        }
-        response = _as_object(body)
-        response.model_dump = lambda: body
-        return response
-
-
-def _as_object(value: Any) -> Any:
-    if isinstance(value, dict):
-        return SimpleNamespace(**{key: _as_object(item) for key, item in value.items()})
-    if isinstance(value, list):
-        return [_as_object(item) for item in value]
-    return value
+        return ChatCompletion.model_validate(
+            {
+                "id": f"chatcmpl-{len(self.calls)}",
+                "object": "chat.completion",
+                "created": 1_760_000_000,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "\n".join(answer)},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(answer),
+                    "total_tokens": prompt_tokens + len(answer),
+                    "prompt_tokens_details": {"cached_tokens": prompt_tokens // 4},
+                },
+            }
+        )

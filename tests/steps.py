@@ -329,6 +329,25 @@ def bad_usage(job: Job) -> None:
     job.record_usage(model="gpt-4o", input_tokens=-1, output_tokens=5)
 
 
+@baton.step(retries=0)
+def record_responses(job: Job) -> list[float | None]:
+    """Record the SDK responses named in ``job.args["responses"]`` (tests/sdk_responses.py); their costs.
+
+    A name ending in ``:dict`` records the response's ``model_dump()``;
+    ``job.args["model"]``, when given, is passed as ``model=``.
+    """
+    from .sdk_responses import RESPONSES
+
+    ledger.record(job)
+    costs = []
+    for name in job.args["responses"]:
+        response = RESPONSES[name.removesuffix(":dict")]()
+        if name.endswith(":dict"):
+            response = response.model_dump()
+        costs.append(job.record_usage(response, model=job.args.get("model")))
+    return costs
+
+
 # -- dashboard suite (test_dashboard*: a test decides when a step completes) ---
 
 

@@ -60,7 +60,7 @@ def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFix
         ("cheap", "must be a mapping of model -> prices, or a callable"),
         ({"m": {"input": 1}}, r"BATON_PRICING\['m'\] must be a mapping with 'input' and 'output'"),
         ({"m": {"input": 1, "output": -2}}, r"BATON_PRICING\['m'\]\['output'\] must be a number >= 0"),
-        ({"m": {"input": 1, "output": 2, "reasoning": 3}}, r"BATON_PRICING\['m'\] must be a mapping"),
+        ({"m": {"input": 1, "output": 2, "thinking": 3}}, r"BATON_PRICING\['m'\] must be a mapping"),
     ],
 )
 def test_bad_pricing_config_is_refused_naming_the_model(tmp_path: Path, value: Any, message: str) -> None:

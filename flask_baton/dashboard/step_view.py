@@ -79,9 +79,10 @@ def step_view(
     preview, pretty, size = result_texts(step.result, step.has_result)
     if usage is not None:
         tokens = format_count(usage.total_tokens)
-        tokens_title = (
-            f"{usage.input_tokens:,} input ({usage.cached_input_tokens:,} cached) + "
-            f"{usage.output_tokens:,} output tokens in {usage.calls} call(s)"
+        tokens_title = (  # the disjoint counts a cost is made of; the figure shown leaves out cache reads
+            f"{usage.input_tokens:,} input + {usage.cached_input_tokens:,} cached + "
+            f"{usage.cache_write_tokens:,} cache-write + {usage.output_tokens:,} output + "
+            f"{usage.reasoning_tokens:,} reasoning tokens in {usage.calls} call(s)"
         )
         cost = format_cost(usage.cost_usd)
     else:

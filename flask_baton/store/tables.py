@@ -166,6 +166,8 @@ step_stats = _attempt_table(
     Column("input_tokens", Integer, nullable=False, default=0),
     Column("output_tokens", Integer, nullable=False, default=0),
     Column("cached_input_tokens", Integer, nullable=False, default=0),
+    Column("reasoning_tokens", Integer, nullable=False, default=0, server_default="0"),
+    Column("cache_write_tokens", Integer, nullable=False, default=0, server_default="0"),
     Column("cost_usd", Float),
     Column("latency", Float),
 )

@@ -107,19 +107,36 @@ def workflow_costs(engine: Engine, workflow_ids: Iterable[str]) -> dict[str, flo
 
 
 def _sums() -> list[ColumnElement[Any]]:
+    """The aggregates ``_usage`` reads, in ``Usage``'s field order."""
+    c = step_stats.c
+
+    def summed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(column), 0)
+
     return [
         func.count(),
-        func.coalesce(func.sum(step_stats.c.input_tokens), 0),
-        func.coalesce(func.sum(step_stats.c.output_tokens), 0),
-        func.coalesce(func.sum(step_stats.c.cached_input_tokens), 0),
+        summed(c.input_tokens),
+        summed(c.output_tokens),
+        summed(c.cached_input_tokens),
         cost_total(),
-        func.count() - func.count(step_stats.c.cost_usd),
+        func.count() - func.count(c.cost_usd),
+        summed(c.reasoning_tokens),
+        summed(c.cache_write_tokens),
     ]
 
 
 def _usage(row: Sequence[Any]) -> Usage:
-    calls, inputs, outputs, cached, cost, unpriced = row
-    return Usage(int(calls), int(inputs), int(outputs), int(cached), as_cost(cost), int(unpriced))
+    calls, inputs, outputs, cached, cost, unpriced, reasoning, cache_writes = row
+    return Usage(
+        int(calls),
+        int(inputs),
+        int(outputs),
+        int(cached),
+        as_cost(cost),
+        int(unpriced),
+        int(reasoning),
+        int(cache_writes),
+    )
 
 
 def _where(workflow_id: str | None, since: float | None, until: float | None) -> list[ColumnElement[bool]]:
