@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..store import feed
-from . import TOPIC_PREFIX, Event, topic_all
+from . import STEP_STREAMED, TOPIC_PREFIX, Event, topic_all
 from .subscription import Subscription
 
 if TYPE_CHECKING:
@@ -81,7 +81,13 @@ class _FeedReader:
         fresh = [row for row in rows if row.id not in self._delivered]
         self._delivered.update(row.id for row in fresh)
         self._advance([row.id for row in rows])
-        return [row.event() for row in fresh if self._workflow_id in (None, row.workflow_id)]
+        return [row.event() for row in fresh if self._wanted(row)]
+
+    def _wanted(self, row: feed.FeedRow) -> bool:
+        """Rows of this topic; streamed text is on its workflow's topic only (``topics_of``)."""
+        if self._workflow_id is None:
+            return row.name != STEP_STREAMED
+        return row.workflow_id == self._workflow_id
 
     def _advance(self, ids: list[int]) -> None:
         """Move the watermark over every id that is delivered or given up."""
