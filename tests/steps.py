@@ -361,14 +361,15 @@ def _wait_for_path(name: str, timeout: float) -> None:
 def stream_words(job: Job) -> str:
     """``job.stream`` each of ``job.args["words"]`` with a space; return the whole text.
 
-    With ``pause_after`` and ``path``: after that many words, wait for the
-    file ``path`` to exist before streaming the rest (a stream caught mid-way).
+    ``gates`` (``{"<index>": path}``): before streaming word ``index``, wait
+    for the file ``path`` to exist (a stream caught mid-way).
     """
     ledger.record(job)
     words = [f"{word} " for word in job.args["words"]]
+    gates = job.args.get("gates", {})
     for index, word in enumerate(words):
-        if index == job.args.get("pause_after"):
-            _wait_for_path(job.args["path"], 30)
+        if str(index) in gates:
+            _wait_for_path(gates[str(index)], 30)
         job.stream(word)
     return "".join(words)
 

@@ -49,6 +49,14 @@ class Event(NamedTuple):
         return str(self.payload["workflow_id"])
 
 
+class Running(NamedTuple):
+    """A running attempt of a step, whose streamed text a page opened mid-stream asks for."""
+
+    step_name: str
+    attempt: int
+    started_at: float
+
+
 def topic_all() -> str:
     """The topic every event is published on."""
     return TOPIC_PREFIX + "all"

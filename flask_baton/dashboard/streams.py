@@ -1,0 +1,42 @@
+"""What each running step of one page has streamed, pieced together from events.
+
+A ``workflow_step_streamed`` event says where its text starts (``offset``)
+in its attempt's stream, so pieces heard twice, or partly known already (a
+page that read the text so far and then heard the event), add only what is
+new. A newer attempt starts afresh. Only the last ``KEEP_CHARS`` of each
+stream are kept: the page shows the end of a long answer, the step's
+result shows all of it once it completes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Characters of each step's stream kept in memory (and sent to a page that opens mid-stream).
+KEEP_CHARS = 32_000
+
+
+class StreamedText:
+    """The streamed text of each step of one workflow, as far as heard."""
+
+    def __init__(self) -> None:
+        self._streams: dict[str, tuple[int, int, str]] = {}  # step -> attempt, end offset, text kept
+
+    def add(self, payload: dict[str, Any]) -> str:
+        """Take one event's payload; return the part of its text that is new ("" if none)."""
+        step, attempt = str(payload["step_name"]), int(payload["attempt"])
+        offset, text = int(payload["offset"]), str(payload["text"])
+        known, end, kept = self._streams.get(step, (attempt, 0, ""))
+        if attempt < known:
+            return ""
+        if attempt > known:
+            end, kept = 0, ""
+        new = text[max(end - offset, 0) :]
+        if new:
+            self._streams[step] = (attempt, offset + len(text), (kept + new)[-KEEP_CHARS:])
+        return new
+
+    def text(self, step: str, attempt: int) -> str:
+        """What ``attempt`` of ``step`` streamed so far ("" if nothing was heard)."""
+        known, _, kept = self._streams.get(step, (attempt, 0, ""))
+        return kept if known == attempt else ""
