@@ -17,7 +17,11 @@ Each message is a run of elements with stable ids that HTMX swaps in place
 ``wf-tabs`` (index), ``w-<workflow id>`` (an index row), ``wf-summary``,
 ``dag``, ``timeline``, ``steps-states`` and ``steps-table`` (a workflow
 page), ``n-<key>`` (a graph node, a nested ``<svg>``), ``s-<key>`` (a step
-row). A workflow page's socket URL carries the page's query (``explore``:
+row). A running step's streamed text (``workflow_step_streamed``) is the one
+thing not read back from the database: it is appended, as it is heard, to the
+row's ``so-<key>`` box (``<span hx-swap-oob="beforeend:#so-<key>">``), and a
+socket opening mid-stream first reads what was streamed so far from the
+transport (``Transport.streamed``). A workflow page's socket URL carries the page's query (``explore``:
 its filter, its page of steps, its opened chains), so the socket renders
 what that page shows; when the page changes its filter, it fetches the new
 part over HTTP and opens its socket again with the new query. New index rows arrive in a
