@@ -252,13 +252,13 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
             workflow_id=workflow_id,
             step_name=step_name,
             attempt=claimed.attempt,
-            send=partial(publish_streamed, state),
+            send=partial(_publish_streamed, state),
             hold=state.config.stream_flush if state.events.atomic else 0.0,
         ),
     )
 
 
-def publish_streamed(state: AppState, events: Sequence[Event]) -> None:
+def _publish_streamed(state: AppState, events: Sequence[Event]) -> None:
     """Streamed text: a short transaction of its own on the database feed, else the transport's linger."""
     if state.events.atomic:
         with state.store.write() as conn:

@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from flask_baton import ArgumentError, Workflow, events
+from flask_baton.dashboard.streams import StreamedText
 from flask_baton.events import STEP_STREAMED, STEP_UPDATED
 from flask_baton.store.tables import events as feed_table
 from flask_baton.streaming import StepStream, collect, text_of
@@ -131,3 +132,19 @@ def test_a_closed_stream_publishes_what_it_held_and_drops_later_text() -> None:
     stream.write("c")
     stream.close()
     assert [(e.payload["seq"], e.payload["text"]) for e in sent] == [(1, "ab")]
+
+
+def test_a_page_pieces_streamed_text_together_by_offset_and_attempt() -> None:
+    def piece(offset: int, text: str, attempt: int = 1) -> dict[str, Any]:
+        return {"step_name": "s", "attempt": attempt, "offset": offset, "text": text}
+
+    shown = StreamedText()
+    assert shown.add(piece(0, "Once upon")) == "Once upon"  # read so far when the page opened
+    assert shown.add(piece(5, "upon a")) == " a"  # heard live, partly known
+    assert shown.add(piece(0, "Once")) == ""  # heard twice
+    assert shown.text("s", 1) == "Once upon a"
+    assert shown.add(piece(0, "Again", attempt=2)) == "Again"  # a retry starts afresh
+    assert shown.add(piece(11, " late", attempt=1)) == ""  # the older attempt is over
+    assert (shown.text("s", 1), shown.text("s", 2)) == ("", "Again")
+    shown.forget("s")  # seen not running: a snoozed step streams again under the same attempt
+    assert shown.add(piece(0, "Anew", attempt=2)) == "Anew"

@@ -302,6 +302,7 @@ class WorkflowFeed:
 
     def _with_streamed(self, step: StepView) -> StepView:
         if step.state != "executing":
+            self.streamed.forget(step.name)
             return step
         return replace(step, streamed=self.streamed.text(step.name, step.attempt))
 
@@ -342,8 +343,9 @@ class WorkflowFeed:
         """Streamed text is appended to its step's row as heard; any other event re-reads the page."""
         pieces: dict[tuple[str, int], str] = {}
         for event in batch:
-            if event.name == STEP_STREAMED:
-                key = (str(event.payload["step_name"]), int(event.payload["attempt"]))
+            name = str(event.payload.get("step_name"))
+            if event.name == STEP_STREAMED and "s-" + node_key(name) in self.models:  # a row of this page
+                key = (name, int(event.payload["attempt"]))
                 pieces[key] = pieces.get(key, "") + self.streamed.add(event.payload)
         messages = self._changes([event for event in batch if event.name != STEP_STREAMED])
         appended = "".join(self._append(name, attempt, text) for (name, attempt), text in pieces.items() if text)

@@ -3,9 +3,11 @@
 A ``workflow_step_streamed`` event says where its text starts (``offset``)
 in its attempt's stream, so pieces heard twice, or partly known already (a
 page that read the text so far and then heard the event), add only what is
-new. A newer attempt starts afresh. Only the last ``KEEP_CHARS`` of each
-stream are kept: the page shows the end of a long answer, the step's
-result shows all of it once it completes.
+new. A newer attempt starts afresh, and so does a step seen not running
+(``forget``): a snoozed step runs again under the same attempt number,
+streaming from offset 0. Only the last ``KEEP_CHARS`` of each stream are
+kept: the page shows the end of a long answer, the step's result shows all
+of it once it completes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class StreamedText:
         if new:
             self._streams[step] = (attempt, offset + len(text), (kept + new)[-KEEP_CHARS:])
         return new
+
+    def forget(self, step: str) -> None:
+        """Drop what ``step`` streamed (it is not running: what it streams next is a new run)."""
+        self._streams.pop(step, None)
 
     def text(self, step: str, attempt: int) -> str:
         """What ``attempt`` of ``step`` streamed so far ("" if nothing was heard)."""
