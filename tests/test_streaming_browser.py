@@ -2,7 +2,8 @@
 
 The ``app`` fixture runs each test on SQLite with the database feed and on
 PostgreSQL with Redis pub/sub; a real Huey consumer runs the step, which
-streams words and waits at gates the test opens.
+streams words and waits at gates the test opens. With
+``BATON_UPDATE_SCREENSHOTS=1`` the first writes ``docs/screenshots/streaming.png``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from flask_baton.dashboard.layout import node_key
 from .browser import LaunchedBrowser, launch_browser
 from .steps import stream_words
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
-from .test_dashboard_browser import open_live
+from .test_dashboard_browser import open_live, screenshots
 from .test_dashboard_live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -78,6 +79,7 @@ def test_a_streamed_answer_grows_on_the_open_page_then_its_result_replaces_it(
     gates[2].touch()
     _shows(page, "Once <i>upon</i> a time there ")
     assert page.evaluate(f"document.querySelectorAll('{STREAM} i, {STREAM} script').length") == 0  # text, not HTML
+    page.locator("#steps-table").screenshot(path=str(screenshots(tmp_path) / "streaming.png"))
     gates[5].touch()
 
     page.wait_for_selector(f"{ROW}[data-state=completed]")
