@@ -102,3 +102,21 @@ def test_a_page_opened_mid_stream_shows_what_was_streamed_so_far(
     gates[6].touch()
     page.wait_for_selector(f"{ROW}[data-state=completed]")
     assert wait_finished(app, wf.workflow_id).state == "completed"
+
+
+def test_a_long_stream_keeps_its_end_in_view(
+    app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser, tmp_path: Path
+) -> None:
+    words = [f"word{i}" for i in range(401)]
+    start, end = tmp_path / "start", tmp_path / "end"
+    wf = Workflow("stream:long").add("answer", stream_words.new(words=words, gates={"0": str(start), "400": str(end)}))
+    wf.insert()
+    wait_for(lambda: step_states(app, wf.workflow_id)["answer"] == "executing", "the step to run")
+    page = open_live(browser, f"{live_server.url}/baton/workflows/{wf.workflow_id}")
+    start.touch()
+    _shows(page, "".join(f"{word} " for word in words[:400]))
+    box = f"document.querySelector('{STREAM}')"
+    assert page.evaluate(f"{box}.scrollHeight > {box}.clientHeight")  # it overflows its box
+    assert page.evaluate(f"{box}.scrollHeight - {box}.scrollTop - {box}.clientHeight < 8")  # scrolled to the end
+    end.touch()
+    assert wait_finished(app, wf.workflow_id).state == "completed"
