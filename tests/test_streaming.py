@@ -135,16 +135,19 @@ def test_a_closed_stream_publishes_what_it_held_and_drops_later_text() -> None:
 
 
 def test_a_page_pieces_streamed_text_together_by_offset_and_attempt() -> None:
-    def piece(offset: int, text: str, attempt: int = 1) -> dict[str, Any]:
-        return {"step_name": "s", "attempt": attempt, "offset": offset, "text": text}
+    def piece(offset: int, text: str, attempt: int = 1, seq: int = 2, at: float = 1.0) -> dict[str, Any]:
+        return {"step_name": "s", "attempt": attempt, "seq": seq, "offset": offset, "text": text, "timestamp": at}
 
     shown = StreamedText()
     assert shown.add(piece(0, "Once upon")) == "Once upon"  # read so far when the page opened
     assert shown.add(piece(5, "upon a")) == " a"  # heard live, partly known
     assert shown.add(piece(0, "Once")) == ""  # heard twice
     assert shown.text("s", 1) == "Once upon a"
-    assert shown.add(piece(0, "Again", attempt=2)) == "Again"  # a retry starts afresh
+    assert shown.add(piece(0, "Again", attempt=2, seq=1, at=5.0)) == "Again"  # a retry starts afresh
     assert shown.add(piece(11, " late", attempt=1)) == ""  # the older attempt is over
     assert (shown.text("s", 1), shown.text("s", 2)) == ("", "Again")
-    shown.forget("s")  # seen not running: a snoozed step streams again under the same attempt
-    assert shown.add(piece(0, "Anew", attempt=2)) == "Anew"
+    assert shown.add(piece(0, "Again", attempt=2, seq=1, at=5.0)) == ""  # its first piece, heard twice
+    assert shown.add(piece(0, "Anew", attempt=2, seq=1, at=9.0)) == "Anew"  # a re-run of attempt 2 (a snooze)
+    assert shown.text("s", 2) == "Anew"
+    shown.forget("s")  # seen not running: what comes next is a new run
+    assert shown.add(piece(4, " more", attempt=2)) == " more"

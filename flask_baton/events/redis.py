@@ -48,8 +48,11 @@ class RedisTransport:
                 pipe.publish(self._prefix + topic, message)
             if event.name == STEP_STREAMED:
                 key = self._stream_key(event.workflow_id, event.payload["step_name"], event.payload["attempt"])
-                pipe.append(key, event.payload["text"])
-                pipe.expire(key, self._retention)
+                if event.payload["seq"] == 1:  # a run's first piece: a snoozed step's re-run starts afresh
+                    pipe.set(key, event.payload["text"], ex=self._retention)
+                else:
+                    pipe.append(key, event.payload["text"])
+                    pipe.expire(key, self._retention)
         pipe.execute()
 
     def streamed(self, workflow_id: str, running: Sequence[Running]) -> list[Event]:
