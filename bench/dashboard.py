@@ -26,6 +26,11 @@
    the page re-reads every step on each transition, so this is what
    "stays live" costs at that size; same target.
 
+4. **Streamed text -> DOM** (``bench.streaming``): chunks a second from a
+   step's ``job.stream`` to its row in the browser, with each chunk's median
+   and p95 latency, flat out and at 50 chunks a second, on the database feed
+   (SQLite) and over Redis pub/sub (PostgreSQL). No target: figures.
+
 Options: ``--workflows N``, ``--repeats N``, ``--transitions N``,
 ``--big-steps N``, ``--skip-browser``, ``--skip-redis``.
 """
@@ -72,13 +77,18 @@ baton = Baton()
 @baton.step()
 def gate(job: Job) -> dict[str, int]:
     """Wait until the driver creates ``job.args["path"]`` (polling every 2 ms)."""
-    path = Path(job.args["path"])
-    deadline = time.monotonic() + 30
+    wait_for_file(job.args["path"])
+    return {"released": job.args["index"]}
+
+
+def wait_for_file(name: str, timeout: float = 30.0) -> None:
+    """Poll every 2 ms until the file ``name`` exists (a step held until the driver releases it)."""
+    path = Path(name)
+    deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.002)
-    return {"released": job.args["index"]}
 
 
 @baton.step()
@@ -93,8 +103,8 @@ def create_app(workdir: Path, **config: Any) -> Flask:
         BATON_HUEY_URL=f"sqlite:///{workdir / 'huey.db'}",
         BATON_DASHBOARD_AUTH=lambda: True,
         SECRET_KEY="bench",
-        **config,
     )
+    app.config.update(config)  # may replace the storage: PostgreSQL and Redis
     db = SQLAlchemy()
     db.init_app(app)
     baton.init_app(app, db=db)
@@ -273,40 +283,68 @@ OBSERVER = """
 """
 
 
-def bench_latency(transitions: int, pubsub: str | None, log: Any, big: int = 0) -> tuple[float, list[float]]:
-    """Median ms from a step's completion to its row changing in the browser (on a ``big``-step page if given)."""
-    from playwright.sync_api import sync_playwright
+@contextmanager
+def live_app(path: Path, **config: Any) -> Iterator[tuple[Flask, str]]:
+    """The app on a real threaded server with a real consumer (2 worker threads) in this process; it and its URL.
+
+    On exit the consumer stops (release any step still waiting first), then
+    the server, once every dashboard socket has noticed its page went away.
+    """
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     from flask_baton.consumer import create_consumer
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.browser import launch_browser
 
     class QuietHandler(WSGIRequestHandler):
         def log(self, *args: Any) -> None:
             pass
 
+    app = create_app(path, **config)
+    state = app.extensions["baton"]
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    consumer = create_consumer(
+        state,
+        workers=2,
+        worker_type="thread",
+        initial_delay=0.002,
+        backoff=1.2,
+        max_delay=0.02,
+        periodic=False,
+        check_worker_health=False,
+    )
+    consumer.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        consumer.stop(graceful=True)
+        server.shutdown()
+        server.server_close()
+        _wait(lambda: app.extensions[EXTENSION_KEY].sockets.count == 0, "sockets to close")
+        state.events.close()
+        state.engine.dispose()
+
+
+@contextmanager
+def chromium_page() -> Iterator[Any]:
+    """A page of a headless system Chromium (``tests/browser.py``), waiting up to 10 s for anything."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.browser import launch_browser
+
+    with sync_playwright() as playwright, launch_browser(playwright) as browser:
+        browser.page.set_default_timeout(10_000)
+        yield browser.page
+
+
+def bench_latency(transitions: int, pubsub: str | None, log: Any, big: int = 0) -> tuple[float, list[float]]:
+    """Median ms from a step's completion to its row changing in the browser (on a ``big``-step page if given)."""
     config: dict[str, Any] = {}
     if pubsub:
         config.update(BATON_PUBSUB_URL=pubsub, BATON_PUBSUB_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:")
-    with workdir() as path:
-        app = create_app(path, **config)
+    with workdir() as path, live_app(path, **config) as (app, url):
         state = app.extensions["baton"]
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-        serving = threading.Thread(target=server.serve_forever, daemon=True)
-        serving.start()
-        consumer = create_consumer(
-            state,
-            workers=2,
-            worker_type="thread",
-            initial_delay=0.002,
-            backoff=1.2,
-            max_delay=0.02,
-            periodic=False,
-            check_worker_health=False,
-        )
-        consumer.start()
         gates = [path / f"gate-{i}" for i in range(transitions + 2)]  # the last holds ``big``'s steps back
         try:
             with app.app_context():
@@ -317,10 +355,8 @@ def bench_latency(transitions: int, pubsub: str | None, log: Any, big: int = 0) 
                     wf.add("hold", gate.new(path=str(gates[-1]), index=-1), deps=[f"s{transitions:02d}"])
                     add_big(wf, noop, big - transitions - 2, after="hold")
                 wf.insert()
-            with sync_playwright() as playwright, launch_browser(playwright) as browser:
-                page = browser.page
-                page.set_default_timeout(10_000)
-                page.goto(f"http://127.0.0.1:{server.server_port}/baton/workflows/{wf.workflow_id}")
+            with chromium_page() as page:
+                page.goto(f"{url}/baton/workflows/{wf.workflow_id}")
                 page.wait_for_selector("body[data-live=open]")
                 page.evaluate(OBSERVER)
                 gates[0].touch()  # the first transition warms things up; not measured
@@ -341,12 +377,6 @@ def bench_latency(transitions: int, pubsub: str | None, log: Any, big: int = 0) 
         finally:
             for g in gates:
                 g.touch()
-            consumer.stop(graceful=True)
-            server.shutdown()
-            server.server_close()
-            _wait(lambda: app.extensions[EXTENSION_KEY].sockets.count == 0, "sockets to close")
-            state.events.close()
-            state.engine.dispose()
     where = f"{'redis pub/sub' if pubsub else 'database feed'}{f', {big:,}-step page' if big else ''}"
     log(f"  {where}: " + ", ".join(f"{ms:.0f}" for ms in latencies) + " ms")
     return statistics.median(latencies), latencies
@@ -433,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
             median, values = bench_latency(args.transitions, REDIS_URL, log)
             what = "transition -> DOM, Redis pub/sub (BATON_PUBSUB_URL)"
             rows.append(_timed_row(what, median, values, REDIS_TARGET_MS))
+        log("4. streamed text -> DOM (headless Chromium)")
+        from .streaming import run as bench_streaming  # here: bench.streaming imports this module
+
+        rows += bench_streaming(1000, 50.0, 250, log, redis=not args.skip_redis and _redis_up(REDIS_URL))
 
     headers = ("measurement", "result", "target", "verdict", "note")
     table = [headers] + [(r.what, r.value, r.target, r.verdict, r.note) for r in rows]

@@ -9,7 +9,9 @@
 The three analyses are ``llm_step``s on the ``llm`` queue; keywords are asked
 of three models at once (``multi_model.fan_out``) and merged by a synthesis
 step that goes ahead when two of the three answered. Every call records its
-(fake) token usage, so the dashboard shows the brief's cost as it runs.
+(fake) token usage, so the dashboard shows the brief's cost as it runs. The
+summary is streamed word by word (``job.stream_from``), as a chat model's
+answer would be: the dashboard shows it growing on the ``summarize`` row.
 
 Every "LLM" here is a deterministic function of the topic (SHA-256 based), so
 the example needs no network and no API key, gives the same brief for the same
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from flask import current_app
@@ -172,12 +174,20 @@ def fetch_sources(job: Job) -> dict[str, Any]:
     return {"topic": topic, "sources": fake_sources(topic)}
 
 
+def fake_stream(text: str, seed: bytes) -> Iterator[dict[str, Any]]:
+    """``text`` word by word, shaped as OpenAI chat-completion chunks, with a pause before each word."""
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        _think(seed, 0.02, 0.08)
+        yield {"choices": [{"delta": {"content": word if index == 0 else " " + word}}]}
+
+
 @baton.llm_step()
 def summarize(job: Job) -> dict[str, Any]:
-    """Summarise what the sources say (one model call)."""
+    """Summarise what the sources say (one model call, its answer streamed as it comes)."""
     fetched = job.result("fetch_sources")
-    _think(_digest("summarize", fetched["topic"]))
-    summary = fake_summary(fetched["topic"], fetched["sources"])
+    seed = _digest("summarize", fetched["topic"])
+    summary = job.stream_from(fake_stream(fake_summary(fetched["topic"], fetched["sources"]), seed))
     _bill(job, "gpt-4o-mini", f"Summarise: {fetched['sources']}", summary)
     return {"summary": summary}
 

@@ -56,6 +56,7 @@ class BatonConfig:
     pubsub_url: str | None
     pubsub_prefix: str
     event_retention: float
+    stream_flush: float
     dashboard_prefix: str | None
     dashboard_auth: Callable[[], bool] | None
     pricing: PriceTable | CostFunction
@@ -197,6 +198,7 @@ SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
     "BATON_PUBSUB_URL": ("pubsub_url", None, _pubsub_url),
     "BATON_PUBSUB_PREFIX": ("pubsub_prefix", "", _prefix),
     "BATON_EVENT_RETENTION": ("event_retention", 3600.0, _positive_seconds),
+    "BATON_STREAM_FLUSH_SECONDS": ("stream_flush", 0.1, _positive_seconds),
     "BATON_DASHBOARD_PREFIX": ("dashboard_prefix", "/baton", _url_prefix),
     "BATON_DASHBOARD_AUTH": ("dashboard_auth", None, _optional_callable),
     "BATON_PRICING": ("pricing", None, _pricing),

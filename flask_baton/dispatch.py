@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar, TypeVarTuple
 
 from sqlalchemy import Connection
@@ -29,6 +30,7 @@ from .states import StepState
 from .store import Tx
 from .store.engine import riding_out_outages
 from .store.reads import load_inputs, load_step_names
+from .streaming import StepStream
 from .telemetry import emit, step_signal, workflow_finished
 from .usage import record_usage
 from .worklog import workflow_ended
@@ -246,7 +248,23 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
         load_step_names=step_names,
         record_usage=usage,
         capture_context=context,
+        stream=StepStream(
+            workflow_id=workflow_id,
+            step_name=step_name,
+            attempt=claimed.attempt,
+            send=partial(_publish_streamed, state),
+            hold=state.config.stream_flush if state.events.atomic else 0.0,
+        ),
     )
+
+
+def _publish_streamed(state: AppState, events: Sequence[Event]) -> None:
+    """Streamed text: a short transaction of its own on the database feed, else the transport's linger."""
+    if state.events.atomic:
+        with state.store.write() as conn:
+            state.events.stage(conn, events, time.time())
+    else:
+        state.events.publish(events, defer=True)
 
 
 def _call_dep_hook(state: AppState, cancelled: Cancelled) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import dag
@@ -19,6 +19,7 @@ from .records import Input, ModelCall
 from .sdk_usage import call_of_response
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
+from .streaming import StepStream, collect
 
 logger = logging.getLogger("flask_baton")
 
@@ -46,6 +47,7 @@ class Job:
         load_step_names: NameLoader,
         record_usage: UsageRecorder,
         capture_context: ContextRecorder,
+        stream: StepStream,
     ) -> None:
         self.id = id
         self.workflow_id = workflow_id
@@ -57,6 +59,7 @@ class Job:
         self._load_step_names = load_step_names
         self._record_usage = record_usage
         self._capture_context = capture_context
+        self._stream = stream
         self._started = time.monotonic()
         self._inputs: dict[str, Input] | None = None
         self._step_names: set[str] | None = None
@@ -145,6 +148,30 @@ class Job:
         Returns True if stored. Does nothing, and returns False, when capture is off.
         """
         return self._capture_context(messages, response)
+
+    def stream(self, text: str) -> None:
+        """Publish ``text`` as the next piece of this step's streamed output.
+
+        Subscribers of the workflow (``events.subscribe_workflow``, the
+        dashboard's workflow page) receive it as a ``workflow_step_streamed``
+        event; nothing is stored per piece (the database feed writes what
+        came in over ``BATON_STREAM_FLUSH_SECONDS`` as one row). The step's
+        result is still what it returns.
+        """
+        self._stream.write(text)
+
+    def stream_from(self, chunks: Iterable[Any]) -> str:
+        """``stream`` the text of every chunk of a model SDK's stream; return the whole text.
+
+        Takes OpenAI chat-completion chunks, Anthropic message stream events,
+        Gemini chunks or plain strings, recognised by shape
+        (``flask_baton.streaming.text_of``).
+        """
+        return collect(self._stream, chunks)
+
+    def end_stream(self) -> None:
+        """Publish the streamed text still held (the runner calls it when the step function is done)."""
+        self._stream.close()
 
     def add_step(self, name: str, call: StepCall, deps: Sequence[DepSpec] = ()) -> None:
         """Add a step to this running workflow (a dynamic fan-out).

@@ -100,7 +100,10 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
     """
     job = make_job(state, claimed)
     try:
-        value = _call(state, step, job)
+        try:
+            value = _call(state, step, job)
+        finally:
+            job.end_stream()  # its last words are heard before its outcome
         if isinstance(value, Snooze):
             raise value
         result = _encode(claimed, value)

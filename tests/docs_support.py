@@ -9,6 +9,7 @@ whether a ``<!-- not-run: why -->`` marker sits directly above.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -99,13 +100,28 @@ class OfflineChat:
         self.chat = SimpleNamespace(completions=SimpleNamespace(create=self._create))
         self.calls: list[str] = []
 
-    def _create(self, *, model: str, messages: list[dict[str, str]], timeout: float) -> Any:
-        from openai.types.chat import ChatCompletion
-
+    def _create(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, str]],
+        timeout: float,
+        stream: bool = False,
+        stream_options: dict[str, bool] | None = None,
+    ) -> Any:
         self.calls.append(model)
         words = {w.strip(".,:;()[]{}\"'`").lower() for w in messages[-1]["content"].split()} - {""}
         answer = sorted(words, key=lambda w: (-len(w), w))[:5]
         prompt_tokens = len(messages[-1]["content"].split())
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(answer),
+            "prompt_tokens_details": {"cached_tokens": prompt_tokens // 4},
+        }
+        if stream:
+            return self._chunks(model, answer, usage if (stream_options or {}).get("include_usage") else None)
+        from openai.types.chat import ChatCompletion
+
         return ChatCompletion.model_validate(
             {
                 "id": f"chatcmpl-{len(self.calls)}",
@@ -119,11 +135,29 @@ class OfflineChat:
                         "message": {"role": "assistant", "content": "\n".join(answer)},
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(answer),
-                    "total_tokens": prompt_tokens + len(answer),
-                    "prompt_tokens_details": {"cached_tokens": prompt_tokens // 4},
-                },
+                "usage": {**usage, "total_tokens": prompt_tokens + len(answer)},
             }
         )
+
+    @staticmethod
+    def _chunks(model: str, answer: list[str], usage: dict[str, Any] | None) -> Iterator[Any]:
+        """``stream=True``: chat-completion chunks, a word each, then the usage chunk if asked for."""
+
+        def chunk(delta: dict[str, str], finish: str | None = None) -> Any:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return _as_object({"model": model, "choices": [choice], "usage": None})
+
+        yield chunk({"role": "assistant", "content": ""})
+        for index, word in enumerate(answer):
+            yield chunk({"content": word if index == 0 else "\n" + word})
+        yield chunk({}, "stop")
+        if usage is not None:
+            yield _as_object({"model": model, "choices": [], "usage": usage})
+
+
+def _as_object(value: Any) -> Any:
+    if isinstance(value, dict):
+        return SimpleNamespace(**{key: _as_object(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_as_object(item) for item in value]
+    return value

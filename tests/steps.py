@@ -359,16 +359,38 @@ def wait_for_file(job: Job) -> Any:
     stays ``executing`` until the test creates the file; gives up with an
     error after ``job.args.get("timeout", 30)`` seconds.
     """
+    _wait_for_path(job.args["path"], float(job.args.get("timeout", 30)))
+    ledger.record(job)
+    return job.args.get("value")
+
+
+def _wait_for_path(name: str, timeout: float) -> None:
+    """Poll every 5 ms until the file ``name`` exists; TimeoutError after ``timeout`` seconds."""
     from pathlib import Path
 
-    path = Path(job.args["path"])
-    deadline = time.monotonic() + float(job.args.get("timeout", 30))
+    path = Path(name)
+    deadline = time.monotonic() + timeout
     while not path.exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} did not appear")
         time.sleep(0.005)
+
+
+@baton.step()
+def stream_words(job: Job) -> str:
+    """``job.stream`` each of ``job.args["words"]`` with a space; return the whole text.
+
+    ``gates`` (``{"<index>": path}``): before streaming word ``index``, wait
+    for the file ``path`` to exist (a stream caught mid-way).
+    """
     ledger.record(job)
-    return job.args.get("value")
+    words = [f"{word} " for word in job.args["words"]]
+    gates = job.args.get("gates", {})
+    for index, word in enumerate(words):
+        if str(index) in gates:
+            _wait_for_path(gates[str(index)], 30)
+        job.stream(word)
+    return "".join(words)
 
 
 @baton.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from example_app import DEVELOPMENT_SECRET_KEY, create_app
 from example_app.steps import KEYWORD_MODELS, baton, fake_credibility, fake_keywords, fake_sources, fake_summary
 from example_app.survey import DRAFTS, READS
+from flask_baton.events import STEP_STREAMED
+from flask_baton.store.tables import events as feed
 
 from .apps import close_app
 from .support import ThreadConsumer, wait_for
@@ -85,6 +89,13 @@ def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
     assert brief["brief"].startswith("# Research brief: Solid-state batteries\n")
     with example_app.app_context():
         usage = baton.stats.by_step(workflow_id)
+        with baton.state().store.read() as conn:
+            rows = conn.execute(
+                select(feed.c.payload).where(feed.c.workflow_id == workflow_id, feed.c.name == STEP_STREAMED)
+            ).scalars()
+            streamed = [json.loads(row) for row in rows]
+    assert "".join(p["text"] for p in streamed) == brief["summarize"]["summary"]  # streamed word by word
+    assert {p["step_name"] for p in streamed} == {"summarize"}
     assert set(usage) == {"summarize", "credibility", *MODEL_STEPS}
     assert all(u.calls == 1 and u.cost_usd > 0 for u in usage.values())
 

@@ -17,7 +17,11 @@ Each message is a run of elements with stable ids that HTMX swaps in place
 ``wf-tabs`` (index), ``w-<workflow id>`` (an index row), ``wf-summary``,
 ``dag``, ``timeline``, ``steps-states`` and ``steps-table`` (a workflow
 page), ``n-<key>`` (a graph node, a nested ``<svg>``), ``s-<key>`` (a step
-row). A workflow page's socket URL carries the page's query (``explore``:
+row). A running step's streamed text (``workflow_step_streamed``) is the one
+thing not read back from the database: it is appended, as it is heard, to the
+row's ``so-<key>`` box (``<span hx-swap-oob="beforeend:#so-<key>">``), and a
+socket opening mid-stream first reads what was streamed so far from the
+transport (``Transport.streamed``). A workflow page's socket URL carries the page's query (``explore``:
 its filter, its page of steps, its opened chains), so the socket renders
 what that page shows; when the page changes its filter, it fetches the new
 part over HTTP and opens its socket again with the new query. New index rows arrive in a
@@ -41,6 +45,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -52,11 +57,14 @@ from simple_websocket import ConnectionClosed
 
 from .. import events
 from ..appstate import AppState
-from ..events import Event
+from ..events import STEP_STREAMED, Event, Running
 from ..events.subscription import Subscription
 from ..records import WorkflowRecord
 from .explore import Explore
+from .folding import node_key
 from .reads import PAGE_SIZE, IndexFilters, RowReads, WorkflowReader, index_page, state_counts
+from .step_view import StepView
+from .streams import StreamedText
 from .views import action_context, baton_state, fragment, state_tabs, workflow_fragments
 from .workflow_view import WorkflowView
 
@@ -244,6 +252,7 @@ class WorkflowFeed:
     """
 
     def __init__(self, state: AppState, workflow_id: str, seen: str | None, explore: Explore) -> None:
+        self.state = state
         self.reader = WorkflowReader(state, workflow_id, explore)
         self.workflow_id = workflow_id
         self.seen = seen
@@ -253,6 +262,7 @@ class WorkflowFeed:
         self.shape: str | None = None
         self.table: tuple[Any, ...] | None = None
         self.next_refresh = 0.0
+        self.streamed = StreamedText()
 
     def _parts(self, view: WorkflowView, ctx: Any) -> tuple[dict[str, str], dict[str, Any]]:
         """Every fragment by id (step rows, ``s-``, are the table parts), and what each was rendered from.
@@ -283,8 +293,18 @@ class WorkflowFeed:
         return (table.names, table.matched, table.page, table.pages, table.focus_label)
 
     def _read(self) -> tuple[WorkflowView | None, Any]:
+        """The page's view, its running steps' rows with the text they streamed so far."""
         self.next_refresh = time.monotonic() + REFRESH_EVERY
-        return self.reader.read(), action_context(self.workflow_id, create_token=False)
+        view = self.reader.read()
+        if view is not None:
+            view = replace(view, steps=tuple(self._with_streamed(step) for step in view.steps))
+        return view, action_context(self.workflow_id, create_token=False)
+
+    def _with_streamed(self, step: StepView) -> StepView:
+        if step.state != "executing":
+            self.streamed.forget(step.name)
+            return step
+        return replace(step, streamed=self.streamed.text(step.name, step.attempt))
 
     def _shown(self, view: WorkflowView, parts: tuple[dict[str, str], dict[str, Any]]) -> None:
         """Remember what the page shows now."""
@@ -295,8 +315,13 @@ class WorkflowFeed:
         view, ctx = self._read()
         if view is None:
             return [str(fragment("notice", "error", "This workflow no longer exists (it may have been pruned)."))]
+        running = [Running(s.name, s.attempt, s.running_since) for s in view.steps if s.running_since is not None]
+        # Read after subscribing (``serve``): a piece published meanwhile is in both, and added once.
+        for event in self.state.events.streamed(self.workflow_id, running) if running else ():
+            self.streamed.add(event.payload)
+        view = replace(view, steps=tuple(self._with_streamed(step) for step in view.steps))
         self._shown(view, self._parts(view, ctx))
-        if view.version == self.seen:
+        if view.version == self.seen and not any(step.streamed for step in view.steps):
             return []
         return [workflow_fragments(view, ctx, oob=False)]
 
@@ -315,6 +340,32 @@ class WorkflowFeed:
         return [workflow_fragments(view, ctx, oob=False, request=request_id)]
 
     def update(self, batch: list[Event]) -> list[str]:
+        """Streamed text is appended to its step's row as heard; any other event re-reads the page."""
+        pieces: dict[tuple[str, int], str] = {}
+        for event in batch:
+            name = str(event.payload.get("step_name"))
+            if event.name == STEP_STREAMED and "s-" + node_key(name) in self.models:  # a row of this page
+                key = (name, int(event.payload["attempt"]))
+                pieces[key] = pieces.get(key, "") + self.streamed.add(event.payload)
+        messages = self._changes([event for event in batch if event.name != STEP_STREAMED])
+        appended = "".join(self._append(name, attempt, text) for (name, attempt), text in pieces.items() if text)
+        return [*messages, appended] if appended else messages
+
+    def _append(self, name: str, attempt: int, text: str) -> str:
+        """The message appending ``text`` to a running step's row, if the page shows that run without it."""
+        key = "s-" + node_key(name)
+        row = self.models.get(key)
+        if not isinstance(row, StepView) or row.state != "executing" or row.attempt != attempt:
+            return ""
+        full = self.streamed.text(name, attempt)
+        if row.streamed == full:
+            return ""  # the row was just sent with it
+        # The page now holds the row as it would render with ``full``: only a real change re-sends it.
+        self.models[key] = replace(row, streamed=full)
+        return str(fragment("streamed", row.key, text))
+
+    def _changes(self, batch: list[Event]) -> list[str]:
+        """Messages for step transitions and workflow ends (or, with none, the periodic re-read)."""
         if not batch and time.monotonic() < self.next_refresh:
             return []
         view, ctx = self._read()

@@ -57,6 +57,7 @@ class StepView:
     deps: tuple[str, ...]
     quorum: str | None
     can_retry: bool
+    streamed: str = ""  # what the running attempt streamed so far (``job.stream``), filled in by the live feed
 
     @property
     def attempt_text(self) -> str:

@@ -7,6 +7,14 @@ Topics are ``"workflow:all"`` and ``"workflow:<id>"``; build them only with
         state, job_id, attempt, has_result, error, timestamp})
     ("workflow_finished", {workflow_id, workflow_label, outcome, failed_steps,
         timestamp})
+    ("workflow_step_streamed", {workflow_id, step_name, attempt, seq, offset,
+        text, timestamp})
+
+A ``workflow_step_streamed`` event carries text a running step passed to
+``job.stream``: ``seq`` numbers one attempt's streamed events from 1,
+``offset`` is how many characters that attempt streamed before ``text``, so
+a subscriber can put pieces in order and drop ones it already has. They go
+on the workflow's own topic only, not on ``"workflow:all"``.
 
 Transport: Redis pub/sub when ``BATON_PUBSUB_URL`` is a redis URL, otherwise
 a feed table in the app's database (SQLite or PostgreSQL). Either way a
@@ -27,6 +35,7 @@ from typing import Any, NamedTuple
 TOPIC_PREFIX = "workflow:"
 STEP_UPDATED = "workflow_step_updated"
 WORKFLOW_FINISHED = "workflow_finished"
+STEP_STREAMED = "workflow_step_streamed"
 
 
 class Event(NamedTuple):
@@ -40,6 +49,14 @@ class Event(NamedTuple):
         return str(self.payload["workflow_id"])
 
 
+class Running(NamedTuple):
+    """A running attempt of a step, whose streamed text a page opened mid-stream asks for."""
+
+    step_name: str
+    attempt: int
+    started_at: float
+
+
 def topic_all() -> str:
     """The topic every event is published on."""
     return TOPIC_PREFIX + "all"
@@ -50,8 +67,10 @@ def topic_for(workflow_id: str) -> str:
     return TOPIC_PREFIX + workflow_id
 
 
-def topics_of(event: Event) -> tuple[str, str]:
-    """The topics an event is published on."""
+def topics_of(event: Event) -> tuple[str, ...]:
+    """The topics an event is published on (streamed text: its workflow's only)."""
+    if event.name == STEP_STREAMED:
+        return (topic_for(event.workflow_id),)
     return topic_all(), topic_for(event.workflow_id)
 
 

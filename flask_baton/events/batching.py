@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from . import Event
+from . import Event, Running
 from .subscription import Subscription
 from .transport import Transport
 
@@ -80,6 +80,9 @@ class BatchingTransport:
         """Publish everything held now."""
         if self._pid == os.getpid():
             self._send(())
+
+    def streamed(self, workflow_id: str, running: Sequence[Running]) -> list[Event]:
+        return self._transport.streamed(workflow_id, running)
 
     def subscribe(self, topic: str) -> Subscription:
         return self._transport.subscribe(topic)

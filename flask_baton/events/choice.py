@@ -16,5 +16,5 @@ def transport_for(config: BatonConfig, engine: Engine) -> Transport:
         # Imported only then: the redis client is an optional dependency (``flask-baton[redis]``).
         from .redis import RedisTransport
 
-        return BatchingTransport(RedisTransport(config.pubsub_url, config.pubsub_prefix))
+        return BatchingTransport(RedisTransport(config.pubsub_url, config.pubsub_prefix, config.event_retention))
     return DatabaseTransport(engine)

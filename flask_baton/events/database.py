@@ -14,19 +14,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..store import feed
-from . import TOPIC_PREFIX, Event, topic_all
+from . import STEP_STREAMED, TOPIC_PREFIX, Event, Running, topic_all
 from .subscription import Subscription
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["GAP_SECONDS", "POLL_SECONDS", "DatabaseTransport"]
+__all__ = ["CLOCK_SKEW", "GAP_SECONDS", "POLL_SECONDS", "DatabaseTransport"]
 
 #: How often a subscriber looks for new rows; the feed's latency floor.
 POLL_SECONDS = 0.05
 #: How long a gap in row ids may stay open (a PostgreSQL transaction that
 #: took its id but has not committed yet) before it is given up as rolled back.
 GAP_SECONDS = 5.0
+#: How far a consumer's clock (a streamed row's time) may lag the one that stamped the step's start.
+CLOCK_SKEW = 60.0
 
 
 class DatabaseTransport:
@@ -43,6 +45,15 @@ class DatabaseTransport:
 
     def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         """Nothing to do after commit: the rows are the publication."""
+
+    def streamed(self, workflow_id: str, running: Sequence[Running]) -> list[Event]:
+        """The workflow's streamed rows since its earliest running step started (the feed keeps them)."""
+        if not running:
+            return []
+        since = min(step.started_at for step in running) - CLOCK_SKEW
+        wanted = {(step.step_name, step.attempt) for step in running}
+        found = [row.event() for row in feed.streamed_rows(self._engine, workflow_id, STEP_STREAMED, since)]
+        return [e for e in found if (e.payload["step_name"], e.payload["attempt"]) in wanted]
 
     def subscribe(self, topic: str) -> Subscription:
         return Subscription(topic, _FeedReader(self._engine, topic))
@@ -81,7 +92,13 @@ class _FeedReader:
         fresh = [row for row in rows if row.id not in self._delivered]
         self._delivered.update(row.id for row in fresh)
         self._advance([row.id for row in rows])
-        return [row.event() for row in fresh if self._workflow_id in (None, row.workflow_id)]
+        return [row.event() for row in fresh if self._wanted(row)]
+
+    def _wanted(self, row: feed.FeedRow) -> bool:
+        """Rows of this topic; streamed text is on its workflow's topic only (``topics_of``)."""
+        if self._workflow_id is None:
+            return row.name != STEP_STREAMED
+        return row.workflow_id == self._workflow_id
 
     def _advance(self, ids: list[int]) -> None:
         """Move the watermark over every id that is delivered or given up."""

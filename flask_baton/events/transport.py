@@ -7,7 +7,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from . import Event
+from . import Event, Running
 from .subscription import Subscription
 
 
@@ -22,6 +22,9 @@ class Transport(Protocol):
 
     def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         """Called after the commit; ``defer``: may be held back briefly and sent with later ones."""
+
+    def streamed(self, workflow_id: str, running: Sequence[Running]) -> list[Event]:
+        """What the ``running`` steps of a workflow streamed so far, as events, oldest first."""
 
     def subscribe(self, topic: str) -> Subscription:
         """Start listening on ``topic``; only later events are seen."""

@@ -71,6 +71,17 @@ def rows_after(engine: Engine, after_id: int) -> list[FeedRow]:
     return [FeedRow(*row) for row in rows]
 
 
+def streamed_rows(engine: Engine, workflow_id: str, name: str, since: float) -> list[FeedRow]:
+    """A workflow's rows named ``name`` created since ``since``, oldest first (on the ``created_at`` index)."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            select(feed.c.id, feed.c.workflow_id, feed.c.name, feed.c.payload)
+            .where(feed.c.created_at >= since, feed.c.workflow_id == workflow_id, feed.c.name == name)
+            .order_by(feed.c.id)
+        ).all()
+    return [FeedRow(*row) for row in rows]
+
+
 def prune(conn: Connection, before: float) -> int:
     """Delete feed rows created before ``before`` in ``conn``'s transaction; return how many."""
     return conn.execute(feed.delete().where(feed.c.created_at < before)).rowcount

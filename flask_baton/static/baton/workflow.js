@@ -66,6 +66,21 @@
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     if (event.target && event.target.id === "wf-view") arrived();
   });
+
+  // A running step's streamed text keeps its end in sight as it grows, unless the reader scrolled up.
+  function streamBox(event) {
+    var target = event.detail && event.detail.target;
+    return target && target.classList && target.classList.contains("stream") ? target : null;
+  }
+  var following = true;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var stream = streamBox(event);
+    if (stream) following = stream.scrollHeight - stream.scrollTop - stream.clientHeight < 8;
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var stream = streamBox(event);
+    if (stream && following) stream.scrollTop = stream.scrollHeight;
+  });
   history.replaceState({ baton: true }, "");
   window.addEventListener("popstate", function (event) {
     if (event.state && event.state.baton) go(location.search || "?", false, false);
