@@ -22,6 +22,7 @@ from flask_baton.records import ModelCall
 from flask_baton.sdk_usage import ResponseUsage, read_usage
 from flask_baton.store import migrations
 from flask_baton.store.tables import step_stats
+from flask_baton.streaming import StepStream
 
 from .apps import create_app
 from .conftest import sqlite_settings
@@ -147,6 +148,7 @@ def job_recording_into(calls: list[ModelCall]) -> Job:
         load_step_names=set,
         record_usage=record,
         capture_context=lambda messages, response: False,
+        stream=StepStream(workflow_id="w1", step_name="ask", attempt=1, send=lambda events: None, hold=0),
     )
 
 
