@@ -108,4 +108,10 @@ def _beat(beat: _Beat, interval: float) -> None:
                     store.beat(beat.worker, beat.queues, running, time.time())
                 except Exception:
                     logger.exception("heartbeat of %s failed; will try again in %ss", beat.worker, interval)
+        if store.closed:
+            # Closed while this beat ran: its connection went back to a pool the
+            # close had already emptied, so close it too (``close`` marks the
+            # store before it empties the pool, so one of the two closes it).
+            store.close()
+            return
         del store
