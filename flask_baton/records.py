@@ -344,3 +344,19 @@ class Activity:
     steps_ended: Mapping[tuple[int, str], int]
     durations: Mapping[str, StepDurations]
     cost: Mapping[int, float]
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """The last tick a schedule acted on: when, what it did, and where its workflow is now.
+
+    ``workflow_state`` is ``None`` when no workflow was started (skipped,
+    failed) or it was pruned since.
+    """
+
+    schedule: str
+    tick_at: float
+    outcome: str  # states.TickOutcome
+    workflow_id: str | None
+    workflow_state: str | None
+    detail: str | None
