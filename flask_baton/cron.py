@@ -184,3 +184,8 @@ def due_tick(crontab: Crontab, now: float, last_tick: float | None) -> float | N
     if last_tick is None:
         return tick if now - tick < FIRST_RUN_WINDOW else None
     return tick if tick > last_tick else None
+
+
+def utc_minute(moment: float | None) -> str:
+    """A tick as schedules show it: ``2026-03-04 03:00 UTC`` (``-`` for none)."""
+    return "-" if moment is None else datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import cron
@@ -31,6 +32,7 @@ from .dispatch import commit
 from .effects import Effects, NewWorkflow
 from .errors import DuplicateWorkflowError, ScheduleError
 from .inserts import insert_workflows
+from .records import TickRecord
 from .schedule import Overlap, Schedule
 from .states import TickOutcome
 from .store import Tx
@@ -48,6 +50,26 @@ class Ticked(NamedTuple):
     outcome: TickOutcome
     workflow_id: str | None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A declared schedule as ``flask baton schedules`` and the dashboard list it."""
+
+    name: str
+    crontab: str
+    overlap: Overlap
+    next_run: float | None
+    last: TickRecord | None  # its latest tick, None before its first
+
+
+def statuses(state: AppState, now: float) -> list[ScheduleStatus]:
+    """Every schedule of the app by name, with its next tick after ``now`` and its latest tick recorded."""
+    schedules = sorted(state.schedules.values(), key=lambda schedule: schedule.name)
+    last = last_ticks(state.ready().engine, [schedule.name for schedule in schedules])
+    return [
+        ScheduleStatus(s.name, s.crontab.expression, s.overlap, s.next_run(now), last.get(s.name)) for s in schedules
+    ]
 
 
 def run_due(state: AppState, now: float | None = None) -> list[Ticked]:

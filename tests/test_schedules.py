@@ -8,6 +8,7 @@ periodic task fire on its own.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from flask_baton import ScheduleError, Workflow
+from flask_baton import ScheduleError, Workflow, cron
 from flask_baton.schedule import Build, Overlap, Schedule
 from flask_baton.states import TickOutcome
 from flask_baton.store.tables import schedule_ticks, workflows
@@ -206,3 +207,57 @@ def test_a_real_consumer_runs_a_due_schedule_from_its_periodic_task(app: Flask, 
         [(_, outcome, workflow_id)] = ticks_of(app, "periodic")[:1]
         assert outcome == "started" and workflow_id is not None
         assert wait_finished(app, workflow_id).state == "completed"
+
+
+def test_the_schedules_command_lists_each_schedule_with_its_next_and_last_run(app: Flask, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    runner = app.test_cli_runner()
+    with (
+        declared("nightly-report", "0 3 * * *", gated("nightly-report", gate)),
+        declared("every-five", "*/5 * * * *", gated("every-five", gate), overlap="allow"),
+    ):
+        five_past = (int(time.time()) // 300 + 1) * 300.0
+        [started] = run_due(app.extensions["baton"], five_past + 30)  # every-five's tick, not nightly-report's
+        checked = time.time()
+        listing = runner.invoke(args=["baton", "schedules"])
+        document = json.loads(runner.invoke(args=["baton", "schedules", "--json"]).output)
+    assert listing.exit_code == 0, listing.output
+    header, *rows = listing.output.splitlines()
+    assert header.split() == [
+        "NAME",
+        "CRONTAB",
+        "OVERLAP",
+        "NEXT",
+        "RUN",
+        "LAST",
+        "RUN",
+        "OUTCOME",
+        "WORKFLOW",
+        "STATE",
+    ]
+    by_name = {row.split()[0]: row for row in rows}
+    assert by_name.keys() == {"every-five", "nightly-report"}
+    assert by_name["nightly-report"].split()[:7] == ["nightly-report", "0", "3", "*", "*", "*", "skip"]
+    assert by_name["nightly-report"].split()[-4:] == ["-", "-", "-", "-"]  # never ran
+    assert by_name["every-five"].split()[-3:] == ["started", started.workflow_id, "running"]
+    assert cron.utc_minute(started.tick_at) in by_name["every-five"]
+    five = document["schedules"][0]
+    assert (five["name"], five["crontab"], five["overlap"]) == ("every-five", "*/5 * * * *", "allow")
+    every_five = cron.parse("*/5 * * * *", "every-five")
+    assert five["next_run"] in {every_five.next_after(checked), every_five.next_after(time.time())}
+    assert five["last_run"] == {
+        "tick_at": five_past,
+        "outcome": "started",
+        "workflow_id": started.workflow_id,
+        "workflow_state": "running",
+        "detail": None,
+    }
+    gate.touch()
+
+
+def test_the_schedules_command_says_when_there_are_none(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["baton", "schedules"])
+    assert (result.exit_code, result.output) == (
+        0,
+        "No schedules: declare one with baton.schedule(name, crontab, build).\n",
+    )
