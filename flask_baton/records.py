@@ -360,3 +360,14 @@ class TickRecord:
     workflow_id: str | None
     workflow_state: str | None
     detail: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A declared schedule as ``flask baton schedules`` and the dashboard list it (``ticks.statuses``)."""
+
+    name: str
+    crontab: str
+    overlap: str  # "skip" or "allow"
+    next_run: float | None
+    last: TickRecord | None  # its latest tick, None before its first

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import cron
@@ -32,7 +31,7 @@ from .dispatch import commit
 from .effects import Effects, NewWorkflow
 from .errors import DuplicateWorkflowError, ScheduleError
 from .inserts import insert_workflows
-from .records import TickRecord
+from .records import ScheduleStatus
 from .schedule import Overlap, Schedule
 from .states import TickOutcome
 from .store import Tx
@@ -50,17 +49,6 @@ class Ticked(NamedTuple):
     outcome: TickOutcome
     workflow_id: str | None
     detail: str | None = None
-
-
-@dataclass(frozen=True)
-class ScheduleStatus:
-    """A declared schedule as ``flask baton schedules`` and the dashboard list it."""
-
-    name: str
-    crontab: str
-    overlap: Overlap
-    next_run: float | None
-    last: TickRecord | None  # its latest tick, None before its first
 
 
 def statuses(state: AppState, now: float) -> list[ScheduleStatus]:

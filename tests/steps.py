@@ -477,15 +477,3 @@ def _ask_provider(attempt: int) -> None:
         f"Error code: 429 - Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000, Used 29{attempt}41. "
         "Please try again in 1.2s."
     )
-
-
-@baton.step()
-def wait_for_gate(job: Job) -> str:
-    """Run until the file ``job.args["gate"]`` exists (the test opens it), for a minute at most."""
-    from pathlib import Path
-
-    gate = Path(job.args["gate"])
-    deadline = time.monotonic() + 60
-    while not gate.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return "opened"

@@ -9,6 +9,7 @@ periodic task fire on its own.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from flask_baton.states import TickOutcome
 from flask_baton.store.tables import schedule_ticks, workflows
 from flask_baton.ticks import Ticked, run_due
 
-from .steps import always_fail, baton, wait_for_gate
+from .steps import always_fail, baton, wait_for_file
 from .support import ThreadConsumer, wait_finished, wait_for
 
 #: The first minute the tests tick at: the next whole minute, so each tick below is a minute later.
@@ -36,8 +37,8 @@ START = (int(time.time()) // 60 + 1) * 60.0
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     # Consumers check periodic tasks every second (the sweep's pace), so a
-    # real consumer's check comes soon after a tick.
-    return {"BATON_SWEEP_INTERVAL": 1}
+    # real consumer's check comes soon after a tick; the dashboard is open.
+    return {"BATON_SWEEP_INTERVAL": 1, "BATON_DASHBOARD_AUTH": lambda: True}
 
 
 @contextmanager
@@ -52,7 +53,7 @@ def declared(name: str, crontab: str, build: Build, overlap: Overlap = "skip") -
 
 def gated(name: str, gate: Path) -> Build:
     """A build making a one-step workflow that runs until ``gate`` exists."""
-    return lambda: Workflow(name=name).add("wait", wait_for_gate.new(gate=str(gate)))
+    return lambda: Workflow(name=name).add("wait", wait_for_file.new(path=str(gate)))
 
 
 def tick_from_three_consumers(app: Flask, now: float) -> list[Ticked]:
@@ -185,7 +186,7 @@ def test_a_build_that_fails_records_its_tick_and_the_other_schedules_still_run(a
 
 def test_a_tick_whose_unique_key_is_held_is_skipped(app: Flask, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
-    held = Workflow(name="held", unique_key="report").add("wait", wait_for_gate.new(gate=str(gate)))
+    held = Workflow(name="held", unique_key="report").add("wait", wait_for_file.new(path=str(gate)))
     held.insert()
 
     def build() -> Workflow:
@@ -261,3 +262,24 @@ def test_the_schedules_command_says_when_there_are_none(app: Flask) -> None:
         0,
         "No schedules: declare one with baton.schedule(name, crontab, build).\n",
     )
+
+
+def test_the_overview_lists_the_schedules_with_their_last_run(app: Flask, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    with (
+        declared("nightly-report", "0 3 * * *", gated("nightly-report", gate)),
+        declared("every-minute", "* * * * *", gated("every-minute", gate)),
+    ):
+        [started] = run_due(app.extensions["baton"], START + 1)
+        page = app.test_client().get("/baton/overview").get_data(as_text=True)
+    gate.touch()
+    rows = re.findall(r'<tr class="schedule" data-schedule="([^"]+)">(.*?)</tr>', page, re.S)
+    assert [name for name, _ in rows] == ["every-minute", "nightly-report"]
+    every_minute, nightly = (cells for _, cells in rows)
+    assert f'href="/baton/workflows/{started.workflow_id}">started</a>' in every_minute
+    assert cron.utc_minute(START) in every_minute
+    assert "0 3 * * *" in nightly and "not yet" in nightly
+
+
+def test_the_overview_leaves_out_the_schedules_section_without_schedules(app: Flask) -> None:
+    assert 'id="schedules"' not in app.test_client().get("/baton/overview").get_data(as_text=True)

@@ -10,7 +10,8 @@ import click
 from flask.cli import with_appcontext
 
 from ..cron import utc_minute
-from ..ticks import ScheduleStatus, statuses
+from ..records import ScheduleStatus
+from ..ticks import statuses
 from .common import app_state, baton_cli
 from .render import table
 

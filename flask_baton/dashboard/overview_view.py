@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..cron import utc_minute
 from ..huey_compat import QueueDepth
-from ..records import Activity, ConsumerRecord, RunningStep, StepDurations
+from ..records import Activity, ConsumerRecord, RunningStep, ScheduleStatus, StepDurations
 from ..states import WorkflowState
 from ..timeseries import Window, dense, per_hour, per_minute, percentile, ratios
 from .charts import Chart, Series, bar_chart
@@ -66,6 +67,21 @@ class StepRow:
 
 
 @dataclass(frozen=True)
+class ScheduleRow:
+    """A schedule (``baton.schedule``): its next run, and what its last tick did."""
+
+    name: str
+    crontab: str
+    overlap: str
+    next_run: str  # UTC minute, "-" for none
+    last_run: str
+    outcome: str  # started, skipped, failed; "" before its first tick
+    workflow_id: str | None
+    workflow_state: str | None  # None: no workflow, or pruned since
+    detail: str  # why it was skipped or failed
+
+
+@dataclass(frozen=True)
 class Figure:
     """One number at the top of the range's section."""
 
@@ -85,6 +101,7 @@ class Overview:
     steps: tuple[StepRow, ...]
     more_steps: int
     version: str
+    schedules: tuple[ScheduleRow, ...] = ()
 
 
 def overview(
@@ -94,6 +111,7 @@ def overview(
     running: Sequence[RunningStep],
     depths: Mapping[str, QueueDepth | None],
     queue_of: Callable[[str], str | None],
+    schedules: Sequence[ScheduleStatus] = (),
 ) -> Overview:
     """The page for ``window``; ``queue_of`` tells a step's queue from its task (None: unknown task)."""
     queues = _queues(depths, consumers, running, queue_of)
@@ -107,6 +125,7 @@ def overview(
         [(c.worker, c.queues, c.started_at) for c in consumers],
         [(r.workflow_id, r.step_name, r.attempt, r.worker) for r in running],
         sorted(depths.items()),
+        schedules,
     )
     return Overview(
         window,
@@ -117,6 +136,22 @@ def overview(
         shown,
         max(len(steps) - SHOWN_STEP_NAMES, 0),
         version,
+        tuple(_schedule_row(status) for status in schedules),
+    )
+
+
+def _schedule_row(status: ScheduleStatus) -> ScheduleRow:
+    last = status.last
+    return ScheduleRow(
+        status.name,
+        status.crontab,
+        status.overlap,
+        utc_minute(status.next_run),
+        utc_minute(last.tick_at if last else None),
+        last.outcome if last else "",
+        last.workflow_id if last else None,
+        last.workflow_state if last else None,
+        (last.detail or "") if last else "",
     )
 
 
