@@ -24,11 +24,13 @@ from sqlalchemy import func, select
 from flask_baton import ScheduleError, Workflow, cron
 from flask_baton.schedule import Build, Overlap, Schedule
 from flask_baton.states import TickOutcome
+from flask_baton.store import migrations
 from flask_baton.store.tables import schedule_ticks, workflows
 from flask_baton.ticks import Ticked, run_due
 
+from .docs_support import DOCS, README, fenced_blocks
 from .steps import always_fail, baton, wait_for_file
-from .support import ThreadConsumer, wait_finished, wait_for
+from .support import ThreadConsumer, make_version_5, wait_finished, wait_for
 
 #: The first minute the tests tick at: the next whole minute, so each tick below is a minute later.
 START = (int(time.time()) // 60 + 1) * 60.0
@@ -283,3 +285,23 @@ def test_the_overview_lists_the_schedules_with_their_last_run(app: Flask, tmp_pa
 
 def test_the_overview_leaves_out_the_schedules_section_without_schedules(app: Flask) -> None:
     assert 'id="schedules"' not in app.test_client().get("/baton/overview").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("document", [README, DOCS / "schedules.md"], ids=["README", "schedules.md"])
+def test_the_documented_schedules_listing_has_the_command_s_columns(document: Path, app: Flask, tmp_path: Path) -> None:
+    [listing] = [b for b in fenced_blocks(document) if b.code.startswith("$ flask --app myapp baton schedules")]
+    with declared("nightly-report", "0 3 * * *", gated("nightly-report", tmp_path / "gate")):
+        printed = app.test_cli_runner().invoke(args=["baton", "schedules"]).output
+    columns = re.split(r"\s{2,}", printed.splitlines()[0])
+    header, *rows = listing.code.splitlines()[1:]
+    assert re.split(r"\s{2,}", header) == columns
+    assert all(len(re.split(r"\s{2,}", row)) == len(columns) for row in rows)
+
+
+def test_upgrading_from_schema_5_adds_the_schedule_ticks(app: Flask, tmp_path: Path) -> None:
+    make_version_5(app)
+    assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
+    with declared("after-upgrade", "* * * * *", gated("after-upgrade", tmp_path / "gate")):
+        [ticked] = run_due(app.extensions["baton"], START + 1)
+    assert ticked.outcome is TickOutcome.STARTED
+    (tmp_path / "gate").touch()
