@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import click
 from flask.cli import with_appcontext
 
-from ..cron import utc_minute
 from ..records import ScheduleStatus
+from ..schedule import schedule_row
 from ..ticks import statuses
 from .common import app_state, baton_cli
 from .render import table
@@ -32,21 +32,19 @@ def schedules(as_json: bool) -> None:
 
 def schedule_table(found: Sequence[ScheduleStatus]) -> str:
     """NAME, CRONTAB, OVERLAP, NEXT RUN, then the last tick: when, what it did, its workflow and its state."""
-    rows = []
-    for status in found:
-        last = status.last
-        rows.append(
-            [
-                status.name,
-                status.crontab,
-                status.overlap,
-                utc_minute(status.next_run),
-                utc_minute(last.tick_at if last else None),
-                last.outcome if last else "-",
-                (last.workflow_id if last else None) or "-",
-                (last.workflow_state if last else None) or "-",
-            ]
-        )
+    rows = [
+        [
+            row.name,
+            row.crontab,
+            row.overlap,
+            row.next_run,
+            row.last_run,
+            row.outcome or "-",
+            row.workflow_id or "-",
+            row.workflow_state or "-",
+        ]
+        for row in map(schedule_row, found)
+    ]
     return table(["NAME", "CRONTAB", "OVERLAP", "NEXT RUN", "LAST RUN", "OUTCOME", "WORKFLOW", "STATE"], rows)
 
 

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..cron import utc_minute
 from ..huey_compat import QueueDepth
 from ..records import Activity, ConsumerRecord, RunningStep, ScheduleStatus, StepDurations
+from ..schedule import ScheduleRow, schedule_row
 from ..states import WorkflowState
 from ..timeseries import Window, dense, per_hour, per_minute, percentile, ratios
 from .charts import Chart, Series, bar_chart
@@ -64,21 +64,6 @@ class StepRow:
     p95: str
     p50_seconds: float
     p95_seconds: float
-
-
-@dataclass(frozen=True)
-class ScheduleRow:
-    """A schedule (``baton.schedule``): its next run, and what its last tick did."""
-
-    name: str
-    crontab: str
-    overlap: str
-    next_run: str  # UTC minute, "-" for none
-    last_run: str
-    outcome: str  # started, skipped, failed; "" before its first tick
-    workflow_id: str | None
-    workflow_state: str | None  # None: no workflow, or pruned since
-    detail: str  # why it was skipped or failed
 
 
 @dataclass(frozen=True)
@@ -136,22 +121,7 @@ def overview(
         shown,
         max(len(steps) - SHOWN_STEP_NAMES, 0),
         version,
-        tuple(_schedule_row(status) for status in schedules),
-    )
-
-
-def _schedule_row(status: ScheduleStatus) -> ScheduleRow:
-    last = status.last
-    return ScheduleRow(
-        status.name,
-        status.crontab,
-        status.overlap,
-        utc_minute(status.next_run),
-        utc_minute(last.tick_at if last else None),
-        last.outcome if last else "",
-        last.workflow_id if last else None,
-        last.workflow_state if last else None,
-        (last.detail or "") if last else "",
+        tuple(schedule_row(status) for status in schedules),
     )
 
 
