@@ -37,6 +37,7 @@ from .states import TickOutcome
 from .store import Tx
 from .store.schedules import last_ticks
 from .workflow import Workflow, prepare_scheduled
+from .worklog import logger as worker_log
 
 logger = logging.getLogger("flask_baton")
 
@@ -98,15 +99,44 @@ def _run_tick(state: AppState, schedule: Schedule, tick: float) -> Ticked | None
             raise ScheduleError(schedule.name, f"build returned {type(workflow).__name__}, not a Workflow")
         new = prepare_scheduled(workflow, state)
     except Exception as error:
-        logger.exception("schedule %r: building the workflow of tick %s failed", schedule.name, tick)
         detail = f"{type(error).__name__}: {error}"
         ticked, _ = commit(state, record_tick, Ticked(schedule.name, tick, TickOutcome.FAILED, None, detail))
+        _log(ticked, error)
         return ticked
     ticked, _ = commit(state, start_tick, schedule.name, schedule.overlap, tick, new)
     if ticked is not None and ticked.outcome is TickOutcome.STARTED:
         workflow.inserted = True
-        logger.info("schedule %r started workflow %s for tick %s", schedule.name, new.workflow_id, tick)
+    _log(ticked)
     return ticked
+
+
+def _log(ticked: Ticked | None, error: BaseException | None = None) -> None:
+    """The worker's line about a tick this process recorded; none about a tick another consumer took.
+
+    As for steps: a start is DEBUG (quiet while all goes well), a skip INFO,
+    a failed build ERROR, its traceback a DEBUG line after it.
+    """
+    if ticked is None:
+        return
+    fields = {
+        "baton_event": f"schedule_{ticked.outcome}",
+        "schedule": ticked.schedule,
+        "tick_at": ticked.tick_at,
+        "workflow_id": ticked.workflow_id,
+        "error_message": ticked.detail,
+    }
+    name, at = ticked.schedule, cron.utc_minute(ticked.tick_at)
+    if ticked.outcome is TickOutcome.STARTED:
+        worker_log.debug(
+            "schedule %r started workflow %s for its tick of %s", name, ticked.workflow_id, at, extra=fields
+        )
+    elif ticked.outcome is TickOutcome.SKIPPED:
+        worker_log.info("schedule %r skipped its tick of %s: %s", name, at, ticked.detail, extra=fields)
+    else:
+        worker_log.error("schedule %r failed to build its tick of %s: %s", name, at, ticked.detail, extra=fields)
+        worker_log.debug(
+            "schedule %r's build raised", name, exc_info=error, extra={**fields, "baton_event": "schedule_traceback"}
+        )
 
 
 def start_tick(tx: Tx, schedule: str, overlap: Overlap, tick: float, new: NewWorkflow) -> Effects[Ticked | None]:

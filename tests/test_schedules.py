@@ -9,6 +9,7 @@ periodic task fire on its own.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -22,14 +23,16 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from flask_baton import ScheduleError, Workflow, cron
+from flask_baton.consumer import log_banner
 from flask_baton.schedule import Build, Overlap, Schedule
 from flask_baton.states import TickOutcome
 from flask_baton.store import migrations
 from flask_baton.store.tables import schedule_ticks, workflows
+from flask_baton.sweep import TICK_RETENTION, sweep
 from flask_baton.ticks import Ticked, run_due
 
 from .docs_support import DOCS, README, fenced_blocks
-from .steps import always_fail, baton, wait_for_file
+from .steps import always_fail, baton, fake_llm, wait_for_file
 from .support import ThreadConsumer, make_version_5, wait_finished, wait_for
 
 #: The first minute the tests tick at: the next whole minute, so each tick below is a minute later.
@@ -99,9 +102,12 @@ def workflows_named(app: Flask, name: str) -> int:
         return int(conn.execute(select(func.count()).where(workflows.c.name == name)).scalar_one())
 
 
-def test_three_consumers_insert_one_workflow_per_tick_and_skip_while_one_runs(app: Flask, tmp_path: Path) -> None:
+def test_three_consumers_insert_one_workflow_per_tick_and_skip_while_one_runs(
+    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     gate = [tmp_path / "first"]
     with (
+        caplog.at_level(logging.INFO, logger="flask_baton.worker"),
         declared("every-minute", "* * * * *", lambda: gated("every-minute", gate[0])()),
         ThreadConsumer(app, workers=2),
         ThreadConsumer(app, workers=2),
@@ -135,6 +141,12 @@ def test_three_consumers_insert_one_workflow_per_tick_and_skip_while_one_runs(ap
         (START + 180, "started", third.workflow_id),
     ]
     assert workflows_named(app, "every-minute") == 3
+    # One line for the skip, from the consumer that recorded it.
+    skips = [r.getMessage() for r in caplog.records if getattr(r, "baton_event", None) == "schedule_skipped"]
+    assert skips == [
+        f"schedule 'every-minute' skipped its tick of {cron.utc_minute(START + 60)}: "
+        f"{first.workflow_id} was still running"
+    ]
 
 
 def test_overlap_allow_starts_a_tick_while_the_previous_run_is_live(app: Flask, tmp_path: Path) -> None:
@@ -174,16 +186,29 @@ def test_a_second_schedule_of_the_same_name_is_refused(tmp_path: Path) -> None:
         assert baton.schedules["twice"] is first
 
 
-def test_a_build_that_fails_records_its_tick_and_the_other_schedules_still_run(app: Flask, tmp_path: Path) -> None:
+def test_a_build_that_fails_records_its_tick_and_the_other_schedules_still_run(
+    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken() -> Workflow:
         raise RuntimeError("the report's source is down")
 
-    with declared("broken", "* * * * *", broken), declared("working", "* * * * *", gated("working", tmp_path / "g")):
+    with (
+        declared("broken", "* * * * *", broken),
+        declared("working", "* * * * *", gated("working", tmp_path / "g")),
+        caplog.at_level(logging.INFO, logger="flask_baton.worker"),
+    ):
         ticked = {tick.schedule: tick for tick in run_due(app.extensions["baton"], START + 1)}
     assert ticked["broken"].outcome is TickOutcome.FAILED
     assert ticked["broken"].detail == "RuntimeError: the report's source is down"
     assert ticked["working"].outcome is TickOutcome.STARTED
     assert ticks_of(app, "broken") == [(START, "failed", None)]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "ERROR",
+            f"schedule 'broken' failed to build its tick of {cron.utc_minute(START)}: "
+            "RuntimeError: the report's source is down",
+        )
+    ]
 
 
 def test_a_tick_whose_unique_key_is_held_is_skipped(app: Flask, tmp_path: Path) -> None:
@@ -305,3 +330,48 @@ def test_upgrading_from_schema_5_adds_the_schedule_ticks(app: Flask, tmp_path: P
         [ticked] = run_due(app.extensions["baton"], START + 1)
     assert ticked.outcome is TickOutcome.STARTED
     (tmp_path / "gate").touch()
+
+
+def test_the_sweep_trims_old_ticks_but_keeps_each_schedule_s_latest_and_its_running_workflows(
+    app: Flask, tmp_path: Path
+) -> None:
+    state = app.extensions["baton"]
+    gate = tmp_path / "open"
+    gate.touch()
+    # The first tick's workflow runs on the llm queue, which no consumer here serves: it stays running.
+    builds = [lambda: Workflow(name="trimmed").add("ask", fake_llm.new(prompt="hi"))]
+    with declared("trimmed", "* * * * *", lambda: builds[-1](), overlap="allow"):
+        [running] = run_due(state, START + 1)
+        builds.append(gated("trimmed", gate))
+        done = [run_due(state, START + 61)[0], run_due(state, START + 121)[0]]
+        with ThreadConsumer(app, workers=2):
+            for tick in done:
+                assert tick.workflow_id is not None
+                wait_finished(app, tick.workflow_id)
+        report = sweep(state, force=True, now=time.time() + TICK_RETENTION + 1)
+    assert report.ticks_trimmed == 1
+    assert ticks_of(app, "trimmed") == [
+        (START, "started", running.workflow_id),
+        (START + 120, "started", done[1].workflow_id),
+    ]
+
+
+def test_a_worker_of_the_default_queue_says_which_schedules_it_runs(
+    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = app.extensions["baton"]
+    with (
+        declared("nightly-report", "0 3 * * *", gated("nightly-report", tmp_path / "gate")),
+        declared("every-five", "*/5 * * * *", gated("every-five", tmp_path / "gate")),
+        caplog.at_level(logging.INFO, logger="flask_baton.worker"),
+    ):
+        log_banner(state, "default")
+        log_banner(state, "llm")
+    default, llm = (record for record in caplog.records if getattr(record, "baton_event", None) == "worker_started")
+    assert (
+        default.getMessage()
+        .splitlines()[0]
+        .endswith("runs the sweep every 1s and the schedules every-five, nightly-report; steps by queue:")
+    )
+    assert (default.schedules, llm.schedules) == (["every-five", "nightly-report"], [])  # type: ignore[attr-defined]
+    assert "schedules" not in llm.getMessage().splitlines()[0]
