@@ -23,6 +23,7 @@ from .errors import SetupError
 from .events.transport import Transport
 from .query import Query
 from .queues import Queues
+from .schedule import Schedule
 from .schema_check import SchemaCheck
 from .steps import Step
 from .store import Store
@@ -39,7 +40,7 @@ class AppState:
 
     ``store`` sends every statement; ``steps`` is the registry of the
     ``Baton`` that was given the app (the same dict, so steps declared after
-    ``init_app`` are found too).
+    ``init_app`` are found too); ``schedules`` its schedules, the same way.
     """
 
     app: Flask
@@ -50,6 +51,7 @@ class AppState:
     events: Transport
     query: Query
     schema_check: SchemaCheck
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
     _labels: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -99,20 +99,24 @@ def steps_by_queue(state: AppState, first: str) -> dict[str, list[str]]:
 
 
 def log_banner(state: AppState, queue: str) -> None:
-    """Say what this worker runs: the app's steps per queue, its own queue first, and the sweep.
+    """Say what this worker runs: the app's steps per queue, its own queue first, the sweep and the schedules.
 
     Warns when no step runs on ``queue`` (a misspelt ``--queue`` would
     otherwise wait for work that never comes).
     """
     queues = steps_by_queue(state, queue)
     runs_sweep = queue == DEFAULT_QUEUE
+    schedules = sorted(state.schedules) if runs_sweep else []
     fields = {
         "baton_event": "worker_started",
         "queue": queue,
         "steps_by_queue": queues,
         "sweep_interval": state.config.sweep_interval if runs_sweep else None,
+        "schedules": schedules,
     }
     sweep = f", runs the sweep every {state.config.sweep_interval:g}s" if runs_sweep else ""
+    if schedules:
+        sweep += f" and the schedules {', '.join(schedules)}"
     lines = [f"flask_baton worker for app {state.app.name!r} on queue {queue!r}{sweep}; steps by queue:"]
     for name, steps in queues.items():
         where = " (this worker)" if name == queue else f" (flask baton worker --queue {name})"

@@ -115,6 +115,19 @@ class DuplicateWorkflowError(WorkflowStateError):
         super().__init__(f"a workflow with unique_key {unique_key!r} is already running{holder}")
 
 
+class ScheduleError(BatonError, ValueError):
+    """A schedule cannot be declared: its crontab does not parse, or its name or options are wrong.
+
+    ``schedule`` names it; ``field`` is the crontab field at fault (``"minute"``,
+    ``"day of week"``, ...), or ``None`` when the problem is not one field's.
+    """
+
+    def __init__(self, schedule: str, message: str, field: str | None = None) -> None:
+        self.schedule = schedule
+        self.field = field
+        super().__init__(f"schedule {schedule!r}: {message}")
+
+
 class StepTimeout(BatonError, TimeoutError):
     """A step ran past its ``timeout``; it fails like any error (and may retry)."""
 

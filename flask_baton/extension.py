@@ -18,7 +18,7 @@ from .bulk import BulkResult
 from .cli import baton_cli
 from .config import BatonConfig, read_config
 from .dashboard import register_dashboard
-from .errors import ConfigError, DuplicateStepError, SetupError, WorkflowNotFoundError
+from .errors import ConfigError, DuplicateStepError, ScheduleError, SetupError, WorkflowNotFoundError
 from .events.choice import transport_for
 from .explain import Explanation, explain_step
 from .export import export_workflow
@@ -27,11 +27,13 @@ from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
 from .runner import hand_back, run_node, serving
+from .schedule import Build, Overlap, Schedule, declare
 from .schema_check import SchemaCheck
 from .steps import Step, StepFunction
 from .store import Store, open_store
 from .subworkflow import join_step
 from .sweep import sweep
+from .ticks import run_due
 from .usage import Stats
 
 #: The options ``llm_step`` sets unless given: its own queue, retries patient with a model.
@@ -52,6 +54,7 @@ class Baton:
         self._huey = huey
         # Built-in steps every app runs: the join of each sub-workflow.
         self.steps: dict[str, Step] = {join_step.name: join_step}
+        self.schedules: dict[str, Schedule] = {}
         if app is not None:
             self.init_app(app, db=db)
 
@@ -71,7 +74,7 @@ class Baton:
         huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
         # The state lives in app.extensions only: it refers to the app, so a
         # weak-keyed map of app -> state would keep every app alive.
-        app.extensions[EXTENSION_KEY] = state = build_state(app, config, store, huey, self.steps)
+        app.extensions[EXTENSION_KEY] = state = build_state(app, config, store, huey, self.steps, self.schedules)
         app.cli.add_command(baton_cli)
         protect_from_autogenerate(app)
         if config.dashboard_prefix is not None:
@@ -158,6 +161,32 @@ class Baton:
         """
         return self.step(func, name=name, retry_jitter=True, llm=True, **{**LLM_STEP_DEFAULTS, **options})
 
+    # -- schedules -----------------------------------------------------------
+
+    def schedule(self, name: str, crontab: str, build: Build | None = None, *, overlap: Overlap = "skip") -> Any:
+        """Insert the workflow ``build()`` returns at every tick of ``crontab`` (UTC), once per tick.
+
+        ``baton.schedule("nightly", "0 3 * * *", build=make_report)``, or as a
+        decorator on the function building the workflow:
+        ``@baton.schedule("every-5-min", "*/5 * * * *")``. The consumers of
+        the default queue check the schedules at least once a minute; the
+        database lets one of them insert each tick's workflow. ``overlap``:
+        ``"skip"`` a tick while a workflow this schedule started still runs
+        (the default), or ``"allow"`` it. ``build`` may be called by several
+        consumers for one tick (one workflow is kept), so it should only
+        build. A crontab that does not parse raises ``ScheduleError`` naming
+        the schedule and the field, and declares nothing.
+        """
+
+        def register(fn: Build) -> Build:
+            schedule = declare(name, crontab, fn, overlap)
+            if name in self.schedules:
+                raise ScheduleError(name, "a schedule with this name is already declared; give each its own name")
+            self.schedules[name] = schedule
+            return fn
+
+        return register(build) if build is not None else register
+
     # -- database ------------------------------------------------------------
 
     def create_schema(self, app: Flask | None = None) -> tuple[int, int]:
@@ -229,7 +258,14 @@ class Baton:
         return self.state().queues.huey()
 
 
-def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps: Mapping[str, Step]) -> AppState:
+def build_state(
+    app: Flask,
+    config: BatonConfig,
+    store: Store,
+    huey: Huey,
+    steps: Mapping[str, Step],
+    schedules: Mapping[str, Schedule],
+) -> AppState:
     """Everything flask_baton keeps for ``app``, made whole at once (``init_app``).
 
     The Huey tasks find the state when they run (``get_state(app)``), so
@@ -246,10 +282,12 @@ def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps
             hand_back=_in_app(app, hand_back),
             sweep=_in_app(app, sweep),
             serving=_in_app(app, serving),
+            schedules=_in_app(app, run_due),
         ),
         events=transport_for(config, store.engine),
         query=Query(store.engine),
         schema_check=SchemaCheck(store),
+        schedules=schedules,
     )
 
 

@@ -31,6 +31,9 @@ a Huey release that changes one fails there, not in a workflow:
     ``is_task_of`` tells our task's messages from others' in a signal receiver.
 ``Consumer.scheduler_class`` and ``Scheduler.periodic_task_seconds``
     ``create_consumer`` checks periodic tasks more often than once a minute.
+``Consumer.worker_type`` and ``Consumer._set_signal_handlers()``
+    ``create_consumer``'s consumer of threads sets its signal handlers before
+    its workers start, not after (a SIGTERM in between killed it).
 ``Consumer.stop_flag`` and its ``is_set()``
     ``stopping`` lets a task see that its consumer was asked to stop (set
     before the fork, so process workers see it too): a worker then stops
@@ -192,6 +195,16 @@ def create_consumer(huey: Huey, periodic_seconds: float, **options: Any) -> Cons
 
     class BatonConsumer(Consumer):  # type: ignore[misc]
         scheduler_class = BatonScheduler
+
+        def start(self) -> None:
+            # Huey sets its signal handlers after starting the scheduler and
+            # workers: a SIGTERM in between (a deploy stopping a worker that has
+            # just claimed a step) killed the process without handing the step
+            # back. Threads and greenlets can have them first; forked workers
+            # must not inherit them, so those keep Huey's order.
+            if self.worker_type != "process":
+                self._set_signal_handlers()
+            super().start()
 
     return BatonConsumer(huey, **options)
 

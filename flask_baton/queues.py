@@ -5,7 +5,8 @@ is a sibling instance on the same storage, named ``"<huey name>.<queue>"``,
 consumed by its own ``flask baton worker --queue llm`` pool. Every instance
 carries one task, ``flask_baton.baton_run``, whose only argument is the step's
 id: the database, not the message, holds everything else. The default
-instance also carries the periodic sweep.
+instance also carries the periodic sweep, and the periodic check of the
+schedules (``ticks.run_due``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .steps import DEFAULT_QUEUE
 
 RUN_TASK = "baton_run"
 SWEEP_TASK = "baton_sweep"
+SCHEDULES_TASK = "baton_schedules"
 TASK_MODULE = "flask_baton"
 
 
@@ -36,6 +38,7 @@ class Queues:
         hand_back: Callable[[str], None],
         sweep: Callable[[], None],
         serving: Callable[[str, bool], None],
+        schedules: Callable[[], None],
     ) -> None:
         self._run = run
         self._hand_back = hand_back
@@ -43,8 +46,9 @@ class Queues:
         self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
         self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey, DEFAULT_QUEUE)}
         self._stopping: dict[str, Callable[[], bool]] = {}
-        huey_compat.forget_task(huey, TASK_MODULE, SWEEP_TASK)
-        huey.periodic_task(_always, name=SWEEP_TASK)(_named(sweep, SWEEP_TASK))
+        for name, check in ((SWEEP_TASK, sweep), (SCHEDULES_TASK, schedules)):
+            huey_compat.forget_task(huey, TASK_MODULE, name)
+            huey.periodic_task(_always, name=name)(_named(check, name))
 
     def huey(self, queue: str = DEFAULT_QUEUE) -> Huey:
         """The Huey instance for ``queue``, made on first use."""
@@ -118,7 +122,7 @@ class Queues:
 
 
 def _always(_timestamp: Any) -> bool:
-    """Run the periodic sweep at every periodic check; its lease paces it."""
+    """Run at every periodic check: the sweep's lease paces it, a schedule's ticks pace its workflows."""
     return True
 
 

@@ -355,3 +355,30 @@ class Activity:
     steps_ended: Mapping[tuple[int, str], int]
     durations: Mapping[str, StepDurations]
     cost: Mapping[int, float]
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """The last tick a schedule acted on: when, what it did, and where its workflow is now.
+
+    ``workflow_state`` is ``None`` when no workflow was started (skipped,
+    failed) or it was pruned since.
+    """
+
+    schedule: str
+    tick_at: float
+    outcome: str  # states.TickOutcome
+    workflow_id: str | None
+    workflow_state: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A declared schedule as ``flask baton schedules`` and the dashboard list it (``ticks.statuses``)."""
+
+    name: str
+    crontab: str
+    overlap: str  # "skip" or "allow"
+    next_run: float | None
+    last: TickRecord | None  # its latest tick, None before its first

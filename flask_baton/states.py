@@ -65,6 +65,14 @@ class CancelledBy(StrEnum):
     DEPENDENCY = "dependency"  # a dependency failed in a way its edge does not tolerate
 
 
+class TickOutcome(StrEnum):
+    """What a schedule's tick did (``baton_schedule_ticks.outcome``)."""
+
+    STARTED = "started"  # it inserted a workflow
+    SKIPPED = "skipped"  # overlap="skip" and the previous run was still running, or its unique_key was held
+    FAILED = "failed"  # building the workflow raised; the error is kept, the tick not tried again
+
+
 #: States a delivered Huey message may claim (start executing) from.
 CLAIMABLE = (StepState.AVAILABLE, StepState.SNOOZED, StepState.RETRYABLE)
 #: States that will not change again (short of an explicit retry).

@@ -18,8 +18,10 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
 - finished workflows whose end was never announced (the last worker died
   between commit and publish): announced now, once;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
-  event-feed rows past ``BATON_EVENT_RETENTION`` always, and the heartbeat
-  rows of consumers silent for a lease (they died without saying so).
+  event-feed rows past ``BATON_EVENT_RETENTION`` always, the heartbeat
+  rows of consumers silent for a lease (they died without saying so), and
+  schedules' ticks older than ``TICK_RETENTION`` (each schedule's latest
+  and its running workflows' kept).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ BATCH = 1000
 #: A waiting step counts as lost after this many leases even when its queue
 #: is not empty (with an empty queue, after one lease).
 BUSY_QUEUE_LEASES = 10
+#: Seconds a schedule's tick is kept (what ``flask baton schedules`` shows is its latest, always kept).
+TICK_RETENTION = 7 * 86400.0
 
 
 @dataclass
@@ -62,6 +66,7 @@ class SweepReport:
     pruned: PruneReport | None = None
     events_trimmed: int = 0
     consumers_forgotten: int = 0
+    ticks_trimmed: int = 0
 
 
 def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> SweepReport:
@@ -90,6 +95,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
         )
     report.events_trimmed = state.store.trim_event_feed(now, config.event_retention)
     report.consumers_forgotten = state.store.forget_silent_consumers(now - config.lease_seconds)
+    report.ticks_trimmed = state.store.trim_schedule_ticks(now - TICK_RETENTION)
     return report
 
 

@@ -229,6 +229,11 @@ class Workflow:
         ]
 
 
+def prepare_scheduled(workflow: Workflow, state: AppState) -> NewWorkflow:
+    """Check a schedule's workflow and build its rows, for ``ticks`` to insert with its tick's own row."""
+    return workflow._prepare(state)
+
+
 def _jobs(new: NewWorkflow) -> list[InsertedJob]:
     return [InsertedJob(step.node_id, new.workflow_id, step.step_name) for step in new.steps]
 

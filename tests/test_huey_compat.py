@@ -89,6 +89,7 @@ ATTRIBUTES = [
     ("Huey._registry._periodic_tasks", "registry", "_periodic_tasks"),
     ("TaskWrapper.task_class", "wrapper", "task_class"),
     ("Consumer.scheduler_class", "consumer class", "scheduler_class"),
+    ("Consumer._set_signal_handlers", "consumer class", "_set_signal_handlers"),
     ("Scheduler.periodic_task_seconds", "scheduler class", "periodic_task_seconds"),
     ("SqliteStorage.db", "sqlite storage", "db"),
     ("SqliteStorage.to_blob", "sqlite storage", "to_blob"),

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..huey_compat import QueueDepth
-from ..records import Activity, ConsumerRecord, RunningStep, StepDurations
+from ..records import Activity, ConsumerRecord, RunningStep, ScheduleStatus, StepDurations
+from ..schedule import ScheduleRow, schedule_row
 from ..states import WorkflowState
 from ..timeseries import Window, dense, per_hour, per_minute, percentile, ratios
 from .charts import Chart, Series, bar_chart
@@ -85,6 +86,7 @@ class Overview:
     steps: tuple[StepRow, ...]
     more_steps: int
     version: str
+    schedules: tuple[ScheduleRow, ...] = ()
 
 
 def overview(
@@ -94,6 +96,7 @@ def overview(
     running: Sequence[RunningStep],
     depths: Mapping[str, QueueDepth | None],
     queue_of: Callable[[str], str | None],
+    schedules: Sequence[ScheduleStatus] = (),
 ) -> Overview:
     """The page for ``window``; ``queue_of`` tells a step's queue from its task (None: unknown task)."""
     queues = _queues(depths, consumers, running, queue_of)
@@ -107,6 +110,7 @@ def overview(
         [(c.worker, c.queues, c.started_at) for c in consumers],
         [(r.workflow_id, r.step_name, r.attempt, r.worker) for r in running],
         sorted(depths.items()),
+        schedules,
     )
     return Overview(
         window,
@@ -117,6 +121,7 @@ def overview(
         shown,
         max(len(steps) - SHOWN_STEP_NAMES, 0),
         version,
+        tuple(schedule_row(status) for status in schedules),
     )
 
 

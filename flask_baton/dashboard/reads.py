@@ -21,6 +21,7 @@ from ..huey_compat import QueueDepth, queue_depth
 from ..records import StepOutline, WorkflowRecord
 from ..states import WorkflowState
 from ..steps import DEFAULT_QUEUE
+from ..ticks import statuses
 from ..timeseries import RANGES, window
 from .attempt_view import SHOWN_RUNS, StepPage, step_page
 from .explore import Explore, steps_page
@@ -234,7 +235,7 @@ def read_overview(state: AppState, range_key: str) -> Overview:
         step = state.step(task)
         return None if step is None else step.queue
 
-    return overview(span, activity, consumers, running, depths, queue_of)
+    return overview(span, activity, consumers, running, depths, queue_of, statuses(state, now))
 
 
 def _depth(state: AppState, queue: str) -> QueueDepth | None:

@@ -11,7 +11,7 @@ database it talks to.
   each thread's own connection for single-statement changes (PostgreSQL);
 - ``core`` / ``base``: the transactions, and the ``Store`` contract joining
   the write-side statements by concern (``inserts``, ``steps``, ``attempts``,
-  ``sweep``, ``control``, ``maintenance``, ``consumers``: heartbeats;
+  ``sweep``, ``control``, ``maintenance``, ``consumers``: heartbeats; ``schedules``: schedules' ticks;
   ``hotpath``: the statements every step sends as plain SQL);
 - ``sqlite`` / ``postgres``: what each database does its own way, and what
   each transition costs there in round trips;

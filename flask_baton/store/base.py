@@ -24,6 +24,7 @@ from .consumers import ConsumerStatements
 from .control import ControlStatements
 from .inserts import InsertStatements
 from .maintenance import Maintenance
+from .schedules import ScheduleStatements
 from .steps import StepStatements
 from .sweep import SweepStatements
 
@@ -67,6 +68,7 @@ class Store(
     ControlStatements,
     Maintenance,
     ConsumerStatements,
+    ScheduleStatements,
 ):
     """flask_baton's tables in one database: its transactions and all their statements."""
 

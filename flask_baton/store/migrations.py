@@ -15,10 +15,10 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import attempts, consumers, metadata, nodes, schema_versions, step_stats, workflows
+from .tables import attempts, consumers, metadata, nodes, schedule_ticks, schema_versions, step_stats, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -69,6 +69,11 @@ def _add_reasoning_and_cache_writes(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {step_stats.name} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"))
 
 
+def _add_schedule_ticks(conn: Connection) -> None:
+    """Version 7: the ticks schedules acted on (``baton.schedule``), one row each."""
+    schedule_ticks.create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
@@ -76,6 +81,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_cancel_and_retry_marks,
     5: _add_consumers,
     6: _add_reasoning_and_cache_writes,
+    7: _add_schedule_ticks,
 }
 
 

@@ -243,6 +243,21 @@ consumers = Table(
     Column("seen_at", Float, nullable=False),
 )
 
+schedule_ticks = Table(
+    "baton_schedule_ticks",
+    metadata,
+    # One row per tick of a schedule that a consumer acted on (``schedules.py``):
+    # the primary key is what makes a tick start at most one workflow, however
+    # many consumers check it at once. Written in the transaction that inserts
+    # the tick's workflow, so there is never a tick without its workflow.
+    Column("schedule", NAME, primary_key=True),
+    Column("tick_at", Float, primary_key=True),
+    Column("outcome", String(16), nullable=False),  # states.TickOutcome
+    Column("workflow_id", ID),  # the workflow started (NULL when skipped); no FK: a prune may delete it
+    Column("detail", Text),  # why it was skipped or failed
+    Column("created_at", Float, nullable=False),
+)
+
 schema_versions = Table(
     "baton_schema",
     metadata,
