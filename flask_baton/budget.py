@@ -60,6 +60,17 @@ def dollars(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
+def used(spent: float | None, cap: float) -> str:
+    """``budget: $0.42 of $2.50 (17%)``: what ``flask baton status`` and the dashboard show of a cap."""
+    amount = spent or 0.0
+    return f"budget: {dollars(amount)} of {dollars(cap)} ({amount / cap:.0%})"
+
+
+def share(spent: float | None, cap: float) -> float:
+    """The part of ``cap`` spent, from 0 to 1 (a bar's fill; spend past the cap fills it)."""
+    return min((spent or 0.0) / cap, 1.0)
+
+
 @dataclass(frozen=True)
 class Exceeded:
     """A cap reached: what was ``spent`` against which ``cap``, ``daily`` or the workflow's own."""

@@ -247,3 +247,49 @@ def test_a_cap_is_reached_at_its_amount_and_said_in_dollars() -> None:
     assert Exceeded(12.0, 10.0, daily=True).reason == "daily budget exceeded ($12.00 of $10.00 today)"
     assert dollars(0.0031) == "$0.0031" and dollars(1234.5) == "$1,234.50"
     assert day_start(86400 * 3 + 5) == 86400 * 3
+
+
+def test_an_install_at_schema_5_upgrades_keeping_its_workflows_without_a_cap(
+    app: Flask, consumer: ThreadConsumer
+) -> None:
+    from flask_baton.store import migrations
+
+    from .support import make_version_5
+
+    before = chain("before", 1)
+    before.insert()
+    assert wait_finished(app, before.workflow_id).state == "completed"
+    make_version_5(app)
+    assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
+    record = baton.query.get_workflow(before.workflow_id)
+    assert record is not None and (record.state, record.budget_usd, record.on_budget) == ("completed", None, None)
+    after = chain("after", 3, 1, budget_usd=2)
+    after.insert()
+    assert wait_finished(app, after.workflow_id).state == "cancelled"
+
+
+def test_the_cli_shows_budget_used_and_raises_a_cap_releasing_held_steps(app: Flask, consumer: ThreadConsumer) -> None:
+    workflow = chain("cli-paused", 2, 1, budget_usd=2, on_budget="pause")
+    workflow.insert()
+    wait_for(lambda: _held(workflow, "s1"), "s1 held")
+    run = app.test_cli_runner()
+    shown = run.invoke(args=["baton", "status", workflow.workflow_id])
+    assert shown.exit_code == 0, shown.output
+    assert "budget: $2.00 of $2.00 (100%)" in shown.output.splitlines()[1]
+    assert "held: budget exceeded ($2.00 of $2.00)" in shown.output
+    as_json = run.invoke(args=["baton", "status", workflow.workflow_id, "--json"])
+    assert '"budget_usd": 2.0' in as_json.output
+
+    refused = run.invoke(args=["baton", "budget", workflow.workflow_id, "0"])
+    assert refused.exit_code == 1 and "budget_usd must be a positive number of US dollars" in refused.output
+    assert _held(workflow, "s1")  # nothing changed
+
+    raised = run.invoke(args=["baton", "budget", workflow.workflow_id[:16], "5"])
+    assert raised.exit_code == 0, raised.output
+    assert (
+        raised.output
+        == f"budget of workflow {workflow.workflow_id} (cli-paused) set to $5.00: 1 step(s) released: s1\n"
+    )
+    assert wait_finished(app, workflow.workflow_id).state == "completed"
+    after = run.invoke(args=["baton", "status", workflow.workflow_id]).output
+    assert "budget: $3.00 of $5.00 (60%)" in after
