@@ -60,10 +60,10 @@ def dollars(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
-def used(spent: float | None, cap: float) -> str:
+def used(spent: float | None, cap: float, label: str = "budget") -> str:
     """``budget: $0.42 of $2.50 (17%)``: what ``flask baton status`` and the dashboard show of a cap."""
     amount = spent or 0.0
-    return f"budget: {dollars(amount)} of {dollars(cap)} ({amount / cap:.0%})"
+    return f"{label}: {dollars(amount)} of {dollars(cap)} ({amount / cap:.0%})"
 
 
 def share(spent: float | None, cap: float) -> float:

@@ -42,8 +42,12 @@ def exceeded(state: AppState, workflow_id: str, budget_usd: float | None) -> Exc
             return own
     if daily is None:
         return None
-    today = total(state.store.engine, since=day_start(time.time())).cost_usd
-    return reached(today, daily, daily=True)
+    return reached(spent_today(state), daily, daily=True)
+
+
+def spent_today(state: AppState) -> float | None:
+    """What every step recorded since the last UTC midnight (None: nothing priced): the daily cap's count."""
+    return total(state.store.engine, since=day_start(time.time())).cost_usd
 
 
 def after_usage(state: AppState, workflow_id: str, budget_usd: float | None) -> None:
