@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import ArgumentError
+from .errors import BudgetError
 
 #: What happens to steps not yet started once a cap is reached.
 BudgetAction = Literal["cancel", "pause"]
@@ -24,10 +24,6 @@ DAY = 86400.0
 EXCEEDED = "budget exceeded"
 #: The start of the error a held step shows while it waits for a raised cap.
 HELD = "held:"
-
-
-class BudgetError(ArgumentError):
-    """A budget that is not a positive number of US dollars, or an unknown budget action."""
 
 
 def check_budget(value: Any, name: str = "budget_usd") -> float:
@@ -54,9 +50,9 @@ def day_start(now: float) -> float:
 
 
 def dollars(amount: float) -> str:
-    """``$0.42``; amounts under a cent keep their digits (``$0.0031``), so a small cap is readable."""
+    """``$0.42``; an amount under a cent keeps two significant digits (``$0.0031``), so a small cap is readable."""
     if 0 < abs(amount) < 0.01:
-        return f"${amount:.4f}".rstrip("0")
+        return f"${amount:.{1 - math.floor(math.log10(abs(amount)))}f}"
     return f"${amount:,.2f}"
 
 

@@ -28,8 +28,8 @@ from typing import Any, cast
 
 from flask import Flask
 
-from .budget import BudgetAction, BudgetError, check_action, check_budget
-from .errors import ConfigError, ConfigWarning
+from .budget import BudgetAction, check_action, check_budget
+from .errors import BudgetError, ConfigError, ConfigWarning
 from .pricing import CostFunction, PriceTable, check_pricing
 
 PREFIX = "BATON_"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_baton import ConfigError, Workflow, WorkflowNotFoundError
-from flask_baton.budget import BudgetError, Exceeded, day_start, dollars, reached
+from flask_baton import BudgetError, ConfigError, Workflow, WorkflowNotFoundError
+from flask_baton.budget import Exceeded, day_start, dollars, reached
 from flask_baton.headline import headline
 
 from . import ledger
@@ -245,7 +245,7 @@ def test_a_cap_is_reached_at_its_amount_and_said_in_dollars() -> None:
     assert reached(2.0, 2.0) == Exceeded(2.0, 2.0)
     assert Exceeded(2.5, 2.0).reason == "budget exceeded ($2.50 of $2.00)"
     assert Exceeded(12.0, 10.0, daily=True).reason == "daily budget exceeded ($12.00 of $10.00 today)"
-    assert dollars(0.0031) == "$0.0031" and dollars(1234.5) == "$1,234.50"
+    assert dollars(0.0031) == "$0.0031" and dollars(0.0000045) == "$0.0000045" and dollars(1234.5) == "$1,234.50"
     assert day_start(86400 * 3 + 5) == 86400 * 3
 
 
