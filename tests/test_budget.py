@@ -293,3 +293,13 @@ def test_the_cli_shows_budget_used_and_raises_a_cap_releasing_held_steps(app: Fl
     assert wait_finished(app, workflow.workflow_id).state == "completed"
     after = run.invoke(args=["baton", "status", workflow.workflow_id]).output
     assert "budget: $3.00 of $5.00 (60%)" in after
+
+
+def test_explain_says_a_held_step_waits_for_a_raised_cap(app: Flask, consumer: ThreadConsumer) -> None:
+    workflow = chain("explained", 2, 1, budget_usd=2, on_budget="pause")
+    workflow.insert()
+    wait_for(lambda: _held(workflow, "s1"), "s1 held")
+    why = baton.explain(workflow.workflow_id, "s1")
+    assert (why.state, why.waiting_on) == ("pending", {})
+    assert why.reason == "held: budget exceeded ($2.00 of $2.00); raise the cap to release it"
+    baton.cancel_workflow(workflow.workflow_id)
