@@ -104,14 +104,16 @@ def stop(tx: Tx, workflow_id: str, reason: str, claimed: Claimed | None = None) 
 
     A step claimed but not run (``claimed``) is put back first, so it is
     cancelled with the rest; steps running finish, and the workflow's end is
-    announced when the last of them settles. Each statement is a
-    compare-and-set: of two consumers reaching the cap at once, the second
-    finds nothing left to cancel.
+    announced when the last of them settles. With nothing left to cancel
+    (the cap reached by its last steps) the workflow is left to end as it
+    would. Each statement is a compare-and-set: of two consumers reaching
+    the cap at once, the second finds nothing left to cancel.
     """
     if claimed is not None:
         tx.store.hold(tx.conn, claimed, reason)
-    tx.store.cancel_workflow_row(tx.conn, workflow_id, tx.now)
     steps = tx.store.cancel_unsettled(tx.conn, workflow_id, reason, tx.now, by=CancelledBy.BUDGET)
+    if steps:
+        tx.store.cancel_workflow_row(tx.conn, workflow_id, tx.now)
     effects = Effects(
         None,
         changes=[

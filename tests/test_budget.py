@@ -303,3 +303,10 @@ def test_explain_says_a_held_step_waits_for_a_raised_cap(app: Flask, consumer: T
     assert (why.state, why.waiting_on) == ("pending", {})
     assert why.reason == "held: budget exceeded ($2.00 of $2.00); raise the cap to release it"
     baton.cancel_workflow(workflow.workflow_id)
+
+
+def test_a_workflow_whose_last_step_reaches_the_cap_completes(app: Flask, consumer: ThreadConsumer) -> None:
+    workflow = chain("just-enough", 1, 2, budget_usd=3)
+    workflow.insert()
+    assert wait_finished(app, workflow.workflow_id).state == "completed"
+    assert baton.stats.for_workflow(workflow.workflow_id).cost_usd == 3.0
