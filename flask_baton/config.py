@@ -28,7 +28,8 @@ from typing import Any, cast
 
 from flask import Flask
 
-from .errors import ConfigError, ConfigWarning
+from .budget import BudgetAction, check_action, check_budget
+from .errors import BudgetError, ConfigError, ConfigWarning
 from .pricing import CostFunction, PriceTable, check_pricing
 
 PREFIX = "BATON_"
@@ -64,6 +65,8 @@ class BatonConfig:
     debug_capture_max_bytes: int
     llm_timeout: float
     handoff_seconds: float
+    budget_usd_per_day: float | None
+    budget_action: BudgetAction
 
 
 def _string(key: str, value: Any) -> str:
@@ -155,6 +158,22 @@ def _positive_int(key: str, value: Any) -> int:
     return number
 
 
+def _daily_budget(key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return check_budget(_from_string(value, float), key)
+    except BudgetError as error:
+        raise ConfigError(f"{error} (or None for no daily cap)") from None
+
+
+def _budget_action(key: str, value: Any) -> BudgetAction:
+    try:
+        return check_action(value, key)
+    except BudgetError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _synchronous(key: str, value: Any) -> str:
     level = str(value).upper()
     if level not in SQLITE_SYNCHRONOUS_LEVELS:
@@ -206,6 +225,8 @@ SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
     "BATON_DEBUG_CAPTURE_MAX_BYTES": ("debug_capture_max_bytes", 256 * 1024, _positive_int),
     "BATON_LLM_TIMEOUT": ("llm_timeout", 120.0, _positive_seconds),
     "BATON_HANDOFF_SECONDS": ("handoff_seconds", 0.1, _seconds_or_off),
+    "BATON_BUDGET_USD_PER_DAY": ("budget_usd_per_day", None, _daily_budget),
+    "BATON_BUDGET_ACTION": ("budget_action", "cancel", _budget_action),
 }
 
 

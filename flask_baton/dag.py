@@ -226,14 +226,15 @@ class _CancelledStep(_StoredStep, Protocol):
 
 
 def resume_roots(steps: Iterable[_CancelledStep]) -> list[str]:
-    """The failure roots a user's cancel made: what a resume re-arms (with what comes after them).
+    """The failure roots a user's cancel (or a spend cap) made: what a resume re-arms (with what comes after them).
 
     Steps that failed on their own before the cancel, and what they
     cancelled, stay as they are: that is what sets a resume apart from a
-    retry of the whole workflow.
+    retry of the whole workflow. A step a cap cancelled counts as a user's
+    cancel: resuming after raising the cap (``set_budget``) is the way on.
     """
     steps = list(steps)
-    by_user = {step.step_name for step in steps if step.cancelled_by == CancelledBy.USER}
+    by_user = {step.step_name for step in steps if step.cancelled_by in (CancelledBy.USER, CancelledBy.BUDGET)}
     return [name for name in failure_roots(StepGraph.of(steps)) if name in by_user]
 
 

@@ -31,7 +31,7 @@ from .store import Tx
 from .store.engine import riding_out_outages
 from .store.reads import load_inputs, load_step_names
 from .streaming import StepStream
-from .telemetry import emit, step_signal, workflow_finished
+from .telemetry import STEP_STATES, emit, step_signal, workflow_finished
 from .usage import record_usage
 from .worklog import workflow_ended
 
@@ -112,6 +112,8 @@ def _after_commit(state: AppState, effects: Effects[Any], events: Sequence[Event
     # Nothing to enqueue: the events may wait to share a round trip.
     _publish(state, events, defer=not effects.ready)
     for change in effects.changes:
+        if change.state not in STEP_STATES:
+            continue  # a held step (pending) or one a raised cap released (available): no signal of their own
         emit(
             step_signal(change.state),
             **_step_payload(state, change),
@@ -202,8 +204,12 @@ def finished_event(state: AppState, end: WorkflowEnd) -> Event:
     )
 
 
-def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
-    """The ``job`` handed to a step function or a dependency hook."""
+def make_job(state: AppState, claimed: Claimed | Cancelled, after_usage: Callable[[], None] | None = None) -> Job:
+    """The ``job`` handed to a step function or a dependency hook.
+
+    ``after_usage`` is called after each call's usage is stored (the runner
+    checks the spend caps there).
+    """
     workflow_id, step_name = claimed.workflow_id, claimed.step_name
 
     def read(load: Callable[[Connection, str], T]) -> T:
@@ -227,7 +233,10 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     }
 
     def usage(call: ModelCall) -> float | None:
-        return record_usage(state.store, state.config.pricing, call, **where)
+        cost = record_usage(state.store, state.config.pricing, call, **where)
+        if after_usage is not None:
+            after_usage()
+        return cost
 
     def context(messages: Any, response: Any) -> bool:
         if not state.config.debug_capture:

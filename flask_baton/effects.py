@@ -118,6 +118,8 @@ class Claimed(StepIdentity):
     # ``dependents_version`` that fences them (None: read them at completion).
     dependents: tuple[str, ...] | None = None
     dependents_version: int = 0
+    #: Its workflow's spend cap when claimed (``Workflow(budget_usd=...)``); None: no cap of its own.
+    budget_usd: float | None = None
 
     def change(self, state: StepState, now: float, **details: Any) -> StepChange:
         """This step's transition to ``state``, timed from the claim."""
@@ -169,3 +171,5 @@ class NewWorkflow:
     name: str
     steps: Sequence[NewStep]
     unique_key: str | None = None
+    budget_usd: float | None = None
+    on_budget: str | None = None

@@ -28,6 +28,10 @@ class ArgumentError(BatonError, ValueError):
     """An argument given to a flask_baton function is of the wrong type or out of range."""
 
 
+class BudgetError(ArgumentError):
+    """A spend cap that is not a positive number of US dollars, or an unknown budget action."""
+
+
 class WorkflowError(BatonError):
     """Base class for every problem with a workflow's shape or contents."""
 

@@ -109,6 +109,8 @@ def _reason(
     state = step.state
     if state == StepState.PENDING:
         if not waiting_on:
+            if step.error:  # a spend cap holds it (budget_control): its error says which and what frees it
+                return step.error
             return "its dependencies have finished; it is being released to run"
         upstream = {name: s for name, s in blocked_by.items() if name not in waiting_on}
         more = f"; upstream, {describe_states(upstream)} must finish first" if upstream else ""

@@ -12,7 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
 from sqlalchemy.engine import make_url
 
-from . import bulk, control
+from . import budget_control, bulk, control
 from .appstate import EXTENSION_KEY, AppState, get_state
 from .bulk import BulkResult
 from .cli import baton_cli
@@ -212,6 +212,15 @@ class Baton:
     def resume_workflow(self, workflow_id: str) -> control.Retried:
         """Run again what a user's cancel stopped (not the steps that failed on their own); return them."""
         return control.resume_workflow(self.state().ready(), workflow_id)
+
+    def set_budget(self, workflow_id: str, budget_usd: float) -> list[str]:
+        """Set (or raise) a workflow's spend cap and release the steps a cap held; return their names.
+
+        Released steps are checked again as they start, so a cap still
+        reached (this one, or ``BATON_BUDGET_USD_PER_DAY``) holds them again.
+        Steps the cap cancelled stay cancelled: ``resume_workflow`` runs them again.
+        """
+        return budget_control.set_budget(self.state().ready(), workflow_id, budget_usd)
 
     def cancel_workflows(self, workflow_ids: Sequence[str], reason: str = "workflow cancelled") -> list[BulkResult]:
         """``cancel_workflow`` each of them; one ``BulkResult`` per workflow, skipped ones saying why."""

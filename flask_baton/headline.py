@@ -35,8 +35,9 @@ class OutcomeFacts:
     discarded steps every dependent went on without. ``*_names``: the first
     ``NAMED`` of each, in the order they were added. ``cancelled_by_user``:
     steps a user's cancel stopped (``cancel_workflow``), the last of them at
-    ``cancelled_at``; ``consequences``: steps cancelled because a dependency
-    failed.
+    ``cancelled_at``; ``cancelled_by_budget``: steps a spend cap cancelled,
+    ``budget_reason`` saying which cap and by how much (``budget.Exceeded``);
+    ``consequences``: steps cancelled because a dependency failed.
     """
 
     failed: int = 0
@@ -45,12 +46,14 @@ class OutcomeFacts:
     tolerated_names: tuple[str, ...] = ()
     cancelled_by_user: int = 0
     cancelled_at: float | None = None
+    cancelled_by_budget: int = 0
+    budget_reason: str | None = None
     consequences: int = 0
 
     @property
     def failures(self) -> int:
         """Every discarded or cancelled step."""
-        return self.failed + self.tolerated + self.cancelled_by_user + self.consequences
+        return self.failed + self.tolerated + self.cancelled_by_user + self.cancelled_by_budget + self.consequences
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ def headline(record: WorkflowRecord, facts: OutcomeFacts, clock: Callable[[float
         title = _joined(f"Completed with {_count(facts.failures, 'tolerated failure')}", after)
         causes = _causes(facts, by_user, tolerated="discarded")
         return Headline("completed", title, _sentence(f"{completed} of {total} steps completed", *causes))
+    if record.state == WorkflowState.CANCELLED and facts.cancelled_by_budget and not facts.cancelled_by_user:
+        detail = _sentence(f"{completed} of {total} steps had completed", *_causes(facts))
+        return Headline("cancelled", _joined(f"Cancelled: {facts.budget_reason}", after), detail)
     if record.state == WorkflowState.CANCELLED:
         stopped = f"{_count(facts.cancelled_by_user, 'step')} cancelled" if facts.cancelled_by_user else ""
         detail = _sentence(f"{completed} of {total} steps had completed", stopped, *_causes(facts))
@@ -111,6 +117,8 @@ def _causes(
         clauses.append(f"{facts.consequences} cancelled as a consequence")
     if facts.cancelled_by_user and by_user is not None:
         clauses.append(f"{facts.cancelled_by_user} {by_user}")
+    if facts.cancelled_by_budget:
+        clauses.append(f"{_count(facts.cancelled_by_budget, 'step')} cancelled: {facts.budget_reason}")
     if facts.tolerated:
         clauses.append(f"{_names(facts.tolerated_names, facts.tolerated)} {tolerated}")
     return clauses

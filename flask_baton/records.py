@@ -35,6 +35,10 @@ class WorkflowRecord:
     unique_key: str | None = None
     #: Times a retry (``retry_step``, ``retry_workflow``, ``resume_workflow``) ran it again.
     retried: int = 0
+    #: ``Workflow(budget_usd=...)``, or as ``set_budget`` raised it; None: no cap of its own.
+    budget_usd: float | None = None
+    #: What reaching the cap does (``"cancel"`` or ``"pause"``); None: the app's ``BATON_BUDGET_ACTION``.
+    on_budget: str | None = None
 
     @property
     def settled_steps(self) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, TypeVarTuple
 
-from . import heartbeat, transitions, worklog
+from . import budget_control, heartbeat, transitions, worklog
 from .appstate import AppState, worker_id
 from .dispatch import LogLines, commit, make_job
 from .effects import Claimed, Effects
@@ -74,6 +74,8 @@ def _run_claimed(state: AppState, claimed: Claimed, hand_off: HandOff) -> Claime
             log=partial(worklog.discarded, state, claimed, None, worklog.Failure(None, reason)),
         )
         return None
+    if not budget_control.may_start(state, claimed):
+        return None
     with heartbeat.leased(state.store, claimed.worker, state.config.heartbeat_seconds, claimed.node_id):
         return _execute(state, step, claimed, hand_off)
 
@@ -98,7 +100,7 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
 
     The value is the step its completion handed off to this worker, if any.
     """
-    job = make_job(state, claimed)
+    job = make_job(state, claimed, partial(budget_control.after_usage, state, claimed.workflow_id, claimed.budget_usd))
     try:
         try:
             value = _call(state, step, job)

@@ -57,11 +57,12 @@ class AttemptOutcome(StrEnum):
 class CancelledBy(StrEnum):
     """Who cancelled a ``cancelled`` step: what its workflow's outcome says about it.
 
-    Stored in ``baton_nodes.cancelled_by`` as ``user`` only; a cascade leaves
-    it NULL, so the statements every step runs never write it.
+    Stored in ``baton_nodes.cancelled_by`` as ``user`` or ``budget`` only; a
+    cascade leaves it NULL, so the statements every step runs never write it.
     """
 
     USER = "user"  # cancel_workflow: the dashboard, the CLI or a script
+    BUDGET = "budget"  # its workflow's budget_usd, or BATON_BUDGET_USD_PER_DAY, was reached
     DEPENDENCY = "dependency"  # a dependency failed in a way its edge does not tolerate
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from . import dag, subworkflow
 from .appstate import AppState, get_state
+from .budget import BudgetAction, check_action, check_budget
 from .dispatch import commit
 from .effects import NewStep, NewWorkflow
 from .errors import (
@@ -52,12 +53,20 @@ class Workflow:
         *,
         unique_key: str | None = None,
         on_conflict: OnConflict = "raise",
+        budget_usd: float | None = None,
+        on_budget: BudgetAction | None = None,
     ) -> None:
         """``unique_key``: while a workflow with this key runs, ``insert`` does not
         start another one; it raises ``DuplicateWorkflowError``, or with
         ``on_conflict="return"`` returns the running one's jobs (and sets
         ``workflow_id`` to its id). The key is free again once that workflow
         finishes.
+
+        ``budget_usd``: once the cost its steps recorded (``job.record_usage``)
+        reaches this many US dollars, its steps not yet started are cancelled
+        ("budget exceeded"), or with ``on_budget="pause"`` held until
+        ``baton.set_budget`` raises the cap. ``on_budget`` defaults to
+        ``BATON_BUDGET_ACTION``. A step already running finishes.
         """
         if not isinstance(name, str) or not name:
             raise WorkflowError(f"a workflow name must be a non-empty string, got {name!r}")
@@ -68,6 +77,8 @@ class Workflow:
         self.name = name
         self.unique_key = unique_key
         self.on_conflict = on_conflict
+        self.budget_usd = None if budget_usd is None else check_budget(budget_usd)
+        self.on_budget = None if on_budget is None else check_action(on_budget)
         # Known before insert, so a caller can subscribe to its events first.
         self.workflow_id = new_id()
         self.inserted = False
@@ -218,7 +229,7 @@ class Workflow:
             for name, call in self._calls.items()
         ]
         state.remember_label(self.workflow_id, self.name)
-        return NewWorkflow(self.workflow_id, self.name, steps, self.unique_key)
+        return NewWorkflow(self.workflow_id, self.name, steps, self.unique_key, self.budget_usd, self.on_budget)
 
     def _reuse(self, state: AppState, workflow_id: str) -> list[InsertedJob]:
         """Stand for the running workflow that holds our unique_key (``on_conflict="return"``)."""

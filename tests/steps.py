@@ -518,3 +518,24 @@ def _ask_provider(attempt: int) -> None:
         f"Error code: 429 - Rate limit reached for gpt-4o on tokens per min (TPM): Limit 30000, Used 29{attempt}41. "
         "Please try again in 1.2s."
     )
+
+
+# -- spend caps (test_budget) -----------------------------------------------------
+
+
+@baton.step()
+def spend(job: Job) -> str:
+    """Record one call of ``job.args["dollars"]`` output tokens of model ``dollar`` (priced $1 a token).
+
+    With ``job.args["gate"]``, then wait for that file to exist (at most 30 s):
+    the step is still running while a test raises or reaches a cap.
+    """
+    from pathlib import Path
+
+    ledger.record(job)
+    job.record_usage(model="dollar", input_tokens=0, output_tokens=int(job.args.get("dollars", 1)))
+    gate = job.args.get("gate")
+    deadline = time.monotonic() + 30
+    while gate is not None and not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return job.step_name

@@ -63,10 +63,10 @@ def consumers(app: Flask) -> Iterator[None]:
         yield
 
 
-def _brief(name: str, *, fail: bool = False, gate: Path | None = None) -> Workflow:
+def _brief(name: str, *, fail: bool = False, gate: Path | None = None, budget_usd: float | None = None) -> Workflow:
     """A small brief: fetch, then a model call and a summary, then a step that may fail or wait."""
     flow = (
-        Workflow(name)
+        Workflow(name, budget_usd=budget_usd)
         .add("fetch_sources", constant.new(value=3))
         .add("ask_model", fake_llm.new(prompt="Summarise <b>this</b>"), deps=["fetch_sources"])
         .add("summarize", slow.new(seconds=0.03), deps=["fetch_sources"])
@@ -83,7 +83,8 @@ def _pages(app: Flask, tmp_path: Path) -> tuple[dict[str, str], Path]:
     """One of each page, with content in every part: rows, a failure with a traceback, a step running."""
     gate = tmp_path / "gate"
     done = [_brief(f"brief:ocean-plastics-{i}") for i in range(3)]
-    failed = _brief("brief:a-rather-long-research-topic-on-solid-state-batteries", fail=True)
+    # With a budget: its bar and Set budget form are on the workflow page checked.
+    failed = _brief("brief:a-rather-long-research-topic-on-solid-state-batteries", fail=True, budget_usd=0.5)
     running = _brief("brief:running", gate=gate)
     for flow in (*done, failed):
         wait_finished(app, flow.workflow_id)

@@ -1,4 +1,4 @@
-"""``flask baton cancel / retry / resume / export``: acting on workflows named by their ids or unique starts of them.
+"""``flask baton cancel / retry / resume / budget / export``: acting on workflows named by their ids (or starts).
 
 Cancel, retry and resume take several ids and call ``bulk`` / ``control``,
 as the public ``Baton`` methods and the dashboard do, so their checks and
@@ -13,7 +13,8 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from .. import bulk, control
+from .. import budget_control, bulk, control
+from ..budget import dollars
 from ..bulk import BulkResult
 from ..errors import WorkflowError
 from ..export import RENDERERS, export_workflow
@@ -70,6 +71,22 @@ def resume(ctx: click.Context, workflow_ids: tuple[str, ...]) -> None:
     workflows = _resolve_all(workflow_ids)
     results = bulk.resume_workflows(app_state(), list(workflows))
     ctx.exit(_report(results, workflows, ("resuming workflow", "re-armed", "resumed")))
+
+
+@baton_cli.command("budget")
+@click.argument("workflow_id", metavar="ID")
+@click.argument("usd", type=float)
+@with_appcontext
+def budget(workflow_id: str, usd: float) -> None:
+    """Set (raise) ID's spend cap to USD dollars and release the steps the cap held.
+
+    Steps the cap cancelled stay cancelled: ``flask baton resume ID`` runs them again.
+    """
+    workflow = resolve(workflow_id)
+    released = budget_control.set_budget(app_state(), workflow.id, usd)
+    click.echo(
+        f"budget of workflow {workflow.id} ({workflow.name}) set to {dollars(usd)}: {_steps(released, 'released')}"
+    )
 
 
 @baton_cli.command("export")

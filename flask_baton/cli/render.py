@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..budget import used
 from ..explain import Explanation, describe_states, explain, last_line
 from ..export import step_document, workflow_document
 from ..headline import Headline, OutcomeFacts, headline
@@ -77,8 +78,10 @@ def workflow_detail(snap: Snapshot, *, errors: bool, width: int | None = None) -
     """The status line, a table of the steps (whole errors, wrapped) and, with ``errors``, their tracebacks."""
     by_name = {step.step_name: step for step in snap.steps}
     now = time.time()
+    budget = snap.record.budget_usd
     parts = [
         status_line(snap.summary),
+        *([] if budget is None else [used(snap.summary.cost_usd, budget)]),
         str(snap.headline),
         table(
             ["STEP", "STATE", "ATTEMPT", "STARTED", "DURATION", "WAITING ON", "ERROR"],
@@ -118,6 +121,7 @@ def workflow_detail_json(snap: Snapshot, *, indent: int | None = 2) -> str:
             "counts": {state.value: count for state, count in summary.counts.items()},
             "duration": summary.duration,
             "cost_usd": summary.cost_usd,
+            "budget_usd": snap.record.budget_usd,
             "headline": {"title": snap.headline.title, "detail": snap.headline.detail},
         },
         "steps": [

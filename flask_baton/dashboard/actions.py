@@ -1,4 +1,4 @@
-"""The dashboard's actions on whole workflows: retry or resume one, cancel or retry several from the index.
+"""The dashboard's actions on whole workflows: retry, resume or set the budget of one, cancel or retry several.
 
 The same rules as the per-step actions in ``views.py``: the blueprint's
 guard checks access and the CSRF token of every POST; a post without the
@@ -17,10 +17,11 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 
-from .. import bulk, control
+from .. import budget_control, bulk, control
 from ..appstate import AppState
+from ..budget import check_budget, dollars
 from ..bulk import BulkResult
-from ..errors import WorkflowError
+from ..errors import BatonError, WorkflowError
 from .reads import PAGE_SIZE, WORKFLOW_ID, RowReads
 from .views import CANCEL_REASON, answer, baton_state, confirm_page, fragment, out_of_band, still_cancelled
 
@@ -94,6 +95,10 @@ def register_actions(bp: Blueprint) -> None:
     def resume(workflow_id: str) -> Any:
         return _rerun(RERUNS["resume"], workflow_id)
 
+    @bp.post("/workflows/<workflow_id>/budget", endpoint="set_budget")
+    def set_budget(workflow_id: str) -> Any:
+        return _set_budget(workflow_id)
+
     @bp.post("/bulk", endpoint="bulk")
     def bulk_action() -> Any:
         action = BULKS.get(request.form.get("action", ""))
@@ -138,6 +143,40 @@ def _rerun(rerun: Rerun, workflow_id: str) -> Any:
         return answer(workflow_id, "error", str(exc))
     steps = ", ".join(rearmed)
     return answer(workflow_id, "ok", f"{len(rearmed)} step(s) will run again: {steps}.{still_cancelled(rearmed)}")
+
+
+def _set_budget(workflow_id: str) -> Any:
+    """Set the workflow's cap from the form's ``usd`` (``budget_control.set_budget``), once confirmed."""
+    record = baton_state().query.get_workflow(workflow_id)
+    if record is None:
+        abort(404)
+    given = request.form.get("usd", "")
+    if request.form.get("confirmed") != "1":
+        return confirm_page(
+            "Set this workflow's budget?",
+            f"Workflow “{record.name}” ({workflow_id}): its budget becomes ${given} US dollars; "
+            "steps the budget held run again if it allows them.",
+            url_for("baton.set_budget", workflow_id=workflow_id),
+            {"usd": given},
+            "Set budget",
+            "",
+            url_for("baton.workflow", workflow_id=workflow_id),
+        )
+    try:
+        usd = _number(given)
+        released = budget_control.set_budget(baton_state(), workflow_id, usd)
+    except BatonError as exc:
+        return answer(workflow_id, "error", str(exc))
+    steps = f" {len(released)} held step(s) released: {', '.join(released)}." if released else ""
+    return answer(workflow_id, "ok", f"Budget set to {dollars(usd)}.{steps}")
+
+
+def _number(given: str) -> float:
+    """A form's number as a float; text that is none is refused by ``check_budget``, naming ``budget_usd``."""
+    try:
+        return float(given)
+    except ValueError:
+        return check_budget(given)
 
 
 def _bulk_answer(kind: str, text: str, results: list[BulkResult]) -> Any:

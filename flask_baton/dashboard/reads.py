@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..appstate import AppState
+from ..budget import reached, used
+from ..budget_control import spent_today
 from ..dag import gc_paused
 from ..errors import AmbiguousWorkflowIdError, WorkflowNotFoundError
 from ..headline import OutcomeFacts
@@ -146,6 +148,25 @@ class IndexPage:
     counts: dict[str, int]
     next_before: str | None
     version: str
+    #: Today's spend against ``BATON_BUDGET_USD_PER_DAY`` (None without a daily cap).
+    today: DailyBudget | None = None
+
+
+@dataclass(frozen=True)
+class DailyBudget:
+    """``today's spend: $1.20 of $10.00 (12%)``, and whether the cap is reached (every step then stops)."""
+
+    text: str
+    reached: bool
+
+
+def daily_budget(state: AppState) -> DailyBudget | None:
+    """Today's spend against the daily cap, or None when the app has none."""
+    cap = state.config.budget_usd_per_day
+    if cap is None:
+        return None
+    spent = spent_today(state)
+    return DailyBudget(used(spent, cap, "today's spend"), reached(spent, cap) is not None)
 
 
 def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -> IndexPage:
@@ -159,7 +180,7 @@ def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -
     counts = state_counts(state, filters)
     rows = tuple(reads.row(r, now) for r in records)
     version = fingerprint([(r.id, reads.version(r)) for r in records], sorted(counts.items()))
-    return IndexPage(filters, rows, records, reads, counts, page.next_before, version)
+    return IndexPage(filters, rows, records, reads, counts, page.next_before, version, daily_budget(state))
 
 
 def state_counts(state: AppState, filters: IndexFilters) -> dict[str, int]:
@@ -214,6 +235,7 @@ class WorkflowReader:
             explore=self.explore,
             table=table,
             kept=kept,
+            budget_action=self.state.config.budget_action,
         )
 
     def _max_attempts(self, task: str) -> int | None:

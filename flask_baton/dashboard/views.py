@@ -63,6 +63,7 @@ class ActionContext:
     result_url: str
     retry_workflow_url: str
     resume_url: str
+    budget_url: str
     steps_url: str  # a step's page is this followed by its name (``|urlencode``)
 
 
@@ -77,6 +78,7 @@ def action_context(workflow_id: str, *, create_token: bool = True) -> ActionCont
         url_for("baton.result", workflow_id=workflow_id),
         url_for("baton.retry_workflow", workflow_id=workflow_id),
         url_for("baton.resume", workflow_id=workflow_id),
+        url_for("baton.set_budget", workflow_id=workflow_id),
         url_for("baton.step", workflow_id=workflow_id, step_name="-")[:-1],
     )
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..budget import reached, share, used
 from ..dag import StepGraph, can_cancel, can_retry, failure_roots, resume_roots
 from ..headline import Headline, OutcomeFacts, headline
 from ..records import AttemptRecord, StepOutline, StepRecord, StepUsage, WorkflowRecord
-from ..states import FAILED
+from ..states import FAILED, WorkflowState
 from .explore import Explore, StepsPage
 from .folding import Folding, fold
 from .formatting import (
@@ -48,6 +49,28 @@ class SummaryView(Progress):
     can_cancel: bool
     can_retry: bool  # "Retry workflow": there are failures a resume would not run again
     can_resume: bool  # "Resume": a user's cancel stopped steps that can run again
+    budget: BudgetView | None  # None: no cap of its own
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """A workflow's spend cap: ``budget: $0.42 of $2.50 (17%)``, its bar, and whether steps wait for a raise."""
+
+    text: str
+    cap: float
+    percent: float
+    reached: bool
+    held: bool  # reached under "pause" while running: steps not yet started wait for a raised cap
+
+
+def budget_view(record: WorkflowRecord, spent: float | None, action: str) -> BudgetView | None:
+    """The cap's view, or None for a workflow without one."""
+    cap = record.budget_usd
+    if cap is None:
+        return None
+    over = reached(spent, cap) is not None
+    held = over and record.state == WorkflowState.RUNNING and (record.on_budget or action) == "pause"
+    return BudgetView(used(spent, cap), cap, round(share(spent, cap) * 100, 1), over, held)
 
 
 def summary_view(
@@ -56,6 +79,7 @@ def summary_view(
     usage: Mapping[str, StepUsage],
     facts: OutcomeFacts,
     now: float,
+    budget_action: str = "cancel",
 ) -> SummaryView:
     counts: dict[str, int] = {}
     for step in steps:
@@ -79,6 +103,7 @@ def summary_view(
         can_cancel=can_cancel(record.state),  # the button shows when control.cancel_workflow would accept it
         can_retry=bool(set(retried) - set(resumed)),
         can_resume=bool(resumed),
+        budget=budget_view(record, sum(costs) if costs else None, budget_action),
     )
 
 
@@ -129,11 +154,13 @@ def workflow_view(
     explore: Explore,
     table: StepsPage,
     kept: Mapping[str, Sequence[AttemptRecord]],
+    budget_action: str = "cancel",
 ) -> WorkflowView:
     """Everything the page shows of ``explore``: ``outline`` has every step, ``shown`` ``drawing.shown(table)``.
 
     ``kept`` are the runs kept before each step's row's (the timeline draws them); ``facts``
-    what the outcome headline says of a workflow that ended (``Query.outcome_facts``).
+    what the outcome headline says of a workflow that ended (``Query.outcome_facts``);
+    ``budget_action`` what reaching a cap does where the workflow does not say (``BATON_BUDGET_ACTION``).
     """
     # The retry button is enabled when control.retry_step would accept the step: its deps are the shown steps'.
     stored = StepGraph.of(outline, shown)
@@ -151,6 +178,7 @@ def workflow_view(
         record.unsettled_steps,
         record.finished_at,
         record.retried,
+        record.budget_usd,
         facts,
         [(s.step_name, str(s.state), s.attempt, s.scheduled_at, s.started_at, s.finished_at) for s in outline],
         [(s.step_name, s.has_result, s.error, s.worker) for s in shown],
@@ -159,5 +187,5 @@ def workflow_view(
         explore,
     )
     rows = tuple(views[name] for name in table.names if name in views)
-    summary = summary_view(record, outline, usage, facts, now)
+    summary = summary_view(record, outline, usage, facts, now, budget_action)
     return WorkflowView(summary, graph, rows, table, timeline, explore, version)

@@ -20,6 +20,7 @@ from ..config import BatonConfig
 from ..effects import Claimed, Ready, WorkflowEnd
 from . import migrations
 from .attempts import AttemptStatements
+from .budget import BudgetStatements
 from .consumers import ConsumerStatements
 from .control import ControlStatements
 from .inserts import InsertStatements
@@ -69,6 +70,7 @@ class Store(
     Maintenance,
     ConsumerStatements,
     ScheduleStatements,
+    BudgetStatements,
 ):
     """flask_baton's tables in one database: its transactions and all their statements."""
 

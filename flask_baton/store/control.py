@@ -56,21 +56,25 @@ class ControlStatements(StoreCore):
         )
         return moved.rowcount == 1
 
-    def cancel_unsettled(self, conn: Connection, workflow_id: str, reason: str, now: float) -> list[CancelledStep]:
-        """Cancel every step of the workflow not settled yet, a running one included, as a user's doing.
+    def cancel_unsettled(
+        self, conn: Connection, workflow_id: str, reason: str, now: float, by: CancelledBy = CancelledBy.USER
+    ) -> list[CancelledStep]:
+        """Cancel every step of the workflow not settled yet, as ``by``'s doing.
 
-        A running step keeps its worker: its row is then the run cancelled
-        (a step waiting to run has none already).
+        A user's cancel takes a running step too, which keeps its worker: its
+        row is then the run cancelled (a step waiting to run has none
+        already). A budget's leaves a running step to finish.
         """
+        states = (*CANCELLABLE, StepState.EXECUTING) if by == CancelledBy.USER else CANCELLABLE
         rows = conn.execute(
             update(nodes)
-            .where(nodes.c.workflow_id == workflow_id, nodes.c.state.in_((*CANCELLABLE, StepState.EXECUTING)))
+            .where(nodes.c.workflow_id == workflow_id, nodes.c.state.in_(states))
             .values(
                 state=StepState.CANCELLED,
                 error=reason,
                 finished_at=now,
                 scheduled_at=None,
-                cancelled_by=CancelledBy.USER,
+                cancelled_by=by,
             )
             .returning(nodes.c.id, nodes.c.step_name, nodes.c.attempt)
         )

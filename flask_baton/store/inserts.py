@@ -35,6 +35,8 @@ def workflow_row(new: NewWorkflow, now: float) -> dict[str, Any]:
         "created_at": now,
         "finished_at": None,
         "unique_key": new.unique_key,
+        "budget_usd": new.budget_usd,
+        "on_budget": new.on_budget,
     }
 
 

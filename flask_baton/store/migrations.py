@@ -18,7 +18,7 @@ from ..states import CancelledBy, StepState, WorkflowState
 from .tables import attempts, consumers, metadata, nodes, schedule_ticks, schema_versions, step_stats, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -74,6 +74,12 @@ def _add_schedule_ticks(conn: Connection) -> None:
     schedule_ticks.create(conn)
 
 
+def _add_budgets(conn: Connection) -> None:
+    """Version 8: a workflow's spend cap and what reaching it does (``Workflow(budget_usd=...)``)."""
+    conn.execute(text(f"ALTER TABLE {workflows.name} ADD COLUMN budget_usd FLOAT"))
+    conn.execute(text(f"ALTER TABLE {workflows.name} ADD COLUMN on_budget VARCHAR(16)"))
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
@@ -82,6 +88,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _add_consumers,
     6: _add_reasoning_and_cache_writes,
     7: _add_schedule_ticks,
+    8: _add_budgets,
 }
 
 

@@ -42,6 +42,7 @@ def outcome_facts(engine: Engine, workflow_ids: Sequence[str]) -> dict[str, Outc
             nodes.c.state,
             nodes.c.cancelled_by,
             nodes.c.finished_at,
+            nodes.c.error,
             _fails_workflow(),
         )
         .where(nodes.c.workflow_id.in_(sorted(set(workflow_ids))), nodes.c.state.in_(FAILED))
@@ -54,6 +55,8 @@ def outcome_facts(engine: Engine, workflow_ids: Sequence[str]) -> dict[str, Outc
         steps.c.fails,
         func.count(),
         func.max(steps.c.finished_at),
+        # The budget's reason: its steps' errors (the others' are tracebacks, not read).
+        func.max(case((steps.c.cancelled_by == CancelledBy.BUDGET, steps.c.error))),
     ).group_by(steps.c.workflow_id, steps.c.state, steps.c.cancelled_by, steps.c.fails)
     discarded = (
         select(
@@ -76,13 +79,16 @@ def outcome_facts(engine: Engine, workflow_ids: Sequence[str]) -> dict[str, Outc
         grouped = conn.execute(counts).all()
         named = conn.execute(first).all()
     facts: dict[str, dict[str, Any]] = {}
-    for workflow_id, state, cancelled_by, fails, count, last in grouped:
+    for workflow_id, state, cancelled_by, fails, count, last, budget_reason in grouped:
         found = facts.setdefault(workflow_id, {})
         if state == StepState.DISCARDED:
             key = "failed" if fails else "tolerated"
         elif cancelled_by == CancelledBy.USER:
             key = "cancelled_by_user"
             found["cancelled_at"] = last
+        elif cancelled_by == CancelledBy.BUDGET:
+            key = "cancelled_by_budget"
+            found["budget_reason"] = budget_reason
         else:
             key = "consequences"
         found[key] = found.get(key, 0) + count

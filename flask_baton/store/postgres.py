@@ -261,7 +261,18 @@ class PostgresStore(Store):
         ]
         taken = [
             _claimed(
-                node_id, claimed.worker, now, claimed.workflow_id, name, task, args, attempt, now, claimed.label, *rest
+                node_id,
+                claimed.worker,
+                now,
+                claimed.workflow_id,
+                name,
+                task,
+                args,
+                attempt,
+                now,
+                claimed.label,
+                claimed.budget_usd,  # the same workflow's
+                *rest,
             )
             for _, node_id, task, name, attempt, args, *rest in (row for row in rows if row[0] == "t")
         ]
@@ -312,10 +323,23 @@ def _claimed(
     attempt: int,
     queued_at: float | None,
     label: str | None,
+    budget_usd: float | None,
     version: int,
     dependents: list[str],
 ) -> Claimed:
     """A step claimed at ``now`` by ``worker``, with its dependents as the claiming statement read them."""
     return Claimed(
-        node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label, tuple(dependents), version
+        node_id,
+        workflow_id,
+        step_name,
+        task,
+        args,
+        attempt,
+        worker,
+        now,
+        queued_at,
+        label,
+        tuple(dependents),
+        version,
+        budget_usd,
     )

@@ -382,6 +382,8 @@ def _workflow(row: Row[Any]) -> WorkflowRecord:
         row.finished_at,
         row.unique_key,
         row.retried,
+        row.budget_usd,
+        row.on_budget,
     )
 
 

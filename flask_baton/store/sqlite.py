@@ -72,8 +72,10 @@ class SqliteStore(Store):
         row = self._run(conn, hotpath.CLAIM, {"id": node_id, "now": now, "worker": worker}).fetchone()
         if row is None:
             return None
-        workflow_id, step_name, task, args, attempt, queued_at, label = row
-        return Claimed(node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label)
+        workflow_id, step_name, task, args, attempt, queued_at, label, budget_usd = row
+        return Claimed(
+            node_id, workflow_id, step_name, task, args, attempt, worker, now, queued_at, label, budget_usd=budget_usd
+        )
 
     def complete_in_one(
         self, conn: Connection, claimed: Claimed, result: str | None, now: float, take: frozenset[str] = frozenset()

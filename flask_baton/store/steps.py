@@ -107,7 +107,7 @@ class StepStatements(StoreCore):
             values["error"] = error
         if attempt is not None:
             values["attempt"] = attempt
-        moved = conn.execute(update(nodes).where(*_claimed(claimed)).values(**values))
+        moved = conn.execute(update(nodes).where(*claimed_where(claimed)).values(**values))
         return moved.rowcount == 1
 
     def discard_step(self, conn: Connection, claimed: Claimed, reason: str, now: float) -> bool:
@@ -116,7 +116,9 @@ class StepStatements(StoreCore):
         The row keeps its worker, as a completed one does: it is the step's last run.
         """
         gone = conn.execute(
-            update(nodes).where(*_claimed(claimed)).values(state=StepState.DISCARDED, error=reason, finished_at=now)
+            update(nodes)
+            .where(*claimed_where(claimed))
+            .values(state=StepState.DISCARDED, error=reason, finished_at=now)
         )
         return gone.rowcount == 1
 
@@ -176,7 +178,7 @@ class StepStatements(StoreCore):
         return hit.rowcount == 1
 
 
-def _claimed(claimed: Claimed) -> tuple[Any, ...]:
+def claimed_where(claimed: Claimed) -> tuple[Any, ...]:
     """The WHERE of a compare-and-set on a claimed attempt: still executing, same attempt, same worker."""
     return (
         nodes.c.id == claimed.node_id,

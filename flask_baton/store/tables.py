@@ -53,6 +53,11 @@ workflows = Table(
     # Times a retry (of steps, of the workflow, a resume) ran it again: what
     # its outcome says ("Completed after 1 retry").
     Column("retried", Integer, nullable=False, default=0, server_default="0"),
+    # ``Workflow(budget_usd=...)``: the cap on what its steps may spend (NULL:
+    # none), and what reaching it does (``budget.ACTIONS``; NULL: the app's
+    # ``BATON_BUDGET_ACTION``). ``set_budget`` changes the cap.
+    Column("budget_usd", Float),
+    Column("on_budget", String(16)),
     Index("ix_baton_workflows_state_created", "state", "created_at"),
     Index("ix_baton_workflows_name_created", "name", "created_at"),
     Index("ix_baton_workflows_created", "created_at"),
@@ -101,8 +106,9 @@ nodes = Table(
     # PostgreSQL a claim reads the step's dependents, and its completion
     # releases them by name only if this has not moved since.
     Column("dependents_version", Integer, nullable=False, default=0, server_default="0"),
-    # Who cancelled a cancelled step: ``CancelledBy.USER`` (``cancel_workflow``);
-    # NULL when a dependency's failure did, or the step is not cancelled.
+    # Who cancelled a cancelled step: ``CancelledBy.USER`` (``cancel_workflow``)
+    # or ``CancelledBy.BUDGET`` (a spend cap reached); NULL when a
+    # dependency's failure did, or the step is not cancelled.
     Column("cancelled_by", String(16)),
     Index("ux_baton_nodes_workflow_step", "workflow_id", "step_name", unique=True),
     Index("ix_baton_nodes_state_scheduled", "state", "scheduled_at"),
