@@ -19,6 +19,7 @@ from .errors import (
     NotSerializableError,
     SchemaError,
     SetupError,
+    SignalError,
     StepTimeout,
     UnknownDependencyError,
     WorkflowError,
@@ -28,7 +29,7 @@ from .errors import (
 from .explain import Explanation
 from .extension import Baton
 from .job import Job
-from .outcomes import Discard, Snooze
+from .outcomes import Discard, Snooze, WaitFor
 from .records import WorkflowStatus
 from .states import AttemptOutcome, StepState, Tolerance, WorkflowState
 from .steps import Dep, Step, StepCall
@@ -56,6 +57,7 @@ __all__ = [
     "NotSerializableError",
     "SchemaError",
     "SetupError",
+    "SignalError",
     "Snooze",
     "Step",
     "StepCall",
@@ -63,6 +65,7 @@ __all__ = [
     "StepTimeout",
     "Tolerance",
     "UnknownDependencyError",
+    "WaitFor",
     "Workflow",
     "WorkflowError",
     "WorkflowNotFoundError",

@@ -217,6 +217,10 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     def step_names() -> set[str]:
         return read(load_step_names)
 
+    def signals() -> dict[str, tuple[str | None, bool]]:
+        kept = read(lambda conn, wid: state.store.signals_of(conn, wid))
+        return {name: (row.payload, row.timed_out) for name, row in kept.items()}
+
     where: dict[str, Any] = {
         "workflow_id": workflow_id,
         "node_id": claimed.node_id,
@@ -246,6 +250,7 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
         load_step_names=step_names,
         record_usage=usage,
         capture_context=context,
+        load_signals=signals,
     )
 
 

@@ -115,6 +115,10 @@ class DuplicateWorkflowError(WorkflowStateError):
         super().__init__(f"a workflow with unique_key {unique_key!r} is already running{holder}")
 
 
+class SignalError(WorkflowStateError):
+    """A signal refused: unknown workflow, a workflow no longer running, one already sent, a payload not JSON."""
+
+
 class StepTimeout(BatonError, TimeoutError):
     """A step ran past its ``timeout``; it fails like any error (and may retry)."""
 

@@ -6,6 +6,7 @@ time the step asks; a step that ignores its inputs costs no extra round trip.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from .steps import DepSpec, StepCall, split_deps
 
 InputLoader = Callable[[], "dict[str, Input]"]
 NameLoader = Callable[[], set[str]]
+#: name -> (payload as JSON or None, timed out), every signal kept for the workflow.
+SignalLoader = Callable[[], "dict[str, tuple[str | None, bool]]"]
 UsageRecorder = Callable[[ModelCall], "float | None"]
 ContextRecorder = Callable[[Any, Any], bool]
 
@@ -40,6 +43,7 @@ class Job:
         load_step_names: NameLoader,
         record_usage: UsageRecorder,
         capture_context: ContextRecorder,
+        load_signals: SignalLoader,
     ) -> None:
         self.id = id
         self.workflow_id = workflow_id
@@ -51,6 +55,8 @@ class Job:
         self._load_step_names = load_step_names
         self._record_usage = record_usage
         self._capture_context = capture_context
+        self._load_signals = load_signals
+        self._signals: dict[str, tuple[str | None, bool]] | None = None
         self._started = time.monotonic()
         self._inputs: dict[str, Input] | None = None
         self._step_names: set[str] | None = None
@@ -80,6 +86,24 @@ class Job:
         if self._inputs is None:
             self._inputs = self._load_inputs()
         return self._inputs
+
+    def signal(self, name: str) -> Any:
+        """The payload of the signal ``name`` sent to this workflow (``baton.signal``); None while none arrived.
+
+        Also None after a ``WaitFor(name, on_timeout="continue")`` timed out
+        (``timed_out`` tells). Read once per run, in one query for all signals.
+        """
+        payload = self._kept_signals().get(name, (None, False))[0]
+        return None if payload is None else json.loads(payload)
+
+    def timed_out(self, name: str) -> bool:
+        """Whether this step's ``WaitFor(name, on_timeout="continue")`` timed out before a signal arrived."""
+        return self._kept_signals().get(name, (None, False))[1]
+
+    def _kept_signals(self) -> dict[str, tuple[str | None, bool]]:
+        if self._signals is None:
+            self._signals = self._load_signals()
+        return self._signals
 
     def record_usage(
         self,

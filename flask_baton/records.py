@@ -134,6 +134,7 @@ _ROW_RUN = {
     StepState.CANCELLED: AttemptOutcome.CANCELLED,
     StepState.RETRYABLE: AttemptOutcome.FAILED,
     StepState.SNOOZED: AttemptOutcome.SNOOZED,
+    StepState.WAITING: AttemptOutcome.WAITED,
 }
 
 

@@ -154,6 +154,14 @@ def snoozed(state: AppState, step: StepIdentity, max_attempts: int, seconds: flo
     logger.debug("%s snoozed for %s", _which(fields), _seconds(seconds), extra=fields)
 
 
+def waiting(state: AppState, step: StepIdentity, max_attempts: int, wait: Any, effects: Effects[Any]) -> None:
+    """A step waits for a signal (DEBUG): nothing is wrong, no worker is held."""
+    if not effects.changes or not logger.isEnabledFor(logging.DEBUG):
+        return
+    fields = _fields(state, "step_waiting", step, max_attempts, signal=wait.name, wait_until=time.time() + wait.timeout)
+    logger.debug("%s waits for signal %r for up to %s", _which(fields), wait.name, _seconds(wait.timeout), extra=fields)
+
+
 def workflow_ended(state: AppState, end: WorkflowEnd) -> None:
     """A workflow settled its last step: ERROR if it failed, DEBUG if it completed."""
     failed = end.outcome != "completed"

@@ -26,6 +26,7 @@ from .inserts import InsertStatements
 from .maintenance import Maintenance
 from .steps import StepStatements
 from .sweep import SweepStatements
+from .waits import WaitStatements
 
 
 @dataclass(slots=True)
@@ -67,6 +68,7 @@ class Store(
     ControlStatements,
     Maintenance,
     ConsumerStatements,
+    WaitStatements,
 ):
     """flask_baton's tables in one database: its transactions and all their statements."""
 

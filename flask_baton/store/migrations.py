@@ -15,10 +15,10 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import attempts, consumers, metadata, nodes, schema_versions, workflows
+from .tables import attempts, consumers, metadata, nodes, schema_versions, signals, waits, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -60,12 +60,19 @@ def _add_consumers(conn: Connection) -> None:
     next(index for index in workflows.indexes if index.name == "ix_baton_workflows_finished").create(conn)
 
 
+def _add_signals_and_waits(conn: Connection) -> None:
+    """Version 6: durable waits (``WaitFor``) and the signals that wake them."""
+    signals.create(conn)
+    waits.create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
     3: _add_attempts,
     4: _add_cancel_and_retry_marks,
     5: _add_consumers,
+    6: _add_signals_and_waits,
 }
 
 
