@@ -169,3 +169,33 @@ def test_a_wait_survives_its_consumer_killed_with_kill_9(app: Flask, settings: d
     with WorkerProcess(settings):
         assert wait_finished(app, wf.workflow_id, timeout=60).state == "completed"
     assert _step(app, wf.workflow_id, "gate").result["decision"] == {"approved": True}
+
+
+def _cli(app: Flask, *args: str) -> Any:
+    return app.test_cli_runner().invoke(args=["baton", *args])
+
+
+def test_flask_baton_signal_wakes_a_waiting_step_from_the_command_line(app: Flask, consumer: ThreadConsumer) -> None:
+    wf = _approval_workflow()
+    _waiting(app, wf.workflow_id)
+
+    done = _cli(
+        app, "signal", wf.workflow_id[:12], "approval", '{"approved": true, "comment": "ship it"}', "--by", "ops"
+    )
+
+    assert done.exit_code == 0, done.output
+    assert done.output == f"signal 'approval' sent to workflow {wf.workflow_id} (approve): 1 step(s) woken: gate\n"
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+    assert _step(app, wf.workflow_id, "gate").result["decision"] == {"approved": True, "comment": "ship it"}
+
+
+def test_flask_baton_signal_refuses_a_payload_that_is_not_json_and_a_second_signal(app: Flask) -> None:
+    wf = _approval_workflow()
+    bad = _cli(app, "signal", wf.workflow_id, "approval", "{approved}")
+    assert bad.exit_code == 1 and "Error: PAYLOAD of signal 'approval' is not JSON" in bad.output
+    kept = _cli(app, "signal", wf.workflow_id, "approval")
+    assert kept.exit_code == 0 and kept.output.endswith("kept for the step that will wait for it\n")
+    again = _cli(app, "signal", wf.workflow_id, "approval", "false")
+    assert again.exit_code == 1 and "was sent already" in again.output
+    unknown = _cli(app, "signal", "ffffffffff", "approval")
+    assert unknown.exit_code == 1 and "ffffffffff" in unknown.output
