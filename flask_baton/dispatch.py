@@ -24,11 +24,12 @@ from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
 from .job import Job
-from .records import Input, ModelCall
+from .records import Input, ModelCall, SignalRecord
 from .states import StepState
 from .store import Tx
 from .store.engine import riding_out_outages
 from .store.reads import load_inputs, load_step_names
+from .store.waits import load_signals
 from .telemetry import emit, step_signal, workflow_finished
 from .usage import record_usage
 from .worklog import workflow_ended
@@ -217,9 +218,8 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     def step_names() -> set[str]:
         return read(load_step_names)
 
-    def signals() -> dict[str, tuple[str | None, bool]]:
-        kept = read(lambda conn, wid: state.store.signals_of(conn, wid))
-        return {name: (row.payload, row.timed_out) for name, row in kept.items()}
+    def signals() -> dict[str, SignalRecord]:
+        return read(load_signals)
 
     where: dict[str, Any] = {
         "workflow_id": workflow_id,

@@ -6,7 +6,6 @@ time the step asks; a step that ignores its inputs costs no extra round trip.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,14 +14,13 @@ from . import dag
 from .effects import NewStep
 from .errors import InvalidStepError, NotADependencyError
 from .ids import new_id
-from .records import Input, ModelCall
+from .records import Input, ModelCall, SignalRecord
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
 
 InputLoader = Callable[[], "dict[str, Input]"]
 NameLoader = Callable[[], set[str]]
-#: name -> (payload as JSON or None, timed out), every signal kept for the workflow.
-SignalLoader = Callable[[], "dict[str, tuple[str | None, bool]]"]
+SignalLoader = Callable[[], "dict[str, SignalRecord]"]
 UsageRecorder = Callable[[ModelCall], "float | None"]
 ContextRecorder = Callable[[Any, Any], bool]
 
@@ -56,7 +54,7 @@ class Job:
         self._record_usage = record_usage
         self._capture_context = capture_context
         self._load_signals = load_signals
-        self._signals: dict[str, tuple[str | None, bool]] | None = None
+        self._signals: dict[str, SignalRecord] | None = None
         self._started = time.monotonic()
         self._inputs: dict[str, Input] | None = None
         self._step_names: set[str] | None = None
@@ -93,14 +91,15 @@ class Job:
         Also None after a ``WaitFor(name, on_timeout="continue")`` timed out
         (``timed_out`` tells). Read once per run, in one query for all signals.
         """
-        payload = self._kept_signals().get(name, (None, False))[0]
-        return None if payload is None else json.loads(payload)
+        kept = self._kept_signals().get(name)
+        return None if kept is None else kept.payload
 
     def timed_out(self, name: str) -> bool:
         """Whether this step's ``WaitFor(name, on_timeout="continue")`` timed out before a signal arrived."""
-        return self._kept_signals().get(name, (None, False))[1]
+        kept = self._kept_signals().get(name)
+        return kept is not None and kept.timed_out
 
-    def _kept_signals(self) -> dict[str, tuple[str | None, bool]]:
+    def _kept_signals(self) -> dict[str, SignalRecord]:
         if self._signals is None:
             self._signals = self._load_signals()
         return self._signals

@@ -20,10 +20,12 @@ from .records import (
     ContextCapture,
     Input,
     RunningStep,
+    SignalRecord,
     StepDurations,
     StepOutline,
     StepRecord,
     StepUsage,
+    WaitRecord,
     WorkflowPage,
     WorkflowRecord,
     WorkflowStatus,
@@ -32,6 +34,7 @@ from .records import (
 from .states import WorkflowState
 from .store import outcomes, reads, stats
 from .store import usage as usage_store
+from .store import waits as waits_store
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -45,10 +48,12 @@ __all__ = [
     "Input",
     "Query",
     "RunningStep",
+    "SignalRecord",
     "StepDurations",
     "StepOutline",
     "StepRecord",
     "StepUsage",
+    "WaitRecord",
     "WorkflowPage",
     "WorkflowRecord",
     "WorkflowStatus",
@@ -101,6 +106,14 @@ class Query:
         if limit is not None and limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         return reads.step_attempts(self._engine, workflow_id, step_name, limit)
+
+    def get_waits(self, workflow_id: str) -> dict[str, WaitRecord]:
+        """Each step's last ``WaitFor``, by step name: what for, since and until when, and its signal if sent."""
+        return waits_store.step_waits(self._engine, workflow_id)
+
+    def get_signals(self, workflow_id: str) -> dict[str, SignalRecord]:
+        """Every signal sent to the workflow, by name (and the marks of waits that timed out and continued)."""
+        return waits_store.workflow_signals(self._engine, workflow_id)
 
     def get_workflow_attempts(self, workflow_id: str, *, limit: int = 10_000) -> dict[str, list[AttemptRecord]]:
         """The runs kept for the workflow's steps, by step name, oldest first (the newest ``limit`` in all).

@@ -87,9 +87,7 @@ def test_bad_signals_are_refused_with_nothing_changed(app: Flask) -> None:
     baton.cancel_workflow(wf.workflow_id)
     with pytest.raises(SignalError, match=r"is cancelled: no step of it can wait for signal 'approval'"):
         baton.signal(wf.workflow_id, "approval", {"approved": True})
-    store = app.extensions["baton"].store
-    with store.read() as conn:
-        assert store.signals_of(conn, wf.workflow_id) == {}
+    assert app.extensions["baton"].query.get_signals(wf.workflow_id) == {}
 
 
 @pytest.mark.parametrize("timeout", [0, -5, float("nan"), float("inf"), "10", None])

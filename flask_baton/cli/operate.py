@@ -1,4 +1,4 @@
-"""``flask baton cancel / retry / resume / signal / export``: acting on workflows named by their ids or unique starts of them.
+"""``flask baton cancel / retry / resume / signal / export``: acting on workflows named by ids or unique starts.
 
 Cancel, retry and resume take several ids and call ``bulk`` / ``control``,
 as the public ``Baton`` methods and the dashboard do, so their checks and

@@ -26,6 +26,7 @@ OUTCOMES: dict[AttemptOutcome, tuple[str, str, str]] = {
     AttemptOutcome.COMPLETED: ("completed", "completed", "returned; its result is the step's"),
     AttemptOutcome.FAILED: ("failed, retried", "retryable", "raised; the step ran again after its retry delay"),
     AttemptOutcome.SNOOZED: ("snoozed", "snoozed", "asked to run later; its attempt was given back"),
+    AttemptOutcome.WAITED: ("waited", "waiting", "returned WaitFor: waited for a signal; its attempt was given back"),
     AttemptOutcome.HANDED_BACK: (
         "handed back",
         "available",

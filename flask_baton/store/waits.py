@@ -9,15 +9,16 @@ cancel takes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, exists, insert, select, update
+from sqlalchemy import Connection, Engine, delete, exists, insert, select, update
 
 from ..effects import Claimed
 from ..outcomes import WaitFor
+from ..records import SignalRecord, WaitRecord, decode_result
 from ..states import StepState
 from .core import StoreCore
+from .engine import read_connection
 from .tables import nodes, signals, waits, workflows
 
 
@@ -52,16 +53,6 @@ class WaitRow(NamedTuple):
     name: str
     until: float
     on_timeout: str
-
-
-class WaitInfo(NamedTuple):
-    """What a waiting step waits for, as the dashboard shows it."""
-
-    name: str
-    since: float
-    until: float
-    on_timeout: str
-    approval: bool
 
 
 class WaitStatements(StoreCore):
@@ -194,27 +185,60 @@ class WaitStatements(StoreCore):
         )
         return moved.rowcount == 1
 
-    def waits_of(self, conn: Connection, node_ids: Sequence[str]) -> dict[str, WaitInfo]:
-        """The last wait of each of ``node_ids`` that has one."""
-        if not node_ids:
-            return {}
-        rows = conn.execute(
-            select(
-                waits.c.node_id, waits.c.name, waits.c.since, waits.c.until, waits.c.on_timeout, waits.c.approval
-            ).where(waits.c.node_id.in_(sorted(set(node_ids))))
-        ).all()
-        return {row[0]: WaitInfo(*row[1:]) for row in rows}
 
-    def signals_of(self, conn: Connection, workflow_id: str) -> dict[str, SignalRow]:
-        """Every signal kept for the workflow, by name."""
+def load_signals(conn: Connection, workflow_id: str) -> dict[str, SignalRecord]:
+    """Every signal kept for the workflow, by name (what ``job.signal`` reads)."""
+    rows = conn.execute(
+        select(
+            signals.c.name,
+            signals.c.payload,
+            signals.c.sent_by,
+            signals.c.sent_at,
+            signals.c.delivered_at,
+            signals.c.timed_out,
+        ).where(signals.c.workflow_id == workflow_id)
+    ).all()
+    return {
+        row.name: SignalRecord(
+            row.name, decode_result(row.payload), row.sent_by, row.sent_at, row.delivered_at, bool(row.timed_out)
+        )
+        for row in rows
+    }
+
+
+def workflow_signals(engine: Engine, workflow_id: str) -> dict[str, SignalRecord]:
+    """``load_signals`` on a connection of its own."""
+    with read_connection(engine) as conn:
+        return load_signals(conn, workflow_id)
+
+
+def step_waits(engine: Engine, workflow_id: str) -> dict[str, WaitRecord]:
+    """Each step's last ``WaitFor``, by step name, with the signal it waits for if one was kept."""
+    with read_connection(engine) as conn:
         rows = conn.execute(
             select(
-                signals.c.name,
-                signals.c.payload,
-                signals.c.sent_by,
-                signals.c.sent_at,
-                signals.c.delivered_at,
-                signals.c.timed_out,
-            ).where(signals.c.workflow_id == workflow_id)
+                nodes.c.step_name,
+                nodes.c.state,
+                waits.c.name,
+                waits.c.since,
+                waits.c.until,
+                waits.c.on_timeout,
+                waits.c.approval,
+            )
+            .select_from(waits.join(nodes, nodes.c.id == waits.c.node_id))
+            .where(waits.c.workflow_id == workflow_id)
         ).all()
-        return {row[0]: SignalRow(*row[1:]) for row in rows}
+        kept = load_signals(conn, workflow_id) if rows else {}
+    return {
+        row.step_name: WaitRecord(
+            row.step_name,
+            row.name,
+            row.since,
+            row.until,
+            row.on_timeout,
+            bool(row.approval),
+            row.state == StepState.WAITING,
+            kept.get(row.name),
+        )
+        for row in rows
+    }
