@@ -57,7 +57,7 @@ class BatonConfig:
     pubsub_prefix: str
     event_retention: float
     dashboard_prefix: str | None
-    dashboard_auth: Callable[[], bool] | None
+    dashboard_auth: Callable[[], Any] | None
     pricing: PriceTable | CostFunction
     debug_capture: bool
     debug_capture_max_bytes: int

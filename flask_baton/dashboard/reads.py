@@ -29,6 +29,7 @@ from .graph_view import structure_of
 from .index_view import WorkflowRow, row_version, workflow_row
 from .overview_view import Overview, overview
 from .step_view import step_view
+from .wait_view import wait_view
 from .workflow_view import Drawing, WorkflowView, workflow_view
 
 logger = logging.getLogger("flask_baton")
@@ -259,4 +260,14 @@ def read_step_page(state: AppState, workflow_id: str, step_name: str) -> StepPag
     task = state.step(step.task)
     now = time.time()
     view = step_view(step, usage, None if task is None else task.max_attempts, False, now)
-    return step_page(workflow_id, record.name, view, runs, captures, state.config.debug_capture_max_bytes, now)
+    wait = state.query.get_waits(workflow_id).get(step_name)
+    return step_page(
+        workflow_id,
+        record.name,
+        view,
+        runs,
+        captures,
+        state.config.debug_capture_max_bytes,
+        now,
+        None if wait is None else wait_view(wait),
+    )

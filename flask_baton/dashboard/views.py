@@ -245,7 +245,10 @@ def register_views(bp: Blueprint) -> None:
         page = read_step_page(baton_state(), workflow_id, step_name)
         if page is None:
             abort(404)
-        return polled(page.version, STEP_PARTS, "step_live", page) or render_template("baton/step.html", page=page)
+        csrf = security.csrf_token()
+        return polled(page.version, STEP_PARTS, "step_live", page, csrf) or render_template(
+            "baton/step.html", page=page, csrf=csrf
+        )
 
     @bp.get("/overview")
     def overview() -> Any:
