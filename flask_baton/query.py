@@ -185,14 +185,23 @@ class Query:
         before: str | None = None,
         after: str | None = None,
         since: float | None = None,
+        awaiting_person: bool = False,
     ) -> WorkflowPage:
         """Like ``list_workflows``, with ``label`` matching any part of the name.
 
         ``label`` is case-insensitive and taken literally (``%`` and ``_`` are
         not wildcards). ``after`` keeps only workflows newer than that id,
-        ``since`` only those started at that time (epoch seconds) or later.
+        ``since`` only those started at that time (epoch seconds) or later,
+        ``awaiting_person`` only those with a step waiting for an approval
+        (``WaitFor(..., approval=True)``) now.
         """
-        return self._page(limit, state, label=label, before=before, after=after, since=since)
+        return self._page(
+            limit, state, label=label, before=before, after=after, since=since, awaiting_person=awaiting_person
+        )
+
+    def count_awaiting_person(self, since: float | None = None) -> int:
+        """How many workflows (started at ``since`` or later) have a step waiting for an approval now."""
+        return waits_store.count_awaiting_person(self._engine, since)
 
     def get_workflows(self, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
         """The workflows with these ids that exist, by id."""
@@ -253,6 +262,7 @@ class Query:
         before: str | None = None,
         after: str | None = None,
         since: float | None = None,
+        awaiting_person: bool = False,
     ) -> WorkflowPage:
         """The one listing both ``list_workflows`` and ``search_workflows`` are, after checking arguments."""
         if limit < 1:
@@ -266,4 +276,5 @@ class Query:
             before=before,
             after=after,
             since=since,
+            awaiting_person=awaiting_person,
         )

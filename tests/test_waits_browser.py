@@ -31,8 +31,10 @@ def app_overrides() -> dict[str, Any]:
 def test_an_approval_clicked_in_the_browser_ends_the_workflow(
     app: Flask, consumer: ThreadConsumer, live_server: LiveServer, browser: LaunchedBrowser, tmp_path: Path
 ) -> None:
-    wf = Workflow(name="brief").add("review", await_approval.new(timeout=3600)).add(
-        "publish", record_args.new(), deps=["review"]
+    wf = (
+        Workflow(name="brief")
+        .add("review", await_approval.new(timeout=3600))
+        .add("publish", record_args.new(), deps=["review"])
     )
     wf.insert()
     wait_for(lambda: step_states(app, wf.workflow_id)["review"] == "waiting", "review waiting")

@@ -143,3 +143,23 @@ def test_the_user_is_what_the_auth_callable_returned_when_it_names_someone() -> 
     assert user_name(Reviewer()) == "ana"
     assert user_name(type("Account", (), {"username": "cy"})()) == "cy"
     assert user_name(True) is None
+
+
+def test_the_index_can_show_only_the_workflows_waiting_for_a_person(app: Flask, consumer: ThreadConsumer) -> None:
+    waiting = _waiting_approval(app)
+    other = Workflow(name="reply").add("ask", wait_without_reading.new())  # waits, but for no person
+    other.insert()
+    wait_for(lambda: step_states(app, other.workflow_id)["ask"] == "waiting", "ask waiting")
+    client = app.test_client()
+
+    everything = client.get("/baton").get_data(as_text=True)
+    assert 'href="/baton?waiting=person">Waiting for a person <span class="n">1</span>' in everything
+    assert f"w-{other.workflow_id}" in everything and f"w-{waiting.workflow_id}" in everything
+
+    filtered = client.get("/baton?waiting=person").get_data(as_text=True)
+    assert f"w-{waiting.workflow_id}" in filtered and f"w-{other.workflow_id}" not in filtered
+    assert 'class="tab active st-waiting" href="/baton?waiting=person" aria-current="page"' in filtered
+
+    baton.signal(waiting.workflow_id, "approval", {"approved": True})
+    wait_finished(app, waiting.workflow_id)
+    assert f"w-{waiting.workflow_id}" not in client.get("/baton?waiting=person").get_data(as_text=True)

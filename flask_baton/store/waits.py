@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, exists, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, func, insert, select, update
 
 from ..effects import Claimed
 from ..outcomes import WaitFor
@@ -242,3 +242,22 @@ def step_waits(engine: Engine, workflow_id: str) -> dict[str, WaitRecord]:
         )
         for row in rows
     }
+
+
+def awaiting_person() -> ColumnElement[bool]:
+    """A workflow (``baton_workflows`` row) with a step waiting for an approval now."""
+    return exists().where(
+        nodes.c.workflow_id == workflows.c.id,
+        nodes.c.state == StepState.WAITING,
+        waits.c.node_id == nodes.c.id,
+        waits.c.approval.is_(True),
+    )
+
+
+def count_awaiting_person(engine: Engine, since: float | None = None) -> int:
+    """How many workflows (started at ``since`` or later) have a step waiting for an approval now."""
+    stmt = select(func.count()).select_from(workflows).where(awaiting_person())
+    if since is not None:
+        stmt = stmt.where(workflows.c.created_at >= since)
+    with read_connection(engine) as conn:
+        return int(conn.execute(stmt).scalar_one())
