@@ -16,11 +16,12 @@ from flask_baton import Workflow
 from .browser import LaunchedBrowser
 from .steps import await_approval, record_args
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
-from .test_dashboard_browser import SHOWN_WITHIN_MS, browser, live_server, screenshots, settings  # noqa: F401
+from . import test_dashboard_browser as shared
 from .test_dashboard_live import LiveServer
 from .test_waits_dashboard import Reviewer
 
 pytestmark = pytest.mark.browser
+settings, live_server, browser = shared.settings, shared.live_server, shared.browser  # the same fixtures
 
 
 @pytest.fixture
@@ -39,10 +40,10 @@ def test_an_approval_clicked_in_the_browser_ends_the_workflow(
     wf.insert()
     wait_for(lambda: step_states(app, wf.workflow_id)["review"] == "waiting", "review waiting")
     page = browser.page
-    page.set_default_timeout(SHOWN_WITHIN_MS)
+    page.set_default_timeout(shared.SHOWN_WITHIN_MS)
     page.goto(f"{live_server.url}/baton/workflows/{wf.workflow_id}/steps/review")
     page.fill("#decide-comment", "looks good")
-    page.locator("#wait").screenshot(path=str(screenshots(tmp_path) / "approval.png"))
+    page.locator("#wait").screenshot(path=str(shared.screenshots(tmp_path) / "approval.png"))
     dialogs: list[str] = []
 
     def accept(dialog: Any) -> None:
