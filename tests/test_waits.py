@@ -114,11 +114,27 @@ def test_a_wait_that_times_out_discards_its_step_and_cascades(app: Flask, consum
         baton.signal(wf.workflow_id, "approval", {"approved": True})
 
 
-def test_a_wait_that_times_out_with_continue_runs_its_step_with_no_signal(app: Flask, consumer: ThreadConsumer) -> None:
-    wf = _approval_workflow(timeout=0.2, on_timeout="continue")
+def test_a_wait_that_times_out_with_continue_runs_its_step_with_no_signal_and_refuses_a_late_one(
+    app: Flask, consumer: ThreadConsumer
+) -> None:
+    wf = Workflow(name="continue").add("gate", await_approval.new(timeout=0.2, on_timeout="continue"))
+    wf.add("other", wait_without_reading.new())  # keeps the workflow running
+    wf.insert()
     wait_for(lambda: step_states(app, wf.workflow_id)["gate"] == "completed", "gate completed after its timeout")
     assert _step(app, wf.workflow_id, "gate").result == {"decision": None, "timed_out": True}
-    assert wait_finished(app, wf.workflow_id).state == "completed"
+    with pytest.raises(
+        SignalError, match=r"the wait for signal 'approval' of workflow .* timed out at .*; signal refused"
+    ):
+        baton.signal(wf.workflow_id, "approval", {"approved": True})
+    baton.signal(wf.workflow_id, "reply", "done")  # the other step waits again for it, and is discarded
+    assert wait_finished(app, wf.workflow_id).state == "failed"
+
+
+def test_explain_says_a_waiting_step_waits_for_a_signal(app: Flask, consumer: ThreadConsumer) -> None:
+    wf = _approval_workflow()
+    _waiting(app, wf.workflow_id)
+    reason = baton.explain(wf.workflow_id, "gate").reason
+    assert reason.startswith("waiting for a signal (baton.signal); times out in ")
 
 
 def test_the_sweep_times_out_a_wait_whose_message_was_lost(app: Flask) -> None:

@@ -13,10 +13,10 @@ from flask import Flask
 
 from flask_baton import Workflow
 
+from . import test_dashboard_browser as shared
 from .browser import LaunchedBrowser
 from .steps import await_approval, record_args
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
-from . import test_dashboard_browser as shared
 from .test_dashboard_live import LiveServer
 from .test_waits_dashboard import Reviewer
 
