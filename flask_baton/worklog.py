@@ -26,6 +26,7 @@ from typing import Any
 
 from .appstate import AppState
 from .effects import Effects, StepIdentity, WorkflowEnd
+from .outcomes import WaitFor
 
 #: The logger of every line here; documented in docs/consumers.md.
 LOGGER_NAME = "flask_baton.worker"
@@ -154,7 +155,7 @@ def snoozed(state: AppState, step: StepIdentity, max_attempts: int, seconds: flo
     logger.debug("%s snoozed for %s", _which(fields), _seconds(seconds), extra=fields)
 
 
-def waiting(state: AppState, step: StepIdentity, max_attempts: int, wait: Any, effects: Effects[Any]) -> None:
+def waiting(state: AppState, step: StepIdentity, max_attempts: int, wait: WaitFor, effects: Effects[Any]) -> None:
     """A step waits for a signal (DEBUG): nothing is wrong, no worker is held."""
     if not effects.changes or not logger.isEnabledFor(logging.DEBUG):
         return
