@@ -3,7 +3,7 @@
 ::
 
                  ┌─> summarize ─────────────────────────────┐
-    fetch_sources ─> keywords:<model> x3 ─> keywords (quorum 2) ┼─> compile_brief
+    fetch_sources ─> keywords:<model> x3 ─> keywords (quorum 2) ┼─> compile_brief ─> review ─> publish
                  └─> credibility ───────────────────────────┘
 
 The three analyses are ``llm_step``s on the ``llm`` queue; keywords are asked
@@ -12,6 +12,9 @@ step that goes ahead when two of the three answered. Every call records its
 (fake) token usage, so the dashboard shows the brief's cost as it runs. The
 summary is streamed word by word (``job.stream_from``), as a chat model's
 answer would be: the dashboard shows it growing on the ``summarize`` row.
+compiled brief then waits for an editor (``review`` returns ``WaitFor(...,
+approval=True)``, holding no worker): Approve on its dashboard page publishes
+it, Reject fails it, and no decision within a day discards it.
 
 Every "LLM" here is a deterministic function of the topic (SHA-256 based), so
 the example needs no network and no API key, gives the same brief for the same
@@ -32,7 +35,7 @@ from typing import Any, TypeVar
 
 from flask import current_app
 
-from flask_baton import Baton, Job, Workflow
+from flask_baton import Baton, Discard, Job, WaitFor, Workflow
 from flask_baton.multi_model import fan_out, model_results
 
 baton = Baton()
@@ -254,8 +257,32 @@ def clean_topic(topic: str) -> str:
     return topic
 
 
+#: Seconds a compiled brief waits for an editor's decision before it is discarded
+#: (``app.config["EXAMPLE_REVIEW_TIMEOUT"]`` overrides it).
+REVIEW_TIMEOUT = 24 * 3600
+
+
+@baton.step()
+def review(job: Job) -> Any:
+    """An editor approves the brief (the dashboard's Approve / Reject) before it is published."""
+    decision = job.signal("approval")
+    if decision is None:
+        timeout = float(current_app.config.get("EXAMPLE_REVIEW_TIMEOUT", REVIEW_TIMEOUT))
+        return WaitFor("approval", timeout=timeout, approval=True)
+    if not decision.get("approved"):
+        raise Discard(f"rejected by {decision.get('by') or 'an editor'}: {decision.get('comment') or 'no comment'}")
+    return {"approved_by": decision.get("by"), "comment": decision.get("comment") or ""}
+
+
+@baton.step()
+def publish(job: Job) -> dict[str, Any]:
+    """Publish the approved brief (here: say so; a real app would post it somewhere)."""
+    brief, approval = job.result("compile_brief"), job.result("review")
+    return {"published": True, "topic": brief["topic"], "approved_by": approval["approved_by"]}
+
+
 def start_brief(topic: str) -> str:
-    """Insert the diamond workflow for ``topic``; return its workflow id.
+    """Insert the brief's workflow for ``topic`` (the diamond, then review and publish); return its id.
 
     Needs an app context (a request or a CLI command). Raises ``ValueError``
     for an empty or over-long topic, before anything is written.
@@ -277,5 +304,7 @@ def start_brief(topic: str) -> str:
         quorum=2,
     )
     workflow.add("compile_brief", compile_brief.new(topic=topic), deps=["summarize", "keywords", "credibility"])
+    workflow.add("review", review.new(), deps=["compile_brief"])
+    workflow.add("publish", publish.new(), deps=["compile_brief", "review"])
     workflow.insert()
     return workflow.workflow_id

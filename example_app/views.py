@@ -45,8 +45,11 @@ INDEX = """<!doctype html>
 <body>
 <h1>Research briefs</h1>
 <p>Each brief is a flask_baton workflow:
-  <code>fetch_sources &rarr; (summarize, keywords, credibility) &rarr; compile_brief</code>.
-  {% if dashboard %}Watch them live in the <a href="{{ dashboard }}">flask_baton dashboard</a>.{% endif %}</p>
+  <code>fetch_sources &rarr; (summarize, keywords, credibility) &rarr; compile_brief
+  &rarr; review &rarr; publish</code>.
+  A compiled brief waits for an editor: approve or reject it on its <code>review</code> step's dashboard page.
+  {% if dashboard %}Watch them live in the <a href="{{ dashboard }}">flask_baton dashboard</a>
+  (<a href="{{ dashboard }}?waiting=person">waiting for you</a>).{% endif %}</p>
 <form method="post" action="{{ url_for('example.create_brief') }}">
   <input type="text" name="topic" placeholder="A topic, e.g. solid-state batteries"
          maxlength="{{ max_length }}" value="{{ topic }}" required autofocus>

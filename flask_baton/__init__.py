@@ -21,6 +21,7 @@ from .errors import (
     ScheduleError,
     SchemaError,
     SetupError,
+    SignalError,
     StepTimeout,
     UnknownDependencyError,
     WorkflowError,
@@ -30,7 +31,7 @@ from .errors import (
 from .explain import Explanation
 from .extension import Baton
 from .job import Job
-from .outcomes import Discard, Snooze
+from .outcomes import Discard, Snooze, WaitFor
 from .records import WorkflowStatus
 from .states import AttemptOutcome, StepState, Tolerance, WorkflowState
 from .steps import Dep, Step, StepCall
@@ -60,6 +61,7 @@ __all__ = [
     "ScheduleError",
     "SchemaError",
     "SetupError",
+    "SignalError",
     "Snooze",
     "Step",
     "StepCall",
@@ -67,6 +69,7 @@ __all__ = [
     "StepTimeout",
     "Tolerance",
     "UnknownDependencyError",
+    "WaitFor",
     "Workflow",
     "WorkflowError",
     "WorkflowNotFoundError",

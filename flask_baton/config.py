@@ -59,7 +59,7 @@ class BatonConfig:
     event_retention: float
     stream_flush: float
     dashboard_prefix: str | None
-    dashboard_auth: Callable[[], bool] | None
+    dashboard_auth: Callable[[], Any] | None
     pricing: PriceTable | CostFunction
     debug_capture: bool
     debug_capture_max_bytes: int

@@ -25,11 +25,12 @@ from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
 from .job import Job
-from .records import Input, ModelCall
+from .records import Input, ModelCall, SignalRecord
 from .states import StepState
 from .store import Tx
 from .store.engine import riding_out_outages
 from .store.reads import load_inputs, load_step_names
+from .store.waits import load_signals
 from .streaming import StepStream
 from .telemetry import STEP_STATES, emit, step_signal, workflow_finished
 from .usage import record_usage
@@ -225,6 +226,9 @@ def make_job(state: AppState, claimed: Claimed | Cancelled, after_usage: Callabl
     def step_names() -> set[str]:
         return read(load_step_names)
 
+    def signals() -> dict[str, SignalRecord]:
+        return read(load_signals)
+
     where: dict[str, Any] = {
         "workflow_id": workflow_id,
         "node_id": claimed.node_id,
@@ -264,6 +268,7 @@ def make_job(state: AppState, claimed: Claimed | Cancelled, after_usage: Callabl
             send=partial(_publish_streamed, state),
             hold=state.config.stream_flush if state.events.atomic else 0.0,
         ),
+        load_signals=signals,
     )
 
 

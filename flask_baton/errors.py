@@ -132,6 +132,10 @@ class ScheduleError(BatonError, ValueError):
         super().__init__(f"schedule {schedule!r}: {message}")
 
 
+class SignalError(WorkflowStateError):
+    """A signal refused: unknown workflow, a workflow no longer running, one already sent, a payload not JSON."""
+
+
 class StepTimeout(BatonError, TimeoutError):
     """A step ran past its ``timeout``; it fails like any error (and may retry)."""
 

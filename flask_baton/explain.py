@@ -119,6 +119,8 @@ def _reason(
         return f"ready, queued {_when(step.scheduled_at, now)}; waiting for a consumer of its queue"
     if state == StepState.SNOOZED:
         return f"snoozed; runs again {_when(step.scheduled_at, now)}"
+    if state == StepState.WAITING:
+        return f"waiting for a signal (baton.signal); times out {_when(step.scheduled_at, now)}"
     if state == StepState.RETRYABLE:
         return f"attempt {step.attempt} failed ({last_line(step.error)}); retries {_when(step.scheduled_at, now)}"
     if state == StepState.EXECUTING:

@@ -29,6 +29,7 @@ STATE_COLOURS: dict[StepState, str] = {
     StepState.AVAILABLE: "#dbeafe",
     StepState.EXECUTING: "#93c5fd",
     StepState.SNOOZED: "#fef3c7",
+    StepState.WAITING: "#e9d5ff",
     StepState.RETRYABLE: "#fde68a",
     StepState.COMPLETED: "#bbf7d0",
     StepState.DISCARDED: "#fca5a5",

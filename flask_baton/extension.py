@@ -12,7 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
 from sqlalchemy.engine import make_url
 
-from . import budget_control, bulk, control
+from . import budget_control, bulk, control, waits
 from .appstate import EXTENSION_KEY, AppState, get_state
 from .bulk import BulkResult
 from .cli import baton_cli
@@ -221,6 +221,17 @@ class Baton:
         Steps the cap cancelled stay cancelled: ``resume_workflow`` runs them again.
         """
         return budget_control.set_budget(self.state().ready(), workflow_id, budget_usd)
+
+    def signal(self, workflow_id: str, name: str, payload: Any, *, by: str | None = None) -> list[str]:
+        """Send the signal ``name`` to a running workflow; return the steps it woke (``flask_baton.waits``).
+
+        ``payload`` (JSON, not None) is what ``job.signal(name)`` returns;
+        ``by`` records who sent it. A signal no step waits for yet is kept
+        for the step that will. Refused with ``SignalError`` (nothing
+        stored) when the workflow is not running, a signal of that name was
+        sent already, or the payload is not JSON.
+        """
+        return waits.signal(self.state().ready(), workflow_id, name, payload, by)
 
     def cancel_workflows(self, workflow_ids: Sequence[str], reason: str = "workflow cancelled") -> list[BulkResult]:
         """``cancel_workflow`` each of them; one ``BulkResult`` per workflow, skipped ones saying why."""

@@ -15,7 +15,7 @@ from . import dag
 from .effects import NewStep
 from .errors import ArgumentError, InvalidStepError, NotADependencyError
 from .ids import new_id
-from .records import Input, ModelCall
+from .records import Input, ModelCall, SignalRecord
 from .sdk_usage import call_of_response
 from .states import FAILED
 from .steps import DepSpec, StepCall, split_deps
@@ -25,6 +25,7 @@ logger = logging.getLogger("flask_baton")
 
 InputLoader = Callable[[], "dict[str, Input]"]
 NameLoader = Callable[[], set[str]]
+SignalLoader = Callable[[], "dict[str, SignalRecord]"]
 UsageRecorder = Callable[[ModelCall], "float | None"]
 ContextRecorder = Callable[[Any, Any], bool]
 #: ``record_usage``'s response when only keywords are given (``None`` is a wrong response, named as such).
@@ -48,6 +49,7 @@ class Job:
         record_usage: UsageRecorder,
         capture_context: ContextRecorder,
         stream: StepStream,
+        load_signals: SignalLoader,
     ) -> None:
         self.id = id
         self.workflow_id = workflow_id
@@ -60,6 +62,8 @@ class Job:
         self._record_usage = record_usage
         self._capture_context = capture_context
         self._stream = stream
+        self._load_signals = load_signals
+        self._signals: dict[str, SignalRecord] | None = None
         self._started = time.monotonic()
         self._inputs: dict[str, Input] | None = None
         self._step_names: set[str] | None = None
@@ -89,6 +93,25 @@ class Job:
         if self._inputs is None:
             self._inputs = self._load_inputs()
         return self._inputs
+
+    def signal(self, name: str) -> Any:
+        """The payload of the signal ``name`` sent to this workflow (``baton.signal``); None while none arrived.
+
+        Also None after a ``WaitFor(name, on_timeout="continue")`` timed out
+        (``timed_out`` tells). Read once per run, in one query for all signals.
+        """
+        kept = self._kept_signals().get(name)
+        return None if kept is None else kept.payload
+
+    def timed_out(self, name: str) -> bool:
+        """Whether this step's ``WaitFor(name, on_timeout="continue")`` timed out before a signal arrived."""
+        kept = self._kept_signals().get(name)
+        return kept is not None and kept.timed_out
+
+    def _kept_signals(self) -> dict[str, SignalRecord]:
+        if self._signals is None:
+            self._signals = self._load_signals()
+        return self._signals
 
     def record_usage(
         self,

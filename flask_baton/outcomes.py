@@ -7,7 +7,13 @@ Mirrors Huey's style of signalling outcomes with exceptions (``RetryTask``,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from .errors import ArgumentError
+
+#: What becomes of a step whose ``WaitFor`` timed out.
+OnTimeout = Literal["discard", "continue"]
 
 
 class Snooze(Exception):
@@ -26,3 +32,41 @@ class Discard(Exception):
     def __init__(self, reason: str = "discarded by the step") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """Returned by a step: wait for the signal ``name`` without holding a worker, then run again.
+
+    ``baton.signal(workflow_id, name, payload)`` wakes the step: it runs again
+    (the attempt is given back, as for a snooze) and ``job.signal(name)``
+    returns the payload. A signal sent before the wait is kept, so the step
+    then runs again at once. After ``timeout`` seconds with no signal the
+    step is discarded (its dependents cancelled), or with
+    ``on_timeout="continue"`` runs again with ``job.signal(name)`` None and
+    ``job.timed_out(name)`` True. ``approval=True`` marks a wait for a person:
+    the dashboard shows Approve / Reject buttons for it.
+    """
+
+    name: str
+    timeout: float
+    on_timeout: OnTimeout = "discard"
+    approval: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > MAX_SIGNAL_NAME:
+            raise ArgumentError(
+                f"WaitFor name must be a non-empty string of at most {MAX_SIGNAL_NAME} characters, got {self.name!r}"
+            )
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float) or not self.timeout > 0:
+            raise ArgumentError(f"WaitFor({self.name!r}) timeout must be a number of seconds > 0, got {self.timeout!r}")
+        if self.timeout == float("inf"):
+            raise ArgumentError(f"WaitFor({self.name!r}) timeout must be finite, got {self.timeout!r}")
+        if self.on_timeout not in ("discard", "continue"):
+            raise ArgumentError(
+                f"WaitFor({self.name!r}) on_timeout must be 'discard' or 'continue', got {self.on_timeout!r}"
+            )
+
+
+#: Longest signal name (``baton_signals.name``).
+MAX_SIGNAL_NAME = 255

@@ -20,10 +20,12 @@ from .records import (
     ContextCapture,
     Input,
     RunningStep,
+    SignalRecord,
     StepDurations,
     StepOutline,
     StepRecord,
     StepUsage,
+    WaitRecord,
     WorkflowPage,
     WorkflowRecord,
     WorkflowStatus,
@@ -32,6 +34,7 @@ from .records import (
 from .states import WorkflowState
 from .store import outcomes, reads, stats
 from .store import usage as usage_store
+from .store import waits as waits_store
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -45,10 +48,12 @@ __all__ = [
     "Input",
     "Query",
     "RunningStep",
+    "SignalRecord",
     "StepDurations",
     "StepOutline",
     "StepRecord",
     "StepUsage",
+    "WaitRecord",
     "WorkflowPage",
     "WorkflowRecord",
     "WorkflowStatus",
@@ -101,6 +106,14 @@ class Query:
         if limit is not None and limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         return reads.step_attempts(self._engine, workflow_id, step_name, limit)
+
+    def get_waits(self, workflow_id: str) -> dict[str, WaitRecord]:
+        """Each step's last ``WaitFor``, by step name: what for, since and until when, and its signal if sent."""
+        return waits_store.step_waits(self._engine, workflow_id)
+
+    def get_signals(self, workflow_id: str) -> dict[str, SignalRecord]:
+        """Every signal sent to the workflow, by name (and the marks of waits that timed out and continued)."""
+        return waits_store.workflow_signals(self._engine, workflow_id)
 
     def get_workflow_attempts(self, workflow_id: str, *, limit: int = 10_000) -> dict[str, list[AttemptRecord]]:
         """The runs kept for the workflow's steps, by step name, oldest first (the newest ``limit`` in all).
@@ -172,14 +185,23 @@ class Query:
         before: str | None = None,
         after: str | None = None,
         since: float | None = None,
+        awaiting_person: bool = False,
     ) -> WorkflowPage:
         """Like ``list_workflows``, with ``label`` matching any part of the name.
 
         ``label`` is case-insensitive and taken literally (``%`` and ``_`` are
         not wildcards). ``after`` keeps only workflows newer than that id,
-        ``since`` only those started at that time (epoch seconds) or later.
+        ``since`` only those started at that time (epoch seconds) or later,
+        ``awaiting_person`` only those with a step waiting for an approval
+        (``WaitFor(..., approval=True)``) now.
         """
-        return self._page(limit, state, label=label, before=before, after=after, since=since)
+        return self._page(
+            limit, state, label=label, before=before, after=after, since=since, awaiting_person=awaiting_person
+        )
+
+    def count_awaiting_person(self, since: float | None = None) -> int:
+        """How many workflows (started at ``since`` or later) have a step waiting for an approval now."""
+        return waits_store.count_awaiting_person(self._engine, since)
 
     def get_workflows(self, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
         """The workflows with these ids that exist, by id."""
@@ -240,6 +262,7 @@ class Query:
         before: str | None = None,
         after: str | None = None,
         since: float | None = None,
+        awaiting_person: bool = False,
     ) -> WorkflowPage:
         """The one listing both ``list_workflows`` and ``search_workflows`` are, after checking arguments."""
         if limit < 1:
@@ -253,4 +276,5 @@ class Query:
             before=before,
             after=after,
             since=since,
+            awaiting_person=awaiting_person,
         )

@@ -22,6 +22,32 @@ def decode_result(raw: str | None) -> Any:
 
 
 @dataclass(frozen=True)
+class SignalRecord:
+    """A signal sent to a workflow (``baton.signal``), or the mark of a wait that timed out and continued."""
+
+    name: str
+    payload: Any  # None for a timed-out wait
+    sent_by: str | None
+    sent_at: float
+    delivered_at: float | None  # when it woke a waiting step (None: no step waited for it yet)
+    timed_out: bool
+
+
+@dataclass(frozen=True)
+class WaitRecord:
+    """A step's last ``WaitFor`` (``baton.query.get_waits``): what for, since and until when."""
+
+    step_name: str
+    name: str
+    since: float
+    until: float
+    on_timeout: str  # "discard" or "continue"
+    approval: bool  # a person decides: the dashboard shows Approve / Reject
+    waiting: bool  # the step waits now
+    signal: SignalRecord | None  # the signal kept for ``name``, if any
+
+
+@dataclass(frozen=True)
 class WorkflowRecord:
     """One workflow as stored."""
 
@@ -138,6 +164,7 @@ _ROW_RUN = {
     StepState.CANCELLED: AttemptOutcome.CANCELLED,
     StepState.RETRYABLE: AttemptOutcome.FAILED,
     StepState.SNOOZED: AttemptOutcome.SNOOZED,
+    StepState.WAITING: AttemptOutcome.WAITED,
 }
 
 

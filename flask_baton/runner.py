@@ -18,14 +18,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar, TypeVarTuple
 
-from . import budget_control, heartbeat, transitions, worklog
+from . import budget_control, heartbeat, transitions, waits, worklog
 from .appstate import AppState, worker_id
 from .dispatch import LogLines, commit, make_job
 from .effects import Claimed, Effects
 from .errors import StepTimeout
 from .handoff import HandOff
 from .job import Job
-from .outcomes import Discard, Snooze
+from .outcomes import Discard, Snooze, WaitFor
 from .steps import DEFAULT_QUEUE, Step
 from .store import Tx
 from .store.engine import riding_out_outages
@@ -47,7 +47,8 @@ def run_node(state: AppState, node_id: str) -> None:
     worker = worker_id()
     claimed, _ = commit(state, transitions.claim, node_id, worker, autocommit=True)
     if claimed is None:
-        commit(state, transitions.cancel_if_blocked, node_id)
+        # A waiting step's message is its timeout (``waits``).
+        commit(state, waits.unclaimed, node_id, log=partial(waits.log_timeout, state))
         return
     state.remember_label(claimed.workflow_id, claimed.label or "")
     step = state.step(claimed.task)
@@ -108,6 +109,10 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
             job.end_stream()  # its last words are heard before its outcome
         if isinstance(value, Snooze):
             raise value
+        if isinstance(value, WaitFor):
+            log = partial(worklog.waiting, state, claimed, step.max_attempts, value)
+            _record(state, log, waits.wait, claimed, value)
+            return None
         result = _encode(claimed, value)
     except Snooze as snooze:
         _record(

@@ -21,6 +21,7 @@ class StepState(StrEnum):
     AVAILABLE = "available"  # ready and handed to Huey
     EXECUTING = "executing"  # claimed by a consumer
     SNOOZED = "snoozed"  # asked to run later; no attempt used
+    WAITING = "waiting"  # waits for a named signal (``WaitFor``); no worker held, no attempt used
     RETRYABLE = "retryable"  # failed, will run again after its delay
     COMPLETED = "completed"
     DISCARDED = "discarded"  # failed for good
@@ -48,6 +49,7 @@ class AttemptOutcome(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"  # raised (or timed out); the step ran again after its delay
     SNOOZED = "snoozed"  # asked to run later; its attempt was given back
+    WAITED = "waited"  # returned ``WaitFor``: waited for a signal; its attempt was given back
     HANDED_BACK = "handed_back"  # its consumer stopped mid-run; its attempt was given back
     LOST = "lost"  # its consumer stopped renewing its lease; the sweep rescued the step
     DISCARDED = "discarded"  # failed for good
@@ -80,8 +82,9 @@ CLAIMABLE = (StepState.AVAILABLE, StepState.SNOOZED, StepState.RETRYABLE)
 SETTLED = (StepState.COMPLETED, StepState.DISCARDED, StepState.CANCELLED)
 #: Settled states that cancel a step's dependents.
 FAILED = (StepState.DISCARDED, StepState.CANCELLED)
-#: States a cascade may cancel: not started, or waiting to start again.
-CANCELLABLE = (StepState.PENDING, *CLAIMABLE)
+#: States a cascade may cancel: not started, or waiting to start again (a
+#: ``waiting`` step runs again when its signal arrives).
+CANCELLABLE = (StepState.PENDING, *CLAIMABLE, StepState.WAITING)
 
 
 class Tolerance(StrEnum):

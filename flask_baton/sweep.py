@@ -11,6 +11,8 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
 - steps waiting to run for longer than the lease: their message was lost
   (a consumer killed after dequeuing, a flushed Redis), so they are handed to
   Huey again; duplicates are harmless, as only one claim can win;
+- steps waiting for a signal past their deadline whose timeout message was
+  lost: timed out now (``waits``);
 - workflows whose last step settled but which never finished (on
   PostgreSQL, when the last steps settle at once, the workflow's end is a
   statement after the last completion; its consumer died between them):
@@ -31,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from . import huey_compat, transitions, worklog
+from . import huey_compat, transitions, waits, worklog
 from .appstate import AppState, worker_id
 from .cascade import finish
 from .dispatch import announce_end, commit
@@ -61,6 +63,7 @@ class SweepReport:
     rescued: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     announced: list[str] = field(default_factory=list)
     pruned: PruneReport | None = None
@@ -81,6 +84,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     report = SweepReport(ran=True)
     _rescue_dead(state, now, report)
     _requeue_lost(state, now, report)
+    report.timed_out = waits.time_out_expired(state, now)
     _finish_settled(state, report)
     _announce_unannounced(state, now, report)
     config = state.config

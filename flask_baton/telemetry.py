@@ -24,6 +24,7 @@ signals = Namespace()
 STEP_STATES = (
     StepState.EXECUTING,
     StepState.SNOOZED,
+    StepState.WAITING,
     StepState.COMPLETED,
     StepState.RETRYABLE,
     StepState.DISCARDED,

@@ -26,6 +26,7 @@ from typing import Any
 
 from .appstate import AppState
 from .effects import Effects, StepIdentity, WorkflowEnd
+from .outcomes import WaitFor
 
 #: The logger of every line here; documented in docs/consumers.md.
 LOGGER_NAME = "flask_baton.worker"
@@ -152,6 +153,14 @@ def snoozed(state: AppState, step: StepIdentity, max_attempts: int, seconds: flo
         state, "step_snoozed", step, max_attempts, retry_in=seconds, retry_at=effects.changes[0].timestamp + seconds
     )
     logger.debug("%s snoozed for %s", _which(fields), _seconds(seconds), extra=fields)
+
+
+def waiting(state: AppState, step: StepIdentity, max_attempts: int, wait: WaitFor, effects: Effects[Any]) -> None:
+    """A step waits for a signal (DEBUG): nothing is wrong, no worker is held."""
+    if not effects.changes or not logger.isEnabledFor(logging.DEBUG):
+        return
+    fields = _fields(state, "step_waiting", step, max_attempts, signal=wait.name, wait_until=time.time() + wait.timeout)
+    logger.debug("%s waits for signal %r for up to %s", _which(fields), wait.name, _seconds(wait.timeout), extra=fields)
 
 
 def workflow_ended(state: AppState, end: WorkflowEnd) -> None:

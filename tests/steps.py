@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask_baton import Baton, Discard, Job, Snooze
+from flask_baton import Baton, Discard, Job, Snooze, WaitFor
 
 from . import ledger
 
@@ -539,3 +539,25 @@ def spend(job: Job) -> str:
     while gate is not None and not Path(gate).exists() and time.monotonic() < deadline:
         time.sleep(0.005)
     return job.step_name
+
+
+@baton.step()
+def await_approval(job: Job) -> Any:
+    """Wait for the signal ``approval`` (``job.args``: timeout, on_timeout), then return what it read."""
+    ledger.record(job)
+    decision = job.signal("approval")
+    if decision is None and not job.timed_out("approval"):
+        return WaitFor(
+            "approval",
+            timeout=job.args.get("timeout", 3600),
+            on_timeout=job.args.get("on_timeout", "discard"),
+            approval=True,
+        )
+    return {"decision": decision, "timed_out": job.timed_out("approval")}
+
+
+@baton.step()
+def wait_without_reading(job: Job) -> Any:
+    """Returns ``WaitFor("reply")`` whatever it was sent: waiting twice is refused."""
+    ledger.record(job)
+    return WaitFor("reply", timeout=3600)

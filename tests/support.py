@@ -81,10 +81,21 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
+def make_version_8(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 8 was (before waits and signals)."""
+    from sqlalchemy import text
+
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("DROP TABLE baton_waits"))
+        conn.execute(text("DROP TABLE baton_signals"))
+        conn.execute(text("UPDATE baton_schema SET version = 8"))
+
+
 def make_version_7(app: Flask) -> None:
     """Turn the app's installed schema back into what schema version 7 was (before spend caps)."""
     from sqlalchemy import text
 
+    make_version_8(app)
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN budget_usd"))
         conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN on_budget"))

@@ -25,7 +25,7 @@ from .apps import close_app
 from .support import ThreadConsumer, wait_for
 
 MODEL_STEPS = [f"keywords:{model}" for model in KEYWORD_MODELS]
-STEPS = ["fetch_sources", "summarize", "credibility", *MODEL_STEPS, "keywords", "compile_brief"]
+STEPS = ["fetch_sources", "summarize", "credibility", *MODEL_STEPS, "keywords", "compile_brief", "review", "publish"]
 
 
 def _create(tmp_path: Path) -> Flask:
@@ -55,6 +55,26 @@ def _start(client: FlaskClient, topic: str) -> str:
     return parse_qs(urlsplit(response.location).query)["started"][0]
 
 
+def _review_waiting(client: FlaskClient, workflow_id: str) -> None:
+    def waiting() -> bool:
+        data = client.get(f"/briefs/{workflow_id}.json").get_json()
+        return any(step["step_name"] == "review" and step["state"] == "waiting" for step in data["steps"])
+
+    wait_for(waiting, f"brief {workflow_id} to wait for its review")
+
+
+def _approve(client: FlaskClient, workflow_id: str, decision: str = "approve", comment: str = "") -> None:
+    """Click Approve (or Reject) on the review step's dashboard page, as an editor would."""
+    step_url = f"/baton/workflows/{workflow_id}/steps/review"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(step_url).get_data(as_text=True))
+    assert token is not None, "the review step's page has no Approve / Reject form"
+    done = client.post(
+        f"/baton/workflows/{workflow_id}/decide",
+        data={"csrf_token": token[1], "step": "review", "decision": decision, "comment": comment, "confirmed": "1"},
+    )
+    assert done.status_code == 303, done.get_data(as_text=True)
+
+
 def _wait_settled(client: FlaskClient, workflow_id: str) -> dict[str, Any]:
     def settled() -> dict[str, Any] | None:
         data = client.get(f"/briefs/{workflow_id}.json").get_json()
@@ -63,10 +83,13 @@ def _wait_settled(client: FlaskClient, workflow_id: str) -> dict[str, Any]:
     return wait_for(settled, f"brief {workflow_id} to finish")
 
 
-def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
+def test_a_brief_started_from_the_page_is_published_once_an_editor_approves_it(example_app: Flask) -> None:
+    example_app.debug = True  # as `python3 dev.py example` serves on loopback: the dashboard opens
     client = example_app.test_client()
     with ThreadConsumer(example_app, workers=2), ThreadConsumer(example_app, workers=4, queue="llm"):
         workflow_id = _start(client, "  Solid-state   batteries ")
+        _review_waiting(client, workflow_id)
+        _approve(client, workflow_id, comment="good to go")
         data = _wait_settled(client, workflow_id)
 
     assert data["workflow"]["state"] == "completed"
@@ -76,6 +99,8 @@ def test_a_brief_started_from_the_page_completes(example_app: Flask) -> None:
     assert list(steps) == STEPS
     assert {name: step["state"] for name, step in steps.items()} == dict.fromkeys(STEPS, "completed")
     assert sorted(steps["compile_brief"]["deps"]) == ["credibility", "keywords", "summarize"]
+    assert steps["review"]["result"] == {"approved_by": None, "comment": "good to go"}  # debug mode names nobody
+    assert steps["publish"]["result"] == {"published": True, "topic": "Solid-state batteries", "approved_by": None}
 
     brief = steps["compile_brief"]["result"]
     for name in ("summarize", "keywords", "credibility"):
@@ -145,7 +170,26 @@ def test_each_workflow_links_to_its_dashboard_page_where_cancel_and_retry_work(e
     )
     assert retried.status_code in (302, 303), retried.get_data(as_text=True)
     with ThreadConsumer(example_app, workers=2), ThreadConsumer(example_app, workers=4, queue="llm"):
+        _review_waiting(client, workflow_id)
+        _approve(client, workflow_id)
         assert _wait_settled(client, workflow_id)["workflow"]["state"] == "completed"
+
+
+def test_a_rejected_brief_is_not_published(example_app: Flask) -> None:
+    example_app.debug = True
+    client = example_app.test_client()
+    with ThreadConsumer(example_app, workers=2), ThreadConsumer(example_app, workers=4, queue="llm"):
+        workflow_id = _start(client, "cold fusion")
+        _review_waiting(client, workflow_id)
+        _approve(client, workflow_id, decision="reject", comment="sources too thin")
+        data = _wait_settled(client, workflow_id)
+    assert data["workflow"]["state"] == "failed"
+    steps = {step["step_name"]: step for step in data["steps"]}
+    assert (steps["review"]["state"], steps["review"]["error"]) == (
+        "discarded",
+        "rejected by an editor: sources too thin",
+    )
+    assert (steps["publish"]["state"], steps["publish"]["error"]) == ("cancelled", "dependency 'review' discarded")
 
 
 def test_the_development_secret_key_gives_way_to_the_environment(

@@ -149,6 +149,7 @@ def job_recording_into(calls: list[ModelCall]) -> Job:
         record_usage=record,
         capture_context=lambda messages, response: False,
         stream=StepStream(workflow_id="w1", step_name="ask", attempt=1, send=lambda events: None, hold=0),
+        load_signals=dict,
     )
 
 

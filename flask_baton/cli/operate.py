@@ -1,4 +1,4 @@
-"""``flask baton cancel / retry / resume / budget / export``: acting on workflows named by their ids (or starts).
+"""``flask baton cancel / retry / resume / budget / signal / export``: acting on workflows named by ids or starts.
 
 Cancel, retry and resume take several ids and call ``bulk`` / ``control``,
 as the public ``Baton`` methods and the dashboard do, so their checks and
@@ -10,13 +10,15 @@ it with exit code 1 while the others are still changed.
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask.cli import with_appcontext
 
-from .. import budget_control, bulk, control
+from .. import budget_control, bulk, control, waits
 from ..budget import dollars
 from ..bulk import BulkResult
-from ..errors import WorkflowError
+from ..errors import SignalError, WorkflowError
 from ..export import RENDERERS, export_workflow
 from ..records import WorkflowRecord
 from .common import app_state, baton_cli, resolve
@@ -87,6 +89,29 @@ def budget(workflow_id: str, usd: float) -> None:
     click.echo(
         f"budget of workflow {workflow.id} ({workflow.name}) set to {dollars(usd)}: {_steps(released, 'released')}"
     )
+
+
+@baton_cli.command("signal")
+@click.argument("workflow_id", metavar="ID")
+@click.argument("name")
+@click.argument("payload", default="true")
+@click.option("--by", help="Who sends it, recorded with the signal (the dashboard shows it).")
+@with_appcontext
+def signal(workflow_id: str, name: str, payload: str, by: str | None) -> None:
+    """Send the signal NAME to a running workflow, waking the steps that wait for it.
+
+    PAYLOAD is JSON (default: true), what the step reads with job.signal(NAME),
+    e.g. '{"approved": true, "comment": "ship it"}'. A signal no step waits for
+    yet is kept for the step that will; a second one of the same name is refused.
+    """
+    try:
+        value = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise SignalError(f"PAYLOAD of signal {name!r} is not JSON: {exc}") from None
+    workflow = resolve(workflow_id)
+    woken = waits.signal(app_state(), workflow.id, name, value, by)
+    what = _steps(woken, "woken") if woken else "kept for the step that will wait for it"
+    click.echo(f"signal {name!r} sent to workflow {workflow.id} ({workflow.name}): {what}")
 
 
 @baton_cli.command("export")

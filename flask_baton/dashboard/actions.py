@@ -1,4 +1,4 @@
-"""The dashboard's actions on whole workflows: retry, resume or set the budget of one, cancel or retry several.
+"""The dashboard's actions on workflows (retry, resume or budget one, cancel or retry several) and on approvals.
 
 The same rules as the per-step actions in ``views.py``: the blueprint's
 guard checks access and the CSRF token of every POST; a post without the
@@ -17,13 +17,20 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 
-from .. import budget_control, bulk, control
+from .. import budget_control, bulk, control, waits
 from ..appstate import AppState
 from ..budget import check_budget, dollars
 from ..bulk import BulkResult
 from ..errors import BatonError, WorkflowError
+from . import security
 from .reads import PAGE_SIZE, WORKFLOW_ID, RowReads
 from .views import CANCEL_REASON, answer, baton_state, confirm_page, fragment, out_of_band, still_cancelled
+from .wait_view import decision
+
+#: Longest comment kept with an approval's decision.
+MAX_COMMENT = 2000
+#: Approve / Reject: (approved, button label, button style).
+VERDICTS = {"approve": (True, "Approve", ""), "reject": (False, "Reject", "danger")}
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,10 @@ def register_actions(bp: Blueprint) -> None:
     @bp.post("/workflows/<workflow_id>/budget", endpoint="set_budget")
     def set_budget(workflow_id: str) -> Any:
         return _set_budget(workflow_id)
+
+    @bp.post("/workflows/<workflow_id>/decide")
+    def decide(workflow_id: str) -> Any:
+        return _decide(workflow_id)
 
     @bp.post("/bulk", endpoint="bulk")
     def bulk_action() -> Any:
@@ -177,6 +188,48 @@ def _number(given: str) -> float:
         return float(given)
     except ValueError:
         return check_budget(given)
+
+
+def _decide(workflow_id: str) -> Any:
+    """Approve or reject a step waiting for a person: its signal, with the comment and who decided."""
+    step = request.form.get("step", "")
+    verdict = VERDICTS.get(request.form.get("decision", ""))
+    if verdict is None:
+        abort(400)
+    approved, label, style = verdict
+    comment = request.form.get("comment", "").strip()[:MAX_COMMENT]
+    wait = baton_state().query.get_waits(workflow_id).get(step)
+    if wait is None or not wait.approval:
+        abort(404)
+    back = url_for("baton.step", workflow_id=workflow_id, step_name=step)
+    if request.form.get("confirmed") != "1":
+        said = f" with the comment “{comment}”" if comment else ""
+        return confirm_page(
+            f"{label} “{step}”?",
+            f"Step “{step}” waits for “{wait.name}”: {label.lower()} it{said}.",
+            url_for("baton.decide", workflow_id=workflow_id),
+            {"step": step, "decision": request.form["decision"], "comment": comment},
+            label,
+            style,
+            back,
+        )
+    if not wait.waiting:
+        return _back(back, "error", f"Step “{step}” is not waiting for a decision any more.")
+    user = security.user()
+    try:
+        waits.signal(baton_state(), workflow_id, wait.name, decision(approved, comment, user), user)
+    except WorkflowError as exc:
+        return _back(back, "error", str(exc))
+    by = f" by {user}" if user else ""
+    return _back(back, "ok", f"Step “{step}” {'approved' if approved else 'rejected'}{by}.")
+
+
+def _back(url: str, kind: str, text: str) -> Any:
+    """Tell what a decision did on the step's page: HTMX goes there (``HX-Redirect``), a form post is redirected."""
+    flash(text, kind)
+    if request.headers.get("HX-Request") == "true":
+        return Response(status=204, headers={"HX-Redirect": url})
+    return redirect(url, 303)
 
 
 def _bulk_answer(kind: str, text: str, results: list[BulkResult]) -> Any:

@@ -16,6 +16,7 @@ from ..tracebacks import Trimmed, trim
 from .formatting import Timestamp, error_summary, fingerprint, format_duration, format_size, timestamp
 from .step_view import StepView
 from .transcript import Transcript, transcript
+from .wait_view import WaitView
 
 #: Runs shown on a step's page, newest kept (a step snoozing every few seconds runs often).
 SHOWN_RUNS = 50
@@ -26,6 +27,7 @@ OUTCOMES: dict[AttemptOutcome, tuple[str, str, str]] = {
     AttemptOutcome.COMPLETED: ("completed", "completed", "returned; its result is the step's"),
     AttemptOutcome.FAILED: ("failed, retried", "retryable", "raised; the step ran again after its retry delay"),
     AttemptOutcome.SNOOZED: ("snoozed", "snoozed", "asked to run later; its attempt was given back"),
+    AttemptOutcome.WAITED: ("waited", "waiting", "returned WaitFor: waited for a signal; its attempt was given back"),
     AttemptOutcome.HANDED_BACK: (
         "handed back",
         "available",
@@ -79,6 +81,7 @@ class StepPage:
     capture_cap: str  # BATON_DEBUG_CAPTURE_MAX_BYTES, for the cut marker
     version: str
     settled: bool
+    wait: WaitView | None = None  # the step's last ``WaitFor``, if it waited
 
 
 def step_page(
@@ -89,6 +92,7 @@ def step_page(
     captures: Sequence[ContextCapture],
     capture_cap: int,
     now: float,
+    wait: WaitView | None = None,
 ) -> StepPage:
     """The page of one step; ``runs`` may hold one more than ``SHOWN_RUNS``, to tell that earlier ones exist."""
     shown = list(runs[-SHOWN_RUNS:])
@@ -101,6 +105,7 @@ def step_page(
         step.state,
         [(r.attempt, r.outcome.value, r.started_at, r.finished_at) for r in shown],
         [(c.attempt, c.created_at) for c in captures],
+        None if wait is None else (wait.waiting, wait.outcome),
     )
     return StepPage(
         workflow_id,
@@ -111,6 +116,7 @@ def step_page(
         format_size(capture_cap),
         version,
         step.state in ("completed", "discarded", "cancelled"),
+        wait,
     )
 
 

@@ -38,6 +38,7 @@ ATTENTION = (
     StepState.RETRYABLE,
     StepState.CANCELLED,
     StepState.EXECUTING,
+    StepState.WAITING,
     StepState.SNOOZED,
     StepState.AVAILABLE,
     StepState.PENDING,

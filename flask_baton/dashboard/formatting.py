@@ -29,6 +29,7 @@ STATE_ORDER = (
     StepState.CANCELLED,
     StepState.EXECUTING,
     StepState.RETRYABLE,
+    StepState.WAITING,
     StepState.SNOOZED,
     StepState.AVAILABLE,
     StepState.PENDING,

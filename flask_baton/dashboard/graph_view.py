@@ -78,7 +78,7 @@ class _Face(NamedTuple):
 def _group_state(states: Iterable[str]) -> str:
     """The colour of a group: its most telling member state (failures first)."""
     present = set(states)
-    for state in ("discarded", "executing", "retryable", "snoozed", "available", "pending", "cancelled"):
+    for state in ("discarded", "executing", "waiting", "retryable", "snoozed", "available", "pending", "cancelled"):
         if state in present:
             return state
     return "completed"

@@ -188,7 +188,11 @@ class IndexFeed:
             self.next_poll = now + NEW_WORKFLOWS_EVERY
             newest = max(self.shown, default=None)
             page = self.state.query.search_workflows(
-                self.filters.label, self.filters.state, limit=PAGE_SIZE, after=newest
+                self.filters.label,
+                self.filters.state,
+                limit=PAGE_SIZE,
+                after=newest,
+                awaiting_person=self.filters.waiting,
             )
             inserted += self._place([r for r in page.workflows if r.id not in self.shown])
         if self.counts_stale and now >= self.next_counts:

@@ -32,6 +32,7 @@ from .graph_view import structure_of
 from .index_view import WorkflowRow, row_version, workflow_row
 from .overview_view import Overview, overview
 from .step_view import step_view
+from .wait_view import wait_view
 from .workflow_view import Drawing, WorkflowView, workflow_view
 
 logger = logging.getLogger("flask_baton")
@@ -47,20 +48,26 @@ WORKFLOW_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Search text that may be the start of an id (ids are 32 hex digits).
 _ID_PREFIX = re.compile(r"^[0-9a-fA-F]{1,32}$")
 STATES = tuple(state.value for state in WorkflowState)
+#: ``?waiting=person``: the index's filter of workflows with a step waiting for an approval; also
+#: the key of their count among the tabs' counts.
+WAITING_FOR_PERSON = "person"
 
 
 @dataclass(frozen=True)
 class IndexFilters:
-    """What the index shows: a state, part of a label, a page cursor, a time range (a key of ``RANGES``)."""
+    """What the index shows: a state, part of a label, a page cursor, a time range (a key of ``RANGES``),
+    and whether only workflows waiting for a person (a step's approval) are shown.
+    """
 
     state: str | None = None
     label: str | None = None
     before: str | None = None
     range: str | None = None
+    waiting: bool = False
 
     @classmethod
     def from_args(cls, args: Any) -> IndexFilters:
-        """Read ``state``, ``q``, ``before`` and ``range`` query arguments; bad values are ignored."""
+        """Read ``state``, ``q``, ``before``, ``range`` and ``waiting`` query arguments; bad values are ignored."""
         state = args.get("state") or None
         label = (args.get("q") or "").strip()[:MAX_QUERY] or None
         before = args.get("before") or None
@@ -70,6 +77,7 @@ class IndexFilters:
             label,
             before if before is not None and WORKFLOW_ID.match(before) else None,
             span if span in RANGES else None,
+            args.get("waiting") == WAITING_FOR_PERSON,
         )
 
     def since(self, now: float) -> float | None:
@@ -77,7 +85,9 @@ class IndexFilters:
         return None if self.range is None else now - RANGES[self.range][0]
 
     def matches(self, record: WorkflowRecord) -> bool:
-        """Whether a (new) workflow belongs on this listing."""
+        """Whether a (new) workflow belongs on this listing (one waiting for a person shows once reloaded)."""
+        if self.waiting:
+            return False
         if self.state is not None and record.state.value != self.state:
             return False
         since = self.since(time.time())
@@ -87,7 +97,15 @@ class IndexFilters:
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """Query arguments for a URL of these filters, with ``changes``."""
-        values = {"state": self.state, "q": self.label, "before": self.before, "range": self.range, **changes}
+        waiting = WAITING_FOR_PERSON if self.waiting else None
+        values = {
+            "state": self.state,
+            "q": self.label,
+            "before": self.before,
+            "range": self.range,
+            "waiting": waiting,
+            **changes,
+        }
         return {key: value for key, value in values.items() if value}
 
 
@@ -173,7 +191,12 @@ def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -
     """One page of the index, newest first."""
     now = time.time()
     page = state.query.search_workflows(
-        filters.label, filters.state, limit=limit, before=filters.before, since=filters.since(now)
+        filters.label,
+        filters.state,
+        limit=limit,
+        before=filters.before,
+        since=filters.since(now),
+        awaiting_person=filters.waiting,
     )
     records = tuple(page.workflows)
     reads = RowReads.of(state, records)
@@ -184,8 +207,11 @@ def index_page(state: AppState, filters: IndexFilters, limit: int = PAGE_SIZE) -
 
 
 def state_counts(state: AppState, filters: IndexFilters) -> dict[str, int]:
-    """How many workflows of the listing's time range are in each state (the index's tabs)."""
-    return state.query.count_workflows_by_state(filters.since(time.time()))
+    """How many workflows of the listing's time range are in each state, and waiting for a person (the index's tabs)."""
+    since = filters.since(time.time())
+    counts = state.query.count_workflows_by_state(since)
+    counts[WAITING_FOR_PERSON] = state.query.count_awaiting_person(since)
+    return counts
 
 
 class WorkflowReader:
@@ -282,4 +308,14 @@ def read_step_page(state: AppState, workflow_id: str, step_name: str) -> StepPag
     task = state.step(step.task)
     now = time.time()
     view = step_view(step, usage, None if task is None else task.max_attempts, False, now)
-    return step_page(workflow_id, record.name, view, runs, captures, state.config.debug_capture_max_bytes, now)
+    wait = state.query.get_waits(workflow_id).get(step_name)
+    return step_page(
+        workflow_id,
+        record.name,
+        view,
+        runs,
+        captures,
+        state.config.debug_capture_max_bytes,
+        now,
+        None if wait is None else wait_view(wait),
+    )

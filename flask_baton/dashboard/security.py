@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import Any
 
-from flask import Response, abort, current_app, request, session
+from flask import Response, abort, current_app, g, request, session
 
 from ..config import BatonConfig
 
@@ -40,13 +41,35 @@ def _refuse(status: int, message: str) -> None:
 
 
 def check_access(config: BatonConfig) -> None:
-    """Abort with 403 unless this request may use the dashboard."""
+    """Abort with 403 unless this request may use the dashboard; remember who it let in (``user``)."""
     auth = config.dashboard_auth
     if auth is None:
         if not current_app.debug:
             _refuse(403, LOCKED)
-    elif not auth():
+        return
+    allowed = auth()
+    if not allowed:
         _refuse(403, REFUSED)
+    g.baton_user = user_name(allowed)
+
+
+def user_name(allowed: Any) -> str | None:
+    """Who ``BATON_DASHBOARD_AUTH`` let in, from what it returned: a string is the name; an object
+    with a ``name`` or ``username`` string (a user model) gives that; ``True`` names nobody.
+    """
+    if isinstance(allowed, str):
+        return allowed
+    for attribute in ("name", "username"):
+        value = getattr(allowed, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def user() -> str | None:
+    """The name of this request's user, as ``check_access`` read it (None: nobody named)."""
+    name: str | None = g.get("baton_user")
+    return name
 
 
 def actions_enabled() -> bool:

@@ -89,6 +89,9 @@ def step_spans(step: TimedStep, now: float) -> list[Span]:
     elif step.state in (StepState.RETRYABLE, StepState.SNOOZED):
         # The run that ended is not in the row any more, only that it started and when the next is due.
         spans += [Span(RUNNING, started, started, state), Span(WAITING, started, max(queued or now, started), state)]
+    elif step.state == StepState.WAITING:
+        # Waits for a signal until now (its ``scheduled_at`` is the deadline, not when it runs).
+        spans += [Span(RUNNING, started, started, state), Span(WAITING, started, max(now, started), state)]
     elif step.finished_at is not None:
         spans.append(Span(RUNNING, started, max(step.finished_at, started), state))
     return spans
@@ -100,6 +103,7 @@ RUN_STATES = {
     AttemptOutcome.COMPLETED: "completed",
     AttemptOutcome.FAILED: "retryable",
     AttemptOutcome.SNOOZED: "snoozed",
+    AttemptOutcome.WAITED: "waiting",
     AttemptOutcome.HANDED_BACK: "available",
     AttemptOutcome.LOST: "retryable",
     AttemptOutcome.DISCARDED: "discarded",
@@ -202,7 +206,17 @@ def ticks(scale: _Scale) -> tuple[Tick, ...]:
     return tuple(Tick(scale.x(scale.start + i * step), format_duration(i * step)) for i in range(count))
 
 
-_LOUDEST = ("discarded", "executing", "retryable", "snoozed", "available", "pending", "cancelled", "completed")
+_LOUDEST = (
+    "discarded",
+    "executing",
+    "waiting",
+    "retryable",
+    "snoozed",
+    "available",
+    "pending",
+    "cancelled",
+    "completed",
+)
 
 
 def _row_state(states: set[str]) -> str:

@@ -36,7 +36,16 @@ from ..errors import SchemaError, WorkflowError
 from ..timeseries import DEFAULT_RANGE, RANGE_LABELS, RANGES
 from . import security
 from .explore import Explore
-from .reads import STATES, IndexFilters, WorkflowReader, index_page, read_overview, read_step_page, search_by_id
+from .reads import (
+    STATES,
+    WAITING_FOR_PERSON,
+    IndexFilters,
+    WorkflowReader,
+    index_page,
+    read_overview,
+    read_step_page,
+    search_by_id,
+)
 from .workflow_view import WorkflowView
 
 FRAGMENTS = "baton/_fragments.html"
@@ -111,9 +120,9 @@ def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, 
         {
             "label": "All",
             "state": None,
-            "count": sum(counts.values()),
-            "active": filters.state is None,
-            "url": url_for("baton.index", **filters.args(state=None, before=None)),
+            "count": sum(counts.get(state, 0) for state in STATES),
+            "active": filters.state is None and not filters.waiting,
+            "url": url_for("baton.index", **filters.args(state=None, before=None, waiting=None)),
         }
     ]
     for state in STATES:
@@ -122,10 +131,19 @@ def state_tabs(filters: IndexFilters, counts: dict[str, int]) -> list[dict[str, 
                 "label": state.capitalize(),
                 "state": state,
                 "count": counts.get(state, 0),
-                "active": filters.state == state,
-                "url": url_for("baton.index", **filters.args(state=state, before=None)),
+                "active": filters.state == state and not filters.waiting,
+                "url": url_for("baton.index", **filters.args(state=state, before=None, waiting=None)),
             }
         )
+    tabs.append(
+        {
+            "label": "Waiting for a person",
+            "state": "waiting",
+            "count": counts.get(WAITING_FOR_PERSON, 0),
+            "active": filters.waiting,
+            "url": url_for("baton.index", **filters.args(state=None, before=None, waiting=WAITING_FOR_PERSON)),
+        }
+    )
     return tabs
 
 
@@ -247,7 +265,10 @@ def register_views(bp: Blueprint) -> None:
         page = read_step_page(baton_state(), workflow_id, step_name)
         if page is None:
             abort(404)
-        return polled(page.version, STEP_PARTS, "step_live", page) or render_template("baton/step.html", page=page)
+        csrf = security.csrf_token()
+        return polled(page.version, STEP_PARTS, "step_live", page, csrf) or render_template(
+            "baton/step.html", page=page, csrf=csrf
+        )
 
     @bp.get("/overview")
     def overview() -> Any:

@@ -28,6 +28,7 @@ from .maintenance import Maintenance
 from .schedules import ScheduleStatements
 from .steps import StepStatements
 from .sweep import SweepStatements
+from .waits import WaitStatements
 
 
 @dataclass(slots=True)
@@ -71,6 +72,7 @@ class Store(
     ConsumerStatements,
     ScheduleStatements,
     BudgetStatements,
+    WaitStatements,
 ):
     """flask_baton's tables in one database: its transactions and all their statements."""
 

@@ -14,12 +14,12 @@ from sqlalchemy import delete, func, select
 from ..states import WorkflowState
 from . import feed
 from .core import StoreCore
-from .tables import attempts, completions, debug_logs, edges, nodes, step_stats, workflows
+from .tables import attempts, completions, debug_logs, edges, nodes, signals, step_stats, waits, workflows
 
 BATCH = 500
 
 #: Tables holding a workflow's rows, in the order a prune deletes from them (before the workflow's own row).
-_BELONGING = (step_stats, debug_logs, attempts, edges, nodes, completions)
+_BELONGING = (step_stats, debug_logs, attempts, signals, waits, edges, nodes, completions)
 #: Every table a prune deletes from, in the order a report lists them.
 TABLES = (
     workflows.name,
@@ -29,6 +29,8 @@ TABLES = (
     completions.name,
     step_stats.name,
     debug_logs.name,
+    signals.name,
+    waits.name,
 )
 
 

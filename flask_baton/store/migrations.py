@@ -15,10 +15,21 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import attempts, consumers, metadata, nodes, schedule_ticks, schema_versions, step_stats, workflows
+from .tables import (
+    attempts,
+    consumers,
+    metadata,
+    nodes,
+    schedule_ticks,
+    schema_versions,
+    signals,
+    step_stats,
+    waits,
+    workflows,
+)
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -80,6 +91,12 @@ def _add_budgets(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE {workflows.name} ADD COLUMN on_budget VARCHAR(16)"))
 
 
+def _add_signals_and_waits(conn: Connection) -> None:
+    """Version 9: durable waits (``WaitFor``) and the signals that wake them."""
+    signals.create(conn)
+    waits.create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
@@ -89,6 +106,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     6: _add_reasoning_and_cache_writes,
     7: _add_schedule_ticks,
     8: _add_budgets,
+    9: _add_signals_and_waits,
 }
 
 

@@ -31,6 +31,7 @@ from ..records import (
     step_runs,
 )
 from ..states import AttemptOutcome, CancelledBy, StepState, WorkflowState
+from . import waits
 from .engine import read_connection
 from .tables import attempts, edge_to_dep, edges, nodes, step_stats, workflows
 from .usage import as_cost, cost_total
@@ -288,13 +289,15 @@ def workflow_page(
     before: str | None = None,
     after: str | None = None,
     since: float | None = None,
+    awaiting_person: bool = False,
 ) -> WorkflowPage:
     """Workflows newest first, ``limit`` at a time, keyset-paged on the id.
 
     ``name`` matches exactly; ``label`` matches any part of the name, in any
     case, literally (``%`` and ``_`` are not wildcards). ``before`` / ``after``
     keep the workflows older / newer than that id, ``since`` those started
-    at that time or later. One more row than the page is read, to tell
+    at that time or later; ``awaiting_person`` those with a step waiting
+    for an approval now. One more row than the page is read, to tell
     whether there is a next page.
     """
     conditions: list[ColumnElement[bool]] = []
@@ -310,6 +313,8 @@ def workflow_page(
         conditions.append(workflows.c.id > after)
     if since is not None:
         conditions.append(workflows.c.created_at >= since)
+    if awaiting_person:
+        conditions.append(waits.awaiting_person())
     stmt = select(workflows).where(*conditions).order_by(workflows.c.id.desc()).limit(limit + 1)
     with read_connection(engine) as conn:
         rows = conn.execute(stmt).all()

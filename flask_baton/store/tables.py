@@ -264,6 +264,38 @@ schedule_ticks = Table(
     Column("created_at", Float, nullable=False),
 )
 
+signals = Table(
+    "baton_signals",
+    metadata,
+    # ``baton.signal(workflow_id, name, payload)``: at most one per workflow and
+    # name (the primary key refuses a second), kept whether or not a step
+    # waits for it yet, read by ``job.signal(name)``.
+    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("payload", Text),  # JSON; NULL for a wait that timed out with on_timeout="continue"
+    Column("sent_by", String(255)),  # the dashboard's user, the CLI's --by, or None
+    Column("sent_at", Float, nullable=False),
+    # When a waiting step was woken by it (None: no step waited for it yet).
+    Column("delivered_at", Float),
+    Column("timed_out", Boolean, nullable=False, default=False, server_default="0"),
+)
+
+waits = Table(
+    "baton_waits",
+    metadata,
+    # A step's last ``WaitFor``: what it waits (or waited) for, since when,
+    # until when. The step's row is ``waiting`` while it waits, with its
+    # deadline as ``scheduled_at`` (the sweep's index finds timed-out waits).
+    Column("node_id", ID, primary_key=True),
+    Column("workflow_id", ID, ForeignKey(workflows.c.id, ondelete="CASCADE"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("until", Float, nullable=False),
+    Column("on_timeout", String(16), nullable=False),
+    Column("approval", Boolean, nullable=False, default=False, server_default="0"),
+    Index("ix_baton_waits_workflow_name", "workflow_id", "name"),
+)
+
 schema_versions = Table(
     "baton_schema",
     metadata,
