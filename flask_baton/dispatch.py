@@ -22,7 +22,9 @@ from sqlalchemy import Connection
 from .appstate import AppState
 from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
-from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
+from .events import EVENT_ID, STEP_UPDATED, WORKFLOW_FINISHED, Event
+from .events.transport import Sent
+from .ids import new_id
 from .job import Job
 from .records import Input, ModelCall
 from .states import StepState
@@ -63,9 +65,11 @@ def commit(
         events = [step_event(state, change) for change in effects.changes]
         ends = effects.ended
         if state.events.atomic:
-            # The feed is in this database: announce in this very transaction.
+            # The feed is in this database: announce and publish in this very transaction.
             ends = [end for end in ends if end.announced or store.mark_announced(tx.conn, end.workflow_id, tx.now)]
             events += [finished_event(state, end) for end in ends]
+            if ends:
+                store.mark_published(tx.conn, [end.workflow_id for end in ends], tx.now)
         state.events.stage(tx.conn, events, tx.now)
     _after_commit(state, effects, events)
     if log is not None:
@@ -92,16 +96,53 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     with state.store.write(autocommit=not state.events.atomic) as conn:
         now = time.time()
         won = state.store.mark_announced(conn, end.workflow_id, now)
-        if won:
-            state.events.stage(conn, [finished_event(state, end)], now)
+        if won and state.events.atomic:
+            _stage_published(state, conn, [end], now)
     if won:
-        _publish_end(state, end)
+        if state.events.atomic:
+            _signal_end(state, end)
+        else:
+            _publish_end(state, end)
     return won
 
 
+def republish(state: AppState, ends: Sequence[WorkflowEnd]) -> None:
+    """Publish again the ends the outbox holds (announced, never marked published), and mark them.
+
+    Their announcer died, or its transport failed, between the commit and
+    the publication, or between the publication and the mark: then this is
+    a duplicate, with the same ``event_id``. Raises if the transport fails:
+    the ends stay in the outbox for the next sweep.
+    """
+    if state.events.atomic:
+        with state.store.write() as conn:
+            _stage_published(state, conn, ends, time.time())
+    else:
+        state.events.publish([finished_event(state, end) for end in ends], sent=_marker(state, ends))
+
+
+def _stage_published(state: AppState, conn: Connection, ends: Sequence[WorkflowEnd], now: float) -> None:
+    """Write ends' events to the database feed and mark them published, in ``conn``'s transaction."""
+    state.events.stage(conn, [finished_event(state, end) for end in ends], now)
+    state.store.mark_published(conn, [end.workflow_id for end in ends], now)
+
+
+def _marker(state: AppState, ends: Sequence[WorkflowEnd]) -> Sent:
+    """What marks ``ends`` published once the transport has their events."""
+
+    def mark() -> None:
+        with state.store.write(autocommit=True) as conn:
+            state.store.mark_published(conn, [end.workflow_id for end in ends], time.time())
+
+    return mark
+
+
 def _publish_end(state: AppState, end: WorkflowEnd) -> None:
-    """Publish a workflow's end, whose announcement this process claimed, and tell this process."""
-    _publish(state, [finished_event(state, end)], defer=True)
+    """Publish a workflow's end, whose announcement this process claimed, and tell this process.
+
+    The announcement's commit put it in the outbox; it leaves once sent.
+    """
+    _publish(state, [finished_event(state, end)], defer=True, sent=_marker(state, [end]))
     _signal_end(state, end)
 
 
@@ -153,9 +194,10 @@ def _handing(what: str, enqueue: Callable[..., None], *args: Any) -> None:
         logger.exception("could not enqueue %s; the sweep will retry", what)
 
 
-def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False) -> None:
+def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
+    """Publish after a commit; a failure is logged: step events are best-effort, ends stay in the outbox."""
     try:
-        state.events.publish(events, defer=defer)
+        state.events.publish(events, defer=defer, sent=sent)
     except Exception:
         logger.exception("could not publish %d event(s)", len(events))
 
@@ -182,8 +224,22 @@ def _step_payload(state: AppState, change: StepChange) -> dict[str, object]:
 
 
 def step_event(state: AppState, change: StepChange) -> Event:
-    """The ``workflow_step_updated`` event of a transition."""
-    return Event(STEP_UPDATED, _step_payload(state, change))
+    """The ``workflow_step_updated`` event of a transition, with a fresh ``event_id``.
+
+    A step event is published once, best-effort, so any unique id will do:
+    a time-ordered random one (``ids.new_id``).
+    """
+    return Event(STEP_UPDATED, {EVENT_ID: new_id(), **_step_payload(state, change)})
+
+
+def finished_event_id(end: WorkflowEnd) -> str:
+    """The ``event_id`` of a workflow's end: ``<workflow id>:finished:<end time in µs>``.
+
+    Made from what ``baton_completions`` stores, so the sweep publishing it
+    again makes the same id; a workflow retried and ended again has a later
+    end time, so a new id.
+    """
+    return f"{end.workflow_id}:finished:{round(end.timestamp * 1_000_000)}"
 
 
 def finished_event(state: AppState, end: WorkflowEnd) -> Event:
@@ -191,6 +247,7 @@ def finished_event(state: AppState, end: WorkflowEnd) -> Event:
     return Event(
         WORKFLOW_FINISHED,
         {
+            EVENT_ID: finished_event_id(end),
             "workflow_id": end.workflow_id,
             "workflow_label": state.label(end.workflow_id),
             "outcome": end.outcome,

@@ -71,7 +71,7 @@ def test_consumer_process_events_reach_a_subscriber_in_this_process(
     assert ("b", "completed") in steps
     for event in seen:
         keys = STEP_KEYS if event.name == "workflow_step_updated" else FINISHED_KEYS
-        assert set(event.payload) == keys
+        assert set(event.payload) == keys | {"event_id"}
         assert event.payload["workflow_label"] == "events:chain"
     finished = [e for e in all_seen if e.name == "workflow_finished"]
     assert len(finished) == 1

@@ -9,9 +9,11 @@ follows it (``defer=False``: the steps a completion released are about to
 be enqueued) sends everything held, then its own events, before returning.
 Either way a process's events leave in the order they were published.
 
-What is held when a process dies by ``kill -9`` is lost, as pub/sub loses
-what a dead subscriber misses; a Huey worker's shutdown and interpreter
-exit send it first.
+What is held when a process dies by ``kill -9`` is lost: a step event for
+good (step events are best-effort), a ``workflow_finished`` until the sweep
+publishes it again from the outbox (its ``sent`` receipt, which marks it
+published, is only called once its batch is sent). A Huey worker's shutdown
+and interpreter exit send what is held first.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy import Connection
 
 from . import Event
 from .subscription import Subscription
-from .transport import Transport
+from .transport import Sent, Transport
 
 #: Seconds an event may wait for others to share its round trip.
 LINGER = 0.02
@@ -52,7 +54,8 @@ class BatchingTransport:
         """Fresh state; also in a forked child, whose parent's thread did not follow it."""
         self._pid = os.getpid()
         self._held: list[Event] = []
-        self._lock = threading.Lock()  # guards _held, _thread, _closed
+        self._receipts: list[Sent] = []  # called once what is held is sent
+        self._lock = threading.Lock()  # guards _held, _receipts, _thread, _closed
         self._wake = threading.Condition(self._lock)
         self._sending = threading.Lock()  # one batch at a time: batches leave in order
         self._thread: threading.Thread | None = None
@@ -61,16 +64,18 @@ class BatchingTransport:
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         self._transport.stage(conn, events, now)
 
-    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
+    def publish(self, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
         if self._pid != os.getpid():
             self._start()
         if self._closed:
             return  # the app is shutting down; its connections are gone
         if not defer:
-            self._send(events)
+            self._send(events, sent)
             return
         with self._lock:
             self._held.extend(events)
+            if sent is not None:
+                self._receipts.append(sent)
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="baton-events", daemon=True)
                 self._thread.start()
@@ -81,8 +86,8 @@ class BatchingTransport:
         if self._pid == os.getpid():
             self._send(())
 
-    def subscribe(self, topic: str) -> Subscription:
-        return self._transport.subscribe(topic)
+    def subscribe(self, topic: str, after: str | None = None) -> Subscription:
+        return self._transport.subscribe(topic, after)
 
     def close(self) -> None:
         with self._lock:
@@ -91,14 +96,21 @@ class BatchingTransport:
         self.flush()
         self._transport.close()
 
-    def _send(self, events: Sequence[Event]) -> None:
+    def _send(self, events: Sequence[Event], sent: Sent | None = None) -> None:
         if not events and not self._held:
             return
         with self._sending:
             with self._lock:
                 batch, self._held = self._held + list(events), []
+                receipts, self._receipts = self._receipts + ([sent] if sent else []), []
             if batch:
                 self._transport.publish(batch)
+            for receipt in receipts:
+                try:
+                    receipt()
+                except Exception:
+                    # Not marked published: the sweep publishes it again (a duplicate, same event_id).
+                    logger.exception("could not mark sent events published")
 
     def _run(self) -> None:
         while True:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import attempts, consumers, metadata, nodes, schema_versions, workflows
+from .tables import attempts, completions, consumers, metadata, nodes, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -60,12 +60,28 @@ def _add_consumers(conn: Connection) -> None:
     next(index for index in workflows.indexes if index.name == "ix_baton_workflows_finished").create(conn)
 
 
+def _add_event_outbox(conn: Connection) -> None:
+    """Version 6: ``workflow_finished`` goes through an outbox (``baton_completions.published_at``).
+
+    Ends announced before the upgrade count as published: they were
+    published at most once, and publishing them now would be news to nobody.
+    """
+    conn.execute(text(f"ALTER TABLE {completions.name} ADD COLUMN published_at FLOAT"))
+    conn.execute(
+        update(completions)
+        .where(completions.c.announced_at.is_not(None))
+        .values(published_at=completions.c.announced_at)
+    )
+    next(index for index in completions.indexes if index.name == "ix_baton_completions_unpublished").create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
     3: _add_attempts,
     4: _add_cancel_and_retry_marks,
     5: _add_consumers,
+    6: _add_event_outbox,
 }
 
 
