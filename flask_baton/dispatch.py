@@ -204,7 +204,7 @@ def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False, s
 
 def _signal_end(state: AppState, end: WorkflowEnd) -> None:
     """Tell this process a workflow ended, once: its signal and the worker's log line."""
-    emit(workflow_finished, **finished_event(state, end).payload)
+    emit(workflow_finished, **_finished_payload(state, end))
     workflow_ended(state, end)
 
 
@@ -244,17 +244,17 @@ def finished_event_id(end: WorkflowEnd) -> str:
 
 def finished_event(state: AppState, end: WorkflowEnd) -> Event:
     """The ``workflow_finished`` event of a workflow's end."""
-    return Event(
-        WORKFLOW_FINISHED,
-        {
-            EVENT_ID: finished_event_id(end),
-            "workflow_id": end.workflow_id,
-            "workflow_label": state.label(end.workflow_id),
-            "outcome": end.outcome,
-            "failed_steps": list(end.failed_steps),
-            "timestamp": end.timestamp,
-        },
-    )
+    return Event(WORKFLOW_FINISHED, {EVENT_ID: finished_event_id(end), **_finished_payload(state, end)})
+
+
+def _finished_payload(state: AppState, end: WorkflowEnd) -> dict[str, object]:
+    return {
+        "workflow_id": end.workflow_id,
+        "workflow_label": state.label(end.workflow_id),
+        "outcome": end.outcome,
+        "failed_steps": list(end.failed_steps),
+        "timestamp": end.timestamp,
+    }
 
 
 def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
