@@ -1237,11 +1237,13 @@ def check_finished_events(report: Report, run: Run, stored: Stored) -> None:
     announced_at = {row.workflow_id: row.announced_at for row in stored.completions}
     not_one = [wid for wid in submitted if completion_count.get(wid, 0) != 1]
     bad_outcome = [row.workflow_id for row in stored.completions if row.outcome != "completed"]
+    unpublished = [row.workflow_id for row in stored.completions if row.published_at is None]
     report.check(
-        "one announced baton_completions row per workflow",
-        not (unannounced or not_one or bad_outcome) and len(stored.completions) == len(submitted),
+        "one announced baton_completions row per workflow, none left in the outbox",
+        not (unannounced or not_one or bad_outcome or unpublished) and len(stored.completions) == len(submitted),
         f"{len(stored.completions)} rows for {len(submitted)} workflows; {len(unannounced)} unannounced, "
-        f"{len(not_one)} without exactly one row, {len(bad_outcome)} not 'completed'",
+        f"{len(unpublished)} not marked published, {len(not_one)} without exactly one row, "
+        f"{len(bad_outcome)} not 'completed'",
     )
     if run.events_mode == "db":
         feed = stored.feed_finished

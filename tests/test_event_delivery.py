@@ -49,10 +49,11 @@ def _deduplicated(seen: list[events.Event]) -> list[events.Event]:
 
 
 def _published_at(app: Flask, workflow_id: str) -> float | None:
+    """When a workflow's end left the outbox (None: not yet, or not ended)."""
     with app.extensions["baton"].engine.connect() as conn:
         found: float | None = conn.execute(
             select(completions.c.published_at).where(completions.c.workflow_id == workflow_id)
-        ).scalar_one()
+        ).scalar_one_or_none()
     return found
 
 
@@ -160,3 +161,21 @@ def test_a_subscriber_whose_redis_connection_is_killed_reconnects_and_misses_not
         ("b", "completed"),
         (None, "workflow_finished"),
     ]
+
+
+def test_a_version_5_database_gains_the_outbox_with_its_announced_ends_counted_as_published(app: Flask) -> None:
+    from flask_baton.store import migrations
+
+    from .steps import baton
+    from .support import make_version_5
+
+    wf = Workflow("delivery:before-the-upgrade").add("only", constant.new())
+    with ThreadConsumer(app):
+        wf.insert()
+        wait_for(lambda: _published_at(app, wf.workflow_id), "the end to be published")
+    make_version_5(app)
+
+    assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
+    assert _published_at(app, wf.workflow_id) is not None
+    state = app.extensions["baton"]
+    assert sweep(state, force=True, now=time.time() + 3600).republished == []
