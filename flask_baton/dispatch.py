@@ -131,7 +131,8 @@ def _marker(state: AppState, ends: Sequence[WorkflowEnd]) -> Sent:
     """What marks ``ends`` published once the transport has their events."""
 
     def mark() -> None:
-        with state.store.write(autocommit=True) as conn:
+        # A pooled connection: the sending thread is not a worker thread with a kept one.
+        with state.store.write() as conn:
             state.store.mark_published(conn, [end.workflow_id for end in ends], time.time())
 
     return mark
