@@ -23,7 +23,6 @@ from .appstate import AppState
 from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
 from .events import EVENT_ID, STEP_UPDATED, WORKFLOW_FINISHED, Event
-from .events.transport import Sent
 from .ids import new_id
 from .job import Job
 from .records import Input, ModelCall
@@ -66,10 +65,15 @@ def commit(
         ends = effects.ended
         if state.events.atomic:
             # The feed is in this database: announce and publish in this very transaction.
-            ends = [end for end in ends if end.announced or store.mark_announced(tx.conn, end.workflow_id, tx.now)]
+            claimed = [end for end in ends if end.announced]  # by the statement that recorded them
+            if claimed:
+                store.mark_published(tx.conn, [end.workflow_id for end in claimed], tx.now)
+            ends = claimed + [
+                end
+                for end in ends
+                if not end.announced and store.mark_announced(tx.conn, end.workflow_id, tx.now, published=True)
+            ]
             events += [finished_event(state, end) for end in ends]
-            if ends:
-                store.mark_published(tx.conn, [end.workflow_id for end in ends], tx.now)
         state.events.stage(tx.conn, events, tx.now)
     _after_commit(state, effects, events)
     if log is not None:
@@ -93,57 +97,48 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     sets ``announced_at`` in that statement instead (``WorkflowEnd.announced``),
     so its worker publishes without this extra write.
     """
-    with state.store.write(autocommit=not state.events.atomic) as conn:
+    atomic = state.events.atomic
+    with state.store.write(autocommit=not atomic) as conn:
         now = time.time()
-        won = state.store.mark_announced(conn, end.workflow_id, now)
-        if won and state.events.atomic:
-            _stage_published(state, conn, [end], now)
+        won = state.store.mark_announced(conn, end.workflow_id, now, published=atomic)
+        if won and atomic:
+            state.events.stage(conn, [finished_event(state, end)], now)
     if won:
-        if state.events.atomic:
+        if atomic:
             _signal_end(state, end)
         else:
             _publish_end(state, end)
     return won
 
 
-def republish(state: AppState, ends: Sequence[WorkflowEnd]) -> None:
-    """Publish again the ends the outbox holds (announced, never marked published), and mark them.
+def empty_outbox(state: AppState, ends: Sequence[WorkflowEnd]) -> list[str]:
+    """Take ends out of the outbox, publishing again those the transport lacks; return their workflow ids.
 
-    Their announcer died, or its transport failed, between the commit and
-    the publication, or between the publication and the mark: then this is
-    a duplicate, with the same ``event_id``. Raises if the transport fails:
-    the ends stay in the outbox for the next sweep.
+    The outbox holds ends announced but not yet known to be sent. Most
+    were sent: their consumer published them right after the commit. Those
+    missing lost the race with a ``kill -9``, or with Redis going away; a
+    consumer killed between the publication and the transport recording it
+    makes one sent twice, with the same ``event_id``. Raises if the transport
+    fails: the ends stay in the outbox for the next sweep.
     """
-    if state.events.atomic:
-        with state.store.write() as conn:
-            _stage_published(state, conn, ends, time.time())
-    else:
-        state.events.publish([finished_event(state, end) for end in ends], sent=_marker(state, ends))
-
-
-def _stage_published(state: AppState, conn: Connection, ends: Sequence[WorkflowEnd], now: float) -> None:
-    """Write ends' events to the database feed and mark them published, in ``conn``'s transaction."""
-    state.events.stage(conn, [finished_event(state, end) for end in ends], now)
-    state.store.mark_published(conn, [end.workflow_id for end in ends], now)
-
-
-def _marker(state: AppState, ends: Sequence[WorkflowEnd]) -> Sent:
-    """What marks ``ends`` published once the transport has their events."""
-
-    def mark() -> None:
-        # A pooled connection: the sending thread is not a worker thread with a kept one.
-        with state.store.write() as conn:
-            state.store.mark_published(conn, [end.workflow_id for end in ends], time.time())
-
-    return mark
+    missing = state.events.missing_ends({end.workflow_id: finished_event_id(end) for end in ends})
+    again = [finished_event(state, end) for end in ends if end.workflow_id in missing]
+    if again and not state.events.atomic:
+        state.events.publish(again)
+    with state.store.write() as conn:
+        now = time.time()
+        if state.events.atomic:
+            state.events.stage(conn, again, now)
+        state.store.mark_published(conn, [end.workflow_id for end in ends], now)
+    return [event.workflow_id for event in again]
 
 
 def _publish_end(state: AppState, end: WorkflowEnd) -> None:
     """Publish a workflow's end, whose announcement this process claimed, and tell this process.
 
-    The announcement's commit put it in the outbox; it leaves once sent.
+    The end stays in the outbox until the sweep finds it sent.
     """
-    _publish(state, [finished_event(state, end)], defer=True, sent=_marker(state, [end]))
+    _publish(state, [finished_event(state, end)], defer=True)
     _signal_end(state, end)
 
 
@@ -195,10 +190,10 @@ def _handing(what: str, enqueue: Callable[..., None], *args: Any) -> None:
         logger.exception("could not enqueue %s; the sweep will retry", what)
 
 
-def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
-    """Publish after a commit; a failure is logged: step events are best-effort, ends stay in the outbox."""
+def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False) -> None:
+    """Publish after a commit; a failure is logged: step events are best effort, ends wait in the outbox."""
     try:
-        state.events.publish(events, defer=defer, sent=sent)
+        state.events.publish(events, defer=defer)
     except Exception:
         logger.exception("could not publish %d event(s)", len(events))
 

@@ -18,10 +18,11 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
 - finished workflows whose end was never announced (on SQLite with Redis,
   the last worker died between the end's commit and its announcement):
   announced now, once;
-- ends announced but never marked published (the outbox: their worker died
-  between the commit and the publication, or Redis was away): published
-  again, with the same ``event_id``, so ``workflow_finished`` is delivered
-  at least once;
+- the outbox: ends announced but not yet known to be sent. Those the event
+  transport lacks (their worker died between the commit and the
+  publication, or Redis was away) are published again, with the same
+  ``event_id``, so ``workflow_finished`` is delivered at least once; all
+  are then marked published;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
   event-feed rows past ``BATON_EVENT_RETENTION`` always, and the heartbeat
   rows of consumers silent for a lease (they died without saying so).
@@ -37,7 +38,7 @@ from functools import partial
 from . import huey_compat, transitions, worklog
 from .appstate import AppState, worker_id
 from .cascade import finish
-from .dispatch import announce_end, commit, republish
+from .dispatch import announce_end, commit, empty_outbox
 from .effects import Claimed, Effects, Ready, StepChange
 from .states import AttemptOutcome, StepState
 from .store import PruneReport, Tx
@@ -84,7 +85,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     _requeue_lost(state, now, report)
     _finish_settled(state, report)
     _announce_unannounced(state, now, report)
-    _republish_unpublished(state, now, report)
+    _empty_outbox(state, now, report)
     config = state.config
     if config.prune:
         report.pruned = state.store.prune(now, config.prune_max_age, config.debug_log_max_age)
@@ -207,14 +208,13 @@ def _announce_unannounced(state: AppState, now: float, report: SweepReport) -> N
             report.announced.append(end.workflow_id)
 
 
-def _republish_unpublished(state: AppState, now: float, report: SweepReport) -> None:
-    """Empty the outbox of ends announced a heartbeat ago or more (younger ones are still being sent)."""
-    ends = state.store.unpublished(now - state.config.heartbeat_seconds, BATCH)
-    if not ends:
-        return
-    try:
-        republish(state, ends)
-    except Exception:
-        logger.exception("could not publish %d workflow end(s) again; the next sweep will try", len(ends))
-        return
-    report.republished.extend(end.workflow_id for end in ends)
+def _empty_outbox(state: AppState, now: float, report: SweepReport) -> None:
+    """Every end announced a heartbeat ago or more (younger ones are still being sent), a batch at a time."""
+    while ends := state.store.unpublished(now - state.config.heartbeat_seconds, BATCH):
+        try:
+            report.republished += empty_outbox(state, ends)
+        except Exception:
+            logger.exception("could not publish %d workflow end(s) again; the next sweep will try", len(ends))
+            return
+        if len(ends) < BATCH:
+            return

@@ -10,10 +10,9 @@ be enqueued) sends everything held, then its own events, before returning.
 Either way a process's events leave in the order they were published.
 
 What is held when a process dies by ``kill -9`` is lost: a step event for
-good (step events are best-effort), a ``workflow_finished`` until the sweep
-publishes it again from the outbox (its ``sent`` receipt, which marks it
-published, is only called once its batch is sent). A Huey worker's shutdown
-and interpreter exit send what is held first.
+good (step events are best effort), a ``workflow_finished`` until the sweep
+finds it missing from the transport and publishes it again from the outbox.
+A Huey worker's shutdown and interpreter exit send what is held first.
 """
 
 from __future__ import annotations
@@ -24,13 +23,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection
 
 from . import Event
 from .subscription import Subscription
-from .transport import Sent, Transport
+from .transport import Transport
 
 #: Seconds an event may wait for others to share its round trip.
 LINGER = 0.02
@@ -54,8 +53,7 @@ class BatchingTransport:
         """Fresh state; also in a forked child, whose parent's thread did not follow it."""
         self._pid = os.getpid()
         self._held: list[Event] = []
-        self._receipts: list[Sent] = []  # called once what is held is sent
-        self._lock = threading.Lock()  # guards _held, _receipts, _thread, _closed
+        self._lock = threading.Lock()  # guards _held, _thread, _closed
         self._wake = threading.Condition(self._lock)
         self._sending = threading.Lock()  # one batch at a time: batches leave in order
         self._thread: threading.Thread | None = None
@@ -64,18 +62,16 @@ class BatchingTransport:
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         self._transport.stage(conn, events, now)
 
-    def publish(self, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         if self._pid != os.getpid():
             self._start()
         if self._closed:
             return  # the app is shutting down; its connections are gone
         if not defer:
-            self._send(events, sent)
+            self._send(events)
             return
         with self._lock:
             self._held.extend(events)
-            if sent is not None:
-                self._receipts.append(sent)
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="baton-events", daemon=True)
                 self._thread.start()
@@ -89,6 +85,11 @@ class BatchingTransport:
     def subscribe(self, topic: str, after: str | None = None) -> Subscription:
         return self._transport.subscribe(topic, after)
 
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """Asked after sending what this process holds, which may include some of ``ends``."""
+        self.flush()
+        return self._transport.missing_ends(ends)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -96,21 +97,14 @@ class BatchingTransport:
         self.flush()
         self._transport.close()
 
-    def _send(self, events: Sequence[Event], sent: Sent | None = None) -> None:
+    def _send(self, events: Sequence[Event]) -> None:
         if not events and not self._held:
             return
         with self._sending:
             with self._lock:
                 batch, self._held = self._held + list(events), []
-                receipts, self._receipts = self._receipts + ([sent] if sent else []), []
             if batch:
                 self._transport.publish(batch)
-            for receipt in receipts:
-                try:
-                    receipt()
-                except Exception:
-                    # Not marked published: the sweep publishes it again (a duplicate, same event_id).
-                    logger.exception("could not mark sent events published")
 
     def _run(self) -> None:
         while True:

@@ -13,14 +13,13 @@ deleted by the sweep (``Store.trim_event_feed``), which keeps the table small.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import ArgumentError
 from ..store import feed
 from . import TOPIC_PREFIX, Event, topic_all
 from .subscription import Delivery, Subscription
-from .transport import Sent
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -46,8 +45,16 @@ class DatabaseTransport:
         """Write ``events`` in the caller's transaction."""
         feed.insert(conn, events, now)
 
-    def publish(self, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
         """Nothing to do after commit: the rows are the publication."""
+
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """All of them: an end announced with this feed leaves the outbox in its own transaction.
+
+        So the outbox only holds ends announced while the app published to
+        Redis, which the feed never saw.
+        """
+        return set(ends)
 
     def subscribe(self, topic: str, after: str | None = None) -> Subscription:
         return Subscription(topic, _FeedReader(self._engine, topic, None if after is None else _row_id(after)))

@@ -11,6 +11,10 @@ resumes where the old one stopped.
 Streams keep entries ``BATON_EVENT_RETENTION`` seconds: each ``XADD`` trims
 older ones (``MINID ~``), and a stream nobody adds to expires after that
 long (``EXPIRE``), so the streams of finished workflows go away.
+
+The ``event_id`` of each ``workflow_finished`` sent also goes in a sorted
+set (``BATON_PUBSUB_PREFIX + "baton:sent-ends"``, same retention), in the same
+round trip: the sweep asks it which ends of the outbox never made it.
 """
 
 from __future__ import annotations
@@ -20,16 +24,15 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
 from sqlalchemy import Connection
 
 from ..errors import ArgumentError
-from . import Event, topics_of
+from . import WORKFLOW_FINISHED, Event, topics_of
 from .subscription import Delivery, Subscription
-from .transport import Sent
 
 logger = logging.getLogger("flask_baton")
 
@@ -39,6 +42,8 @@ READ_COUNT = 1000
 RECONNECT_PAUSE = 0.2
 #: The field of a stream entry that holds the event, as JSON.
 FIELD = "event"
+#: The sorted set of the ends sent (after ``BATON_PUBSUB_PREFIX``).
+SENT_ENDS = "baton:sent-ends"
 _STREAM_ID = re.compile(r"\d+-\d+")
 
 
@@ -52,28 +57,46 @@ class RedisTransport:
         self._client = redis.Redis.from_url(url)
         self._prefix = prefix
         self._retention = retention
+        #: The ``event_id`` of every ``workflow_finished`` sent, scored by when, kept as long as the streams.
+        self._sent_ends = prefix + SENT_ENDS
 
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         """Nothing goes in the transaction: Redis hears of it after commit."""
 
-    def publish(self, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
-        """One pipeline for all ``events`` (``BatchingTransport`` does the deferring)."""
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
+        """One pipeline for all ``events`` (``BatchingTransport`` does the deferring).
+
+        The ids of the ends among them go last, into the sorted set
+        ``missing_ends`` reads: Redis runs a connection's commands in order,
+        so an id recorded there is one whose event was appended before it.
+        """
         if not events:
             return
-        oldest = int((time.time() - self._retention) * 1000)
+        now = time.time()
+        oldest = int((now - self._retention) * 1000)
         pipe = self._client.pipeline(transaction=False)
-        streams: set[str] = set()
+        keys: set[str] = set()
         for event in events:
             entry = {FIELD: json.dumps({"name": event.name, "payload": event.payload}, separators=(",", ":"))}
             for topic in topics_of(event):
                 stream = self._prefix + topic
                 pipe.xadd(stream, entry, minid=oldest, approximate=True)  # type: ignore[arg-type]
-                streams.add(stream)
-        for stream in streams:
-            pipe.expire(stream, math.ceil(self._retention))
+                keys.add(stream)
+        ends = {event.id: now for event in events if event.name == WORKFLOW_FINISHED}
+        if ends:
+            pipe.zadd(self._sent_ends, ends)
+            pipe.zremrangebyscore(self._sent_ends, "-inf", now - self._retention)
+            keys.add(self._sent_ends)
+        for key in keys:
+            pipe.expire(key, math.ceil(self._retention))
         pipe.execute()
-        if sent is not None:
-            sent()
+
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """The ends whose ``event_id`` is not among those sent (one ``ZMSCORE``)."""
+        if not ends:
+            return set()
+        scores: Any = self._client.zmscore(self._sent_ends, list(ends.values()))
+        return {workflow_id for workflow_id, score in zip(ends, scores, strict=True) if score is None}
 
     def subscribe(self, topic: str, after: str | None = None) -> Subscription:
         if after is not None and not _STREAM_ID.fullmatch(after):

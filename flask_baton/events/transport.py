@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from sqlalchemy import Connection
 
 from . import Event
 from .subscription import Subscription
-
-#: Told that events were handed to the transport.
-Sent = Callable[[], None]
 
 
 class Transport(Protocol):
@@ -23,15 +20,20 @@ class Transport(Protocol):
     def stage(self, conn: Connection, events: Sequence[Event], now: float) -> None:
         """Called inside the transition's transaction, before commit."""
 
-    def publish(self, events: Sequence[Event], *, defer: bool = False, sent: Sent | None = None) -> None:
-        """Called after the commit; ``defer``: may be held back briefly and sent with later ones.
-
-        ``sent`` is called once ``events`` are with the transport (the outbox
-        marks them published), never if sending them failed.
-        """
+    def publish(self, events: Sequence[Event], *, defer: bool = False) -> None:
+        """Called after the commit; ``defer``: may be held back briefly and sent with later ones."""
 
     def subscribe(self, topic: str, after: str | None = None) -> Subscription:
         """Start listening on ``topic``: events after the cursor ``after``, else only later ones."""
+
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """Of ``ends`` (workflow id -> the ``event_id`` of its ``workflow_finished``), those the transport lacks.
+
+        The sweep asks about the ends in the outbox (announced a heartbeat
+        ago or more) and publishes again those missing. The transport knows
+        for ``BATON_EVENT_RETENTION`` seconds; after that an end counts as
+        missing (a duplicate at worst).
+        """
 
     def close(self) -> None:
         """Release connections."""

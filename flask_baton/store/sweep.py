@@ -145,9 +145,14 @@ class SweepStatements(StoreCore):
         )
         return moved.rowcount == 1
 
-    def mark_announced(self, conn: Connection, workflow_id: str, now: float) -> bool:
-        """Claim the one announcement of a workflow's end; True for the winner."""
-        return bool(self._run(conn, hotpath.MARK_ANNOUNCED, {"workflow_id": workflow_id, "now": now}).rowcount == 1)
+    def mark_announced(self, conn: Connection, workflow_id: str, now: float, *, published: bool) -> bool:
+        """Claim the one announcement of a workflow's end; True for the winner.
+
+        ``published``: its event is written in this same transaction (the
+        database feed), so the end does not enter the outbox.
+        """
+        params = {"workflow_id": workflow_id, "now": now, "published": now if published else None}
+        return bool(self._run(conn, hotpath.MARK_ANNOUNCED, params).rowcount == 1)
 
     def mark_published(self, conn: Connection, workflow_ids: Sequence[str], now: float) -> None:
         """Take announced ends out of the outbox: their ``workflow_finished`` is with the transport."""
