@@ -6,8 +6,9 @@ outbox is needed, nothing is published twice. Subscribers poll for rows
 newer than the last one they saw (every ``POLL_SECONDS``). A cursor is a row
 id below which every row was delivered or given up (the reader's
 watermark), so resuming ``after`` it may deliver again a few events that
-followed it: deduplicate by ``event_id``. Rows older than ``BATON_EVENT_RETENTION`` seconds are
-deleted by the sweep (``Store.trim_event_feed``), which keeps the table small.
+followed it: deduplicate by ``event_id``. Rows older than
+``BATON_EVENT_RETENTION`` seconds are deleted by the sweep
+(``Store.trim_event_feed``), which keeps the table small.
 """
 
 from __future__ import annotations
