@@ -85,17 +85,19 @@ class RedisTransport:
         ends = {event.id: now for event in events if event.name == WORKFLOW_FINISHED}
         if ends:
             pipe.zadd(self._sent_ends, ends)
-            pipe.zremrangebyscore(self._sent_ends, "-inf", now - self._retention)
             keys.add(self._sent_ends)
         for key in keys:
             pipe.expire(key, math.ceil(self._retention))
         pipe.execute()
 
     def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
-        """The ends whose ``event_id`` is not among those sent (one ``ZMSCORE``)."""
+        """The ends whose ``event_id`` is not among those sent (one ``ZMSCORE``); trims the set's old ids first."""
         if not ends:
             return set()
-        scores: Any = self._client.zmscore(self._sent_ends, list(ends.values()))
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zremrangebyscore(self._sent_ends, "-inf", time.time() - self._retention)
+        pipe.zmscore(self._sent_ends, list(ends.values()))
+        scores: Any = pipe.execute()[-1]
         return {workflow_id for workflow_id, score in zip(ends, scores, strict=True) if score is None}
 
     def subscribe(self, topic: str, after: str | None = None) -> Subscription:
