@@ -490,6 +490,7 @@ class FinishedCounter(threading.Thread):
         self.seen: set[str] = set()
         self.duplicates = 0
         self.finished: Counter[str] = Counter()
+        self.finished_delays: list[float] = []  # seconds from each end to hearing it
         self.completed: Counter[tuple[str, str]] = Counter()
         self.gaps: list[tuple[float, float]] = []
         self.errors: list[str] = []
@@ -541,6 +542,7 @@ class FinishedCounter(threading.Thread):
         name, payload = event
         if name == events.WORKFLOW_FINISHED:
             self.finished[payload["workflow_id"]] += 1
+            self.finished_delays.append(time.time() - payload["timestamp"])
         elif payload.get("state") == "completed":
             self.completed[(payload["workflow_id"], payload["step_name"])] += 1
 
@@ -1270,10 +1272,13 @@ def check_finished_events(report: Report, run: Run, stored: Stored) -> None:
     dupes = {wid: count for wid, count in subscriber.finished.items() if count > 1}
     missed = [(wid, announced_at.get(wid)) for wid in submitted if subscriber.finished.get(wid, 0) == 0]
     strangers = [wid for wid in subscriber.finished if wid not in submitted]
+    # Published by the end's consumer, an end arrives within milliseconds; from the outbox, a heartbeat later.
+    late = sum(1 for delay in subscriber.finished_delays if delay > run.plan.heartbeat + run.plan.sweep_interval)
     report.check(
         "every workflow_finished heard exactly once after deduplication (Redis Streams, subscribe_all in the driver)",
         not dupes and not missed and not strangers,
         f"{sum(subscriber.finished.values())} ends for {len(submitted)} workflows; "
+        f"{late} heard over a heartbeat and a sweep interval after the end (the sweep's, or slow); "
         f"{subscriber.duplicates} repeated deliveries dropped by event_id; "
         f"{len(dupes)} ends with two ids; missed {len(missed)}"
         + (f" e.g. {[(wid, at - run.t0 if at else None) for wid, at in missed[:3]]}" if missed else "")
