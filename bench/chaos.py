@@ -49,6 +49,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from flask_baton import Workflow, events
+from flask_baton.events.redis import reader_name
 from flask_baton.store.tables import completions, edges, nodes, workflows
 from flask_baton.store.tables import events as events_table
 from flask_baton.subworkflow import JOIN_TASK
@@ -114,7 +115,7 @@ class Plan:
     lease: float = 3.0
     heartbeat: float = 0.5
     sweep_interval: float = 1.0
-    events: str = "auto"  # "redis" (pub/sub), "db" (the feed table) or "auto" (what the settings say)
+    events: str = "auto"  # "redis" (Redis Streams), "db" (the feed table) or "auto" (what the settings say)
     rate: float | None = None  # workflows submitted per second; None: all at once
     seed: int = 1
     weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
@@ -469,20 +470,27 @@ def restart_redis(url: str, down_seconds: float) -> tuple[float, float]:
     return down_at, time.time()
 
 
-# -- the driver's event subscriber (Redis pub/sub) -----------------------------------------
+# -- the driver's event subscriber (Redis Streams) -----------------------------------------
 
 
 class FinishedCounter(threading.Thread):
-    """``events.subscribe_all()`` in the driver: counts ``workflow_finished`` per workflow.
+    """``events.subscribe_all()`` in the driver: counts ``workflow_finished`` per workflow, deduplicated.
 
-    Pub/sub keeps nothing, so when Redis goes away the subscription is made
-    again (as the README says a subscriber should) and the gap is recorded.
+    Delivery is at least once: an end the sweep publishes again from the
+    outbox arrives twice with one ``event_id``, which is counted once (and
+    the repeat in ``duplicates``). A lost connection is ridden out inside the
+    subscription (it reads on from its cursor); should the subscription
+    itself fail, a new one resumes ``after`` the old one's cursor, and the
+    gap is recorded.
     """
 
     def __init__(self, app: Flask) -> None:
         super().__init__(name="chaos-subscriber", daemon=True)
         self.app = app
+        self.seen: set[str] = set()
+        self.duplicates = 0
         self.finished: Counter[str] = Counter()
+        self.finished_delays: list[float] = []  # seconds from each end to hearing it
         self.completed: Counter[tuple[str, str]] = Counter()
         self.gaps: list[tuple[float, float]] = []
         self.errors: list[str] = []
@@ -492,25 +500,21 @@ class FinishedCounter(threading.Thread):
 
     def run(self) -> None:
         subscription = None
+        cursor: str | None = None
         lost_at: float | None = None
         with self.app.app_context():
             while not self.stopping.is_set():
                 try:
                     if subscription is None:
-                        subscription = events.subscribe_all()
+                        subscription = events.subscribe_all(after=cursor)
                         if lost_at is not None:
                             self.gaps.append((lost_at, time.time()))
                             lost_at = None
                         self.ready.set()
                     event = subscription.get(timeout=0.2)
-                    if event is None:
-                        continue
-                    name, payload = event
-                    self.last_event = time.monotonic()
-                    if name == events.WORKFLOW_FINISHED:
-                        self.finished[payload["workflow_id"]] += 1
-                    elif payload.get("state") == "completed":
-                        self.completed[(payload["workflow_id"], payload["step_name"])] += 1
+                    cursor = subscription.cursor
+                    if event is not None:
+                        self.count(event)
                 except Exception as exc:
                     if lost_at is None:
                         lost_at = time.time()
@@ -528,9 +532,40 @@ class FinishedCounter(threading.Thread):
                 except Exception:
                     pass
 
+    def count(self, event: events.Event) -> None:
+        """Count an event the first time its ``event_id`` is heard."""
+        self.last_event = time.monotonic()
+        if event.id in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(event.id)
+        name, payload = event
+        if name == events.WORKFLOW_FINISHED:
+            self.finished[payload["workflow_id"]] += 1
+            self.finished_delays.append(time.time() - payload["timestamp"])
+        elif payload.get("state") == "completed":
+            self.completed[(payload["workflow_id"], payload["step_name"])] += 1
+
     def stop(self) -> None:
         self.stopping.set()
         self.join(timeout=10)
+
+
+def drop_subscriber(redis_url: str, prefix: str) -> int:
+    """Close the driver's subscriber connection from the server side (``CLIENT KILL``): what a Redis restart does to it.
+
+    Only that connection, found by its client name: the queue's loss is
+    simulated separately, and nobody else's clients are touched.
+    """
+    client = _redis_client(redis_url)
+    try:
+        name = reader_name(prefix + events.topic_all())
+        ids = [client_info["id"] for client_info in client.client_list() if client_info["name"] == name]
+        for client_id in ids:
+            client.client_kill_filter(_id=client_id)
+        return len(ids)
+    finally:
+        client.close()
 
 
 # -- the chaos timeline ------------------------------------------------------------------------
@@ -784,7 +819,7 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
         consumer_settings["SQLALCHEMY_DATABASE_URI"] = f"{database_uri}{separator}application_name={app_name}"
     backend = (
         "PostgreSQL + RedisHuey" if postgres else "SQLite + SqliteHuey" if not redis_huey else "SQLite + RedisHuey"
-    ) + f", events: {'Redis pub/sub' if events_mode == 'redis' else 'database feed'}"
+    ) + f", events: {'Redis Streams' if events_mode == 'redis' else 'database feed'}"
     report = Report(backend=backend, plan=asdict(plan))
 
     app = chaos_app.create_app(dict(base))
@@ -829,6 +864,9 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
         at = time.time()
         state.queues.huey().flush()  # this run's Huey storage only: queue, schedule (and results)
         what = "this run's Huey keys flushed" if redis_huey else "this run's SqliteHuey queue flushed"
+        if subscriber is not None:
+            dropped = drop_subscriber(str(base["BATON_PUBSUB_URL"]), str(base.get("BATON_PUBSUB_PREFIX", "")))
+            what += f", the event subscriber's Redis connection killed ({dropped})"
         return what, at, time.time()
 
     try:
@@ -885,11 +923,11 @@ def run_chaos(settings: Mapping[str, Any], plan: Plan, workdir: Path) -> Report:
         pool.sample("end")
         chaos.stop()
         if subscriber is not None:
-            # Events are published right after each commit; let the last ones arrive.
-            quiet_since = time.monotonic()
-            while time.monotonic() - quiet_since < 10:
-                if len(subscriber.finished) >= plan.workflows or time.monotonic() - subscriber.last_event > 1.0:
-                    break
+            # Events are published right after each commit, an end lost with
+            # its consumer by the sweep a heartbeat later: let the last arrive.
+            waited_since = time.monotonic()
+            patience = 10 + plan.heartbeat + 2 * plan.sweep_interval
+            while len(subscriber.finished) < plan.workflows and time.monotonic() - waited_since < patience:
                 time.sleep(0.05)
             subscriber.stop()
         pool.stop_all()
@@ -1227,38 +1265,28 @@ def check_finished_events(report: Report, run: Run, stored: Stored) -> None:
         return
     subscriber = run.subscriber
     assert subscriber is not None
-    faults = run.chaos.faults
-    # Pub/sub keeps nothing: an event published while Redis is down, while the
-    # subscriber reconnects, or by a consumer killed between announcing (the
-    # compare-and-set) and publishing is lost, as the README says.
-    windows: list[tuple[float, float, str]] = []
-    if faults.queue_loss and faults.queue_loss[0].startswith("Redis restarted"):
-        windows.append((faults.queue_loss[1] - 1.0, faults.queue_loss[2] + 2.0, "Redis was down"))
-    windows += [(lost - 1.0, back + 1.0, "subscriber reconnecting") for lost, back in subscriber.gaps]
-    windows += [(at - 1.0, at + 0.1, "consumer killed between announcing and publishing") for at, _, _ in faults.kills]
+    # At least once, deduplicated by event_id: every end heard exactly once,
+    # whatever died or dropped (an end lost with its consumer, or not sent
+    # while Redis was away, comes from the outbox; a subscriber whose
+    # connection dropped reads on from its cursor).
     dupes = {wid: count for wid, count in subscriber.finished.items() if count > 1}
-    missed = [wid for wid in submitted if subscriber.finished.get(wid, 0) == 0]
-    explained: Counter[str] = Counter()
-    unexplained = []
-    for wid in missed:
-        at = announced_at.get(wid)
-        why = next((label for start, stop, label in windows if at is not None and start <= at <= stop), None)
-        if why:
-            explained[why] += 1
-        else:
-            unexplained.append((wid, at - run.t0 if at else None))
+    missed = [(wid, announced_at.get(wid)) for wid in submitted if subscriber.finished.get(wid, 0) == 0]
     strangers = [wid for wid in subscriber.finished if wid not in submitted]
+    # Published by the end's consumer, an end arrives within milliseconds; from the outbox, a heartbeat later.
+    late = sum(1 for delay in subscriber.finished_delays if delay > run.plan.heartbeat + run.plan.sweep_interval)
     report.check(
-        "every workflow_finished fired exactly once (Redis pub/sub, subscribe_all in the driver)",
-        not dupes and not unexplained and not strangers,
-        f"{sum(subscriber.finished.values())} events for {len(submitted)} workflows; duplicated {len(dupes)}; "
-        f"missed {len(missed)}"
-        + (f" ({', '.join(f'{n}: {why}' for why, n in explained.items())}; pub/sub keeps nothing)" if explained else "")
-        + (f"; unexplained misses {unexplained[:3]}" if unexplained else ""),
+        "every workflow_finished heard exactly once after deduplication (Redis Streams, subscribe_all in the driver)",
+        not dupes and not missed and not strangers,
+        f"{sum(subscriber.finished.values())} ends for {len(submitted)} workflows; "
+        f"{late} heard over a heartbeat and a sweep interval after the end (the sweep's, or slow); "
+        f"{subscriber.duplicates} repeated deliveries dropped by event_id; "
+        f"{len(dupes)} ends with two ids; missed {len(missed)}"
+        + (f" e.g. {[(wid, at - run.t0 if at else None) for wid, at in missed[:3]]}" if missed else "")
+        + (f"; subscriber gaps {len(subscriber.gaps)}" if subscriber.gaps else ""),
     )
     twice = [key for key, count in subscriber.completed.items() if count > 1]
     report.check(
-        "no step's 'completed' event twice (Redis pub/sub)",
+        "no step's 'completed' event twice (Redis Streams)",
         not twice,
         f"{sum(subscriber.completed.values())} events heard, {len(twice)} steps announced twice",
     )
@@ -1368,7 +1396,7 @@ def fresh_storage(kind: str, workdir: Path) -> Iterator[dict[str, Any]]:
             "SQLALCHEMY_DATABASE_URI": f"{POSTGRES_URL}?options=-csearch_path%3D{schema}",
             "BATON_HUEY_URL": REDIS_URL,
             "BATON_HUEY_NAME": huey_name,
-            # As in production on PostgreSQL + Redis: events over Redis pub/sub.
+            # As in production on PostgreSQL + Redis: events over Redis Streams.
             "BATON_PUBSUB_URL": REDIS_URL,
             "BATON_PUBSUB_PREFIX": f"{huey_name}:",
         }
@@ -1425,7 +1453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--events",
         choices=["auto", "redis", "db"],
         default="auto",
-        help="postgres: Redis pub/sub (auto) or the database feed; sqlite: the feed",
+        help="postgres: Redis Streams (auto) or the database feed; sqlite: the feed",
     )
     parser.add_argument("--lease", type=float, default=3.0)
     parser.add_argument(

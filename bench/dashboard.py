@@ -20,7 +20,7 @@
    ``completed``. Latency = that moment minus the transition's timestamp
    (``finished_at``, the consumer's clock: same machine). Median over
    ``--transitions``. Targets: <= 300 ms on the embedded default (database
-   event feed, polled every 50 ms), <= 100 ms with Redis pub/sub
+   event feed, polled every 50 ms), <= 100 ms with Redis Streams
    (``BATON_PUBSUB_URL``). Measured again on the page of a workflow of
    ``--big-steps`` steps (the gated chain, then ``dashboard_big``'s shape):
    the page re-reads every step on each transition, so this is what
@@ -377,7 +377,7 @@ def bench_latency(transitions: int, pubsub: str | None, log: Any, big: int = 0) 
         finally:
             for g in gates:
                 g.touch()
-    where = f"{'redis pub/sub' if pubsub else 'database feed'}{f', {big:,}-step page' if big else ''}"
+    where = f"{'redis streams' if pubsub else 'database feed'}{f', {big:,}-step page' if big else ''}"
     log(f"  {where}: " + ", ".join(f"{ms:.0f}" for ms in latencies) + " ms")
     return statistics.median(latencies), latencies
 
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_redis and not _redis_up(REDIS_URL):
             rows.append(
                 Row(
-                    "transition -> DOM, Redis pub/sub",
+                    "transition -> DOM, Redis Streams",
                     "n/a",
                     f"<= {REDIS_TARGET_MS:.0f} ms",
                     "SKIP",
@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif not args.skip_redis:
             median, values = bench_latency(args.transitions, REDIS_URL, log)
-            what = "transition -> DOM, Redis pub/sub (BATON_PUBSUB_URL)"
+            what = "transition -> DOM, Redis Streams (BATON_PUBSUB_URL)"
             rows.append(_timed_row(what, median, values, REDIS_TARGET_MS))
         log("4. streamed text -> DOM (headless Chromium)")
         from .streaming import run as bench_streaming  # here: bench.streaming imports this module

@@ -23,7 +23,8 @@ from sqlalchemy import Connection
 from .appstate import AppState
 from .capture import capture_context
 from .effects import Cancelled, Claimed, Effects, Ready, StepChange, WorkflowEnd
-from .events import STEP_UPDATED, WORKFLOW_FINISHED, Event
+from .events import EVENT_ID, STEP_UPDATED, WORKFLOW_FINISHED, Event
+from .ids import new_id
 from .job import Job
 from .records import Input, ModelCall, SignalRecord
 from .states import StepState
@@ -66,8 +67,15 @@ def commit(
         events = [step_event(state, change) for change in effects.changes]
         ends = effects.ended
         if state.events.atomic:
-            # The feed is in this database: announce in this very transaction.
-            ends = [end for end in ends if end.announced or store.mark_announced(tx.conn, end.workflow_id, tx.now)]
+            # The feed is in this database: announce and publish in this very transaction.
+            claimed = [end for end in ends if end.announced]  # by the statement that recorded them
+            if claimed:
+                store.mark_published(tx.conn, [end.workflow_id for end in claimed], tx.now)
+            ends = claimed + [
+                end
+                for end in ends
+                if not end.announced and store.mark_announced(tx.conn, end.workflow_id, tx.now, published=True)
+            ]
             events += [finished_event(state, end) for end in ends]
         state.events.stage(tx.conn, events, tx.now)
     _after_commit(state, effects, events)
@@ -92,18 +100,47 @@ def announce_end(state: AppState, end: WorkflowEnd) -> bool:
     sets ``announced_at`` in that statement instead (``WorkflowEnd.announced``),
     so its worker publishes without this extra write.
     """
-    with state.store.write(autocommit=not state.events.atomic) as conn:
+    atomic = state.events.atomic
+    with state.store.write(autocommit=not atomic) as conn:
         now = time.time()
-        won = state.store.mark_announced(conn, end.workflow_id, now)
-        if won:
+        won = state.store.mark_announced(conn, end.workflow_id, now, published=atomic)
+        if won and atomic:
             state.events.stage(conn, [finished_event(state, end)], now)
     if won:
-        _publish_end(state, end)
+        if atomic:
+            _signal_end(state, end)
+        else:
+            _publish_end(state, end)
     return won
 
 
+def empty_outbox(state: AppState, ends: Sequence[WorkflowEnd]) -> list[str]:
+    """Take ends out of the outbox, publishing again those the transport lacks; return their workflow ids.
+
+    The outbox holds ends announced but not yet known to be sent. Most
+    were sent: their consumer published them right after the commit. Those
+    missing lost the race with a ``kill -9``, or with Redis going away; a
+    consumer killed between the publication and the transport recording it
+    makes one sent twice, with the same ``event_id``. Raises if the transport
+    fails: the ends stay in the outbox for the next sweep.
+    """
+    missing = state.events.missing_ends({end.workflow_id: finished_event_id(end) for end in ends})
+    again = [finished_event(state, end) for end in ends if end.workflow_id in missing]
+    if again and not state.events.atomic:
+        state.events.publish(again)
+    with state.store.write() as conn:
+        now = time.time()
+        if state.events.atomic:
+            state.events.stage(conn, again, now)
+        state.store.mark_published(conn, [end.workflow_id for end in ends], now)
+    return [event.workflow_id for event in again]
+
+
 def _publish_end(state: AppState, end: WorkflowEnd) -> None:
-    """Publish a workflow's end, whose announcement this process claimed, and tell this process."""
+    """Publish a workflow's end, whose announcement this process claimed, and tell this process.
+
+    The end stays in the outbox until the sweep finds it sent.
+    """
     _publish(state, [finished_event(state, end)], defer=True)
     _signal_end(state, end)
 
@@ -159,6 +196,7 @@ def _handing(what: str, enqueue: Callable[..., None], *args: Any) -> None:
 
 
 def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False) -> None:
+    """Publish after a commit; a failure is logged: step events are best effort, ends wait in the outbox."""
     try:
         state.events.publish(events, defer=defer)
     except Exception:
@@ -167,7 +205,7 @@ def _publish(state: AppState, events: Sequence[Event], *, defer: bool = False) -
 
 def _signal_end(state: AppState, end: WorkflowEnd) -> None:
     """Tell this process a workflow ended, once: its signal and the worker's log line."""
-    emit(workflow_finished, **finished_event(state, end).payload)
+    emit(workflow_finished, **_finished_payload(state, end))
     workflow_ended(state, end)
 
 
@@ -187,22 +225,37 @@ def _step_payload(state: AppState, change: StepChange) -> dict[str, object]:
 
 
 def step_event(state: AppState, change: StepChange) -> Event:
-    """The ``workflow_step_updated`` event of a transition."""
-    return Event(STEP_UPDATED, _step_payload(state, change))
+    """The ``workflow_step_updated`` event of a transition, with a fresh ``event_id``.
+
+    A step event is published once, best-effort, so any unique id will do:
+    a time-ordered random one (``ids.new_id``).
+    """
+    return Event(STEP_UPDATED, {EVENT_ID: new_id(), **_step_payload(state, change)})
+
+
+def finished_event_id(end: WorkflowEnd) -> str:
+    """The ``event_id`` of a workflow's end: ``<workflow id>:finished:<end time in µs>``.
+
+    Made from what ``baton_completions`` stores, so the sweep publishing it
+    again makes the same id; a workflow retried and ended again has a later
+    end time, so a new id.
+    """
+    return f"{end.workflow_id}:finished:{round(end.timestamp * 1_000_000)}"
 
 
 def finished_event(state: AppState, end: WorkflowEnd) -> Event:
     """The ``workflow_finished`` event of a workflow's end."""
-    return Event(
-        WORKFLOW_FINISHED,
-        {
-            "workflow_id": end.workflow_id,
-            "workflow_label": state.label(end.workflow_id),
-            "outcome": end.outcome,
-            "failed_steps": list(end.failed_steps),
-            "timestamp": end.timestamp,
-        },
-    )
+    return Event(WORKFLOW_FINISHED, {EVENT_ID: finished_event_id(end), **_finished_payload(state, end)})
+
+
+def _finished_payload(state: AppState, end: WorkflowEnd) -> dict[str, object]:
+    return {
+        "workflow_id": end.workflow_id,
+        "workflow_label": state.label(end.workflow_id),
+        "outcome": end.outcome,
+        "failed_steps": list(end.failed_steps),
+        "timestamp": end.timestamp,
+    }
 
 
 def make_job(state: AppState, claimed: Claimed | Cancelled, after_usage: Callable[[], None] | None = None) -> Job:

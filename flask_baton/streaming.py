@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .errors import ArgumentError
-from .events import STEP_STREAMED, Event
+from .events import EVENT_ID, STEP_STREAMED, Event
+from .ids import new_id
 
 logger = logging.getLogger("flask_baton")
 
@@ -85,7 +86,14 @@ class StepStream:
             return
         text, self._held = "".join(self._held), []
         self._seq += 1
-        payload = {**self._where, "seq": self._seq, "offset": self._offset, "text": text, "timestamp": time.time()}
+        payload = {
+            EVENT_ID: new_id(),
+            **self._where,
+            "seq": self._seq,
+            "offset": self._offset,
+            "text": text,
+            "timestamp": time.time(),
+        }
         self._offset += len(text)
         try:
             self._send([Event(STEP_STREAMED, payload)])

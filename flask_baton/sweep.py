@@ -17,8 +17,14 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
   PostgreSQL, when the last steps settle at once, the workflow's end is a
   statement after the last completion; its consumer died between them):
   finished now;
-- finished workflows whose end was never announced (the last worker died
-  between commit and publish): announced now, once;
+- finished workflows whose end was never announced (on SQLite with Redis,
+  the last worker died between the end's commit and its announcement):
+  announced now, once;
+- the outbox: ends announced but not yet known to be sent. Those the event
+  transport lacks (their worker died between the commit and the
+  publication, or Redis was away) are published again, with the same
+  ``event_id``, so ``workflow_finished`` is delivered at least once; all
+  are then marked published;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
   event-feed rows past ``BATON_EVENT_RETENTION`` always, the heartbeat
   rows of consumers silent for a lease (they died without saying so), and
@@ -36,7 +42,7 @@ from functools import partial
 from . import huey_compat, transitions, waits, worklog
 from .appstate import AppState, worker_id
 from .cascade import finish
-from .dispatch import announce_end, commit
+from .dispatch import announce_end, commit, empty_outbox
 from .effects import Claimed, Effects, Ready, StepChange
 from .states import AttemptOutcome, StepState
 from .store import PruneReport, Tx
@@ -66,6 +72,7 @@ class SweepReport:
     timed_out: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     announced: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
     pruned: PruneReport | None = None
     events_trimmed: int = 0
     consumers_forgotten: int = 0
@@ -87,6 +94,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     report.timed_out = waits.time_out_expired(state, now)
     _finish_settled(state, report)
     _announce_unannounced(state, now, report)
+    _empty_outbox(state, now, report)
     config = state.config
     if config.prune:
         report.pruned = state.store.prune(now, config.prune_max_age, config.debug_log_max_age)
@@ -208,3 +216,15 @@ def _announce_unannounced(state: AppState, now: float, report: SweepReport) -> N
     for end in state.store.unannounced(now - state.config.heartbeat_seconds, BATCH):
         if announce_end(state, end):
             report.announced.append(end.workflow_id)
+
+
+def _empty_outbox(state: AppState, now: float, report: SweepReport) -> None:
+    """Every end announced a heartbeat ago or more (younger ones are still being sent), a batch at a time."""
+    while ends := state.store.unpublished(now - state.config.heartbeat_seconds, BATCH):
+        try:
+            report.republished += empty_outbox(state, ends)
+        except Exception:
+            logger.exception("could not publish %d workflow end(s) again; the next sweep will try", len(ends))
+            return
+        if len(ends) < BATCH:
+            return

@@ -32,6 +32,30 @@ def create_app(settings: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+#: Label of the workflows whose completion kills the consumer of ``create_app_killed_at_an_end``.
+KILLED_AT_THE_END = "killed-at-the-end"
+
+
+def create_app_killed_at_an_end() -> Flask:
+    """``create_app()`` whose process SIGKILLs itself when a step of a ``KILLED_AT_THE_END`` workflow completes.
+
+    The ``step.completed`` signal is sent after the completion committed
+    (with a one-step workflow, its end too) and before ``workflow_finished``
+    is published: the process dies in that window, taking with it what its
+    event transport still held.
+    """
+    import signal
+
+    from flask_baton.telemetry import step_signal
+
+    def die(_sender: object, **payload: Any) -> None:
+        if payload["workflow_label"] == KILLED_AT_THE_END:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    step_signal("completed").connect(die, weak=False)
+    return create_app()
+
+
 def close_app(app: Flask) -> None:
     """Release every connection ``app`` opened: flask_baton's (what ``Baton.close`` does), then its ``db``'s."""
     app.extensions["baton"].close()

@@ -97,7 +97,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, ledger_path: Path) 
     """App config for one backend; each test gets fresh storage.
 
     ``postgres-redis`` is the production pairing: PostgreSQL, RedisHuey and
-    events over Redis pub/sub (where PostgreSQL runs transitions without a
+    events over Redis Streams (where PostgreSQL runs transitions without a
     transaction around them). Tests of the database feed ask for it.
     """
     if request.param == "sqlite":

@@ -40,7 +40,7 @@ def test_workflows_survive_kills_connection_drops_and_a_lost_queue(settings: dic
         queue_loss="flush",
         queue_loss_at=0.5,
         lease=2.0,
-        # PostgreSQL + Redis as in production: events over Redis pub/sub,
+        # PostgreSQL + Redis as in production: events over Redis Streams,
         # counted by a subscribe_all() in this process. SQLite: the feed table.
         events="redis" if postgres else "db",
     )

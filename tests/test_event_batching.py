@@ -17,7 +17,7 @@ from .support import ThreadConsumer
 @pytest.fixture
 def transport(redis_huey_name: str) -> Iterator[BatchingTransport]:
     """A batching transport holding events for a minute unless flushed."""
-    batching = BatchingTransport(RedisTransport(REDIS_URL, f"{redis_huey_name}:"), linger=60.0)
+    batching = BatchingTransport(RedisTransport(REDIS_URL, f"{redis_huey_name}:", 60.0), linger=60.0)
     yield batching
     batching.close()
 
@@ -47,7 +47,7 @@ def test_an_undeferred_publish_sends_the_held_events_first_in_order(transport: B
 
 
 def test_held_events_go_out_by_themselves_after_the_linger(redis_huey_name: str) -> None:
-    transport = BatchingTransport(RedisTransport(REDIS_URL, f"{redis_huey_name}:"), linger=0.05)
+    transport = BatchingTransport(RedisTransport(REDIS_URL, f"{redis_huey_name}:", 60.0), linger=0.05)
     try:
         with transport.subscribe(topic_all()) as subscription:
             transport.publish([_event(1)], defer=True)

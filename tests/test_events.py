@@ -1,6 +1,6 @@
 """Events across processes: a consumer subprocess publishes, the test process subscribes.
 
-Runs over both transports (the database feed, and Redis pub/sub) on both
+Runs over both transports (the database feed, and Redis Streams) on both
 backends.
 """
 
@@ -71,7 +71,7 @@ def test_consumer_process_events_reach_a_subscriber_in_this_process(
     assert ("b", "completed") in steps
     for event in seen:
         keys = STEP_KEYS if event.name == "workflow_step_updated" else FINISHED_KEYS
-        assert set(event.payload) == keys
+        assert set(event.payload) == keys | {"event_id"}
         assert event.payload["workflow_label"] == "events:chain"
     finished = [e for e in all_seen if e.name == "workflow_finished"]
     assert len(finished) == 1
@@ -139,7 +139,7 @@ def test_a_workflow_ended_by_its_last_completion_is_announced_once_and_never_aga
 
     ``announced_at`` then equals ``finished_at`` (one statement, one time),
     as it does when the database feed announces in the completion's
-    transaction; announcing afterwards (SQLite with Redis pub/sub) writes a
+    transaction; announcing afterwards (SQLite with Redis Streams) writes a
     later time. Either way the end is heard once and the sweep leaves it alone.
     """
     state = app.extensions["baton"]

@@ -9,9 +9,10 @@ follows it (``defer=False``: the steps a completion released are about to
 be enqueued) sends everything held, then its own events, before returning.
 Either way a process's events leave in the order they were published.
 
-What is held when a process dies by ``kill -9`` is lost, as pub/sub loses
-what a dead subscriber misses; a Huey worker's shutdown and interpreter
-exit send it first.
+What is held when a process dies by ``kill -9`` is lost: a step event for
+good (step events are best effort), a ``workflow_finished`` until the sweep
+finds it missing from the transport and publishes it again from the outbox.
+A Huey worker's shutdown and interpreter exit send what is held first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection
 
@@ -84,8 +85,13 @@ class BatchingTransport:
     def streamed(self, workflow_id: str, running: Sequence[Running]) -> list[Event]:
         return self._transport.streamed(workflow_id, running)
 
-    def subscribe(self, topic: str) -> Subscription:
-        return self._transport.subscribe(topic)
+    def subscribe(self, topic: str, after: str | None = None) -> Subscription:
+        return self._transport.subscribe(topic, after)
+
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """Asked after sending what this process holds, which may include some of ``ends``."""
+        self.flush()
+        return self._transport.missing_ends(ends)
 
     def close(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from .transport import Transport
 
 
 def transport_for(config: BatonConfig, engine: Engine) -> Transport:
-    """Redis pub/sub when ``BATON_PUBSUB_URL`` is set (batched), else the database feed."""
+    """Redis streams when ``BATON_PUBSUB_URL`` is set (batched), else the database feed."""
     if config.pubsub_url:
         # Imported only then: the redis client is an optional dependency (``flask-baton[redis]``).
         from .redis import RedisTransport

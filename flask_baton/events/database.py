@@ -1,21 +1,26 @@
 """The database-backed event feed: the default transport, no services needed.
 
 Publishing inserts rows into ``baton_events`` inside the transition's own
-transaction, so an event exists exactly when its transition committed.
-Subscribers poll for rows newer than the last one they saw (every
-``POLL_SECONDS``). Rows older than ``BATON_EVENT_RETENTION`` seconds are
-deleted by the sweep (``Store.trim_event_feed``), which keeps the table small.
+transaction, so an event exists exactly when its transition committed: no
+outbox is needed, nothing is published twice. Subscribers poll for rows
+newer than the last one they saw (every ``POLL_SECONDS``). A cursor is a row
+id below which every row was delivered or given up (the reader's
+watermark), so resuming ``after`` it may deliver again a few events that
+followed it: deduplicate by ``event_id``. Rows older than
+``BATON_EVENT_RETENTION`` seconds are deleted by the sweep
+(``Store.trim_event_feed``), which keeps the table small.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..errors import ArgumentError
 from ..store import feed
 from . import STEP_STREAMED, TOPIC_PREFIX, Event, Running, topic_all
-from .subscription import Subscription
+from .subscription import Delivery, Subscription
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -55,8 +60,16 @@ class DatabaseTransport:
         found = [row.event() for row in feed.streamed_rows(self._engine, workflow_id, STEP_STREAMED, since)]
         return [e for e in found if (e.payload["step_name"], e.payload["attempt"]) in wanted]
 
-    def subscribe(self, topic: str) -> Subscription:
-        return Subscription(topic, _FeedReader(self._engine, topic))
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """All of them: an end announced with this feed leaves the outbox in its own transaction.
+
+        So the outbox only holds ends announced while the app published to
+        Redis, which the feed never saw.
+        """
+        return set(ends)
+
+    def subscribe(self, topic: str, after: str | None = None) -> Subscription:
+        return Subscription(topic, _FeedReader(self._engine, topic, None if after is None else _row_id(after)))
 
     def close(self) -> None:
         """The engine belongs to the app; nothing to close."""
@@ -72,14 +85,18 @@ class _FeedReader:
     for one workflow's topic as for ``workflow:all``.
     """
 
-    def __init__(self, engine: Engine, topic: str) -> None:
+    def __init__(self, engine: Engine, topic: str, after: int | None) -> None:
         self._engine = engine
         self._workflow_id = None if topic == topic_all() else topic[len(TOPIC_PREFIX) :]
-        self._low = feed.newest_id(engine)
+        self._low = feed.newest_id(engine) if after is None else after
         self._delivered: set[int] = set()
         self._gaps: dict[int, float] = {}
 
-    def fetch(self, timeout: float) -> list[Event]:
+    @property
+    def cursor(self) -> str:
+        return str(self._low)
+
+    def fetch(self, timeout: float) -> list[Delivery]:
         deadline = time.monotonic() + timeout
         while True:
             found = self._poll()
@@ -87,12 +104,13 @@ class _FeedReader:
                 return found
             time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
 
-    def _poll(self) -> list[Event]:
+    def _poll(self) -> list[Delivery]:
         rows = feed.rows_after(self._engine, self._low)
         fresh = [row for row in rows if row.id not in self._delivered]
         self._delivered.update(row.id for row in fresh)
         self._advance([row.id for row in rows])
-        return [row.event() for row in fresh if self._wanted(row)]
+        # A row's cursor is its id, or the watermark while a gap below it is open.
+        return [Delivery(str(min(row.id, self._low)), row.event()) for row in fresh if self._wanted(row)]
 
     def _wanted(self, row: feed.FeedRow) -> bool:
         """Rows of this topic; streamed text is on its workflow's topic only (``topics_of``)."""
@@ -119,3 +137,10 @@ class _FeedReader:
 
     def close(self) -> None:
         """Polling holds no connection between fetches."""
+
+
+def _row_id(cursor: str) -> int:
+    """The row id a feed cursor names (``Subscription.cursor``: a row id, in decimal)."""
+    if not cursor.isdigit():
+        raise ArgumentError(f"after={cursor!r} is not a cursor of the database event feed (a row id, like '42')")
+    return int(cursor)

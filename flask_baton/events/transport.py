@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from sqlalchemy import Connection
@@ -26,8 +26,17 @@ class Transport(Protocol):
     def streamed(self, workflow_id: str, running: Sequence[Running]) -> list[Event]:
         """What the ``running`` steps of a workflow streamed so far, as events, oldest first."""
 
-    def subscribe(self, topic: str) -> Subscription:
-        """Start listening on ``topic``; only later events are seen."""
+    def subscribe(self, topic: str, after: str | None = None) -> Subscription:
+        """Start listening on ``topic``: events after the cursor ``after``, else only later ones."""
+
+    def missing_ends(self, ends: Mapping[str, str]) -> set[str]:
+        """Of ``ends`` (workflow id -> the ``event_id`` of its ``workflow_finished``), those the transport lacks.
+
+        The sweep asks about the ends in the outbox (announced a heartbeat
+        ago or more) and publishes again those missing. The transport knows
+        for ``BATON_EVENT_RETENTION`` seconds; after that an end counts as
+        missing (a duplicate at worst).
+        """
 
     def close(self) -> None:
         """Release connections."""

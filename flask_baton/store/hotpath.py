@@ -143,7 +143,10 @@ SELECT :workflow_id, :outcome, :failed, :now WHERE EXISTS ({SETTLED})
 ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id
 """
 
-MARK_ANNOUNCED = f"UPDATE {C} SET announced_at = :now WHERE workflow_id = :workflow_id AND announced_at IS NULL"
+MARK_ANNOUNCED = (
+    f"UPDATE {C} SET announced_at = :now, published_at = :published"
+    " WHERE workflow_id = :workflow_id AND announced_at IS NULL"
+)
 
 INSERT_EVENT = f"INSERT INTO {EV} (workflow_id, name, payload, created_at) VALUES (:workflow_id, :name, :payload, :now)"
 

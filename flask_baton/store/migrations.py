@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, select, text, update
 from ..states import CancelledBy, StepState, WorkflowState
 from .tables import (
     attempts,
+    completions,
     consumers,
     metadata,
     nodes,
@@ -29,7 +30,7 @@ from .tables import (
 )
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -97,6 +98,21 @@ def _add_signals_and_waits(conn: Connection) -> None:
     waits.create(conn)
 
 
+def _add_event_outbox(conn: Connection) -> None:
+    """Version 10: ``workflow_finished`` goes through an outbox (``baton_completions.published_at``).
+
+    Ends announced before the upgrade count as published: they were
+    published at most once, and publishing them now would be news to nobody.
+    """
+    conn.execute(text(f"ALTER TABLE {completions.name} ADD COLUMN published_at FLOAT"))
+    conn.execute(
+        update(completions)
+        .where(completions.c.announced_at.is_not(None))
+        .values(published_at=completions.c.announced_at)
+    )
+    next(index for index in completions.indexes if index.name == "ix_baton_completions_unpublished").create(conn)
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
@@ -107,6 +123,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _add_schedule_ticks,
     8: _add_budgets,
     9: _add_signals_and_waits,
+    10: _add_event_outbox,
 }
 
 

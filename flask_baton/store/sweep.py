@@ -1,4 +1,4 @@
-"""What the sweep reads and changes: lapsed leases, lost messages, unfinished and unannounced ends.
+"""What the sweep reads and changes: lapsed leases, lost messages, unfinished, unannounced and unpublished ends.
 
 The reads run on their own connection and are bounded (``limit``) so one
 sweep stays short; each change is a compare-and-set on what the read saw.
@@ -7,7 +7,8 @@ sweep stays short; each change is a compare-and-set on what the read saw.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, exc, insert, select, update
 
@@ -101,9 +102,18 @@ class SweepStatements(StoreCore):
                 .where(completions.c.announced_at.is_(None), completions.c.finished_at < before)
                 .limit(limit)
             ).all()
-        return [
-            WorkflowEnd(row.workflow_id, row.outcome, json.loads(row.failed_steps), row.finished_at) for row in rows
-        ]
+        return [_end(row) for row in rows]
+
+    def unpublished(self, before: float, limit: int) -> list[WorkflowEnd]:
+        """Workflow ends announced before ``before`` that were never marked published: the outbox."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(completions)
+                .where(completions.c.published_at.is_(None), completions.c.announced_at < before)
+                .order_by(completions.c.announced_at)
+                .limit(limit)
+            ).all()
+        return [_end(row) for row in rows]
 
     def rescue(self, conn: Connection, claimed: Claimed, heartbeat_at: float | None, reason: str, now: float) -> bool:
         """Make a lapsed step ``retryable``, unless its consumer renewed the lease since ``heartbeat_at``."""
@@ -135,9 +145,22 @@ class SweepStatements(StoreCore):
         )
         return moved.rowcount == 1
 
-    def mark_announced(self, conn: Connection, workflow_id: str, now: float) -> bool:
-        """Claim the one announcement of a workflow's end; True for the winner."""
-        return bool(self._run(conn, hotpath.MARK_ANNOUNCED, {"workflow_id": workflow_id, "now": now}).rowcount == 1)
+    def mark_announced(self, conn: Connection, workflow_id: str, now: float, *, published: bool) -> bool:
+        """Claim the one announcement of a workflow's end; True for the winner.
+
+        ``published``: its event is written in this same transaction (the
+        database feed), so the end does not enter the outbox.
+        """
+        params = {"workflow_id": workflow_id, "now": now, "published": now if published else None}
+        return bool(self._run(conn, hotpath.MARK_ANNOUNCED, params).rowcount == 1)
+
+    def mark_published(self, conn: Connection, workflow_ids: Sequence[str], now: float) -> None:
+        """Take announced ends out of the outbox: their ``workflow_finished`` is with the transport."""
+        conn.execute(
+            update(completions)
+            .where(completions.c.workflow_id.in_(workflow_ids), completions.c.published_at.is_(None))
+            .values(published_at=now)
+        )
 
     def take_lease(self, name: str, holder: str, now: float, until: float) -> bool:
         """Hold the named lease until ``until`` if it is free (expired or new), in a transaction of its own."""
@@ -154,3 +177,8 @@ class SweepStatements(StoreCore):
                 return True
         except exc.IntegrityError:
             return False  # another consumer created the lease row first
+
+
+def _end(row: Any) -> WorkflowEnd:
+    """The end a ``baton_completions`` row records."""
+    return WorkflowEnd(row.workflow_id, row.outcome, json.loads(row.failed_steps), row.finished_at)

@@ -212,6 +212,20 @@ completions = Table(
     Column("failed_steps", Text, nullable=False),  # JSON list
     Column("finished_at", Float, nullable=False),
     Column("announced_at", Float),
+    # The outbox: an end announced but not yet ``published_at`` is one whose
+    # ``workflow_finished`` the transport may not have; the sweep publishes
+    # it again (schema 6).
+    Column("published_at", Float),
+)
+
+#: The outbox's rows; the partial index keeps it as small as the outbox.
+UNPUBLISHED = text("published_at IS NULL")
+
+Index(
+    "ix_baton_completions_unpublished",
+    completions.c.announced_at,
+    sqlite_where=UNPUBLISHED,
+    postgresql_where=UNPUBLISHED,
 )
 
 events = Table(
