@@ -24,7 +24,7 @@ from .steps import stream_words
 from .support import ThreadConsumer, wait_finished
 
 WORDS = [f"w{i}" for i in range(40)]
-STREAMED_KEYS = {"workflow_id", "step_name", "attempt", "seq", "offset", "text", "timestamp"}
+STREAMED_KEYS = {"event_id", "workflow_id", "step_name", "attempt", "seq", "offset", "text", "timestamp"}
 
 
 def _until_finished(subscription: Any, timeout: float = 20.0) -> list[events.Event]:
