@@ -11,6 +11,7 @@ schedules (``ticks.run_due``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,9 @@ class Queues:
         self._hueys: dict[str, Huey] = {DEFAULT_QUEUE: huey}
         self._tasks: dict[str, TaskWrapper] = {DEFAULT_QUEUE: self._register(huey, DEFAULT_QUEUE)}
         self._stopping: dict[str, Callable[[], bool]] = {}
+        # Worker threads enqueue to a queue's instance as a consumer of it starts:
+        # two siblings made at once would leave one, and its connection, unclosed.
+        self._making = threading.Lock()
         for name, check in ((SWEEP_TASK, sweep), (SCHEDULES_TASK, schedules)):
             huey_compat.forget_task(huey, TASK_MODULE, name)
             huey.periodic_task(_always, name=name)(_named(check, name))
@@ -53,10 +57,12 @@ class Queues:
     def huey(self, queue: str = DEFAULT_QUEUE) -> Huey:
         """The Huey instance for ``queue``, made on first use."""
         if queue not in self._hueys:
-            default = self._hueys[DEFAULT_QUEUE]
-            sibling = huey_compat.sibling(default, f"{default.name}.{queue}")
-            self._hueys[queue] = sibling
-            self._tasks[queue] = self._register(sibling, queue)
+            with self._making:
+                if queue not in self._hueys:
+                    default = self._hueys[DEFAULT_QUEUE]
+                    sibling = huey_compat.sibling(default, f"{default.name}.{queue}")
+                    self._tasks[queue] = self._register(sibling, queue)
+                    self._hueys[queue] = sibling
         return self._hueys[queue]
 
     def enqueue_many(self, node_ids: Sequence[str], queue: str, priority: int | None) -> None:

@@ -44,3 +44,23 @@ def test_one_step_and_a_delayed_step_take_huey_s_own_paths(app: Flask, huey: Hue
 
     assert (huey.pending_count(), huey.scheduled_count()) == (1, 1)
     assert _drain(huey) == ["only"]
+
+
+def test_threads_asking_at_once_for_a_new_queue_share_one_huey_instance(app: Flask) -> None:
+    import threading
+
+    queues = app.extensions["baton"].queues
+    start = threading.Barrier(8)
+    got: list[Huey] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(queues.huey("raced"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(got) == 8 and all(huey is got[0] for huey in got)  # one instance: closed with the app
