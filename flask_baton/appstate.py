@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from .config import BatonConfig
 from .errors import SetupError
 from .events.transport import Transport
+from .limiter import Limiter
 from .query import Query
 from .queues import Queues
 from .schema_check import SchemaCheck
@@ -50,6 +51,8 @@ class AppState:
     events: Transport
     query: Query
     schema_check: SchemaCheck
+    #: Where the buckets of ``BATON_RATE_LIMITS`` live; None when no limit is configured.
+    limiter: Limiter | None = None
     _labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -89,6 +92,8 @@ class AppState:
     def close(self) -> None:
         """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
         self.events.close()
+        if self.limiter is not None:
+            self.limiter.close()
         self.queues.close()
         self.store.close()
 

@@ -29,6 +29,7 @@ from typing import Any, cast
 from flask import Flask
 
 from .errors import ConfigError, ConfigWarning
+from .limits import RateLimits, parse_rate_limits
 from .pricing import CostFunction, PriceTable, check_pricing
 
 PREFIX = "BATON_"
@@ -63,6 +64,7 @@ class BatonConfig:
     debug_capture_max_bytes: int
     llm_timeout: float
     handoff_seconds: float
+    rate_limits: RateLimits
 
 
 def _string(key: str, value: Any) -> str:
@@ -204,6 +206,7 @@ SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
     "BATON_DEBUG_CAPTURE_MAX_BYTES": ("debug_capture_max_bytes", 256 * 1024, _positive_int),
     "BATON_LLM_TIMEOUT": ("llm_timeout", 120.0, _positive_seconds),
     "BATON_HANDOFF_SECONDS": ("handoff_seconds", 0.1, _seconds_or_off),
+    "BATON_RATE_LIMITS": ("rate_limits", None, parse_rate_limits),
 }
 
 

@@ -200,8 +200,12 @@ def finished_event(state: AppState, end: WorkflowEnd) -> Event:
     )
 
 
-def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
-    """The ``job`` handed to a step function or a dependency hook."""
+def make_job(state: AppState, claimed: Claimed | Cancelled, on_usage: Callable[[ModelCall], None] | None = None) -> Job:
+    """The ``job`` handed to a step function or a dependency hook.
+
+    ``on_usage`` is told of each model call the step records, once stored
+    (its rate limit counts the tokens really used: ``pacing``).
+    """
     workflow_id, step_name = claimed.workflow_id, claimed.step_name
 
     def read(load: Callable[[Connection, str], T]) -> T:
@@ -225,7 +229,10 @@ def make_job(state: AppState, claimed: Claimed | Cancelled) -> Job:
     }
 
     def usage(call: ModelCall) -> float | None:
-        return record_usage(state.store, state.config.pricing, call, **where)
+        cost = record_usage(state.store, state.config.pricing, call, **where)
+        if on_usage is not None:
+            on_usage(call)
+        return cost
 
     def context(messages: Any, response: Any) -> bool:
         if not state.config.debug_capture:

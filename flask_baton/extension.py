@@ -23,6 +23,7 @@ from .events.choice import transport_for
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
+from .limiter import limiter_for
 from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
@@ -66,6 +67,7 @@ class Baton:
         if EXTENSION_KEY in app.extensions:
             raise SetupError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
+        self._check_rate_limit_keys(config)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
         store = open_store(make_url(database_uri), config, app.instance_path)
         huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
@@ -89,6 +91,15 @@ class Baton:
         is the host's to dispose.
         """
         self.state(app).close()
+
+    def _check_rate_limit_keys(self, config: BatonConfig) -> None:
+        """Every ``rate_limit`` key written on a step falls under ``BATON_RATE_LIMITS`` (else ``ConfigError``).
+
+        Steps declared after ``init_app``, and keys a step computes, are checked when the step runs.
+        """
+        for step in self.steps.values():
+            if isinstance(step.rate_limit, str):
+                config.rate_limits.limit_of(step.rate_limit, step.name)
 
     @staticmethod
     def _database_url(app: Flask, db: SQLAlchemy | None) -> Any:
@@ -126,7 +137,10 @@ class Baton:
         """Declare a step: ``@baton.step`` or ``@baton.step(retries=3, retry_delay=5)``.
 
         Options: ``retries``, ``retry_delay``, ``retry_backoff``, ``queue``,
-        ``priority``, ``timeout``, ``on_dep_cancelled``, ``on_dep_discarded``.
+        ``priority``, ``timeout``, ``on_dep_cancelled``, ``on_dep_discarded``;
+        ``rate_limit`` (a ``BATON_RATE_LIMITS`` key, or a function of the job
+        returning one) and ``tokens`` (the tokens a run is estimated to use,
+        or a function of the job): see ``docs/llm.md``.
         """
 
         def register(fn: StepFunction) -> Step:
@@ -250,6 +264,7 @@ def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps
         events=transport_for(config, store.engine),
         query=Query(store.engine),
         schema_check=SchemaCheck(store),
+        limiter=limiter_for(config, store, huey) if config.rate_limits else None,
     )
 
 

@@ -26,6 +26,7 @@ from .errors import StepTimeout
 from .handoff import HandOff
 from .job import Job
 from .outcomes import Discard, Snooze
+from .pacing import Pacer
 from .steps import DEFAULT_QUEUE, Step
 from .store import Tx
 from .store.engine import riding_out_outages
@@ -98,9 +99,10 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
 
     The value is the step its completion handed off to this worker, if any.
     """
-    job = make_job(state, claimed)
+    pacer = Pacer(state, step, claimed)
+    job = make_job(state, claimed, on_usage=pacer.correct)
     try:
-        value = _call(state, step, job)
+        value = pacer.run(job, partial(_call, state, step, job))
         if isinstance(value, Snooze):
             raise value
         result = _encode(claimed, value)
@@ -111,6 +113,7 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
             transitions.snooze,
             claimed,
             snooze.seconds,
+            snooze.waiting_for,
         )
     except (Discard, _ResultError) as given_up:
         reason = given_up.reason if isinstance(given_up, Discard) else str(given_up)

@@ -17,6 +17,9 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
   finished now;
 - finished workflows whose end was never announced (the last worker died
   between commit and publish): announced now, once;
+- concurrency slots of ``BATON_RATE_LIMITS`` held by steps no longer
+  running on a live consumer (``pacing.reclaim_slots``): given back, and
+  the steps waiting for them woken;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
   event-feed rows past ``BATON_EVENT_RETENTION`` always, and the heartbeat
   rows of consumers silent for a lease (they died without saying so).
@@ -34,6 +37,7 @@ from .appstate import AppState, worker_id
 from .cascade import finish
 from .dispatch import announce_end, commit
 from .effects import Claimed, Effects, Ready, StepChange
+from .pacing import reclaim_slots
 from .states import AttemptOutcome, StepState
 from .store import PruneReport, Tx
 from .telemetry import emit, plugin_pruned, plugin_rescued
@@ -62,6 +66,7 @@ class SweepReport:
     pruned: PruneReport | None = None
     events_trimmed: int = 0
     consumers_forgotten: int = 0
+    slots_reclaimed: list[str] = field(default_factory=list)
 
 
 def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> SweepReport:
@@ -76,6 +81,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     report = SweepReport(ran=True)
     _rescue_dead(state, now, report)
     _requeue_lost(state, now, report)
+    report.slots_reclaimed = reclaim_slots(state, now)
     _finish_settled(state, report)
     _announce_unannounced(state, now, report)
     config = state.config

@@ -81,10 +81,21 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
+def make_version_5(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 5 was (before rate limits)."""
+    from sqlalchemy import text
+
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("DROP TABLE baton_rate_buckets"))
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN waiting_for"))
+        conn.execute(text("UPDATE baton_schema SET version = 5"))
+
+
 def make_version_4(app: Flask) -> None:
     """Turn the app's installed schema back into what schema version 4 was (before consumers' heartbeats)."""
     from sqlalchemy import text
 
+    make_version_5(app)
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("DROP TABLE baton_consumers"))
         conn.execute(text("DROP INDEX ix_baton_workflows_finished"))

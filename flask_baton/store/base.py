@@ -20,6 +20,7 @@ from ..config import BatonConfig
 from ..effects import Claimed, Ready, WorkflowEnd
 from . import migrations
 from .attempts import AttemptStatements
+from .buckets import BucketStatements
 from .consumers import ConsumerStatements
 from .control import ControlStatements
 from .inserts import InsertStatements
@@ -67,6 +68,7 @@ class Store(
     ControlStatements,
     Maintenance,
     ConsumerStatements,
+    BucketStatements,
 ):
     """flask_baton's tables in one database: its transactions and all their statements."""
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from sqlalchemy import Connection, func, select, text, update
 
 from ..states import CancelledBy, StepState, WorkflowState
-from .tables import attempts, consumers, metadata, nodes, schema_versions, workflows
+from .tables import attempts, consumers, metadata, nodes, rate_buckets, schema_versions, workflows
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -60,12 +60,19 @@ def _add_consumers(conn: Connection) -> None:
     next(index for index in workflows.indexes if index.name == "ix_baton_workflows_finished").create(conn)
 
 
+def _add_rate_limits(conn: Connection) -> None:
+    """Version 6: the buckets of ``BATON_RATE_LIMITS`` and why a snoozed step waits."""
+    rate_buckets.create(conn)
+    conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN waiting_for TEXT"))
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
     3: _add_attempts,
     4: _add_cancel_and_retry_marks,
     5: _add_consumers,
+    6: _add_rate_limits,
 }
 
 

@@ -1,0 +1,170 @@
+"""``BATON_RATE_LIMITS``: the limits configured per key, and which limit a key a step computes falls under.
+
+Pure: no Flask, no SQL. A key is any string a step names or computes from
+its job (``"openai"``, ``"openai:gpt-4o"``, ``f"tenant:{job.args['tenant']}"``).
+The mapping's keys are matched in this order:
+
+1. the key itself (``"openai"``);
+2. the longest pattern ending in ``*`` that the key starts with
+   (``"tenant:*"`` matches ``"tenant:acme"``); each key it matches gets a
+   bucket of its own with the pattern's limits, so every tenant has its own
+   60 requests per minute;
+3. ``"*"``, the default for every other key.
+
+A key that matches none is a ``ConfigError`` naming it: for a key written on
+the step, when the app starts (``init_app``); for a computed one, when the
+step first runs (the step is then discarded with that message).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ArgumentError, ConfigError
+
+#: The window ``rpm`` and ``tpm`` count in, in seconds: a minute. Read when the
+#: config is read, so a test may shorten every window at once.
+MINUTE = 60.0
+#: What a limit may set; any subset, at least one.
+FIELDS = ("rpm", "tpm", "concurrency")
+
+#: A step's ``rate_limit=``: a key, or a function of the job that computes one.
+KeySpec = str | Callable[[Any], str]
+#: A step's ``tokens=``: its estimate of the tokens one call uses, or a function of the job.
+TokenSpec = int | Callable[[Any], int]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The limits of one key: requests and tokens per ``window`` seconds, steps running at once."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    window: float = 60.0
+
+    @property
+    def paced(self) -> bool:
+        """Whether calls are counted (``rpm`` or ``tpm`` is set)."""
+        return self.rpm is not None or self.tpm is not None
+
+
+class RateLimits:
+    """The configured limits, and the limit each key falls under (see the module's docstring)."""
+
+    def __init__(self, limits: Mapping[str, Limit]) -> None:
+        self._exact = {key: limit for key, limit in limits.items() if not key.endswith("*")}
+        # Longest prefix first, so "tenant:big:*" wins over "tenant:*" and both over "*".
+        self._patterns = sorted(
+            ((key[:-1], limit) for key, limit in limits.items() if key.endswith("*")), key=lambda p: -len(p[0])
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._patterns)
+
+    def match(self, key: str) -> Limit | None:
+        """The limit ``key`` falls under, or None if no configured key or pattern matches it."""
+        if key in self._exact:
+            return self._exact[key]
+        return next((limit for prefix, limit in self._patterns if key.startswith(prefix)), None)
+
+    def limit_of(self, key: str, step_name: str) -> Limit:
+        """``match``, or a ``ConfigError`` naming the key, the step and what is configured."""
+        limit = self.match(key) if isinstance(key, str) and key else None
+        if limit is None:
+            configured = ", ".join(map(repr, self.configured())) or "nothing"
+            raise ConfigError(
+                f"step {step_name!r} has rate_limit key {key!r}, which no key of BATON_RATE_LIMITS matches "
+                f"(configured: {configured}); add it, or a pattern such as 'prefix:*' or '*'"
+            )
+        return limit
+
+    def configured(self) -> list[str]:
+        """The configured keys and patterns, sorted."""
+        return sorted([*self._exact, *(prefix + "*" for prefix, _ in self._patterns)])
+
+
+def parse_rate_limits(setting: str, value: Any) -> RateLimits:
+    """Check ``BATON_RATE_LIMITS`` (a mapping, or its JSON) and return it; ``ConfigError`` naming the culprit."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{setting} must be a mapping (or its JSON), got {value!r}") from None
+    if value is None:
+        return RateLimits({})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{setting} must be a mapping of key -> {{'rpm': n, 'tpm': n, 'concurrency': n}}")
+    return RateLimits({_key(setting, key): _limit(setting, key, spec) for key, spec in value.items()})
+
+
+def _key(setting: str, key: Any) -> str:
+    if not isinstance(key, str) or not key or "*" in key[:-1]:
+        raise ConfigError(f"{setting}: key {key!r} must be a non-empty string, with '*' only at its end")
+    return key
+
+
+def _limit(setting: str, key: str, spec: Any) -> Limit:
+    where = f"{setting}[{key!r}]"
+    if not isinstance(spec, Mapping) or not spec:
+        raise ConfigError(f"{where} must be a mapping with any of {', '.join(FIELDS)}, got {spec!r}")
+    unknown = sorted(str(name) for name in spec if name not in FIELDS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown field(s) {', '.join(unknown)}; the fields are {', '.join(FIELDS)}")
+    counts: dict[str, int] = {}
+    for name, number in spec.items():
+        if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+            raise ConfigError(f"{where}[{name!r}] must be a whole number > 0, got {number!r}")
+        counts[name] = number
+    return Limit(window=MINUTE, **counts)
+
+
+def check_step_options(step_name: str, rate_limit: Any, tokens: Any) -> None:
+    """``rate_limit=`` and ``tokens=`` of a step declaration; ``ArgumentError`` naming the step."""
+    if rate_limit is not None and not callable(rate_limit) and (not isinstance(rate_limit, str) or not rate_limit):
+        raise ArgumentError(
+            f"step {step_name!r}: rate_limit must be a key (a non-empty string) or a function of the job, "
+            f"got {rate_limit!r}"
+        )
+    if tokens is None:
+        return
+    if rate_limit is None:
+        raise ArgumentError(f"step {step_name!r}: tokens= estimates a rate-limited call; give rate_limit= too")
+    if not callable(tokens):
+        check_tokens(step_name, tokens)
+
+
+def check_tokens(step_name: str, tokens: Any) -> int:
+    """A token estimate: a whole number >= 0, else ``ArgumentError`` naming the step."""
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise ArgumentError(f"step {step_name!r}: tokens must be a whole number >= 0, got {tokens!r}")
+    return tokens
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """Seconds a provider's rate-limit error asks to wait, read from its shape; None if it is not one.
+
+    An OpenAI or Anthropic SDK ``RateLimitError`` (by class name, so neither
+    SDK is imported) carries the HTTP response; its ``retry-after-ms`` or
+    ``retry-after`` header (seconds) says how long. One without a usable
+    header waits ``DEFAULT_RETRY_AFTER`` seconds.
+    """
+    if type(exc).__name__ != "RateLimitError":
+        return None
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            seconds = float(headers.get(header) or "") * scale
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if 0 <= seconds < math.inf:
+            return seconds
+    return DEFAULT_RETRY_AFTER
+
+
+#: Seconds to wait after a provider's rate-limit error that does not say how long.
+DEFAULT_RETRY_AFTER = 10.0

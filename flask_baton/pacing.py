@@ -1,0 +1,170 @@
+"""A running step under its ``rate_limit``: wait for its turn, call, give the slot back, count what it used.
+
+The runner (``runner._execute``) asks a ``Pacer`` to ``run`` the step
+function. For a step with a ``rate_limit`` key, the pacer first asks the
+key's bucket (``limiter``, ``buckets.admit``) for the call:
+
+- granted: the call is counted (with its ``tokens`` estimate) and, under a
+  ``concurrency`` limit, a slot is held until the function returns;
+- not yet: the step is snoozed (``Snooze``, no attempt used) to the very
+  time its turn comes, computed from the bucket, so nothing polls; a step
+  waiting for a slot sleeps until a releasing step wakes it (``wake``), at
+  most ``BATON_LEASE_SECONDS`` in case that wake-up is lost;
+- never (a key no limit matches, an estimate above the key's ``tpm``): the
+  step is discarded with a message naming the key.
+
+``job.record_usage`` then replaces the estimate with the tokens really used
+(``correct``). A step that raises ``RateLimited`` (or whose provider SDK
+raises its ``RateLimitError``) is snoozed for the time asked, and its key
+slowed down as long (``buckets.slow_down``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from . import buckets, transitions
+from .appstate import AppState
+from .buckets import Request
+from .dispatch import commit
+from .effects import Claimed
+from .errors import ConfigError
+from .ids import new_id
+from .job import Job
+from .limits import Limit, check_tokens, retry_after_of
+from .outcomes import Discard, RateLimited, Snooze
+from .records import ModelCall
+from .steps import Step
+
+logger = logging.getLogger("flask_baton")
+
+
+class Pacer:
+    """One run of one step under its rate limit (or none: then ``run`` just calls)."""
+
+    def __init__(self, state: AppState, step: Step, claimed: Claimed) -> None:
+        self._state = state
+        self._step = step
+        self._claimed = claimed
+        self._key: str | None = None
+        self._limit: Limit | None = None
+        self._ref = new_id()
+        self._used = 0  # tokens recorded by this run so far
+
+    def run(self, job: Job, call: Callable[[], Any]) -> Any:
+        """``call()`` once this run may: its value, or ``Snooze`` / ``RateLimited`` / ``Discard`` raised."""
+        if self._step.rate_limit is not None:
+            self._admit(job)
+        try:
+            value = call()
+            if isinstance(value, RateLimited):
+                raise value
+            return value
+        except RateLimited as limited:
+            self._slow_down(limited)
+            raise
+        except Exception as exc:
+            retry_after = retry_after_of(exc)
+            if retry_after is None:
+                raise
+            told = RateLimited(retry_after)
+            self._slow_down(told)
+            raise told from exc
+        finally:
+            self._release()
+
+    def correct(self, call: ModelCall) -> None:
+        """Count this run's call with the tokens recorded so far (``job.record_usage``), not its estimate."""
+        if self._key is None or self._limit is None or self._limit.tpm is None or self._state.limiter is None:
+            return
+        self._used += call.input_tokens + call.output_tokens + call.cached_input_tokens
+        used, ref = self._used, self._ref
+        try:
+            self._state.limiter.change(self._key, lambda bucket: buckets.correct(bucket, ref, used), time.time())
+        except Exception:
+            logger.exception("could not count the tokens of step %s against %r", self._claimed.step_name, self._key)
+
+    def _admit(self, job: Job) -> None:
+        step, limiter = self._step, self._state.limiter
+        spec = step.rate_limit
+        key = spec(job) if callable(spec) else spec
+        try:
+            if limiter is None or not isinstance(key, str):
+                raise ConfigError(
+                    f"step {step.name!r} has rate_limit key {key!r}, but BATON_RATE_LIMITS "
+                    + ("is not set" if limiter is None else "keys are strings")
+                )
+            limit = self._state.config.rate_limits.limit_of(key, step.name)
+        except ConfigError as exc:
+            raise Discard(str(exc)) from exc
+        tokens = check_tokens(step.name, step.tokens(job) if callable(step.tokens) else step.tokens or 0)
+        if limit.tpm is not None and tokens > limit.tpm:
+            raise Discard(
+                f"step {step.name!r} estimates {tokens:,} tokens, more than the tpm of {limit.tpm:,} "
+                f"of rate_limit key {key!r}: it could never run"
+            )
+        request = Request(self._claimed.node_id, self._ref, self._claimed.worker, tokens)
+        fallback = self._state.config.lease_seconds
+        now = time.time()
+        verdict = limiter.change(key, lambda bucket: buckets.admit(bucket, key, limit, request, now, fallback), now)
+        if not verdict.granted:
+            wait = Snooze(max(verdict.until - now, 0.0))
+            wait.waiting_for = verdict.reason
+            raise wait
+        self._key, self._limit = key, limit
+
+    def _release(self) -> None:
+        """Give the slot back, and wake the waiters whose turn it makes."""
+        key, limit, limiter = self._key, self._limit, self._state.limiter
+        if key is None or limit is None or limit.concurrency is None or limiter is None:
+            return
+        node_id = self._claimed.node_id
+        now = time.time()
+        try:
+            woken = limiter.change(key, lambda bucket: buckets.release(bucket, limit, node_id, now), now)
+        except Exception:
+            logger.exception("could not release the %r slot of step %s; the sweep will", key, node_id)
+            return
+        wake(self._state, woken)
+
+    def _slow_down(self, limited: RateLimited) -> None:
+        """The provider said to wait: no step of this key starts before then."""
+        key, limiter = self._key, self._state.limiter
+        if key is None or limiter is None:
+            return
+        limited.waiting_for = f"waiting for {key}: the provider asked to wait {limited.seconds:g}s"
+        until = time.time() + limited.seconds
+        limiter.change(key, lambda bucket: buckets.slow_down(bucket, until), time.time())
+
+
+def wake(state: AppState, node_ids: list[str]) -> None:
+    """Hand the snoozed steps ``node_ids`` to Huey now (a slot they wait for freed)."""
+    if node_ids:
+        commit(state, transitions.wake, node_ids)
+
+
+def reclaim_slots(state: AppState, now: float) -> list[str]:
+    """Give back the slots of steps no longer running on a live consumer (the sweep); their node ids.
+
+    A slot is held by a step that is ``executing`` and whose consumer renewed
+    its lease within ``BATON_LEASE_SECONDS``; any other (its consumer was
+    killed, its release was lost) is taken back and its waiters woken.
+    """
+    limiter = state.limiter
+    if limiter is None:
+        return []
+    reclaimed: list[str] = []
+    for key, bucket in limiter.buckets().items():
+        limit = state.config.rate_limits.match(key)
+        if limit is None or not bucket.slots:
+            continue
+        dead = set(bucket.slots) - state.store.live_runs(bucket.slots, now - state.config.lease_seconds)
+        if dead:
+            woken = limiter.change(key, partial(buckets.reclaim, limit=limit, dead=dead, now=now), now)
+            reclaimed.extend(sorted(dead))
+            wake(state, woken)
+    return reclaimed
