@@ -115,9 +115,10 @@ class Request:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``granted``, or wait: until ``until``; ``for_slot``: until a slot frees (``until`` is then a fallback)."""
+    """Decided ``at``: ``granted``, or wait until ``until`` (``for_slot``: until a slot frees, ``until`` a fallback)."""
 
     granted: bool
+    at: float
     until: float = 0.0
     reason: str = ""
     for_slot: bool = False
@@ -153,15 +154,15 @@ def admit(bucket: Bucket, key: str, limit: Limit, request: Request, now: float, 
             bucket.calls.append(Call(now, request.tokens, request.ref))
         if limit.concurrency is not None:
             bucket.slots[request.node_id] = Slot(request.worker, now)
-        return Verdict(True)
+        return Verdict(True, now)
     usage = usage_of(bucket, limit, now)
     ahead = f", {position} waiting ahead" if position else ""
     if my_turn > now:
         me.expires = my_turn + WAITER_GRACE
-        return Verdict(False, my_turn, f"waiting for {key}: {_binding(limit, usage, now)}{ahead}")
+        return Verdict(False, now, my_turn, f"waiting for {key}: {_binding(limit, usage, now)}{ahead}")
     me.expires = now + slot_fallback + WAITER_GRACE
     reason = f"waiting for {key}: {len(bucket.slots)} of {limit.concurrency} running{ahead}"
-    return Verdict(False, now + slot_fallback, reason, for_slot=True)
+    return Verdict(False, now, now + slot_fallback, reason, for_slot=True)
 
 
 def release(bucket: Bucket, limit: Limit, node_id: str, now: float) -> list[str]:

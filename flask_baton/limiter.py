@@ -10,6 +10,7 @@ first). Both keep the same JSON, so the arithmetic is written once.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -28,8 +29,13 @@ class Limiter(ABC):
     """One app's buckets: change one atomically, read them all."""
 
     @abstractmethod
-    def change(self, key: str, edit: Callable[[Bucket], T], now: float) -> T:
-        """Apply ``edit`` to ``key``'s bucket atomically and return its value (``edit`` may run more than once)."""
+    def change(self, key: str, edit: Callable[[Bucket, float], T]) -> T:
+        """``edit(bucket, now)`` ``key``'s bucket atomically and return its value.
+
+        ``now`` is read once the bucket is held, so the times written in a
+        bucket follow the order its changes took. ``edit`` may run more than
+        once (Redis tries again when another consumer changed the bucket first).
+        """
 
     @abstractmethod
     def buckets(self) -> dict[str, Bucket]:
@@ -46,13 +52,13 @@ class DatabaseLimiter(Limiter):
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def change(self, key: str, edit: Callable[[Bucket], T], now: float) -> T:
+    def change(self, key: str, edit: Callable[[Bucket, float], T]) -> T:
         def on_text(text: str | None) -> tuple[str, T]:
             bucket = Bucket.loads(text)
-            value = edit(bucket)
+            value = edit(bucket, time.time())
             return bucket.dumps(), value
 
-        return self._store.change_bucket(key, on_text, now)
+        return self._store.change_bucket(key, on_text, time.time())
 
     def buckets(self) -> dict[str, Bucket]:
         return {key: Bucket.loads(text) for key, text in self._store.bucket_states()}
@@ -75,13 +81,13 @@ class RedisLimiter(Limiter):
         self._prefix = prefix
         self._owned = owned
 
-    def change(self, key: str, edit: Callable[[Bucket], T], now: float) -> T:
+    def change(self, key: str, edit: Callable[[Bucket, float], T]) -> T:
         name = self._prefix + "bucket:" + key
         found: list[T] = []
 
         def attempt(pipe: Any) -> None:
             bucket = Bucket.loads(pipe.get(name))
-            value = edit(bucket)
+            value = edit(bucket, time.time())
             pipe.multi()
             pipe.set(name, bucket.dumps(), ex=self.IDLE_TTL)
             pipe.sadd(self._prefix + "keys", key)

@@ -34,7 +34,7 @@ from .dispatch import commit
 from .effects import Claimed
 from .errors import ConfigError
 from .ids import new_id
-from .job import Job
+from .job import Grant, Job
 from .limits import Limit, check_tokens, retry_after_of
 from .outcomes import Discard, RateLimited, Snooze
 from .records import ModelCall
@@ -84,7 +84,7 @@ class Pacer:
         self._used += call.input_tokens + call.output_tokens + call.cached_input_tokens
         used, ref = self._used, self._ref
         try:
-            self._state.limiter.change(self._key, lambda bucket: buckets.correct(bucket, ref, used), time.time())
+            self._state.limiter.change(self._key, lambda bucket, _now: buckets.correct(bucket, ref, used))
         except Exception:
             logger.exception("could not count the tokens of step %s against %r", self._claimed.step_name, self._key)
 
@@ -109,13 +109,14 @@ class Pacer:
             )
         request = Request(self._claimed.node_id, self._ref, self._claimed.worker, tokens)
         fallback = self._state.config.lease_seconds
-        now = time.time()
-        verdict = limiter.change(key, lambda bucket: buckets.admit(bucket, key, limit, request, now, fallback), now)
+        verdict = limiter.change(key, lambda bucket, now: buckets.admit(bucket, key, limit, request, now, fallback))
         if not verdict.granted:
-            wait = Snooze(max(verdict.until - now, 0.0))
+            # Measured from now, so the step is due at ``until`` or a moment later, never before.
+            wait = Snooze(max(verdict.until - time.time(), 0.0))
             wait.waiting_for = verdict.reason
             raise wait
         self._key, self._limit = key, limit
+        job.rate_limit = Grant(key, verdict.at, tokens)
 
     def _release(self) -> None:
         """Give the slot back, and wake the waiters whose turn it makes."""
@@ -123,9 +124,8 @@ class Pacer:
         if key is None or limit is None or limit.concurrency is None or limiter is None:
             return
         node_id = self._claimed.node_id
-        now = time.time()
         try:
-            woken = limiter.change(key, lambda bucket: buckets.release(bucket, limit, node_id, now), now)
+            woken = limiter.change(key, lambda bucket, now: buckets.release(bucket, limit, node_id, now))
         except Exception:
             logger.exception("could not release the %r slot of step %s; the sweep will", key, node_id)
             return
@@ -137,8 +137,12 @@ class Pacer:
         if key is None or limiter is None:
             return
         limited.waiting_for = f"waiting for {key}: the provider asked to wait {limited.seconds:g}s"
-        until = time.time() + limited.seconds
-        limiter.change(key, lambda bucket: buckets.slow_down(bucket, until), time.time())
+        seconds = limited.seconds
+        limiter.change(key, lambda bucket, now: buckets.slow_down(bucket, now + seconds))
+
+
+def _reclaim(limit: Limit, dead: set[str], bucket: buckets.Bucket, now: float) -> list[str]:
+    return buckets.reclaim(bucket, limit, dead, now)
 
 
 def wake(state: AppState, node_ids: list[str]) -> None:
@@ -164,7 +168,7 @@ def reclaim_slots(state: AppState, now: float) -> list[str]:
             continue
         dead = set(bucket.slots) - state.store.live_runs(bucket.slots, now - state.config.lease_seconds)
         if dead:
-            woken = limiter.change(key, partial(buckets.reclaim, limit=limit, dead=dead, now=now), now)
+            woken = limiter.change(key, partial(_reclaim, limit, dead))
             reclaimed.extend(sorted(dead))
             wake(state, woken)
     return reclaimed

@@ -57,6 +57,7 @@ class StepView:
     deps: tuple[str, ...]
     quorum: str | None
     can_retry: bool
+    waiting_for: str | None = None  # the rate limit a snoozed step waits for
 
     @property
     def attempt_text(self) -> str:
@@ -111,4 +112,5 @@ def step_view(
         deps=step.deps,
         quorum=quorum_text(step.args),
         can_retry=can_retry,
+        waiting_for=step.waiting_for,
     )
