@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0.dev0"
 
+from .buckets import RateLimitUsage
 from .bulk import BulkResult
 from .errors import (
     AmbiguousWorkflowIdError,
@@ -28,7 +29,8 @@ from .errors import (
 from .explain import Explanation
 from .extension import Baton
 from .job import Job
-from .outcomes import Discard, Snooze
+from .limits import RateLimit
+from .outcomes import Discard, RateLimited, Snooze
 from .records import WorkflowStatus
 from .states import AttemptOutcome, StepState, Tolerance, WorkflowState
 from .steps import Dep, Step, StepCall
@@ -54,6 +56,9 @@ __all__ = [
     "Job",
     "NotADependencyError",
     "NotSerializableError",
+    "RateLimit",
+    "RateLimitUsage",
+    "RateLimited",
     "SchemaError",
     "SetupError",
     "Snooze",

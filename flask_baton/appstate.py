@@ -51,8 +51,8 @@ class AppState:
     events: Transport
     query: Query
     schema_check: SchemaCheck
-    #: Where the buckets of ``BATON_RATE_LIMITS`` live; None when no limit is configured.
-    limiter: Limiter | None = None
+    #: Where the buckets of the rate limits live (Redis, or the database).
+    limiter: Limiter
     _labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,8 +92,7 @@ class AppState:
     def close(self) -> None:
         """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
         self.events.close()
-        if self.limiter is not None:
-            self.limiter.close()
+        self.limiter.close()
         self.queues.close()
         self.store.close()
 

@@ -125,14 +125,31 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class Usage:
-    """How much of a key's limits is used now: what the dashboard and the CLI show."""
+class RateLimitUsage:
+    """How much of a key's limits is used now (``baton.rate_limits()``, ``flask baton status``)."""
 
-    calls: int
-    tokens: int
-    running: int
-    waiting: int
-    slowed_until: float
+    key: str
+    limit: Limit
+    calls: int  # counted in the window ending now
+    tokens: int  # their tokens (estimates, corrected by usage recorded)
+    running: int  # slots held
+    waiting: int  # steps queued for their turn
+    slowed_until: float  # no call before this (the provider asked to wait)
+
+    def describe(self, now: float) -> str:
+        """``"openai: 38 of 40 rpm, 61,200 of 90,000 tpm, 2 of 8 running, 5 waiting"``."""
+        parts = []
+        if self.limit.rpm is not None:
+            parts.append(f"{self.calls} of {self.limit.rpm} rpm")
+        if self.limit.tpm is not None:
+            parts.append(f"{self.tokens:,} of {self.limit.tpm:,} tpm")
+        if self.limit.concurrency is not None:
+            parts.append(f"{self.running} of {self.limit.concurrency} running")
+        if self.waiting:
+            parts.append(f"{self.waiting} waiting")
+        if self.slowed_until > now:
+            parts.append(f"slowed by the provider for {self.slowed_until - now:.0f}s")
+        return f"{self.key}: {', '.join(parts)}"
 
 
 def admit(bucket: Bucket, key: str, limit: Limit, request: Request, now: float, slot_fallback: float) -> Verdict:
@@ -155,7 +172,7 @@ def admit(bucket: Bucket, key: str, limit: Limit, request: Request, now: float, 
         if limit.concurrency is not None:
             bucket.slots[request.node_id] = Slot(request.worker, now)
         return Verdict(True, now)
-    usage = usage_of(bucket, limit, now)
+    usage = usage_of(bucket, key, limit, now)
     ahead = f", {position} waiting ahead" if position else ""
     if my_turn > now:
         me.expires = my_turn + WAITER_GRACE
@@ -198,11 +215,12 @@ def leave(bucket: Bucket, node_id: str) -> None:
     bucket.waiters = [w for w in bucket.waiters if w.node_id != node_id]
 
 
-def usage_of(bucket: Bucket, limit: Limit, now: float) -> Usage:
-    """Calls and tokens in the window ending ``now``, slots held, waiters queued."""
+def usage_of(bucket: Bucket, key: str, limit: Limit, now: float) -> RateLimitUsage:
+    """Calls and tokens in the window ending ``now``, slots held, waiters still holding a place."""
     recent = [call for call in bucket.calls if call.at > now - limit.window]
-    return Usage(
-        len(recent), sum(c.tokens for c in recent), len(bucket.slots), len(bucket.waiters), bucket.slowed_until
+    waiting = sum(1 for waiter in bucket.waiters if waiter.expires >= now)
+    return RateLimitUsage(
+        key, limit, len(recent), sum(c.tokens for c in recent), len(bucket.slots), waiting, bucket.slowed_until
     )
 
 
@@ -266,7 +284,7 @@ def _to_wake(bucket: Bucket, limit: Limit, now: float) -> list[str]:
     return [waiter.node_id for waiter, turn in zip(bucket.waiters, turns, strict=False) if turn <= now]
 
 
-def _binding(limit: Limit, usage: Usage, now: float) -> str:
+def _binding(limit: Limit, usage: RateLimitUsage, now: float) -> str:
     """What holds the key back now, in words: the provider, the requests, or the tokens."""
     if usage.slowed_until > now:
         return f"slowed by the provider for {usage.slowed_until - now:.0f}s"

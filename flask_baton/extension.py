@@ -12,8 +12,9 @@ from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
 from sqlalchemy.engine import make_url
 
-from . import bulk, control
+from . import bulk, control, pacing
 from .appstate import EXTENSION_KEY, AppState, get_state
+from .buckets import RateLimitUsage
 from .bulk import BulkResult
 from .cli import baton_cli
 from .config import BatonConfig, read_config
@@ -24,6 +25,7 @@ from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
 from .limiter import limiter_for
+from .limits import declared_limits
 from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
@@ -97,9 +99,10 @@ class Baton:
 
         Steps declared after ``init_app``, and keys a step computes, are checked when the step runs.
         """
+        declared = declared_limits((step.name, step.rate_limit) for step in self.steps.values())
         for step in self.steps.values():
             if isinstance(step.rate_limit, str):
-                config.rate_limits.limit_of(step.rate_limit, step.name)
+                config.rate_limits.limit_of(step.rate_limit, step.name, declared)
 
     @staticmethod
     def _database_url(app: Flask, db: SQLAlchemy | None) -> Any:
@@ -151,6 +154,7 @@ class Baton:
                     f"a step named {step.name!r} is already registered "
                     f"({self.steps[step.name].func.__module__}); pass name= to tell them apart",
                 )
+            declared_limits((s.name, s.rate_limit) for s in [*self.steps.values(), step])  # no two disagree
             self.steps[step.name] = step
             return step
 
@@ -227,6 +231,14 @@ class Baton:
         """The workflow as a ``"mermaid"`` or ``"dot"`` diagram, or as ``"json"``."""
         return export_workflow(self.state().ready().query, workflow_id, format)
 
+    def rate_limits(self) -> list[RateLimitUsage]:
+        """How much of each rate-limit key in use is used now, by key: calls, tokens, slots, waiters.
+
+        ``usage.describe(time.time())`` says it in words:
+        ``"openai: 38 of 40 rpm, 61,200 of 90,000 tpm, 5 waiting"``.
+        """
+        return pacing.usage(self.state().ready(), time.time())
+
     @property
     def query(self) -> Query:
         """Read workflows and steps of the current app."""
@@ -264,7 +276,7 @@ def build_state(app: Flask, config: BatonConfig, store: Store, huey: Huey, steps
         events=transport_for(config, store.engine),
         query=Query(store.engine),
         schema_check=SchemaCheck(store),
-        limiter=limiter_for(config, store, huey) if config.rate_limits else None,
+        limiter=limiter_for(config, store, huey),
     )
 
 

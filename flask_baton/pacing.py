@@ -35,7 +35,7 @@ from .effects import Claimed
 from .errors import ConfigError
 from .ids import new_id
 from .job import Grant, Job
-from .limits import Limit, check_tokens, retry_after_of
+from .limits import Limit, RateLimit, check_tokens, declared_limits, retry_after_of
 from .outcomes import Discard, RateLimited, Snooze
 from .records import ModelCall
 from .steps import Step
@@ -79,7 +79,7 @@ class Pacer:
 
     def correct(self, call: ModelCall) -> None:
         """Count this run's call with the tokens recorded so far (``job.record_usage``), not its estimate."""
-        if self._key is None or self._limit is None or self._limit.tpm is None or self._state.limiter is None:
+        if self._key is None or self._limit is None or self._limit.tpm is None:
             return
         self._used += call.input_tokens + call.output_tokens + call.cached_input_tokens
         used, ref = self._used, self._ref
@@ -91,16 +91,12 @@ class Pacer:
     def _admit(self, job: Job) -> None:
         step, limiter = self._step, self._state.limiter
         spec = step.rate_limit
-        key = spec(job) if callable(spec) else spec
+        found = spec.key if isinstance(spec, RateLimit) else spec(job) if callable(spec) else spec
         try:
-            if limiter is None or not isinstance(key, str):
-                raise ConfigError(
-                    f"step {step.name!r} has rate_limit key {key!r}, but BATON_RATE_LIMITS "
-                    + ("is not set" if limiter is None else "keys are strings")
-                )
-            limit = self._state.config.rate_limits.limit_of(key, step.name)
+            limit = limit_for(self._state, found, step.name)
         except ConfigError as exc:
             raise Discard(str(exc)) from exc
+        key = str(found)  # limit_for refused anything but a non-empty string
         tokens = check_tokens(step.name, step.tokens(job) if callable(step.tokens) else step.tokens or 0)
         if limit.tpm is not None and tokens > limit.tpm:
             raise Discard(
@@ -121,7 +117,7 @@ class Pacer:
     def _release(self) -> None:
         """Give the slot back, and wake the waiters whose turn it makes."""
         key, limit, limiter = self._key, self._limit, self._state.limiter
-        if key is None or limit is None or limit.concurrency is None or limiter is None:
+        if key is None or limit is None or limit.concurrency is None:
             return
         node_id = self._claimed.node_id
         try:
@@ -134,11 +130,31 @@ class Pacer:
     def _slow_down(self, limited: RateLimited) -> None:
         """The provider said to wait: no step of this key starts before then."""
         key, limiter = self._key, self._state.limiter
-        if key is None or limiter is None:
+        if key is None:
             return
         limited.waiting_for = f"waiting for {key}: the provider asked to wait {limited.seconds:g}s"
         seconds = limited.seconds
         limiter.change(key, lambda bucket, now: buckets.slow_down(bucket, now + seconds))
+
+
+def limit_for(state: AppState, key: Any, step_name: str) -> Limit:
+    """The limit ``key`` falls under: ``BATON_RATE_LIMITS``, then what steps declared (``limits``).
+
+    ``ConfigError`` naming the key and the step when none does.
+    """
+    declared = declared_limits((step.name, step.rate_limit) for step in state.steps.values())
+    return state.config.rate_limits.limit_of(key, step_name, declared)
+
+
+def usage(state: AppState, now: float) -> list[buckets.RateLimitUsage]:
+    """How much of each key's limits is used now, by key (keys in use only)."""
+    declared = declared_limits((step.name, step.rate_limit) for step in state.steps.values())
+    found = []
+    for key, bucket in state.limiter.buckets().items():
+        limit = state.config.rate_limits.match(key, declared)
+        if limit is not None:
+            found.append(buckets.usage_of(bucket, key, limit, now))
+    return found
 
 
 def _reclaim(limit: Limit, dead: set[str], bucket: buckets.Bucket, now: float) -> list[str]:
@@ -159,11 +175,10 @@ def reclaim_slots(state: AppState, now: float) -> list[str]:
     killed, its release was lost) is taken back and its waiters woken.
     """
     limiter = state.limiter
-    if limiter is None:
-        return []
+    declared = declared_limits((step.name, step.rate_limit) for step in state.steps.values())
     reclaimed: list[str] = []
     for key, bucket in limiter.buckets().items():
-        limit = state.config.rate_limits.match(key)
+        limit = state.config.rate_limits.match(key, declared)
         if limit is None or not bucket.slots:
             continue
         dead = set(bucket.slots) - state.store.live_runs(bucket.slots, now - state.config.lease_seconds)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask_baton import Baton, Discard, Job, Snooze
+from flask_baton import Baton, Discard, Job, RateLimit, Snooze
 
 from . import ledger
 
@@ -533,3 +533,11 @@ class _ProviderRateLimitError(Exception):
 
 
 _ProviderRateLimitError.__name__ = "RateLimitError"
+
+
+@baton.step(rate_limit=RateLimit("declared-on-step", rpm=100, concurrency=1))
+def declared_limit_call(job: Job) -> str:
+    """A step that declares its key's limits itself (no ``BATON_RATE_LIMITS`` needed)."""
+    ledger.record(job)
+    assert job.rate_limit is not None
+    return job.rate_limit.key

@@ -119,7 +119,7 @@ def test_concurrency_grants_n_slots_then_wakes_the_oldest_on_release() -> None:
     assert release(bucket, limit, "a", 3.0) == ["c"]
     assert ask(bucket, limit, "d", 3.5) == 3.5 + FALLBACK  # c's turn, not d's
     assert ask(bucket, limit, "c", 4.0) is None
-    assert usage_of(bucket, limit, 4.0).running == 2
+    assert usage_of(bucket, "gpu", limit, 4.0).describe(4.0) == "gpu: 2 of 2 running, 1 waiting"
 
 
 def test_a_slowed_key_grants_nothing_before_the_provider_said() -> None:

@@ -260,3 +260,38 @@ def test_a_slot_waiter_is_woken_by_the_release_not_by_its_fallback(
         # The fallback is BATON_LEASE_SECONDS (60 s): finishing well inside it means releases woke the waiters.
         assert wait_finished(app, wf.workflow_id, timeout=30).state == "completed"
     assert set(attempts_of(app, wf.workflow_id).values()) == {1}
+
+
+def test_a_step_may_declare_its_keys_limits_and_the_usage_is_readable(
+    app: Flask, consumer: ThreadConsumer, ledger_path: Path
+) -> None:
+    from .steps import declared_limit_call
+
+    wf = Workflow("declared").add("one", declared_limit_call.new()).add("two", declared_limit_call.new())
+    wf.insert()
+    assert wait_finished(app, wf.workflow_id).state == "completed"
+    usage = {u.key: u for u in baton.rate_limits()}["declared-on-step"]
+    assert (usage.calls, usage.running, usage.limit.rpm, usage.limit.concurrency) == (2, 0, 100, 1)
+    assert usage.describe(time.time()) == "declared-on-step: 2 of 100 rpm, 0 of 1 running"
+    status = app.test_cli_runner().invoke(args=["baton", "status"])
+    assert "rate limits:\n  declared-on-step: 2 of 100 rpm, 0 of 1 running" in status.output
+
+
+def test_two_steps_declaring_different_limits_for_one_key_is_an_error_naming_both() -> None:
+    from flask_baton import ArgumentError, RateLimit
+
+    other = Baton()
+    other.step(name="a", rate_limit=RateLimit("openai", rpm=10))(lambda job: None)
+    with pytest.raises(ArgumentError, match=r"step 'b' declares RateLimit\('openai', rpm=20\), but step 'a' declares"):
+        other.step(name="b", rate_limit=RateLimit("openai", rpm=20))(lambda job: None)
+    with pytest.raises(ArgumentError, match=r"RateLimit\['openai'\]\['rpm'\] must be a whole number > 0, got 0"):
+        RateLimit("openai", rpm=0)
+
+
+def test_a_database_at_schema_version_5_is_upgraded_in_place(app: Flask) -> None:
+    from flask_baton.store import migrations
+
+    from .support import make_version_5
+
+    make_version_5(app)
+    assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
