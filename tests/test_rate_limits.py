@@ -36,7 +36,7 @@ LIMITS = {"tenant:*": {"rpm": 3, "tpm": 1000}, "tokens": {"tpm": 1000}, "gpu": {
 @pytest.fixture
 def app_overrides(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(limits, "MINUTE", WINDOW)
-    return {"BATON_RATE_LIMITS": LIMITS}
+    return {"BATON_RATE_LIMITS": LIMITS, "BATON_DASHBOARD_AUTH": lambda: True}
 
 
 def grants(ledger_path: Path, workflow_id: str) -> list[dict[str, Any]]:
@@ -113,6 +113,10 @@ def test_a_concurrency_limit_runs_at_most_n_at_once_and_shows_who_waits(
         waiting = wait_for(lambda: snoozed(app, wf.workflow_id, 3), "the three others to wait for a slot")
         reasons = {baton.explain(wf.workflow_id, name).reason for name in waiting}
         assert all(reason.startswith("waiting for gpu: 2 of 2 running") for reason in reasons), reasons
+        page = app.test_client().get(f"/baton/workflows/{wf.workflow_id}").get_data(as_text=True)
+        assert page.count('<span class="wait">waiting for gpu: 2 of 2 running') == 3
+        status = app.test_cli_runner().invoke(args=["baton", "status", wf.workflow_id]).output
+        assert status.count("waiting for gpu: 2 of 2 running") == 3, status
         assert len(list(hold.glob("*.running"))) == 2
     finally:
         (hold / "release").touch()
