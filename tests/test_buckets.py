@@ -58,45 +58,46 @@ def test_a_burst_is_spread_so_no_minute_holds_more_than_the_rpm() -> None:
     assert [at for at, _n, _t in grants] == [0, 0, 0, 60, 60, 60, 120, 120, 120, 180]
 
 
-def test_tokens_per_minute_hold_with_uneven_estimates() -> None:
-    limit = Limit(tpm=1000)
-    rng = random.Random(7)
-    arrivals = [(rng.uniform(0, 30), f"s{i}", rng.randint(1, 600)) for i in range(40)]
+@pytest.mark.parametrize(
+    ("limit", "seed", "span", "most_tokens", "count"),
+    [(Limit(tpm=1000), 7, 30.0, 600, 40), (Limit(rpm=5, tpm=2000), 3, 200.0, 900, 80)],
+    ids=["tpm", "rpm-and-tpm"],
+)
+def test_random_arrivals_with_uneven_estimates_never_exceed_a_limit(
+    limit: Limit, seed: int, span: float, most_tokens: int, count: int
+) -> None:
+    rng = random.Random(seed)
+    arrivals = [(rng.uniform(0, span), f"s{i}", rng.randint(0, most_tokens)) for i in range(count)]
     grants = run_clients(limit, arrivals)
-    assert len(grants) == 40
+    assert len(grants) == count
     assert_windows(grants, limit)
 
 
-def test_random_arrivals_under_both_limits_never_exceed_either() -> None:
-    limit = Limit(rpm=5, tpm=2000)
-    rng = random.Random(3)
-    arrivals = [(rng.uniform(0, 200), f"s{i}", rng.randint(0, 900)) for i in range(80)]
-    grants = run_clients(limit, arrivals)
-    assert len(grants) == 80
-    assert_windows(grants, limit)
+def play(limit: Limit, script: list[tuple[str, float, float | None]]) -> None:
+    """Each (step, time, answer) in turn on one bucket: granted (None) or told to come back at ``answer``."""
+    bucket = Bucket()
+    assert [(node, now, ask(bucket, limit, node, now)) for node, now, _answer in script] == script
 
 
 def test_waiters_are_served_oldest_first_and_a_later_arrival_does_not_overtake() -> None:
-    limit = Limit(rpm=1)
-    bucket = Bucket()
-    assert ask(bucket, limit, "first", 0.0) is None
-    assert ask(bucket, limit, "old", 1.0) == 60.0
-    assert ask(bucket, limit, "older-still-waiting", 2.0) == 120.0
-    # At 60 a newcomer finds the window free, but the waiter holds that turn.
-    assert ask(bucket, limit, "newcomer", 60.0) == 180.0
-    assert ask(bucket, limit, "old", 60.0) is None
-    assert ask(bucket, limit, "older-still-waiting", 120.0) is None
-    assert ask(bucket, limit, "newcomer", 180.0) is None
+    # At 60 a newcomer finds the window free, but the oldest waiter holds that turn.
+    play(
+        Limit(rpm=1),
+        [
+            ("first", 0.0, None),
+            ("old", 1.0, 60.0),
+            ("older-still-waiting", 2.0, 120.0),
+            ("newcomer", 60.0, 180.0),
+            ("old", 60.0, None),
+            ("older-still-waiting", 120.0, None),
+            ("newcomer", 180.0, None),
+        ],
+    )
 
 
 def test_a_waiter_that_never_comes_back_loses_its_place_after_the_grace() -> None:
-    limit = Limit(rpm=1)
-    bucket = Bucket()
-    assert ask(bucket, limit, "a", 0.0) is None
-    assert ask(bucket, limit, "gone", 1.0) == 60.0
-    assert ask(bucket, limit, "b", 2.0) == 120.0
     # "gone" never came back; past its turn plus the grace, "b" is next.
-    assert ask(bucket, limit, "b", 120.0) is None
+    play(Limit(rpm=1), [("a", 0.0, None), ("gone", 1.0, 60.0), ("b", 2.0, 120.0), ("b", 120.0, None)])
 
 
 def test_a_correction_counts_the_real_tokens_for_later_calls() -> None:
