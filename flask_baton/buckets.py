@@ -186,7 +186,7 @@ def release(bucket: Bucket, limit: Limit, node_id: str, now: float) -> list[str]
     """Give back ``node_id``'s slot; the waiters to wake now (those whose turn has come, one per free slot)."""
     bucket.slots.pop(node_id, None)
     _forget_old(bucket, limit, now)
-    return _to_wake(bucket, limit, now)
+    return to_wake(bucket, limit, now)
 
 
 def reclaim(bucket: Bucket, limit: Limit, dead: set[str], now: float) -> list[str]:
@@ -194,7 +194,7 @@ def reclaim(bucket: Bucket, limit: Limit, dead: set[str], now: float) -> list[st
     for node_id in dead & set(bucket.slots):
         del bucket.slots[node_id]
     _forget_old(bucket, limit, now)
-    return _to_wake(bucket, limit, now)
+    return to_wake(bucket, limit, now)
 
 
 def correct(bucket: Bucket, ref: str, tokens: int) -> None:
@@ -273,15 +273,22 @@ def _turns(bucket: Bucket, limit: Limit, queue: list[Waiter], now: float) -> lis
     return turns
 
 
-def _to_wake(bucket: Bucket, limit: Limit, now: float) -> list[str]:
-    """The waiters at the head of the queue whose turn has come, as many as slots are free."""
+def to_wake(bucket: Bucket, limit: Limit, now: float) -> list[str]:
+    """The waiters at the head of the queue whose turn has come, as many as slots are free.
+
+    Each is given ``WAITER_GRACE`` from now to come and take its slot, or lose its place.
+    """
     if limit.concurrency is None or not bucket.waiters:
         return []
     free = limit.concurrency - len(bucket.slots)
     if free <= 0:
         return []
-    turns = _turns(bucket, limit, bucket.waiters[:free], now)
-    return [waiter.node_id for waiter, turn in zip(bucket.waiters, turns, strict=False) if turn <= now]
+    due = [
+        waiter for waiter, turn in zip(bucket.waiters, _turns(bucket, limit, bucket.waiters[:free], now)) if turn <= now
+    ]
+    for waiter in due:
+        waiter.expires = min(waiter.expires, now + WAITER_GRACE)
+    return [waiter.node_id for waiter in due]
 
 
 def _binding(limit: Limit, usage: RateLimitUsage, now: float) -> str:

@@ -125,7 +125,7 @@ class Pacer:
         except Exception:
             logger.exception("could not release the %r slot of step %s; the sweep will", key, node_id)
             return
-        wake(self._state, woken)
+        wake(self._state, key, limit, woken)
 
     def _slow_down(self, limited: RateLimited) -> None:
         """The provider said to wait: no step of this key starts before then."""
@@ -161,10 +161,32 @@ def _reclaim(limit: Limit, dead: set[str], bucket: buckets.Bucket, now: float) -
     return buckets.reclaim(bucket, limit, dead, now)
 
 
-def wake(state: AppState, node_ids: list[str]) -> None:
-    """Hand the snoozed steps ``node_ids`` to Huey now (a slot they wait for freed)."""
-    if node_ids:
-        commit(state, transitions.wake, node_ids)
+#: Rounds of ``wake`` at most: each drops from the queue the waiters that will never come.
+WAKE_ROUNDS = 5
+
+
+def wake(state: AppState, key: str, limit: Limit, node_ids: list[str]) -> None:
+    """Hand the snoozed steps ``node_ids`` to Huey now (a slot they wait for freed).
+
+    A waiter that will never come (its workflow was cancelled meanwhile)
+    leaves the queue at once, and the waiters its place goes to are woken instead.
+    """
+    for _round in range(WAKE_ROUNDS):
+        if not node_ids:
+            return
+        _, effects = commit(state, transitions.wake, node_ids)
+        woken = {ready.node_id for ready in effects.ready}
+        gone = state.store.settled_among([node for node in node_ids if node not in woken])
+        if not gone:
+            return
+        node_ids = state.limiter.change(key, partial(_forget, limit, gone))
+
+
+def _forget(limit: Limit, gone: set[str], bucket: buckets.Bucket, now: float) -> list[str]:
+    """Drop the waiters ``gone`` from the queue; the waiters to wake in their stead."""
+    for node_id in gone:
+        buckets.leave(bucket, node_id)
+    return buckets.to_wake(bucket, limit, now)
 
 
 def reclaim_slots(state: AppState, now: float) -> list[str]:
@@ -185,5 +207,5 @@ def reclaim_slots(state: AppState, now: float) -> list[str]:
         if dead:
             woken = limiter.change(key, partial(_reclaim, limit, dead))
             reclaimed.extend(sorted(dead))
-            wake(state, woken)
+            wake(state, key, limit, woken)
     return reclaimed

@@ -224,3 +224,14 @@ def test_a_providers_rate_limit_error_is_read_by_its_shape() -> None:
     assert retry_after_of(RateLimitError({})) == DEFAULT_RETRY_AFTER
     assert retry_after_of(RateLimitError({"retry-after": "Wed, 21 Oct 2015"})) == DEFAULT_RETRY_AFTER
     assert retry_after_of(ValueError("429")) is None
+
+
+def test_a_woken_waiter_must_come_within_the_grace_or_lose_its_place() -> None:
+    limit = Limit(concurrency=1)
+    bucket = Bucket()
+    assert ask(bucket, limit, "a", 0.0) is None
+    assert ask(bucket, limit, "woken-but-cancelled", 1.0) == 1.0 + FALLBACK
+    assert ask(bucket, limit, "b", 2.0) == 2.0 + FALLBACK
+    assert release(bucket, limit, "a", 3.0) == ["woken-but-cancelled"]
+    assert ask(bucket, limit, "b", 3.0 + 5) == 8.0 + FALLBACK  # still its place
+    assert ask(bucket, limit, "b", 3.0 + 11) is None  # it never came: b's turn

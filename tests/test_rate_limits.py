@@ -30,7 +30,12 @@ from .test_faults import FAST, ConsumerProcess, finish
 
 #: Seconds the tests' ``rpm`` and ``tpm`` count in.
 WINDOW = 2.0
-LIMITS = {"tenant:*": {"rpm": 3, "tpm": 1000}, "tokens": {"tpm": 1000}, "gpu": {"concurrency": 2}}
+LIMITS = {
+    "tenant:*": {"rpm": 3, "tpm": 1000},
+    "tokens": {"tpm": 1000},
+    "gpu": {"concurrency": 2},
+    "solo": {"concurrency": 1},
+}
 
 
 @pytest.fixture
@@ -299,3 +304,26 @@ def test_a_database_at_schema_version_5_is_upgraded_in_place(app: Flask) -> None
 
     make_version_5(app)
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
+
+
+def test_a_cancelled_waiter_hands_its_turn_to_the_next_at_once(
+    app: Flask, consumer: ThreadConsumer, tmp_path: Path
+) -> None:
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    holder = fan_out("paced:holder", 1, key="solo", hold_dir=str(hold))
+    cancelled = fan_out("paced:cancelled", 1, key="solo", hold_dir=str(hold))
+    later = fan_out("paced:later", 1, key="solo", hold_dir=str(hold))
+    try:
+        holder.insert()
+        wait_for(lambda: len(list(hold.glob("*.running"))) == 1, "a step to hold the one slot")
+        cancelled.insert()
+        wait_for(lambda: snoozed(app, cancelled.workflow_id, 1), "the first waiter to queue")
+        later.insert()
+        wait_for(lambda: snoozed(app, later.workflow_id, 1), "the second waiter to queue behind it")
+        baton.cancel_workflow(cancelled.workflow_id)
+    finally:
+        (hold / "release").touch()
+    # Its fallback is BATON_LEASE_SECONDS (60 s): the released slot's wake-up skipped the cancelled waiter.
+    assert wait_finished(app, later.workflow_id, timeout=30).state == "completed"
+    assert wait_finished(app, holder.workflow_id, timeout=30).state == "completed"

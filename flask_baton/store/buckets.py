@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, select, update
 
-from ..states import StepState
+from ..states import SETTLED, StepState
 from .core import StoreCore
 from .tables import nodes, rate_buckets
 
@@ -68,6 +68,16 @@ class BucketStatements(StoreCore):
                     )
                 ).scalars()
             )
+
+    def settled_among(self, node_ids: Collection[str]) -> set[str]:
+        """Of ``node_ids``, the steps that will not run again (settled, or deleted)."""
+        with self.read() as conn:
+            alive = set(
+                conn.execute(
+                    select(nodes.c.id).where(nodes.c.id.in_(list(node_ids)), nodes.c.state.not_in(SETTLED))
+                ).scalars()
+            )
+        return set(node_ids) - alive
 
     def wake(self, conn: Connection, node_id: str, now: float) -> str | None:
         """Make a snoozed step due now (a slot it waits for freed); its task, None if it is not snoozed."""
