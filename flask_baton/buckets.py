@@ -2,7 +2,8 @@
 
 Pure: no Flask, no SQL, no Redis. A ``Bucket`` is the whole state of one key;
 a backend (``limiter``) loads it, applies one of these functions and stores
-it back atomically (a row lock in the database, a watched key in Redis).
+it back atomically (a row lock in the database; in Redis, the same
+arithmetic in one Lua script: ``redis_buckets``).
 
 What is guaranteed, for a key with limit ``rpm`` / ``tpm`` over ``window``:
 
@@ -33,6 +34,7 @@ What is guaranteed, for a key with limit ``rpm`` / ``tpm`` over ``window``:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .limits import Limit
@@ -114,17 +116,6 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Decided ``at``: ``granted``, or wait until ``until`` (``for_slot``: until a slot frees, ``until`` a fallback)."""
-
-    granted: bool
-    at: float
-    until: float = 0.0
-    reason: str = ""
-    for_slot: bool = False
-
-
-@dataclass(frozen=True)
 class RateLimitUsage:
     """How much of a key's limits is used now (``baton.rate_limits()``, ``flask baton status``)."""
 
@@ -152,6 +143,33 @@ class RateLimitUsage:
         return f"{self.key}: {', '.join(parts)}"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Decided ``at``: ``granted``, or wait until ``until`` (``for_slot``: until a slot frees, ``until`` a fallback).
+
+    A refusal carries the key's ``usage`` and the step's ``position`` in its
+    queue (how many wait ahead of it): what ``reason`` says.
+    """
+
+    granted: bool
+    at: float
+    until: float = 0.0
+    for_slot: bool = False
+    position: int = 0
+    usage: RateLimitUsage | None = None
+
+    @property
+    def reason(self) -> str:
+        """``"waiting for openai: 38 of 40 rpm used, 5 waiting ahead"``; empty for a grant."""
+        usage = self.usage
+        if self.granted or usage is None:
+            return ""
+        ahead = f", {self.position} waiting ahead" if self.position else ""
+        if self.for_slot:
+            return f"waiting for {usage.key}: {usage.running} of {usage.limit.concurrency} running{ahead}"
+        return f"waiting for {usage.key}: {_binding(usage.limit, usage, self.at)}{ahead}"
+
+
 def admit(bucket: Bucket, key: str, limit: Limit, request: Request, now: float, slot_fallback: float) -> Verdict:
     """Grant ``request`` now, or say until when it waits (and queue it); changes ``bucket``.
 
@@ -172,14 +190,11 @@ def admit(bucket: Bucket, key: str, limit: Limit, request: Request, now: float, 
         if limit.concurrency is not None:
             bucket.slots[request.node_id] = Slot(request.worker, now)
         return Verdict(True, now)
-    usage = usage_of(bucket, key, limit, now)
-    ahead = f", {position} waiting ahead" if position else ""
     if my_turn > now:
         me.expires = my_turn + WAITER_GRACE
-        return Verdict(False, now, my_turn, f"waiting for {key}: {_binding(limit, usage, now)}{ahead}")
+        return Verdict(False, now, my_turn, False, position, usage_of(bucket, key, limit, now))
     me.expires = now + slot_fallback + WAITER_GRACE
-    reason = f"waiting for {key}: {len(bucket.slots)} of {limit.concurrency} running{ahead}"
-    return Verdict(False, now, now + slot_fallback, reason, for_slot=True)
+    return Verdict(False, now, now + slot_fallback, True, position, usage_of(bucket, key, limit, now))
 
 
 def release(bucket: Bucket, limit: Limit, node_id: str, now: float) -> list[str]:
@@ -189,11 +204,18 @@ def release(bucket: Bucket, limit: Limit, node_id: str, now: float) -> list[str]
     return to_wake(bucket, limit, now)
 
 
-def reclaim(bucket: Bucket, limit: Limit, dead: set[str], now: float) -> list[str]:
+def reclaim(bucket: Bucket, limit: Limit, dead: Iterable[str], now: float) -> list[str]:
     """Give back the slots of steps whose consumer died (``dead`` node ids); the waiters to wake."""
-    for node_id in dead & set(bucket.slots):
-        del bucket.slots[node_id]
+    for node_id in dead:
+        bucket.slots.pop(node_id, None)
     _forget_old(bucket, limit, now)
+    return to_wake(bucket, limit, now)
+
+
+def forget(bucket: Bucket, limit: Limit, gone: Iterable[str], now: float) -> list[str]:
+    """Drop the waiters ``gone`` (their steps will never come); the waiters to wake in their stead."""
+    for node_id in gone:
+        leave(bucket, node_id)
     return to_wake(bucket, limit, now)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from . import buckets, transitions
@@ -84,7 +83,7 @@ class Pacer:
         self._used += call.input_tokens + call.output_tokens + call.cached_input_tokens
         used, ref = self._used, self._ref
         try:
-            self._state.limiter.change(self._key, lambda bucket, _now: buckets.correct(bucket, ref, used))
+            self._state.limiter.correct(self._key, self._limit, ref, used)
         except Exception:
             logger.exception("could not count the tokens of step %s against %r", self._claimed.step_name, self._key)
 
@@ -105,10 +104,12 @@ class Pacer:
             )
         request = Request(self._claimed.node_id, self._ref, self._claimed.worker, tokens)
         fallback = self._state.config.lease_seconds
-        verdict = limiter.change(key, lambda bucket, now: buckets.admit(bucket, key, limit, request, now, fallback))
+        asked = time.monotonic()
+        verdict = limiter.admit(key, limit, request, fallback)
         if not verdict.granted:
-            # Measured from now, so the step is due at ``until`` or a moment later, never before.
-            wait = Snooze(max(verdict.until - time.time(), 0.0))
+            # From the decision's clock (Redis's, or this host's), plus the time the answer took
+            # to come back: due at ``until`` or a moment later, never before.
+            wait = Snooze(max(verdict.until - verdict.at, 0.0) + (time.monotonic() - asked))
             wait.waiting_for = verdict.reason
             raise wait
         self._key, self._limit = key, limit
@@ -121,7 +122,7 @@ class Pacer:
             return
         node_id = self._claimed.node_id
         try:
-            woken = limiter.change(key, lambda bucket, now: buckets.release(bucket, limit, node_id, now))
+            woken = limiter.release(key, limit, node_id)
         except Exception:
             logger.exception("could not release the %r slot of step %s; the sweep will", key, node_id)
             return
@@ -129,12 +130,11 @@ class Pacer:
 
     def _slow_down(self, limited: RateLimited) -> None:
         """The provider said to wait: no step of this key starts before then."""
-        key, limiter = self._key, self._state.limiter
-        if key is None:
+        key, limit = self._key, self._limit
+        if key is None or limit is None:
             return
         limited.waiting_for = f"waiting for {key}: the provider asked to wait {limited.seconds:g}s"
-        seconds = limited.seconds
-        limiter.change(key, lambda bucket, now: buckets.slow_down(bucket, now + seconds))
+        self._state.limiter.slow_down(key, limit, limited.seconds)
 
 
 def limit_for(state: AppState, key: Any, step_name: str) -> Limit:
@@ -157,10 +157,6 @@ def usage(state: AppState, now: float) -> list[buckets.RateLimitUsage]:
     return found
 
 
-def _reclaim(limit: Limit, dead: set[str], bucket: buckets.Bucket, now: float) -> list[str]:
-    return buckets.reclaim(bucket, limit, dead, now)
-
-
 #: Rounds of ``wake`` at most: each drops from the queue the waiters that will never come.
 WAKE_ROUNDS = 5
 
@@ -179,14 +175,7 @@ def wake(state: AppState, key: str, limit: Limit, node_ids: list[str]) -> None:
         gone = state.store.settled_among([node for node in node_ids if node not in woken])
         if not gone:
             return
-        node_ids = state.limiter.change(key, partial(_forget, limit, gone))
-
-
-def _forget(limit: Limit, gone: set[str], bucket: buckets.Bucket, now: float) -> list[str]:
-    """Drop the waiters ``gone`` from the queue; the waiters to wake in their stead."""
-    for node_id in gone:
-        buckets.leave(bucket, node_id)
-    return buckets.to_wake(bucket, limit, now)
+        node_ids = state.limiter.forget(key, limit, gone)
 
 
 def reclaim_slots(state: AppState, now: float) -> list[str]:
@@ -205,7 +194,7 @@ def reclaim_slots(state: AppState, now: float) -> list[str]:
             continue
         dead = set(bucket.slots) - state.store.live_runs(bucket.slots, now - state.config.lease_seconds)
         if dead:
-            woken = limiter.change(key, partial(_reclaim, limit, dead))
+            woken = limiter.reclaim(key, limit, dead)
             reclaimed.extend(sorted(dead))
             wake(state, key, limit, woken)
     return reclaimed
