@@ -24,7 +24,7 @@ from .events.choice import transport_for
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
-from .limiter import limiter_for
+from .limiter_choice import limiter_for
 from .limits import declared_limits
 from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus

@@ -1,7 +1,8 @@
 """Where the buckets of the rate limits live, shared by every consumer on every host.
 
 Redis when there is one (``BATON_PUBSUB_URL``, else a Redis Huey's own
-connection: ``redis_buckets``), the database otherwise. Either way each
+connection: ``redis_buckets``), the database otherwise (``limiter_choice``
+picks). Either way each
 operation is atomic: the bucket is read, changed and written back with
 nothing else changing it in between (a row lock here; one Lua script in
 Redis). Both keep the same JSON (``buckets.Bucket``).
@@ -14,11 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from huey import Huey
-
-from . import buckets, huey_compat
+from . import buckets
 from .buckets import Bucket, Request, Verdict
-from .config import BatonConfig
 from .limits import Limit
 from .store import Store
 
@@ -102,20 +100,3 @@ class DatabaseLimiter(Limiter):
 
     def close(self) -> None:
         """Nothing of its own: the store's engine is closed with the store."""
-
-
-def limiter_for(config: BatonConfig, store: Store, huey: Huey) -> Limiter:
-    """Redis if ``BATON_PUBSUB_URL`` names one or Huey runs on Redis; the database otherwise."""
-    if config.pubsub_url:
-        import redis  # the optional dependency ``flask-baton[redis]``, as the pub/sub transport
-
-        from .redis_buckets import RedisLimiter
-
-        prefix = f"{config.pubsub_prefix}baton:limits:{huey.name}:"
-        return RedisLimiter(redis.Redis.from_url(config.pubsub_url), prefix, owned=True)
-    client = huey_compat.redis_client(huey)
-    if client is not None:
-        from .redis_buckets import RedisLimiter
-
-        return RedisLimiter(client, f"baton:limits:{huey.name}:", owned=False)
-    return DatabaseLimiter(store)
