@@ -1,8 +1,8 @@
 """A running step under its ``rate_limit``: wait for its turn, call, give the slot back, count what it used.
 
-The runner (``runner._execute``) asks a ``Pacer`` to ``run`` the step
-function. For a step with a ``rate_limit`` key, the pacer first asks the
-key's bucket (``limiter``, ``buckets.admit``) for the call:
+The runner (``runner._execute``) asks a ``Pacer`` to ``admit`` the run,
+then calls the step function inside ``with pacer:``. For a step with a
+``rate_limit`` key, the pacer first asks the key's bucket (``limiter``, ``buckets.admit``) for the call:
 
 - granted: the call is counted (with its ``tokens`` estimate) and, under a
   ``concurrency`` limit, a slot is held until the function returns;
@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from . import buckets, transitions
 from .appstate import AppState
@@ -54,27 +53,34 @@ class Pacer:
         self._ref = new_id()
         self._used = 0  # tokens recorded by this run so far
 
-    def run(self, job: Job, call: Callable[[], Any]) -> Any:
-        """``call()`` once this run may: its value, or ``Snooze`` / ``RateLimited`` / ``Discard`` raised."""
+    def admit(self, job: Job) -> None:
+        """Wait for this run's turn under its key, if it has one: ``Snooze`` / ``Discard`` raised if not now.
+
+        Then run the step function in ``with pacer:``, which gives the slot
+        back and turns a provider's rate-limit error into ``RateLimited``.
+        """
         if self._step.rate_limit is not None:
             self._admit(job)
+
+    def __enter__(self) -> Pacer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> Literal[False]:
+        """Give the slot back; a rate-limit error slows the key down (and becomes ``RateLimited``).
+
+        A class, not a generator, so an error's traceback keeps only the
+        frames it had: the step's own below flask_baton's runner.
+        """
         try:
-            value = call()
-            if isinstance(value, RateLimited):
-                raise value
-            return value
-        except RateLimited as limited:
-            self._slow_down(limited)
-            raise
-        except Exception as exc:
-            retry_after = retry_after_of(exc)
-            if retry_after is None:
-                raise
-            told = RateLimited(retry_after)
-            self._slow_down(told)
-            raise told from exc
+            if isinstance(error, RateLimited):
+                self._slow_down(error)
+            elif isinstance(error, Exception) and (retry_after := retry_after_of(error)) is not None:
+                told = RateLimited(retry_after)
+                self._slow_down(told)
+                raise told from error
         finally:
             self._release()
+        return False
 
     def correct(self, call: ModelCall) -> None:
         """Count this run's call with the tokens recorded so far (``job.record_usage``), not its estimate."""

@@ -102,9 +102,11 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
     pacer = Pacer(state, step, claimed)
     job = make_job(state, claimed, on_usage=pacer.correct)
     try:
-        value = pacer.run(job, partial(_call, state, step, job))
-        if isinstance(value, Snooze):
-            raise value
+        pacer.admit(job)
+        with pacer:
+            value = _call(state, step, job)
+            if isinstance(value, Snooze):
+                raise value
         result = _encode(claimed, value)
     except Snooze as snooze:
         _record(

@@ -327,3 +327,18 @@ def test_a_cancelled_waiter_hands_its_turn_to_the_next_at_once(
     # Its fallback is BATON_LEASE_SECONDS (60 s): the released slot's wake-up skipped the cancelled waiter.
     assert wait_finished(app, later.workflow_id, timeout=30).state == "completed"
     assert wait_finished(app, holder.workflow_id, timeout=30).state == "completed"
+
+
+def test_steps_waiting_for_a_key_are_served_before_a_later_workflow_s(
+    app: Flask, consumer: ThreadConsumer, ledger_path: Path
+) -> None:
+    first = fan_out("paced:first", 6, key="tenant:fifo")
+    first.insert()
+    wait_for(lambda: snoozed(app, first.workflow_id, 3), "three of the first workflow's calls to wait")
+    later = fan_out("paced:later", 3, key="tenant:fifo")
+    later.insert()
+    assert wait_finished(app, first.workflow_id, timeout=60).state == "completed"
+    assert wait_finished(app, later.workflow_id, timeout=60).state == "completed"
+    first_calls, later_calls = grants(ledger_path, first.workflow_id), grants(ledger_path, later.workflow_id)
+    assert max(c["granted_at"] for c in first_calls) < min(c["granted_at"] for c in later_calls)
+    assert_no_window_exceeds(sorted(first_calls + later_calls, key=lambda c: c["granted_at"]), rpm=3, tpm=1000)
