@@ -217,7 +217,7 @@ def retry_after_of(exc: BaseException) -> float | None:
     An OpenAI or Anthropic SDK ``RateLimitError`` (by class name, so neither
     SDK is imported) carries the HTTP response; its ``retry-after-ms`` or
     ``retry-after`` header (seconds) says how long. One without a usable
-    header waits ``DEFAULT_RETRY_AFTER`` seconds.
+    header is an ordinary error (None): the step's retries and backoff apply.
     """
     if type(exc).__name__ != "RateLimitError":
         return None
@@ -229,8 +229,4 @@ def retry_after_of(exc: BaseException) -> float | None:
             continue
         if 0 <= seconds < math.inf:
             return seconds
-    return DEFAULT_RETRY_AFTER
-
-
-#: Seconds to wait after a provider's rate-limit error that does not say how long.
-DEFAULT_RETRY_AFTER = 10.0
+    return None

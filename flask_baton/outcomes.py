@@ -28,7 +28,7 @@ class RateLimited(Snooze):
 
     A step with a ``rate_limit`` key also slows that key down: no step of it
     starts before then. An OpenAI or Anthropic SDK ``RateLimitError`` raised
-    by a step is turned into this, with the wait its ``retry-after`` header says.
+    by a step, carrying a ``retry-after`` header, is turned into this, with that wait.
     """
 
     def __init__(self, retry_after: float = 10.0) -> None:

@@ -10,7 +10,7 @@ import pytest
 from flask_baton import ConfigError
 from flask_baton.buckets import Bucket, Request, admit, correct, release, slow_down, usage_of
 from flask_baton.errors import ArgumentError
-from flask_baton.limits import DEFAULT_RETRY_AFTER, Limit, check_step_options, parse_rate_limits, retry_after_of
+from flask_baton.limits import Limit, check_step_options, parse_rate_limits, retry_after_of
 
 FALLBACK = 60.0
 
@@ -221,8 +221,8 @@ class RateLimitError(Exception):
 def test_a_providers_rate_limit_error_is_read_by_its_shape() -> None:
     assert retry_after_of(RateLimitError({"retry-after": "7"})) == 7.0
     assert retry_after_of(RateLimitError({"retry-after-ms": "1500", "retry-after": "2"})) == 1.5
-    assert retry_after_of(RateLimitError({})) == DEFAULT_RETRY_AFTER
-    assert retry_after_of(RateLimitError({"retry-after": "Wed, 21 Oct 2015"})) == DEFAULT_RETRY_AFTER
+    assert retry_after_of(RateLimitError({})) is None  # no wait given: an ordinary error, retried
+    assert retry_after_of(RateLimitError({"retry-after": "Wed, 21 Oct 2015"})) is None
     assert retry_after_of(ValueError("429")) is None
 
 
