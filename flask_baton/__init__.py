@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0.dev0"
 
+from .buckets import RateLimitUsage
 from .bulk import BulkResult
 from .errors import (
     AmbiguousWorkflowIdError,
@@ -31,7 +32,8 @@ from .errors import (
 from .explain import Explanation
 from .extension import Baton
 from .job import Job
-from .outcomes import Discard, Snooze, WaitFor
+from .limits import RateLimit
+from .outcomes import Discard, RateLimited, Snooze, WaitFor
 from .records import WorkflowStatus
 from .states import AttemptOutcome, StepState, Tolerance, WorkflowState
 from .steps import Dep, Step, StepCall
@@ -58,6 +60,9 @@ __all__ = [
     "Job",
     "NotADependencyError",
     "NotSerializableError",
+    "RateLimit",
+    "RateLimitUsage",
+    "RateLimited",
     "ScheduleError",
     "SchemaError",
     "SetupError",

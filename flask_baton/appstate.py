@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from .config import BatonConfig
 from .errors import SetupError
 from .events.transport import Transport
+from .limiter import Limiter
 from .query import Query
 from .queues import Queues
 from .schedule import Schedule
@@ -51,6 +52,8 @@ class AppState:
     events: Transport
     query: Query
     schema_check: SchemaCheck
+    #: Where the buckets of the rate limits live (Redis, or the database).
+    limiter: Limiter
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
     _labels: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +94,7 @@ class AppState:
     def close(self) -> None:
         """Release every connection this app's flask_baton holds (see ``Baton.close``)."""
         self.events.close()
+        self.limiter.close()
         self.queues.close()
         self.store.close()
 

@@ -30,6 +30,7 @@ from flask import Flask
 
 from .budget import BudgetAction, check_action, check_budget
 from .errors import BudgetError, ConfigError, ConfigWarning
+from .limits import RateLimits, parse_rate_limits
 from .pricing import CostFunction, PriceTable, check_pricing
 
 PREFIX = "BATON_"
@@ -67,6 +68,7 @@ class BatonConfig:
     handoff_seconds: float
     budget_usd_per_day: float | None
     budget_action: BudgetAction
+    rate_limits: RateLimits
 
 
 def _string(key: str, value: Any) -> str:
@@ -227,6 +229,7 @@ SETTINGS: dict[str, tuple[str, Any, _Parse]] = {
     "BATON_HANDOFF_SECONDS": ("handoff_seconds", 0.1, _seconds_or_off),
     "BATON_BUDGET_USD_PER_DAY": ("budget_usd_per_day", None, _daily_budget),
     "BATON_BUDGET_ACTION": ("budget_action", "cancel", _budget_action),
+    "BATON_RATE_LIMITS": ("rate_limits", None, parse_rate_limits),
 }
 
 

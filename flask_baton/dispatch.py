@@ -258,11 +258,11 @@ def _finished_payload(state: AppState, end: WorkflowEnd) -> dict[str, object]:
     }
 
 
-def make_job(state: AppState, claimed: Claimed | Cancelled, after_usage: Callable[[], None] | None = None) -> Job:
+def make_job(state: AppState, claimed: Claimed | Cancelled, on_usage: Callable[[ModelCall], None] | None = None) -> Job:
     """The ``job`` handed to a step function or a dependency hook.
 
-    ``after_usage`` is called after each call's usage is stored (the runner
-    checks the spend caps there).
+    ``on_usage`` is told of each model call the step records, once stored
+    (its rate limit counts the tokens really used: ``pacing``).
     """
     workflow_id, step_name = claimed.workflow_id, claimed.step_name
 
@@ -291,8 +291,8 @@ def make_job(state: AppState, claimed: Claimed | Cancelled, after_usage: Callabl
 
     def usage(call: ModelCall) -> float | None:
         cost = record_usage(state.store, state.config.pricing, call, **where)
-        if after_usage is not None:
-            after_usage()
+        if on_usage is not None:
+            on_usage(call)
         return cost
 
     def context(messages: Any, response: Any) -> bool:

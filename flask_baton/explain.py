@@ -33,6 +33,8 @@ class Explanation:
     blocked_by: dict[str, StepState]
     #: When it may run next: snoozed, retryable and available steps.
     runs_at: float | None
+    #: Why a snoozed step waits, when a rate limit holds it back (``StepRecord.waiting_for``).
+    waiting_for: str | None
     #: One human sentence saying all of the above.
     reason: str
 
@@ -49,6 +51,7 @@ def explain(steps: Mapping[str, StepRecord], step_name: str, now: float) -> Expl
         waiting_on if step.state == StepState.PENDING else {},
         blocked_by,
         runs_at,
+        step.waiting_for,
         _reason(step, waiting_on, blocked_by, now),
     )
 
@@ -118,6 +121,8 @@ def _reason(
     if state == StepState.AVAILABLE:
         return f"ready, queued {_when(step.scheduled_at, now)}; waiting for a consumer of its queue"
     if state == StepState.SNOOZED:
+        if step.waiting_for:
+            return f"{step.waiting_for}; next try {_when(step.scheduled_at, now)}"
         return f"snoozed; runs again {_when(step.scheduled_at, now)}"
     if state == StepState.WAITING:
         return f"waiting for a signal (baton.signal); times out {_when(step.scheduled_at, now)}"

@@ -12,8 +12,9 @@ from flask_sqlalchemy import SQLAlchemy
 from huey import Huey
 from sqlalchemy.engine import make_url
 
-from . import budget_control, bulk, control, waits
+from . import budget_control, bulk, control, pacing, waits
 from .appstate import EXTENSION_KEY, AppState, get_state
+from .buckets import RateLimitUsage
 from .bulk import BulkResult
 from .cli import baton_cli
 from .config import BatonConfig, read_config
@@ -23,6 +24,8 @@ from .events.choice import transport_for
 from .explain import Explanation, explain_step
 from .export import export_workflow
 from .huey_factory import huey_from_url
+from .limiter_choice import limiter_for
+from .limits import declared_limits
 from .migration import protect as protect_from_autogenerate
 from .query import Query, WorkflowStatus
 from .queues import Queues
@@ -69,6 +72,7 @@ class Baton:
         if EXTENSION_KEY in app.extensions:
             raise SetupError("flask_baton is already registered on this app; call init_app once per app")
         config = read_config(app)
+        self._check_rate_limit_keys(config)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
         store = open_store(make_url(database_uri), config, app.instance_path)
         huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
@@ -92,6 +96,16 @@ class Baton:
         is the host's to dispose.
         """
         self.state(app).close()
+
+    def _check_rate_limit_keys(self, config: BatonConfig) -> None:
+        """Every ``rate_limit`` key written on a step falls under ``BATON_RATE_LIMITS`` (else ``ConfigError``).
+
+        Steps declared after ``init_app``, and keys a step computes, are checked when the step runs.
+        """
+        declared = declared_limits((step.name, step.rate_limit) for step in self.steps.values())
+        for step in self.steps.values():
+            if isinstance(step.rate_limit, str):
+                config.rate_limits.limit_of(step.rate_limit, step.name, declared)
 
     @staticmethod
     def _database_url(app: Flask, db: SQLAlchemy | None) -> Any:
@@ -129,7 +143,10 @@ class Baton:
         """Declare a step: ``@baton.step`` or ``@baton.step(retries=3, retry_delay=5)``.
 
         Options: ``retries``, ``retry_delay``, ``retry_backoff``, ``queue``,
-        ``priority``, ``timeout``, ``on_dep_cancelled``, ``on_dep_discarded``.
+        ``priority``, ``timeout``, ``on_dep_cancelled``, ``on_dep_discarded``;
+        ``rate_limit`` (a ``BATON_RATE_LIMITS`` key, or a function of the job
+        returning one) and ``tokens`` (the tokens a run is estimated to use,
+        or a function of the job): see ``docs/llm.md``.
         """
 
         def register(fn: StepFunction) -> Step:
@@ -140,6 +157,7 @@ class Baton:
                     f"a step named {step.name!r} is already registered "
                     f"({self.steps[step.name].func.__module__}); pass name= to tell them apart",
                 )
+            declared_limits((s.name, s.rate_limit) for s in [*self.steps.values(), step])  # no two disagree
             self.steps[step.name] = step
             return step
 
@@ -262,6 +280,14 @@ class Baton:
         """The workflow as a ``"mermaid"`` or ``"dot"`` diagram, or as ``"json"``."""
         return export_workflow(self.state().ready().query, workflow_id, format)
 
+    def rate_limits(self) -> list[RateLimitUsage]:
+        """How much of each rate-limit key in use is used now, by key: calls, tokens, slots, waiters.
+
+        ``usage.describe(time.time())`` says it in words:
+        ``"openai: 38 of 40 rpm, 61,200 of 90,000 tpm, 5 waiting"``.
+        """
+        return pacing.usage(self.state().ready(), time.time())
+
     @property
     def query(self) -> Query:
         """Read workflows and steps of the current app."""
@@ -308,6 +334,7 @@ def build_state(
         query=Query(store.engine),
         schema_check=SchemaCheck(store),
         schedules=schedules,
+        limiter=limiter_for(config, store, huey),
     )
 
 

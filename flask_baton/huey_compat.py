@@ -18,6 +18,7 @@ a Huey release that changes one fails there, not in a workflow:
     ``push_all`` makes one ``LPUSH`` of many messages, which ``RPOP`` takes
     in the order given. ``RedisStorage`` has no priorities (``priority`` is
     false); tasks with one go through ``Huey.enqueue``, which refuses them.
+    ``redis_client`` lends ``conn`` to the rate limits (``limiter``).
 ``storage.add_to_schedule(data, eta)`` and ``Huey._emit(SIGNAL_SCHEDULED, task)``
     ``schedule`` puts a delayed task straight into the schedule, where
     ``task.schedule()`` would queue it for a worker to move there, as
@@ -180,6 +181,12 @@ class QueueDepth(NamedTuple):
 
     waiting: int
     scheduled: int
+
+
+def redis_client(huey: Huey) -> Any:
+    """The Redis client of a Redis Huey (``RedisStorage.conn``); None for other storages."""
+    storage = huey.storage
+    return storage.conn if isinstance(storage, RedisStorage) else None
 
 
 def queue_depth(huey: Huey) -> QueueDepth:

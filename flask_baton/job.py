@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import dag
@@ -32,8 +33,21 @@ ContextRecorder = Callable[[Any, Any], bool]
 _NO_RESPONSE: Any = object()
 
 
+@dataclass(frozen=True)
+class Grant:
+    """The call a rate-limited run was granted: its key, when it was counted, the tokens it reserved."""
+
+    key: str
+    at: float
+    tokens: int
+
+
 class Job:
-    """One run of one step of one workflow."""
+    """One run of one step of one workflow.
+
+    ``rate_limit``: for a step with ``rate_limit=``, the ``Grant`` this run
+    runs under (its key, when its call was counted); None otherwise.
+    """
 
     def __init__(
         self,
@@ -68,6 +82,7 @@ class Job:
         self._inputs: dict[str, Input] | None = None
         self._step_names: set[str] | None = None
         self.added_steps: list[NewStep] = []
+        self.rate_limit: Grant | None = None
 
     @property
     def deps(self) -> tuple[str, ...]:

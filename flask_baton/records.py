@@ -101,6 +101,8 @@ class StepRecord:
     tolerates: Mapping[str, str] = field(default_factory=dict)
     #: Who cancelled it, when it is cancelled: a user (``cancel_workflow``) or a dependency's failure.
     cancelled_by: CancelledBy | None = None
+    #: Why it waits, while it is snoozed by a rate limit ("waiting for openai: 40 of 40 rpm used").
+    waiting_for: str | None = None
 
     @property
     def settled(self) -> bool:

@@ -26,6 +26,8 @@ from .errors import StepTimeout
 from .handoff import HandOff
 from .job import Job
 from .outcomes import Discard, Snooze, WaitFor
+from .pacing import Pacer
+from .records import ModelCall
 from .steps import DEFAULT_QUEUE, Step
 from .store import Tx
 from .store.engine import riding_out_outages
@@ -101,18 +103,27 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
 
     The value is the step its completion handed off to this worker, if any.
     """
-    job = make_job(state, claimed, partial(budget_control.after_usage, state, claimed.workflow_id, claimed.budget_usd))
+    pacer = Pacer(state, step, claimed)
+    over_budget = partial(budget_control.after_usage, state, claimed.workflow_id, claimed.budget_usd)
+
+    def on_usage(call: ModelCall) -> None:
+        pacer.correct(call)  # the rate limit counts the tokens really used
+        over_budget()  # and the spend caps the cost
+
+    job = make_job(state, claimed, on_usage=on_usage)
     try:
-        try:
-            value = _call(state, step, job)
-        finally:
-            job.end_stream()  # its last words are heard before its outcome
-        if isinstance(value, Snooze):
-            raise value
-        if isinstance(value, WaitFor):
-            log = partial(worklog.waiting, state, claimed, step.max_attempts, value)
-            _record(state, log, waits.wait, claimed, value)
-            return None
+        pacer.admit(job)
+        with pacer:
+            try:
+                value = _call(state, step, job)
+            finally:
+                job.end_stream()  # its last words are heard before its outcome
+            if isinstance(value, Snooze):
+                raise value
+            if isinstance(value, WaitFor):
+                log = partial(worklog.waiting, state, claimed, step.max_attempts, value)
+                _record(state, log, waits.wait, claimed, value)
+                return None
         result = _encode(claimed, value)
     except Snooze as snooze:
         _record(
@@ -121,6 +132,7 @@ def _execute(state: AppState, step: Step, claimed: Claimed, hand_off: HandOff) -
             transitions.snooze,
             claimed,
             snooze.seconds,
+            snooze.waiting_for,
         )
     except (Discard, _ResultError) as given_up:
         reason = given_up.reason if isinstance(given_up, Discard) else str(given_up)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ArgumentError, InvalidStepError, NotSerializableError
+from .limits import KeySpec, TokenSpec, check_step_options
 from .states import Tolerance
 
 #: A step function: called with the step's ``Job``. Spelled ``Any`` here, as
@@ -62,6 +63,8 @@ class Step:
         on_dep_cancelled: DepHook | None = None,
         on_dep_discarded: DepHook | None = None,
         llm: bool = False,
+        rate_limit: KeySpec | None = None,
+        tokens: TokenSpec | None = None,
     ) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ArgumentError(f"step {name!r}: retries must be an int >= 0, got {retries!r}")
@@ -72,6 +75,7 @@ class Step:
             )
         if timeout is not None and timeout <= 0:
             raise ArgumentError(f"step {name!r}: timeout must be > 0 seconds, got {timeout!r}")
+        check_step_options(name, rate_limit, tokens)
         self.func = func
         self.name = name
         self.retries = retries
@@ -85,6 +89,10 @@ class Step:
         self.timeout = timeout
         self.dep_cancelled_hook = on_dep_cancelled
         self.dep_discarded_hook = on_dep_discarded
+        #: The ``BATON_RATE_LIMITS`` key each run counts against (or a function of the job computing it).
+        self.rate_limit = rate_limit
+        #: Tokens one run is estimated to use (or a function of the job): reserved before the call.
+        self.tokens = tokens
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
 

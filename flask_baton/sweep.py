@@ -25,6 +25,9 @@ database knows better. Every ``BATON_SWEEP_INTERVAL`` seconds one consumer
   publication, or Redis was away) are published again, with the same
   ``event_id``, so ``workflow_finished`` is delivered at least once; all
   are then marked published;
+- concurrency slots of ``BATON_RATE_LIMITS`` held by steps no longer
+  running on a live consumer (``pacing.reclaim_slots``): given back, and
+  the steps waiting for them woken;
 - with ``BATON_PRUNE`` on, settled workflows and debug logs past their age;
   event-feed rows past ``BATON_EVENT_RETENTION`` always, the heartbeat
   rows of consumers silent for a lease (they died without saying so), and
@@ -44,6 +47,7 @@ from .appstate import AppState, worker_id
 from .cascade import finish
 from .dispatch import announce_end, commit, empty_outbox
 from .effects import Claimed, Effects, Ready, StepChange
+from .pacing import reclaim_slots
 from .states import AttemptOutcome, StepState
 from .store import PruneReport, Tx
 from .telemetry import emit, plugin_pruned, plugin_rescued
@@ -77,6 +81,7 @@ class SweepReport:
     events_trimmed: int = 0
     consumers_forgotten: int = 0
     ticks_trimmed: int = 0
+    slots_reclaimed: list[str] = field(default_factory=list)
 
 
 def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> SweepReport:
@@ -92,6 +97,7 @@ def sweep(state: AppState, *, force: bool = False, now: float | None = None) -> 
     _rescue_dead(state, now, report)
     _requeue_lost(state, now, report)
     report.timed_out = waits.time_out_expired(state, now)
+    report.slots_reclaimed = reclaim_slots(state, now)
     _finish_settled(state, report)
     _announce_unannounced(state, now, report)
     _empty_outbox(state, now, report)

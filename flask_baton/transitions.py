@@ -137,9 +137,23 @@ def retry_later(tx: Tx, claimed: Claimed, error: str, delay: float) -> Effects[N
     return _reschedule(tx, claimed, StepState.RETRYABLE, AttemptOutcome.FAILED, delay, error=error)
 
 
-def snooze(tx: Tx, claimed: Claimed, seconds: float) -> Effects[None]:
-    """Run again after ``seconds``; the attempt is given back."""
-    return _reschedule(tx, claimed, StepState.SNOOZED, AttemptOutcome.SNOOZED, seconds, attempt=claimed.attempt - 1)
+def snooze(tx: Tx, claimed: Claimed, seconds: float, waiting_for: str | None = None) -> Effects[None]:
+    """Run again after ``seconds``; the attempt is given back. ``waiting_for``: the limit it waits for."""
+    return _reschedule(
+        tx,
+        claimed,
+        StepState.SNOOZED,
+        AttemptOutcome.SNOOZED,
+        seconds,
+        attempt=claimed.attempt - 1,
+        waiting_for=waiting_for,
+    )
+
+
+def wake(tx: Tx, node_ids: Sequence[str]) -> Effects[None]:
+    """Hand snoozed steps to Huey now: the slot they wait for freed (``pacing``). Others are left alone."""
+    ready = [Ready(node_id, task) for node_id in node_ids if (task := tx.store.wake_snoozed(tx.conn, node_id, tx.now))]
+    return Effects(None, ready=ready)
 
 
 def _reschedule(
@@ -151,9 +165,10 @@ def _reschedule(
     *,
     error: str | None = None,
     attempt: int | None = None,
+    waiting_for: str | None = None,
 ) -> Effects[None]:
     """Move the claimed run's step to ``state``, keeping the run: the next one takes over the step's row."""
-    if not tx.store.reschedule(tx.conn, claimed, state, tx.now + delay, error, attempt):
+    if not tx.store.reschedule(tx.conn, claimed, state, tx.now + delay, error, attempt, waiting_for):
         return Effects(None)
     tx.store.keep_attempt(tx.conn, claimed.ended(outcome, tx.now, error))
     return Effects(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask_baton import Baton, Discard, Job, Snooze, WaitFor
+from flask_baton import Baton, Discard, Job, RateLimit, Snooze, WaitFor
 
 from . import ledger
 
@@ -561,3 +561,67 @@ def wait_without_reading(job: Job) -> Any:
     """Returns ``WaitFor("reply")`` whatever it was sent: waiting twice is refused."""
     ledger.record(job)
     return WaitFor("reply", timeout=3600)
+
+
+# -- rate limits suite (test_rate_limits: BATON_RATE_LIMITS against real consumers) --
+
+
+def _key_of(job: Job) -> str:
+    return str(job.args["key"])
+
+
+def _estimate(job: Job) -> int:
+    return int(job.args.get("estimate", 0))
+
+
+@baton.llm_step(rate_limit=_key_of, tokens=_estimate, retries=0, queue="default")
+def paced_call(job: Job) -> dict[str, Any]:
+    """A model call under ``job.args["key"]``: notes when its call was counted, and reports ``used`` tokens.
+
+    With ``hold_dir``, it runs until ``<hold_dir>/release`` exists, noting
+    ``<hold_dir>/<step>.running`` meanwhile (a concurrency test counts them),
+    then its span (start and end times) in a ``.span`` file.
+    With ``provider_says_wait``, its first run raises a provider-shaped ``RateLimitError``.
+    """
+    import os
+    from pathlib import Path
+
+    grant = job.rate_limit
+    assert grant is not None
+    started = time.time()
+    ledger.record(job, key=grant.key, granted_at=grant.at, started_at=started, tokens=grant.tokens, pid=os.getpid())
+    if job.args.get("provider_says_wait") and _ledger_count(job) == 1:
+        raise _ProviderRateLimitError(job.args["provider_says_wait"])
+    hold = job.args.get("hold_dir")
+    if hold:
+        running = Path(hold, f"{job.step_name}.running")
+        running.write_text(str(os.getpid()))
+        while not Path(hold, "release").exists():
+            time.sleep(0.01)
+        running.unlink()
+        Path(hold, f"{job.step_name}.{job.attempt}.{os.getpid()}.span").write_text(f"{started} {time.time()}")
+    used = int(job.args.get("used", 0))
+    if used:
+        job.record_usage(model="gpt-4o-mini", input_tokens=used // 2, output_tokens=used - used // 2)
+    return {"key": grant.key}
+
+
+class _ProviderRateLimitError(Exception):
+    """Shaped like ``openai.RateLimitError``: a 429 whose response carries ``retry-after``."""
+
+    def __init__(self, seconds: float) -> None:
+        from types import SimpleNamespace
+
+        super().__init__("Error code: 429 - rate limit reached")
+        self.response = SimpleNamespace(headers={"retry-after": str(seconds)})
+
+
+_ProviderRateLimitError.__name__ = "RateLimitError"
+
+
+@baton.step(rate_limit=RateLimit("declared-on-step", rpm=100, concurrency=1))
+def declared_limit_call(job: Job) -> str:
+    """A step that declares its key's limits itself (no ``BATON_RATE_LIMITS`` needed)."""
+    ledger.record(job)
+    assert job.rate_limit is not None
+    return job.rate_limit.key

@@ -81,10 +81,21 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
+def make_version_10(app: Flask) -> None:
+    """Turn the app's installed schema back into what schema version 10 was (before rate limits)."""
+    from sqlalchemy import text
+
+    with app.extensions["baton"].engine.begin() as conn:
+        conn.execute(text("DROP TABLE baton_rate_buckets"))
+        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN waiting_for"))
+        conn.execute(text("UPDATE baton_schema SET version = 10"))
+
+
 def make_version_9(app: Flask) -> None:
     """Turn the app's installed schema back into what schema version 9 was (before the events' outbox)."""
     from sqlalchemy import text
 
+    make_version_10(app)
     with app.extensions["baton"].engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_baton_completions_unpublished"))
         conn.execute(text("ALTER TABLE baton_completions DROP COLUMN published_at"))

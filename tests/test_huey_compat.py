@@ -275,6 +275,13 @@ def test_close_disconnects_redis_huey_s_connections(huey_on_redis: Huey) -> None
         )
 
 
+def test_redis_client_lends_a_redis_huey_s_connection_and_nothing_else(huey_on_redis: Huey, sqlite_huey: Huey) -> None:
+    with pinned("RedisStorage.conn"):
+        client = huey_compat.redis_client(huey_on_redis)
+        assert client is huey_on_redis.storage.conn and client.ping()
+    assert huey_compat.redis_client(sqlite_huey) is None
+
+
 def _spy_on_keys(huey: Huey) -> list[tuple[str, Any]]:
     """Record each call the real ``huey.storage`` gets to read or write a key (the storage still does it)."""
     calls: list[tuple[str, Any]] = []

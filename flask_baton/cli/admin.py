@@ -73,14 +73,16 @@ def db_upgrade() -> None:
 @baton_cli.command("sweep")
 @with_appcontext
 def sweep() -> None:
-    """Run one sweep now: rescue lost steps, finish settled workflows, announce and publish ends, prune if on."""
+    """Run one sweep now: rescue lost steps, finish settled workflows, announce and publish ends, take back
+    dead consumers' rate-limit slots, prune if on."""
     report = run_sweep(app_state(), force=True)
     click.echo(
         f"rescued {len(report.rescued)} step(s), discarded {len(report.discarded)}, "
         f"re-enqueued {len(report.requeued)}, finished {len(report.finished)} settled workflow(s), "
         f"announced {len(report.announced)} workflow end(s), "
         f"published {len(report.republished)} end(s) again from the outbox, "
-        f"trimmed {report.events_trimmed} feed event(s)"
+        f"trimmed {report.events_trimmed} feed event(s), "
+        f"took back {len(report.slots_reclaimed)} rate-limit slot(s)"
     )
     if report.pruned is not None:
         click.echo(

@@ -195,7 +195,8 @@ def waiting_on(why: Explanation) -> str:
     if why.waiting_on:
         return describe_states(why.waiting_on)
     if why.state in (StepState.SNOOZED, StepState.RETRYABLE) and why.runs_at is not None:
-        return f"next run {clock(why.runs_at)}"
+        waiting_for = f"{why.waiting_for}, " if why.waiting_for else ""
+        return f"{waiting_for}next run {clock(why.runs_at)}"
     return ""
 
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 import click
 from flask.cli import with_appcontext
 
+from .. import pacing
 from ..errors import WorkflowNotFoundError
 from ..headline import OutcomeFacts
 from ..query import Query
@@ -69,7 +70,8 @@ def status(
     step_name: str | None,
 ) -> None:
     """List recent workflows, or show each step of WORKFLOW_ID (its id or a unique start of it)."""
-    query = app_state().query
+    state = app_state()
+    query = state.query
     if workflow_id is None:
         for flag, given in (("--watch", watch), ("--errors", errors), ("--step", step_name is not None)):
             if given:
@@ -80,6 +82,9 @@ def status(
             return
         ended = [w.id for w in page.workflows if w.state != WorkflowState.RUNNING]
         click.echo(render.workflow_list(page.workflows, query.outcome_facts(ended)))
+        limits = pacing.usage(state, time.time())
+        if limits:
+            click.echo("\nrate limits:\n" + "\n".join(f"  {usage.describe(time.time())}" for usage in limits))
         return
     if label is not None:
         raise click.UsageError("--label filters the list of workflows; leave it out with WORKFLOW_ID")

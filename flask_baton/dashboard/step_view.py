@@ -58,6 +58,7 @@ class StepView:
     quorum: str | None
     can_retry: bool
     streamed: str = ""  # what the running attempt streamed so far (``job.stream``), filled in by the live feed
+    waiting_for: str | None = None  # the rate limit a snoozed step waits for
 
     @property
     def attempt_text(self) -> str:
@@ -113,4 +114,5 @@ def step_view(
         deps=step.deps,
         quorum=quorum_text(step.args),
         can_retry=can_retry,
+        waiting_for=step.waiting_for,
     )

@@ -20,6 +20,7 @@ from ..config import BatonConfig
 from ..effects import Claimed, Ready, WorkflowEnd
 from . import migrations
 from .attempts import AttemptStatements
+from .buckets import BucketStatements
 from .budget import BudgetStatements
 from .consumers import ConsumerStatements
 from .control import ControlStatements
@@ -73,6 +74,7 @@ class Store(
     ScheduleStatements,
     BudgetStatements,
     WaitStatements,
+    BucketStatements,
 ):
     """flask_baton's tables in one database: its transactions and all their statements."""
 

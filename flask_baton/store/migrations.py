@@ -21,6 +21,7 @@ from .tables import (
     consumers,
     metadata,
     nodes,
+    rate_buckets,
     schedule_ticks,
     schema_versions,
     signals,
@@ -30,7 +31,7 @@ from .tables import (
 )
 
 #: The version ``create_schema`` brings a database to.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 def _add_dependents_version(conn: Connection) -> None:
@@ -113,6 +114,12 @@ def _add_event_outbox(conn: Connection) -> None:
     next(index for index in completions.indexes if index.name == "ix_baton_completions_unpublished").create(conn)
 
 
+def _add_rate_limits(conn: Connection) -> None:
+    """Version 11: the buckets of ``BATON_RATE_LIMITS`` and why a snoozed step waits."""
+    rate_buckets.create(conn)
+    conn.execute(text(f"ALTER TABLE {nodes.name} ADD COLUMN waiting_for TEXT"))
+
+
 #: version -> function that upgrades a database from ``version - 1``.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_dependents_version,
@@ -124,6 +131,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     8: _add_budgets,
     9: _add_signals_and_waits,
     10: _add_event_outbox,
+    11: _add_rate_limits,
 }
 
 

@@ -156,6 +156,7 @@ def _step(row: Row[Any], deps: dict[str, list[str]], tolerates: dict[str, dict[s
         json.loads(row.args),
         tolerates.get(row.step_name, {}),
         _cancelled_by(row.state, row.cancelled_by),
+        row.waiting_for if row.state == StepState.SNOOZED else None,
     )
 
 

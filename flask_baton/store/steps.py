@@ -100,9 +100,13 @@ class StepStatements(StoreCore):
         at: float,
         error: str | None = None,
         attempt: int | None = None,
+        waiting_for: str | None = None,
     ) -> bool:
-        """Move the claimed attempt to ``state``, due at ``at``; False if it moved meanwhile."""
-        values: dict[str, Any] = {"state": state, "scheduled_at": at, "worker": None}
+        """Move the claimed attempt to ``state``, due at ``at``; False if it moved meanwhile.
+
+        ``waiting_for``: why a snoozed step waits (a rate limit), shown while it is snoozed.
+        """
+        values: dict[str, Any] = {"state": state, "scheduled_at": at, "worker": None, "waiting_for": waiting_for}
         if error is not None:
             values["error"] = error
         if attempt is not None:

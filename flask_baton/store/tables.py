@@ -110,6 +110,9 @@ nodes = Table(
     # or ``CancelledBy.BUDGET`` (a spend cap reached); NULL when a
     # dependency's failure did, or the step is not cancelled.
     Column("cancelled_by", String(16)),
+    # Why a snoozed step waits, when a limit of ``BATON_RATE_LIMITS`` holds it
+    # ("waiting for openai: 40 of 40 rpm used"); shown while it is snoozed.
+    Column("waiting_for", Text),
     Index("ux_baton_nodes_workflow_step", "workflow_id", "step_name", unique=True),
     Index("ix_baton_nodes_state_scheduled", "state", "scheduled_at"),
 )
@@ -308,6 +311,17 @@ waits = Table(
     Column("on_timeout", String(16), nullable=False),
     Column("approval", Boolean, nullable=False, default=False, server_default="0"),
     Index("ix_baton_waits_workflow_name", "workflow_id", "name"),
+)
+
+rate_buckets = Table(
+    "baton_rate_buckets",
+    metadata,
+    # One row per key of ``BATON_RATE_LIMITS`` in use (``"openai"``, ``"tenant:acme"``):
+    # its window of calls, queue of waiters and held slots as JSON
+    # (``buckets.Bucket``), changed under a row lock. Unused with Redis.
+    Column("key", NAME, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 schema_versions = Table(
