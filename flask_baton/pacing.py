@@ -176,12 +176,40 @@ def wake(state: AppState, key: str, limit: Limit, node_ids: list[str]) -> None:
     for _round in range(WAKE_ROUNDS):
         if not node_ids:
             return
-        _, effects = commit(state, transitions.wake, node_ids)
-        woken = {ready.node_id for ready in effects.ready}
+        woken = _wake_snoozed(state, node_ids)
         gone = state.store.settled_among([node for node in node_ids if node not in woken])
         if not gone:
             return
         node_ids = state.limiter.forget(key, limit, gone)
+
+
+#: How long a release waits for a waiter that was told to wait but has not
+#: yet recorded its snooze (``_wake_snoozed``), in pauses of ``SNOOZE_PAUSE``.
+SNOOZE_GRACE, SNOOZE_PAUSE = 2.0, 0.02
+
+
+def _wake_snoozed(state: AppState, node_ids: list[str]) -> set[str]:
+    """Make ``node_ids`` due now; those woken.
+
+    A waiter is told to wait (``admit``) before its snooze commits: a slot
+    freed in between would find it still executing, and it would sleep
+    until its fallback (``BATON_LEASE_SECONDS``). So a waiter still
+    executing, or snoozed since that try, is tried again until it is woken,
+    for ``SNOOZE_GRACE`` at most.
+    """
+    woken: set[str] = set()
+    deadline = time.monotonic() + SNOOZE_GRACE
+    pending = list(node_ids)
+    while pending:
+        _, effects = commit(state, transitions.wake, pending)
+        woken |= {ready.node_id for ready in effects.ready}
+        pending = [node for node in pending if node not in woken]
+        if not pending or time.monotonic() > deadline:
+            break
+        pending = state.store.not_yet_woken_among(pending)
+        if pending:
+            time.sleep(SNOOZE_PAUSE)
+    return woken
 
 
 def reclaim_slots(state: AppState, now: float) -> list[str]:

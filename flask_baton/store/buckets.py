@@ -79,6 +79,16 @@ class BucketStatements(StoreCore):
             )
         return set(node_ids) - alive
 
+    def not_yet_woken_among(self, node_ids: Collection[str]) -> list[str]:
+        """Of ``node_ids``, the steps still executing (told to wait, their snooze not yet recorded) or snoozed."""
+        waiting = (StepState.EXECUTING, StepState.SNOOZED)
+        with self.read() as conn:
+            return list(
+                conn.execute(
+                    select(nodes.c.id).where(nodes.c.id.in_(list(node_ids)), nodes.c.state.in_(waiting))
+                ).scalars()
+            )
+
     def wake_snoozed(self, conn: Connection, node_id: str, now: float) -> str | None:
         """Make a snoozed step due now (a slot it waits for freed); its task, None if it is not snoozed."""
         task: str | None = conn.execute(
