@@ -144,11 +144,16 @@ class Phase:
 
 
 def check_rate(phase: Phase, runs: Sequence[Mapping[str, Any]], rpm: int, tpm: int, window: float) -> None:
-    """Fill ``phase`` with the rate phase's figures and problems."""
+    """Fill ``phase`` with the rate phase's figures and problems.
+
+    The calls a window can hold, ``cap``, is ``rpm`` or, when the tokens
+    bind first, ``tpm`` over the largest call's tokens.
+    """
     ordered = sorted(runs, key=lambda run: float(run["at"]))
     times = [float(run["at"]) for run in ordered]
     calls, tokens = window_peak(times, [int(run["tokens"]) for run in ordered], window)
-    lag = saturated_lag(times, window, rpm)
+    cap = min(rpm, tpm // max((int(run["tokens"]) for run in runs), default=1) or rpm)
+    lag = saturated_lag(times, window, cap)
     held = None if lag is None else window / (window + lag)
     span = times[-1] - times[0] if times else 0.0
     phase.figures.update(fullest_calls=calls, fullest_tokens=tokens, lag=lag, saturated_rate=held, span=span)
@@ -160,7 +165,7 @@ def check_rate(phase: Phase, runs: Sequence[Mapping[str, Any]], rpm: int, tpm: i
         + (
             "n/a (never saturated: give more --steps than --rpm)"
             if held is None or lag is None
-            else f"each call {lag:.2f}s after its turn on average, so {held:.1%} of rpm sustained"
+            else f"each call {lag:.2f}s after its turn on average: {held:.1%} of the limit ({cap} a window) sustained"
         ),
     ]
     if calls > rpm:
@@ -168,7 +173,7 @@ def check_rate(phase: Phase, runs: Sequence[Mapping[str, Any]], rpm: int, tpm: i
     if tokens > tpm:
         phase.problems.append(f"a window held {tokens:,} tokens > {tpm:,} tpm")
     if held is not None and held < RATE_TARGET:
-        phase.problems.append(f"saturated rate {held:.1%} of rpm < {RATE_TARGET:.0%}")
+        phase.problems.append(f"saturated rate {held:.1%} of the limit < {RATE_TARGET:.0%}")
     phase.problems += run_problems(runs, phase.steps)
 
 

@@ -43,7 +43,10 @@ def test_a_limiter_that_waits_exactly_its_turn_sustains_the_limit_and_a_late_one
 
     phase = Phase("rate", "sqlite", len(late), 70.0)
     check_rate(phase, _runs(late), rpm=3, tpm=1000, window=60.0)
-    assert phase.problems == ["saturated rate 90.9% of rpm < 95%"]  # 3 per 66 s of 3 per 60 s
+    assert phase.problems == ["saturated rate 90.9% of the limit < 95%"]  # 3 per 66 s of 3 per 60 s
+    tokens = Phase("rate", "sqlite", 5, 130.0)
+    check_rate(tokens, _runs([0.0, 0.1, 60.0, 60.1, 120.0], tokens=400), rpm=10, tpm=1000, window=60.0)
+    assert tokens.ok and tokens.figures["lag"] == pytest.approx(0.0)  # tpm lets 2 calls of 400 a window
 
 
 def test_a_window_over_rpm_or_tpm_and_a_step_run_twice_or_retried_are_problems() -> None:
