@@ -12,6 +12,12 @@ below, ``FLASK_*`` environment variables (``FLASK_SQLALCHEMY_DATABASE_URI``,
 ``FLASK_BATON_HUEY_URL=redis://...``, ``FLASK_EXAMPLE_DELAY_SCALE=0``), and
 the ``config`` mapping given to ``create_app`` (what tests use).
 
+The fake model calls share one rate limit, ``fake-llm``: ``EXAMPLE_LLM_RPM``
+calls a minute and ``EXAMPLE_LLM_CONCURRENCY`` at once (or a whole
+``BATON_RATE_LIMITS``, which wins). One brief makes five calls and runs
+unhindered; start several at once and the later calls wait their turn
+("waiting for fake-llm: 20 of 20 rpm used" on the dashboard) instead of failing.
+
 The default ``SECRET_KEY`` is for development only: it is written in this
 file, so anyone can sign a session with it. It lets the dashboard's cancel and
 retry buttons work out of the box (their CSRF token lives in the session).
@@ -28,7 +34,7 @@ from typing import Any
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from .steps import baton
+from .steps import LLM_KEY, baton
 
 __all__ = ["DEVELOPMENT_SECRET_KEY", "baton", "create_app", "db"]
 
@@ -58,10 +64,17 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
         BATON_DEBUG_CAPTURE=True,
         # Multiplies the fake models' pauses: 1 is watchable, 0 is for tests.
         EXAMPLE_DELAY_SCALE=1.0,
+        # The fake models' shared limit: four briefs' calls a minute, five at once.
+        EXAMPLE_LLM_RPM=20,
+        EXAMPLE_LLM_CONCURRENCY=5,
     )
     app.config.from_prefixed_env()
     if config:
         app.config.update(config)
+    app.config.setdefault(
+        "BATON_RATE_LIMITS",
+        {LLM_KEY: {"rpm": app.config["EXAMPLE_LLM_RPM"], "concurrency": app.config["EXAMPLE_LLM_CONCURRENCY"]}},
+    )
 
     db.init_app(app)
     baton.init_app(app, db=db)

@@ -6,10 +6,12 @@
     fetch_sources ─> keywords:<model> x3 ─> keywords (quorum 2) ┼─> compile_brief ─> review ─> publish
                  └─> credibility ───────────────────────────┘
 
-The three analyses are ``llm_step``s on the ``llm`` queue; keywords are asked
+The three analyses are ``llm_step``s on the ``llm`` queue, paced by one rate
+limit key (``LLM_KEY``, see ``create_app``); keywords are asked
 of three models at once (``multi_model.fan_out``) and merged by a synthesis
 step that goes ahead when two of the three answered. Every call records its
-(fake) token usage, so the dashboard shows the brief's cost as it runs. The
+(fake) token usage, so the dashboard shows the brief's cost as it runs, against
+its budget (``BRIEF_BUDGET_USD``: a brief that costs more is cancelled). The
 summary is streamed word by word (``job.stream_from``), as a chat model's
 answer would be: the dashboard shows it growing on the ``summarize`` row.
 compiled brief then waits for an editor (``review`` returns ``WaitFor(...,
@@ -90,6 +92,12 @@ _EXTRA_KEYWORDS = (
 )
 
 T = TypeVar("T")
+
+#: The rate limit key every fake model call counts against (``BATON_RATE_LIMITS``).
+LLM_KEY = "fake-llm"
+#: Each brief's spend cap: a normal brief costs well under a cent, so only a
+#: runaway one reaches it (``app.config["EXAMPLE_BRIEF_BUDGET_USD"]`` overrides it).
+BRIEF_BUDGET_USD = 0.05
 
 
 def _digest(*parts: str) -> bytes:
@@ -185,7 +193,7 @@ def fake_stream(text: str, seed: bytes) -> Iterator[dict[str, Any]]:
         yield {"choices": [{"delta": {"content": word if index == 0 else " " + word}}]}
 
 
-@baton.llm_step()
+@baton.llm_step(rate_limit=LLM_KEY)
 def summarize(job: Job) -> dict[str, Any]:
     """Summarise what the sources say (one model call, its answer streamed as it comes)."""
     fetched = job.result("fetch_sources")
@@ -195,7 +203,7 @@ def summarize(job: Job) -> dict[str, Any]:
     return {"summary": summary}
 
 
-@baton.llm_step()
+@baton.llm_step(rate_limit=LLM_KEY)
 def extract_keywords(job: Job) -> dict[str, Any]:
     """Ask one model (``job.args["model"]``) for keywords."""
     model, topic = job.args["model"], job.result("fetch_sources")["topic"]
@@ -217,7 +225,7 @@ def merge_keywords(job: Job) -> dict[str, Any]:
     return {"keywords": ranked, "models": sorted(answers)}
 
 
-@baton.llm_step()
+@baton.llm_step(rate_limit=LLM_KEY)
 def credibility(job: Job) -> dict[str, Any]:
     """Score how far each source can be trusted (one model call)."""
     fetched = job.result("fetch_sources")
@@ -288,8 +296,9 @@ def start_brief(topic: str) -> str:
     for an empty or over-long topic, before anything is written.
     """
     topic = clean_topic(topic)
+    budget = float(current_app.config.get("EXAMPLE_BRIEF_BUDGET_USD", BRIEF_BUDGET_USD))
     workflow = (
-        Workflow(name=WORKFLOW_PREFIX + topic)
+        Workflow(name=WORKFLOW_PREFIX + topic, budget_usd=budget)
         .add("fetch_sources", fetch_sources.new(topic=topic))
         .add("summarize", summarize.new(), deps=["fetch_sources"])
         .add("credibility", credibility.new(), deps=["fetch_sources"])

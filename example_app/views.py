@@ -150,6 +150,7 @@ def _workflow_json(record: WorkflowRecord) -> dict[str, Any]:
         "state": record.state.value,
         "total_steps": record.total_steps,
         "settled_steps": record.settled_steps,
+        "budget_usd": record.budget_usd,
         "created_at": record.created_at,
         "finished_at": record.finished_at,
     }

@@ -16,8 +16,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from example_app import DEVELOPMENT_SECRET_KEY, create_app
-from example_app.steps import KEYWORD_MODELS, baton, fake_credibility, fake_keywords, fake_sources, fake_summary
+from example_app.steps import (
+    BRIEF_BUDGET_USD,
+    KEYWORD_MODELS,
+    LLM_KEY,
+    baton,
+    fake_credibility,
+    fake_keywords,
+    fake_sources,
+    fake_summary,
+)
 from example_app.survey import DRAFTS, READS
+from flask_baton import limits
 from flask_baton.events import STEP_STREAMED
 from flask_baton.store.tables import events as feed
 
@@ -26,16 +36,18 @@ from .support import ThreadConsumer, wait_for
 
 MODEL_STEPS = [f"keywords:{model}" for model in KEYWORD_MODELS]
 STEPS = ["fetch_sources", "summarize", "credibility", *MODEL_STEPS, "keywords", "compile_brief", "review", "publish"]
+LLM_STEPS = ["summarize", "credibility", *MODEL_STEPS]
 
 
-def _create(tmp_path: Path) -> Flask:
-    """The example app on its own SQLite files, with the fake pauses off."""
+def _create(tmp_path: Path, **config: Any) -> Flask:
+    """The example app on its own SQLite files, with the fake pauses off (and ``config``)."""
     return create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.db'}",
             "BATON_HUEY_URL": f"sqlite:///{tmp_path / 'example-huey.db'}",
             "EXAMPLE_DELAY_SCALE": 0,
+            **config,
         },
         instance_path=str(tmp_path / "instance"),
     )
@@ -244,3 +256,41 @@ def test_a_big_survey_completes_tolerating_its_lost_sources_with_every_run_kept(
     with example_app.app_context():
         runs = example_app.extensions["baton"].query.get_step_attempts(workflow_id, retried[0])
     assert [run.outcome for run in runs] == ["failed", "completed"]
+
+
+def _waiting_for_the_limit(workflow_ids: list[str]) -> str | None:
+    """Why a step of these briefs waits, once one waits for the fake models' limit."""
+    steps = [step for wf in workflow_ids for step in baton.query.get_workflow_jobs(wf)]
+    return next((s.waiting_for for s in steps if (s.waiting_for or "").startswith(f"waiting for {LLM_KEY}:")), None)
+
+
+def test_a_burst_of_briefs_is_paced_by_the_fake_model_limit_without_spending_an_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five briefs make 25 calls; 5 a window (1 s here, not 60) lets one brief through unhindered.
+    monkeypatch.setattr(limits, "MINUTE", 1.0)
+    app = _create(tmp_path, EXAMPLE_LLM_RPM=5, EXAMPLE_REVIEW_TIMEOUT=600)
+    app.debug = True
+    client = app.test_client()
+    try:
+        with ThreadConsumer(app, workers=2), ThreadConsumer(app, workers=4, queue="llm"):
+            workflow_ids = [_start(client, f"topic {n}") for n in range(5)]
+            with app.app_context():
+                reason = wait_for(lambda: _waiting_for_the_limit(workflow_ids), "a call to wait for the fake-llm limit")
+            for workflow_id in workflow_ids:
+                _review_waiting(client, workflow_id)
+                _approve(client, workflow_id)
+            finished = [_wait_settled(client, workflow_id) for workflow_id in workflow_ids]
+        with app.app_context():
+            query = baton.query
+            runs = [run for wf in workflow_ids for name in LLM_STEPS for run in query.get_step_attempts(wf, name)]
+            costs = [baton.stats.by_step(wf) for wf in workflow_ids]
+    finally:
+        close_app(app)
+
+    assert [data["workflow"]["state"] for data in finished] == ["completed"] * 5
+    assert re.fullmatch(rf"waiting for {LLM_KEY}: \d of 5 rpm used.*", reason), reason  # as the dashboard shows
+    assert any(run.outcome == "snoozed" for run in runs)
+    assert {run.attempt for run in runs} == {1}  # waiting spent no attempt
+    assert all(data["workflow"]["budget_usd"] == BRIEF_BUDGET_USD for data in finished)
+    assert all(0 < sum(u.cost_usd for u in usage.values()) < BRIEF_BUDGET_USD / 10 for usage in costs)
