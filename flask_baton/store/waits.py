@@ -255,8 +255,19 @@ def awaiting_person() -> ColumnElement[bool]:
 
 
 def count_awaiting_person(engine: Engine, since: float | None = None) -> int:
-    """How many workflows (started at ``since`` or later) have a step waiting for an approval now."""
-    stmt = select(func.count()).select_from(workflows).where(awaiting_person())
+    """How many workflows (started at ``since`` or later) have a step waiting for an approval now.
+
+    Counted from the waiting steps (the state index finds them), not by
+    asking every workflow: the index's tab counts it on every page load.
+    """
+    waiting = nodes.join(waits, waits.c.node_id == nodes.c.id)
+    if since is not None:
+        waiting = waiting.join(workflows, workflows.c.id == nodes.c.workflow_id)
+    stmt = (
+        select(func.count(func.distinct(nodes.c.workflow_id)))
+        .select_from(waiting)
+        .where(nodes.c.state == StepState.WAITING, waits.c.approval.is_(True))
+    )
     if since is not None:
         stmt = stmt.where(workflows.c.created_at >= since)
     with read_connection(engine) as conn:
