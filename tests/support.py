@@ -81,110 +81,37 @@ def claim_as_dead_consumer(app: Flask, node_id: str, at: float) -> None:
         conn.execute(update(nodes).where(nodes.c.id == node_id).values(started_at=at, heartbeat_at=at))
 
 
-def make_version_10(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 10 was (before rate limits)."""
+#: What each schema version added, undone: version N's statements take a
+#: database at N back to N - 1 (``make_version``).
+_UNDO: dict[int, tuple[str, ...]] = {
+    11: ("DROP TABLE baton_rate_buckets", "ALTER TABLE baton_nodes DROP COLUMN waiting_for"),
+    10: ("DROP INDEX ix_baton_completions_unpublished", "ALTER TABLE baton_completions DROP COLUMN published_at"),
+    9: ("DROP TABLE baton_waits", "DROP TABLE baton_signals"),
+    8: ("ALTER TABLE baton_workflows DROP COLUMN budget_usd", "ALTER TABLE baton_workflows DROP COLUMN on_budget"),
+    7: ("DROP TABLE baton_schedule_ticks",),
+    6: (
+        "ALTER TABLE baton_step_stats DROP COLUMN reasoning_tokens",
+        "ALTER TABLE baton_step_stats DROP COLUMN cache_write_tokens",
+    ),
+    5: ("DROP TABLE baton_consumers", "DROP INDEX ix_baton_workflows_finished"),
+    4: ("ALTER TABLE baton_nodes DROP COLUMN cancelled_by", "ALTER TABLE baton_workflows DROP COLUMN retried"),
+    3: ("DROP TABLE baton_attempts",),
+    2: ("ALTER TABLE baton_nodes DROP COLUMN dependents_version",),
+}
+
+
+def make_version(app: Flask, version: int) -> None:
+    """Turn the app's installed schema (the newest) back into what schema ``version`` was, recorded as such."""
     from sqlalchemy import text
 
+    from flask_baton.store import migrations
+
+    assert set(_UNDO) == set(range(2, migrations.SCHEMA_VERSION + 1)), "a schema version has no undo here"
     with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("DROP TABLE baton_rate_buckets"))
-        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN waiting_for"))
-        conn.execute(text("UPDATE baton_schema SET version = 10"))
-
-
-def make_version_9(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 9 was (before the events' outbox)."""
-    from sqlalchemy import text
-
-    make_version_10(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_baton_completions_unpublished"))
-        conn.execute(text("ALTER TABLE baton_completions DROP COLUMN published_at"))
-        conn.execute(text("UPDATE baton_schema SET version = 9"))
-
-
-def make_version_8(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 8 was (before waits and signals)."""
-    from sqlalchemy import text
-
-    make_version_9(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("DROP TABLE baton_waits"))
-        conn.execute(text("DROP TABLE baton_signals"))
-        conn.execute(text("UPDATE baton_schema SET version = 8"))
-
-
-def make_version_7(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 7 was (before spend caps)."""
-    from sqlalchemy import text
-
-    make_version_8(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN budget_usd"))
-        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN on_budget"))
-        conn.execute(text("UPDATE baton_schema SET version = 7"))
-
-
-def make_version_6(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 6 was (before schedules' ticks)."""
-    from sqlalchemy import text
-
-    make_version_7(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("DROP TABLE baton_schedule_ticks"))
-        conn.execute(text("UPDATE baton_schema SET version = 6"))
-
-
-def make_version_5(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 5 was (before reasoning and cache writes)."""
-    from sqlalchemy import text
-
-    make_version_6(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("ALTER TABLE baton_step_stats DROP COLUMN reasoning_tokens"))
-        conn.execute(text("ALTER TABLE baton_step_stats DROP COLUMN cache_write_tokens"))
-        conn.execute(text("UPDATE baton_schema SET version = 5"))
-
-
-def make_version_4(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 4 was (before consumers' heartbeats)."""
-    from sqlalchemy import text
-
-    make_version_5(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("DROP TABLE baton_consumers"))
-        conn.execute(text("DROP INDEX ix_baton_workflows_finished"))
-        conn.execute(text("UPDATE baton_schema SET version = 4"))
-
-
-def make_version_3(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 3 was (before the outcome's marks)."""
-    from sqlalchemy import text
-
-    make_version_4(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN cancelled_by"))
-        conn.execute(text("ALTER TABLE baton_workflows DROP COLUMN retried"))
-        conn.execute(text("UPDATE baton_schema SET version = 3"))
-
-
-def make_version_2(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 2 was (before ``baton_attempts``)."""
-    from sqlalchemy import text
-
-    make_version_3(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("DROP TABLE baton_attempts"))
-        conn.execute(text("UPDATE baton_schema SET version = 2"))
-
-
-def make_version_1(app: Flask) -> None:
-    """Turn the app's installed schema back into what schema version 1 was."""
-    from sqlalchemy import text
-
-    make_version_2(app)
-    with app.extensions["baton"].engine.begin() as conn:
-        conn.execute(text("ALTER TABLE baton_nodes DROP COLUMN dependents_version"))
-        conn.execute(text("UPDATE baton_schema SET version = 1"))
+        for undone in range(migrations.SCHEMA_VERSION, version, -1):
+            for statement in _UNDO[undone]:
+                conn.execute(text(statement))
+        conn.execute(text(f"UPDATE baton_schema SET version = {version}"))
 
 
 #: Marks a test that reads this process's open files from Linux's ``/proc``.

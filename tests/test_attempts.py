@@ -29,7 +29,7 @@ from .support import (
     Deliveries,
     ThreadConsumer,
     claim_as_dead_consumer,
-    make_version_2,
+    make_version,
     step_states,
     wait_finished,
     wait_for,
@@ -219,7 +219,7 @@ def test_a_version_2_database_is_upgraded_in_place_and_keeps_runs_from_then_on(a
     done.insert()
     with ThreadConsumer(app, workers=2):
         wait_finished(app, done.workflow_id)
-    make_version_2(app)
+    make_version(app, 2)
     assert "baton_attempts" not in inspect(engine).get_table_names()
 
     assert baton.create_schema() == (2, migrations.SCHEMA_VERSION)

@@ -254,12 +254,12 @@ def test_an_install_at_schema_5_upgrades_keeping_its_workflows_without_a_cap(
 ) -> None:
     from flask_baton.store import migrations
 
-    from .support import make_version_5
+    from .support import make_version
 
     before = chain("before", 1)
     before.insert()
     assert wait_finished(app, before.workflow_id).state == "completed"
-    make_version_5(app)
+    make_version(app, 5)
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
     record = baton.query.get_workflow(before.workflow_id)
     assert record is not None and (record.state, record.budget_usd, record.on_budget) == ("completed", None, None)

@@ -24,7 +24,7 @@ from flask_baton.store import migrations
 
 from . import ledger
 from .steps import baton, constant, fails_while_file_exists, wait_for_file
-from .support import ThreadConsumer, cancel_mid_run, make_version_3, step_states, wait_finished, wait_for
+from .support import ThreadConsumer, cancel_mid_run, make_version, step_states, wait_finished, wait_for
 from .test_dashboard import body, page_token
 from .test_outcome_headline import told
 
@@ -180,7 +180,7 @@ def test_upgrading_to_schema_4_tells_the_steps_an_earlier_cancel_stopped_from_it
 ) -> None:
     wf, _ = failed_then_cancelled(app, tmp_path, "from-v2", ("root", "broken", "after_broken", "held", "after_held"))
     expected = told(app, wf.workflow_id)
-    make_version_3(app)  # what was stored before: no marks
+    make_version(app, 3)  # what was stored before: no marks
 
     assert baton.create_schema() == (3, migrations.SCHEMA_VERSION)
 

@@ -173,13 +173,13 @@ def test_a_version_5_database_gains_the_outbox_with_its_announced_ends_counted_a
     from flask_baton.store import migrations
 
     from .steps import baton
-    from .support import make_version_5
+    from .support import make_version
 
     wf = Workflow("delivery:before-the-upgrade").add("only", constant.new())
     with ThreadConsumer(app):
         wf.insert()
         wait_finished(app, wf.workflow_id)
-    make_version_5(app)
+    make_version(app, 5)
 
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
     assert _published_at(app, wf.workflow_id) is not None

@@ -173,9 +173,9 @@ def test_a_version_4_database_gains_the_consumers_table_and_the_end_index_in_pla
     from flask_baton.store import migrations
 
     from .steps import baton
-    from .support import make_version_4
+    from .support import make_version
 
-    make_version_4(app)
+    make_version(app, 4)
 
     assert baton.create_schema() == (4, migrations.SCHEMA_VERSION)
     app.extensions["baton"].store.beat("upgraded-host:1", {"default": 1.0}, (), time.time())

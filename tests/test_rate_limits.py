@@ -300,9 +300,9 @@ def test_two_steps_declaring_different_limits_for_one_key_is_an_error_naming_bot
 def test_a_database_at_schema_version_5_is_upgraded_in_place(app: Flask) -> None:
     from flask_baton.store import migrations
 
-    from .support import make_version_5
+    from .support import make_version
 
-    make_version_5(app)
+    make_version(app, 5)
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
 
 

@@ -33,7 +33,7 @@ from flask_baton.ticks import Ticked, run_due
 
 from .docs_support import DOCS, README, fenced_blocks
 from .steps import always_fail, baton, fake_llm, wait_for_file
-from .support import ThreadConsumer, make_version_5, wait_finished, wait_for
+from .support import ThreadConsumer, make_version, wait_finished, wait_for
 
 #: The first minute the tests tick at: the next whole minute, so each tick below is a minute later.
 START = (int(time.time()) // 60 + 1) * 60.0
@@ -324,7 +324,7 @@ def test_the_documented_schedules_listing_has_the_command_s_columns(document: Pa
 
 
 def test_upgrading_from_schema_5_adds_the_schedule_ticks(app: Flask, tmp_path: Path) -> None:
-    make_version_5(app)
+    make_version(app, 5)
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
     with declared("after-upgrade", "* * * * *", gated("after-upgrade", tmp_path / "gate")):
         [ticked] = run_due(app.extensions["baton"], START + 1)

@@ -20,7 +20,7 @@ from flask_baton.store import migrations
 from flask_baton.store import tables as store_tables
 
 from .steps import baton, constant
-from .support import WorkerProcess, make_version_1, wait_for
+from .support import WorkerProcess, make_version, wait_for
 
 FIX = "run `flask baton db upgrade`"
 
@@ -31,7 +31,7 @@ def unready(request: pytest.FixtureRequest, app: Flask) -> str:
     if request.param == "missing":
         store_tables.metadata.drop_all(app.extensions["baton"].engine)
         return "flask_baton's tables are not installed in"
-    make_version_1(app)
+    make_version(app, 1)
     return f"are at schema version 1, and this flask_baton needs version {migrations.SCHEMA_VERSION}"
 
 

@@ -28,7 +28,7 @@ from .apps import create_app
 from .conftest import sqlite_settings
 from .sdk_responses import COST, READ, RESPONSES, openai_chat
 from .steps import baton, record_responses
-from .support import ThreadConsumer, make_version_5, wait_finished
+from .support import ThreadConsumer, make_version, wait_finished
 
 SDKS = list(READ)
 
@@ -325,7 +325,7 @@ def test_a_version_5_database_keeps_its_usage_and_counts_the_new_tokens_after_up
     before = Workflow("before-upgrade").add("ask", record_responses.new(responses=["openai-responses"]))
     before.insert()
     assert wait_finished(app, before.workflow_id).state == "completed"
-    make_version_5(app)
+    make_version(app, 5)
 
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
     assert stored(app, before.workflow_id) == {"ask gpt-4.1-mini-2025-04-14": expected_row("openai-responses")}

@@ -168,11 +168,11 @@ def test_upgrade_applies_newer_migrations_in_place_and_keeps_rows(app: Flask, mo
 def test_version_1_database_is_upgraded_in_place_and_its_waiting_steps_still_run(app: Flask) -> None:
     from sqlalchemy import text
 
-    from .support import ThreadConsumer, make_version_1, wait_finished
+    from .support import ThreadConsumer, make_version, wait_finished
 
     wf = Workflow("from-v1").add("a", constant.new(value=2)).add("b", constant.new(value=3), deps=["a"])
     engine = app.extensions["baton"].engine
-    make_version_1(app)
+    make_version(app, 1)
     with engine.begin() as conn:
         conn.execute(
             text(

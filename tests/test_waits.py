@@ -218,10 +218,10 @@ def test_flask_baton_signal_refuses_a_payload_that_is_not_json_and_a_second_sign
 def test_a_version_5_database_gains_the_signals_and_waits_tables_in_place(app: Flask) -> None:
     from flask_baton.store import migrations
 
-    from .support import make_version_5
+    from .support import make_version
 
     wf = _approval_workflow()
-    make_version_5(app)
+    make_version(app, 5)
     assert baton.create_schema() == (5, migrations.SCHEMA_VERSION)
     assert baton.signal(wf.workflow_id, "approval", {"approved": True}) == []
     with ThreadConsumer(app):
