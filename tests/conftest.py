@@ -20,8 +20,10 @@ import pytest
 from flask import Flask
 
 from .apps import open_app
+from .browser import LaunchedBrowser, launch_browser
 from .steps import baton
 from .support import ThreadConsumer
+from .test_dashboard_live import LiveServer
 
 POSTGRES_URL = os.environ.get("BATON_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BATON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -133,3 +135,19 @@ def consumer(app: Flask) -> Iterator[ThreadConsumer]:
     """A running Huey consumer with 4 worker threads for the app."""
     with ThreadConsumer(app, workers=4) as running:
         yield running
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app served on a free port of 127.0.0.1 in a thread (the dashboard's websocket included)."""
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def browser(live_server: LiveServer) -> Iterator[LaunchedBrowser]:
+    """Chromium, closed before the server stops (its sockets must go first)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, launch_browser(playwright) as launched:
+        yield launched

@@ -12,7 +12,6 @@ ran. SQLite only, like the other browser tests.
 ``docs/screenshots/overview.png`` and ``workflow-phone.png``.
 """
 
-# ruff: noqa: F811 (tests take the fixtures imported below as arguments)
 from __future__ import annotations
 
 import os
@@ -31,10 +30,9 @@ from .accessibility import serious_violations
 from .browser import LaunchedBrowser, launch_browser
 from .steps import always_fail, constant, fake_llm, slow, wait_for_file
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
-from .test_dashboard_browser import (  # noqa: F401 (the browser tests' fixtures: SQLite, a live server)
+from .test_dashboard_browser import (  # noqa: F401 (the browser tests' fixtures: SQLite; live_server is conftest's)
     SCREENSHOTS,
     app_overrides,
-    live_server,
     settings,
 )
 from .test_dashboard_live import LiveServer

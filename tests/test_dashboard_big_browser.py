@@ -8,7 +8,6 @@ real consumer. SQLite only (the embedded default), as the other browser tests.
 ``docs/screenshots/big-graph.png``, ``big-table.png`` and ``timeline.png``.
 """
 
-# ruff: noqa: F811 (tests take the fixtures imported below as arguments)
 from __future__ import annotations
 
 import os
@@ -26,11 +25,9 @@ from flask_baton.dashboard.folding import node_key
 from .browser import LaunchedBrowser
 from .steps import constant, raise_message, wait_for_file
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
-from .test_dashboard_browser import (  # noqa: F401 (the browser tests' fixtures: SQLite, a live server, Chromium)
+from .test_dashboard_browser import (  # noqa: F401 (the browser tests' fixtures: SQLite; live_server and browser are conftest's)
     SCREENSHOTS,
     app_overrides,
-    browser,
-    live_server,
     open_live,
     settings,
     write_times,

@@ -24,7 +24,7 @@ from flask_baton import Workflow
 from flask_baton.dashboard.layout import node_key
 from flask_baton.store.tables import attempts, nodes, step_stats, workflows
 
-from .browser import LaunchedBrowser, launch_browser
+from .browser import LaunchedBrowser
 from .conftest import sqlite_settings
 from .steps import (
     baton,
@@ -57,21 +57,6 @@ def settings(tmp_path: Path, ledger_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     return {"BATON_DASHBOARD_AUTH": lambda: True, "SECRET_KEY": "browser-test-secret", "BATON_DEBUG_CAPTURE": True}
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
-        yield server
-
-
-@pytest.fixture
-def browser(live_server: LiveServer) -> Iterator[LaunchedBrowser]:
-    """Chromium, closed before the server stops (its sockets must go first)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright, launch_browser(playwright) as launched:
-        yield launched
 
 
 def open_live(browser: LaunchedBrowser, url: str) -> Any:

@@ -8,14 +8,13 @@ are tested on both backends by ``test_dashboard_budget``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from .browser import LaunchedBrowser, launch_browser
+from .browser import LaunchedBrowser
 from .conftest import sqlite_settings
 from .support import ThreadConsumer, wait_finished, wait_for
 from .test_budget import DOLLAR, _held, chain
@@ -33,21 +32,6 @@ def settings(tmp_path: Path, ledger_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     return {"BATON_DASHBOARD_AUTH": lambda: True, "SECRET_KEY": "browser-test-secret", "BATON_PRICING": DOLLAR}
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
-        yield server
-
-
-@pytest.fixture
-def browser(live_server: LiveServer) -> Iterator[LaunchedBrowser]:
-    """Chromium, closed before the server stops (its sockets must go first)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright, launch_browser(playwright) as launched:
-        yield launched
 
 
 def test_screenshot_the_budget_held_then_raised_from_the_page_runs_the_held_steps(

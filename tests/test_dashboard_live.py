@@ -63,12 +63,6 @@ class LiveServer:
         wait_for(lambda: self.open_sockets == 0, "dashboard sockets to close", timeout=10)
 
 
-@pytest.fixture
-def live_server(app: Flask) -> Any:
-    with LiveServer(app) as server:
-        yield server
-
-
 def socket_path(page_html: str) -> str:
     found = re.search(r'ws-connect="([^"]+)"', page_html)
     assert found, "the page opens no websocket"

@@ -8,7 +8,6 @@ streams words and waits at gates the test opens. With
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from flask import Flask
 from flask_baton import Workflow
 from flask_baton.dashboard.layout import node_key
 
-from .browser import LaunchedBrowser, launch_browser
+from .browser import LaunchedBrowser
 from .steps import stream_words
 from .support import ThreadConsumer, step_states, wait_finished, wait_for
 from .test_dashboard_browser import open_live, screenshots
@@ -34,20 +33,6 @@ WORDS = ["Once", "<i>upon</i>", "a", "time", "there", "was", "a", "stream."]
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     return {"BATON_DASHBOARD_AUTH": lambda: True, "SECRET_KEY": "browser-test-secret"}
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
-        yield server
-
-
-@pytest.fixture
-def browser(live_server: LiveServer) -> Iterator[LaunchedBrowser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright, launch_browser(playwright) as launched:
-        yield launched
 
 
 def _streaming(app: Flask, gates: dict[int, Path]) -> Workflow:

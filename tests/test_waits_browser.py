@@ -21,7 +21,7 @@ from .test_dashboard_live import LiveServer
 from .test_waits_dashboard import Reviewer
 
 pytestmark = pytest.mark.browser
-settings, live_server, browser = shared.settings, shared.live_server, shared.browser  # the same fixtures
+settings = shared.settings  # the same fixture (live_server and browser come from conftest)
 
 
 @pytest.fixture
