@@ -21,7 +21,7 @@ from flask_baton.records import StepOutline
 from .steps import baton, constant, fail_until, raise_message, record_args, wait_for_file
 from .support import ThreadConsumer, wait_finished, wait_for
 from .test_dashboard import app_overrides, body, client, page_token  # noqa: F401 (fixtures: access, a client)
-from .test_dashboard_live import Inbox, LiveServer, live_server, socket_path  # noqa: F401 (fixture: a server)
+from .test_dashboard_live import Inbox, LiveServer, socket_path
 
 
 def fan_and_chain(width: int = 300, length: int = 50) -> Workflow:
