@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import consumers, peers
+from . import consumers, peers, raw
 from .costs import print_costs, summarize
 from .history import HISTORY
 from .inserts import insert_times, validation_times
@@ -203,7 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run Celery and RQ on the same Redis (the redis block; needs the bench extra)",
     )
+    parser.add_argument(
+        "--raw-sqlite-synchronous",
+        choices=["OFF", "NORMAL", "FULL"],
+        metavar="LEVEL",
+        help="raw Huey's SQLite file at this synchronous level (OFF, NORMAL, FULL) instead of Huey's default "
+        "(FULL in recent Huey); flask_baton's runs at BATON_SQLITE_SYNCHRONOUS, NORMAL by default",
+    )
     args = parser.parse_args(argv)
+    if args.raw_sqlite_synchronous:
+        os.environ[raw.SYNCHRONOUS_ENV] = args.raw_sqlite_synchronous  # the raw consumers inherit it
     if args.peers and args.storage == "sqlite":
         parser.error("--peers runs Celery and RQ on Redis: use --storage redis or all")
     if args.peers and (why := peers.missing()):
@@ -244,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, huey {huey.__version__}, "
         f"SQLAlchemy {sqlalchemy.__version__}, flask_baton from {Path(flask_baton.__file__).parent}"
     )
+    if "sqlite" in kinds:
+        level = args.raw_sqlite_synchronous or "Huey's default"
+        log(f"SQLite files: flask_baton's database and queue at synchronous=NORMAL, raw Huey's queue at {level}")
     log(f"workdir {workdir}; load average before starting: {_load()}")
     ok = True
     try:

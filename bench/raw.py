@@ -16,15 +16,24 @@ from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
 from huey.signals import SIGNAL_EXECUTING
 
+from flask_baton import huey_compat
+
 from . import counters, ledger
 
 TASK_NAME = "bench_raw_noop"
 
 
+#: ``python -m bench --raw-sqlite-synchronous LEVEL``: raw Huey's SQLite file at that
+#: ``synchronous`` level instead of Huey's default (FULL in recent Huey).
+SYNCHRONOUS_ENV = "BENCH_RAW_SQLITE_SYNCHRONOUS"
+
+
 def build(kind: str, name: str, target: str) -> tuple[Huey, TaskWrapper]:
     """A Huey on SQLite (``target`` = file) or Redis (``target`` = URL)."""
-    if kind == "sqlite":
-        huey: Huey = SqliteHuey(name, filename=target, results=False)
+    if kind == "sqlite" and (level := os.environ.get(SYNCHRONOUS_ENV)):
+        huey: Huey = huey_compat.sqlite_huey(name, target, level)
+    elif kind == "sqlite":
+        huey = SqliteHuey(name, filename=target, results=False)
     elif kind == "redis":
         huey = RedisHuey(name, url=target, results=False)
     else:

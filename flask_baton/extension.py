@@ -75,7 +75,9 @@ class Baton:
         self._check_rate_limit_keys(config)
         database_uri = config.database_uri or self._database_url(app, db or self._db)
         store = open_store(make_url(database_uri), config, app.instance_path)
-        huey = self._huey or huey_from_url(config.huey_url, config.huey_name or app.name, app.instance_path)
+        huey = self._huey or huey_from_url(
+            config.huey_url, config.huey_name or app.name, app.instance_path, config.sqlite_synchronous
+        )
         # The state lives in app.extensions only: it refers to the app, so a
         # weak-keyed map of app -> state would keep every app alive.
         app.extensions[EXTENSION_KEY] = state = build_state(app, config, store, huey, self.steps, self.schedules)

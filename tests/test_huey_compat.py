@@ -175,6 +175,20 @@ def test_sibling_is_a_queue_of_its_own_on_the_same_storage(huey: Huey) -> None:
         huey_compat.close(sibling)
 
 
+def test_sqlite_huey_opens_every_connection_at_the_synchronous_level_asked(tmp_path: Path) -> None:
+    instance = huey_compat.sqlite_huey("compat", str(tmp_path / "huey.db"), "NORMAL")
+    sibling = huey_compat.sibling(instance, "compat.llm")
+    try:
+        with pinned("SqliteStorage._create_connection", "Huey.storage_class"):
+            for queue in (instance, sibling):
+                queue.storage.close()  # the next use opens a new connection
+                with queue.storage.db() as cursor:
+                    assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    finally:
+        huey_compat.close(sibling)
+        huey_compat.close(instance)
+
+
 def _always(_timestamp: Any) -> bool:
     return True
 

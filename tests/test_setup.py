@@ -102,6 +102,35 @@ def test_sqlite_connections_use_wal_busy_timeout_and_configured_synchronous(tmp_
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
+@pytest.mark.parametrize(("setting", "expected"), [(None, 1), ("FULL", 2), ("off", 0)])
+def test_the_queue_file_runs_at_the_database_s_synchronous_level(
+    tmp_path: Path, setting: str | None, expected: int
+) -> None:
+    """Huey's own default fsyncs every enqueue and dequeue; the sweep refills a queue that lost messages."""
+    settings = sqlite_settings(tmp_path, tmp_path / "ledger")
+    if setting is not None:
+        settings["BATON_SQLITE_SYNCHRONOUS"] = setting
+    with open_app(settings) as app:
+        queues = app.extensions["baton"].queues
+        for huey in (queues.huey(), queues.huey("llm")):
+            with huey.storage.db() as cursor:
+                assert cursor.execute("PRAGMA synchronous").fetchone()[0] == expected, huey.name
+
+
+def test_a_huey_the_app_passes_keeps_its_own_synchronous_level(tmp_path: Path) -> None:
+    from huey import SqliteHuey
+
+    app = Flask("own-huey")
+    app.config["BATON_DATABASE_URI"] = f"sqlite:///{tmp_path / 'app.db'}"
+    huey = SqliteHuey("own", filename=str(tmp_path / "huey.db"), results=False, fsync=True)
+    Baton(app, huey=huey)
+    try:
+        with huey.storage.db() as cursor:
+            assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as fsync=True asked
+    finally:
+        app.extensions["baton"].close()
+
+
 def test_baton_can_be_given_app_db_and_huey_in_the_constructor(tmp_path: Path) -> None:
     from huey import SqliteHuey
 
