@@ -1325,6 +1325,7 @@ def check_consumers(report: Report, run: Run) -> None:
     pool, t0 = run.pool, run.t0
     exited_by_itself = {label for label, *_ in pool.unexpected_exits}
     growths = []
+    spared = {consumer.label for consumer in pool.all if consumer.spare}
     for consumer in pool.all:
         warm, last = consumer.rss.get("warm-up"), consumer.rss.get("end")
         growth = (last - warm) / warm if warm and last else None
@@ -1359,15 +1360,22 @@ def check_consumers(report: Report, run: Run) -> None:
             else ""
         ),
     )
+    # Judged on the consumers spared from kills: they ran from the start and
+    # were sampled once the run was warm, after many steps. A replacement is
+    # sampled warm_age after its start, which under load can still be inside
+    # its imports (seen: +56% for one started late in a CI run); it is listed
+    # in the memory table, not judged.
+    judged = [(label, growth) for label, growth in growths if label in spared]
     report.check(
         f"consumer memory growth after warm-up <= {MEMORY_TARGET:.0%}",
-        bool(growths) and all(growth <= MEMORY_TARGET for _, growth in growths),
+        bool(judged) and all(growth <= MEMORY_TARGET for _, growth in judged),
         (
-            ", ".join(f"{label} {growth * 100:+.1f}%" for label, growth in growths)
-            + f" ({len(growths)} consumers lived from their warm-up to the end)"
+            ", ".join(f"{label} {growth * 100:+.1f}%" for label, growth in judged)
+            + f" ({len(judged)} spared consumers lived from their warm-up to the end; "
+            + f"{len(growths) - len(judged)} replacements listed in the memory table)"
         )
-        if growths
-        else "no consumer lived from its warm-up to the end (keep --spare 1)",
+        if judged
+        else "no spared consumer lived from its warm-up to the end (keep --spare 1)",
     )
 
 
