@@ -29,8 +29,8 @@ from .records import (
     WorkflowPage,
     WorkflowRecord,
     WorkflowStatus,
-    decode_result,
 )
+from .records.workflows import decode_result
 from .states import WorkflowState
 from .store import outcomes, reads, stats
 from .store import usage as usage_store

@@ -26,10 +26,9 @@ from ..records import (
     WorkflowPage,
     WorkflowRecord,
     WorkflowStatus,
-    decode_result,
-    row_run,
-    step_runs,
 )
+from ..records.runs import row_run, step_runs
+from ..records.workflows import decode_result
 from ..states import AttemptOutcome, CancelledBy, StepState, WorkflowState
 from . import waits
 from .engine import read_connection

@@ -15,7 +15,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, func, 
 
 from ..effects import Claimed
 from ..outcomes import WaitFor
-from ..records import SignalRecord, WaitRecord, decode_result
+from ..records import SignalRecord, WaitRecord
+from ..records.workflows import decode_result
 from ..states import StepState
 from .core import StoreCore
 from .engine import read_connection
