@@ -28,7 +28,7 @@ from .schedule import Schedule
 from .schema_check import SchemaCheck
 from .steps import Step
 from .store import Store
-from .store.reads import load_label
+from .store.workflow_reads import load_label
 
 #: Where ``init_app`` keeps the state, in ``app.extensions``.
 EXTENSION_KEY = "baton"

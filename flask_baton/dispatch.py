@@ -30,7 +30,7 @@ from .records import Input, ModelCall, SignalRecord
 from .states import StepState
 from .store import Tx
 from .store.engine import riding_out_outages
-from .store.reads import load_inputs, load_step_names
+from .store.step_reads import load_inputs, load_step_names
 from .store.waits import load_signals
 from .streaming import StepStream
 from .telemetry import STEP_STATES, emit, step_signal, workflow_finished

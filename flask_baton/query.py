@@ -1,7 +1,8 @@
 """Reading workflows and steps: the records views, scripts and the CLI use (``baton.query``).
 
 All reads are plain ``SELECT``s on flask_baton's tables (written in
-``store.reads`` and ``store.usage``), so they work from a web process, a
+``store.workflow_reads``, ``store.step_reads``, ``store.attempts`` and
+``store.usage``), so they work from a web process, a
 script or a shell with no consumer running. This module checks arguments
 and turns "nothing" or "too many" into the errors callers expect.
 """
@@ -29,12 +30,13 @@ from .records import (
     WorkflowPage,
     WorkflowRecord,
     WorkflowStatus,
-    decode_result,
 )
+from .records.workflows import decode_result
 from .states import WorkflowState
-from .store import outcomes, reads, stats
+from .store import attempts, outcomes, stats, step_reads, workflow_reads
 from .store import usage as usage_store
 from .store import waits as waits_store
+from .store.workflow_reads import WorkflowFilter
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -72,11 +74,11 @@ class Query:
 
     def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         """The workflow with this id, or ``None``."""
-        return reads.workflow(self._engine, workflow_id)
+        return workflow_reads.workflow(self._engine, workflow_id)
 
     def get_workflow_jobs(self, workflow_id: str, steps: Collection[str] | None = None) -> list[StepRecord]:
         """Every step of the workflow, or only those named in ``steps``, in insertion order."""
-        return reads.steps(self._engine, workflow_id, steps)
+        return step_reads.steps(self._engine, workflow_id, steps)
 
     def get_workflow_outline(
         self, workflow_id: str, previous: Sequence[StepOutline] | None = None
@@ -88,11 +90,11 @@ class Query:
         the outline read before as ``previous`` to read again only what can
         change: the steps' dependencies are read only if steps were added.
         """
-        return reads.step_outlines(self._engine, workflow_id, previous)
+        return step_reads.step_outlines(self._engine, workflow_id, previous)
 
     def get_workflow_job(self, workflow_id: str, step_name: str) -> StepRecord | None:
         """One step of the workflow, as ``get_workflow_jobs`` has it, or ``None`` (reads that step only)."""
-        return reads.step(self._engine, workflow_id, step_name)
+        return step_reads.step(self._engine, workflow_id, step_name)
 
     def get_step_attempts(self, workflow_id: str, step_name: str, *, limit: int | None = None) -> list[AttemptRecord]:
         """Every run of one step, oldest first: when, on which worker, how it ended, its error.
@@ -105,7 +107,7 @@ class Query:
         """
         if limit is not None and limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
-        return reads.step_attempts(self._engine, workflow_id, step_name, limit)
+        return attempts.step_attempts(self._engine, workflow_id, step_name, limit)
 
     def get_waits(self, workflow_id: str) -> dict[str, WaitRecord]:
         """Each step's last ``WaitFor``, by step name: what for, since and until when, and its signal if sent."""
@@ -125,7 +127,7 @@ class Query:
         """
         if limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
-        return reads.kept_runs(self._engine, workflow_id, limit)
+        return attempts.kept_runs(self._engine, workflow_id, limit)
 
     def get_context_captures(
         self, workflow_id: str, step_name: str, *, since: float | None = None
@@ -143,7 +145,7 @@ class Query:
         ``cost_usd`` is ``None`` when none of its model calls had a known
         price, like every cost flask_baton reports (see ``Usage``).
         """
-        return reads.workflow_status(self._engine, workflow_id)
+        return workflow_reads.workflow_status(self._engine, workflow_id)
 
     def resolve_workflow_id(self, text: str) -> WorkflowRecord:
         """The one workflow whose id is ``text`` or starts with it (any case).
@@ -157,7 +159,7 @@ class Query:
         prefix = text.strip().lower()
         if not prefix:
             raise WorkflowNotFoundError("no workflow id given")
-        found = reads.workflows_by_prefix(self._engine, prefix, PREFIX_MATCHES + 1)
+        found = workflow_reads.workflows_by_prefix(self._engine, prefix, PREFIX_MATCHES + 1)
         if not found:
             raise WorkflowNotFoundError(f"no workflow with id {text!r} or an id starting with it")
         if len(found) > 1:
@@ -174,7 +176,7 @@ class Query:
         before: str | None = None,
     ) -> WorkflowPage:
         """Workflows newest first, ``limit`` at a time (keyset paging on the id)."""
-        return self._page(limit, state, name=name, before=before)
+        return self._page(limit, WorkflowFilter(name=name, state=_state(state), before=before))
 
     def search_workflows(
         self,
@@ -195,9 +197,10 @@ class Query:
         ``awaiting_person`` only those with a step waiting for an approval
         (``WaitFor(..., approval=True)``) now.
         """
-        return self._page(
-            limit, state, label=label, before=before, after=after, since=since, awaiting_person=awaiting_person
+        kept = WorkflowFilter(
+            label=label, state=_state(state), before=before, after=after, since=since, awaiting_person=awaiting_person
         )
+        return self._page(limit, kept)
 
     def count_awaiting_person(self, since: float | None = None) -> int:
         """How many workflows (started at ``since`` or later) have a step waiting for an approval now."""
@@ -205,7 +208,7 @@ class Query:
 
     def get_workflows(self, workflow_ids: list[str]) -> dict[str, WorkflowRecord]:
         """The workflows with these ids that exist, by id."""
-        return reads.workflows_by_id(self._engine, workflow_ids)
+        return workflow_reads.workflows_by_id(self._engine, workflow_ids)
 
     def outcome_facts(self, workflow_ids: list[str]) -> dict[str, OutcomeFacts]:
         """What each workflow's failed steps were, by cause, for its outcome's sentence (``headline``).
@@ -217,7 +220,7 @@ class Query:
 
     def count_workflows_by_state(self, since: float | None = None) -> dict[str, int]:
         """How many workflows are in each state (of those started at ``since`` or later, if given)."""
-        return reads.count_workflows_by_state(self._engine, since)
+        return workflow_reads.count_workflows_by_state(self._engine, since)
 
     def workflow_costs(self, workflow_ids: list[str]) -> dict[str, float]:
         """Total ``cost_usd`` per workflow, for those with a priced model call (absent: ``None``)."""
@@ -252,29 +255,13 @@ class Query:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
         return stats.running_steps(self._engine, limit)
 
-    def _page(
-        self,
-        limit: int,
-        state: str | None,
-        *,
-        name: str | None = None,
-        label: str | None = None,
-        before: str | None = None,
-        after: str | None = None,
-        since: float | None = None,
-        awaiting_person: bool = False,
-    ) -> WorkflowPage:
-        """The one listing both ``list_workflows`` and ``search_workflows`` are, after checking arguments."""
+    def _page(self, limit: int, kept: WorkflowFilter) -> WorkflowPage:
+        """The one listing both ``list_workflows`` and ``search_workflows`` are, after checking ``limit``."""
         if limit < 1:
             raise ArgumentError(f"limit must be >= 1, got {limit!r}")
-        return reads.workflow_page(
-            self._engine,
-            limit=limit,
-            name=name,
-            label=label,
-            state=None if state is None else WorkflowState(state),
-            before=before,
-            after=after,
-            since=since,
-            awaiting_person=awaiting_person,
-        )
+        return workflow_reads.workflow_page(self._engine, limit, kept)
+
+
+def _state(state: str | None) -> WorkflowState | None:
+    """A state filter as given (a ``WorkflowState`` value), checked."""
+    return None if state is None else WorkflowState(state)

@@ -4,7 +4,8 @@
   the cancel / retry actions (POST + CSRF); ``actions.py``: retrying or
   resuming a whole workflow, and the index's bulk cancel / retry;
 - ``live.py``: the websockets (flask-sock on this blueprint) that keep an open
-  page current with HTML fragments HTMX swaps in by id;
+  page current with HTML fragments HTMX swaps in by id, as ``index_feed.py``
+  and ``workflow_feed.py`` read them;
 - ``reads.py``: the database reads both use, turned into view models:
   ``workflow_view.py`` (the workflow page, from ``step_view.py`` and
   ``graph_view.py``), ``index_view.py`` (the index's rows) and

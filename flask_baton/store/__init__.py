@@ -15,8 +15,9 @@ database it talks to.
   ``hotpath``: the statements every step sends as plain SQL);
 - ``sqlite`` / ``postgres``: what each database does its own way, and what
   each transition costs there in round trips;
-- ``reads``: the read models (workflows, steps, status, pages, and the
-  loaders a transition calls in its own transaction); ``usage``: model-call
+- ``workflow_reads`` / ``step_reads``: the read models (workflows, status,
+  pages; steps, outlines, and the loaders a transition calls in its own
+  transaction), with ``attempts`` reading a step's runs back; ``usage``: model-call
   usage rows, their totals and debug captures; ``stats``: the overview's
   aggregates over a time range, the queues' consumers and what they run;
   ``feed``: the database event feed.

@@ -13,7 +13,7 @@ from ..dag import StepGraph
 from ..errors import BatonError
 from ..states import CANCELLABLE, FAILED, CancelledBy, StepState, WorkflowState
 from .core import StoreCore
-from .reads import load_graph
+from .step_reads import load_graph
 from .tables import completions, nodes, workflows
 
 

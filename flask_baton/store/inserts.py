@@ -10,8 +10,8 @@ from sqlalchemy import Connection, insert, update
 from ..effects import NewStep, NewWorkflow
 from ..states import StepState, WorkflowState
 from .core import StoreCore
-from .reads import load_running_holder
 from .tables import RUNNING_ONLY, edges, nodes, workflows
+from .workflow_reads import load_running_holder
 
 
 class PlacedStep(NamedTuple):

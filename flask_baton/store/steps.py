@@ -182,11 +182,11 @@ class StepStatements(StoreCore):
         return hit.rowcount == 1
 
 
+def running_where(node_id: str, attempt: int) -> tuple[Any, ...]:
+    """The WHERE of a compare-and-set on a run: the step still executes that attempt."""
+    return (nodes.c.id == node_id, nodes.c.state == StepState.EXECUTING, nodes.c.attempt == attempt)
+
+
 def claimed_where(claimed: Claimed) -> tuple[Any, ...]:
     """The WHERE of a compare-and-set on a claimed attempt: still executing, same attempt, same worker."""
-    return (
-        nodes.c.id == claimed.node_id,
-        nodes.c.state == StepState.EXECUTING,
-        nodes.c.attempt == claimed.attempt,
-        nodes.c.worker == claimed.worker,
-    )
+    return (*running_where(claimed.node_id, claimed.attempt), nodes.c.worker == claimed.worker)

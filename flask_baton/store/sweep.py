@@ -16,7 +16,8 @@ from ..effects import Claimed, WorkflowEnd
 from ..states import CLAIMABLE, StepState, WorkflowState
 from . import hotpath
 from .core import StoreCore
-from .tables import completions, locks, nodes, workflows
+from .steps import running_where
+from .tables import STEP_IDENTITY, completions, locks, nodes, workflows
 
 
 class Lapsed(NamedTuple):
@@ -41,17 +42,7 @@ class SweepStatements(StoreCore):
         """Executing steps whose heartbeat is more than ``lease`` seconds old."""
         with self.read() as conn:
             rows = conn.execute(
-                select(
-                    nodes.c.id,
-                    nodes.c.workflow_id,
-                    nodes.c.step_name,
-                    nodes.c.task,
-                    nodes.c.args,
-                    nodes.c.attempt,
-                    nodes.c.worker,
-                    nodes.c.heartbeat_at,
-                    nodes.c.started_at,
-                )
+                select(*STEP_IDENTITY, nodes.c.worker, nodes.c.heartbeat_at, nodes.c.started_at)
                 .where(nodes.c.state == StepState.EXECUTING, nodes.c.heartbeat_at < now - lease)
                 .limit(limit)
             ).all()
@@ -120,9 +111,7 @@ class SweepStatements(StoreCore):
         moved = conn.execute(
             update(nodes)
             .where(
-                nodes.c.id == claimed.node_id,
-                nodes.c.state == StepState.EXECUTING,
-                nodes.c.attempt == claimed.attempt,
+                *running_where(claimed.node_id, claimed.attempt),
                 nodes.c.heartbeat_at == heartbeat_at if heartbeat_at is not None else nodes.c.heartbeat_at.is_(None),
             )
             .values(state=StepState.RETRYABLE, error=reason, worker=None, scheduled_at=now)

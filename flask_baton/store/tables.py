@@ -117,6 +117,10 @@ nodes = Table(
     Index("ix_baton_nodes_state_scheduled", "state", "scheduled_at"),
 )
 
+#: A step's identity as ``effects.StepIdentity`` holds it, in its field order:
+#: what a read selects first to hand a step on (the sweep's rescue, a wait's timeout).
+STEP_IDENTITY = (nodes.c.id, nodes.c.workflow_id, nodes.c.step_name, nodes.c.task, nodes.c.args, nodes.c.attempt)
+
 edges = Table(
     "baton_edges",
     metadata,

@@ -9,17 +9,20 @@ cancel takes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Engine, delete, exists, func, insert, select, update
 
-from ..effects import Claimed
+from ..effects import Claimed, StepIdentity
 from ..outcomes import WaitFor
-from ..records import SignalRecord, WaitRecord, decode_result
+from ..records import SignalRecord, WaitRecord
+from ..records.workflows import decode_result
 from ..states import StepState
 from .core import StoreCore
 from .engine import read_connection
-from .tables import nodes, signals, waits, workflows
+from .steps import claimed_where
+from .tables import STEP_IDENTITY, nodes, signals, waits, workflows
 
 
 class SignalRow(NamedTuple):
@@ -41,15 +44,10 @@ class Woken(NamedTuple):
     attempt: int
 
 
-class WaitRow(NamedTuple):
+@dataclass(frozen=True)
+class WaitRow(StepIdentity):
     """A step's last ``WaitFor``, with its step's identity (a timeout's view of it)."""
 
-    node_id: str
-    workflow_id: str
-    step_name: str
-    task: str
-    args: str
-    attempt: int
     name: str
     until: float
     on_timeout: str
@@ -104,12 +102,7 @@ class WaitStatements(StoreCore):
         until = now + wait.timeout
         moved = conn.execute(
             update(nodes)
-            .where(
-                nodes.c.id == claimed.node_id,
-                nodes.c.state == StepState.EXECUTING,
-                nodes.c.attempt == claimed.attempt,
-                nodes.c.worker == claimed.worker,
-            )
+            .where(*claimed_where(claimed))
             .values(state=StepState.WAITING, scheduled_at=until, worker=None, attempt=claimed.attempt - 1)
         )
         if moved.rowcount != 1:
@@ -146,17 +139,7 @@ class WaitStatements(StoreCore):
     def expired_wait(self, conn: Connection, node_id: str, now: float) -> WaitRow | None:
         """The step's wait, if it is waiting and its deadline has passed."""
         row = conn.execute(
-            select(
-                nodes.c.id,
-                nodes.c.workflow_id,
-                nodes.c.step_name,
-                nodes.c.task,
-                nodes.c.args,
-                nodes.c.attempt,
-                waits.c.name,
-                nodes.c.scheduled_at,
-                waits.c.on_timeout,
-            )
+            select(*STEP_IDENTITY, waits.c.name, nodes.c.scheduled_at, waits.c.on_timeout)
             .select_from(nodes.join(waits, waits.c.node_id == nodes.c.id))
             .where(nodes.c.id == node_id, nodes.c.state == StepState.WAITING, nodes.c.scheduled_at <= now)
         ).one_or_none()
