@@ -121,6 +121,13 @@ def test_responses_api_items_gemini_parts_and_unknown_shapes_kept_as_json() -> N
     assert messages_of(None) == []
 
 
+def test_one_message_captured_alone_reads_as_it_would_in_a_list() -> None:
+    gemini = {"parts": [{"text": "Hi"}]}
+    call = {"type": "function_call", "name": "lookup", "arguments": "{}", "call_id": "c1"}
+    for item in (gemini, call, {"role": "user", "content": "Hello"}, {"weird": True}, 7):
+        assert shape(messages_of(item)) == shape(messages_of([item]))
+
+
 def test_responses_of_each_sdk_and_their_details() -> None:
     openai = {
         "model": "gpt-4o-mini",

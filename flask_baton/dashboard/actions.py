@@ -1,18 +1,20 @@
-"""The dashboard's actions on workflows (retry, resume or budget one, cancel or retry several) and on approvals.
+"""The dashboard's actions: cancel a workflow or retry one of its steps; retry, resume or budget a workflow;
+cancel or retry several; decide an approval.
 
-The same rules as the per-step actions in ``views.py``: the blueprint's
-guard checks access and the CSRF token of every POST; a post without the
-``confirmed`` field (a browser without JavaScript, which cannot show the
-confirmation) gets a page asking to confirm; an HTMX request gets fragments
-back, a plain form post a redirect. The work is ``control``'s and ``bulk``'s,
-as for the API and the CLI.
+All follow the same rules: the blueprint's guard checks access and the CSRF
+token of every POST; a post without the ``confirmed`` field (a browser
+without JavaScript, which cannot show the confirmation) gets a page asking
+to confirm; an HTMX request gets fragments back, a plain form post a
+redirect. The actions on one workflow go through ``_once_confirmed``, so they
+ask and answer alike. The work is ``control``'s and ``bulk``'s, as for the
+API and the CLI.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, request, url_for
@@ -24,9 +26,11 @@ from ..bulk import BulkResult
 from ..errors import BatonError, WorkflowError
 from . import security
 from .reads import PAGE_SIZE, WORKFLOW_ID, RowReads
-from .views import CANCEL_REASON, answer, baton_state, confirm_page, fragment, out_of_band, still_cancelled
+from .views import answer, baton_state, confirm_page, fragment, out_of_band
 from .wait_view import decision
 
+#: Stored as the error of each step a cancel from the dashboard stops.
+CANCEL_REASON = "cancelled from the dashboard"
 #: Longest comment kept with an approval's decision.
 MAX_COMMENT = 2000
 #: Approve / Reject: (approved, button label, button style).
@@ -92,7 +96,43 @@ BULKS = {
 
 
 def register_actions(bp: Blueprint) -> None:
-    """Add the whole-workflow and bulk actions to the dashboard blueprint."""
+    """Add the actions on a workflow, its steps, several workflows and approvals to the dashboard blueprint."""
+
+    @bp.post("/workflows/<workflow_id>/cancel")
+    def cancel(workflow_id: str) -> Any:
+        name = _workflow_name(workflow_id)
+
+        def act() -> str:
+            cancelled = control.cancel_workflow(baton_state(), workflow_id, CANCEL_REASON)
+            return f"Workflow cancelled ({len(cancelled)} step(s) cancelled)."
+
+        confirm = Confirm(
+            "Cancel this workflow?",
+            f"Workflow “{name}” ({workflow_id}) will stop: its steps that have not finished are cancelled.",
+            "baton.cancel",
+            "Cancel workflow",
+            "danger",
+        )
+        return _once_confirmed(workflow_id, confirm, act)
+
+    @bp.post("/workflows/<workflow_id>/retry")
+    def retry(workflow_id: str) -> Any:
+        step = request.form.get("step", "")
+
+        def act() -> str:
+            rearmed = control.retry_step(baton_state(), workflow_id, step)
+            others = len(rearmed) - 1
+            extra = f" with {others} dependent step(s)" if others else ""
+            return f"Step “{step}” will run again{extra}.{_still_cancelled(rearmed)}"
+
+        confirm = Confirm(
+            "Retry this step?",
+            f"Step “{step}” runs again from its first attempt, and so do the steps its failure cancelled.",
+            "baton.retry",
+            "Retry step",
+            fields={"step": step},
+        )
+        return _once_confirmed(workflow_id, confirm, act)
 
     @bp.post("/workflows/<workflow_id>/retry-workflow")
     def retry_workflow(workflow_id: str) -> Any:
@@ -134,52 +174,81 @@ def register_actions(bp: Blueprint) -> None:
         return _bulk_answer(kind, bulk.summary(results, action.done) + ".", results)
 
 
-def _rerun(rerun: Rerun, workflow_id: str) -> Any:
+def _workflow_name(workflow_id: str) -> str:
+    """The name of the workflow an action is about, for its confirmation; a 404 when there is no such workflow."""
     record = baton_state().query.get_workflow(workflow_id)
     if record is None:
         abort(404)
+    return record.name
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """What the page asking to confirm an action on one workflow says, and what it posts again."""
+
+    title: str
+    text: str
+    endpoint: str  # the action's, posted to again with ``confirmed``
+    label: str  # of the button that confirms
+    style: str = ""  # of that button: "" or "danger"
+    fields: dict[str, str | list[str]] = field(default_factory=dict)  # the action's own form fields, posted again
+
+
+def _once_confirmed(
+    workflow_id: str, confirm: Confirm, act: Callable[[], str], refused: type[Exception] = WorkflowError
+) -> Any:
+    """An action on a workflow: the page asking to confirm it, or, once confirmed, ``act``'s answer.
+
+    ``act`` does the work and says what it did; a ``refused`` error it raises
+    is told as the action's error, so every workflow action answers alike.
+    """
     if request.form.get("confirmed") != "1":
-        return confirm_page(
-            rerun.title,
-            f"Workflow “{record.name}” ({workflow_id}): {rerun.text}",
-            url_for(rerun.endpoint, workflow_id=workflow_id),
-            {},
-            rerun.label,
-            "",
-            url_for("baton.workflow", workflow_id=workflow_id),
-        )
+        action = url_for(confirm.endpoint, workflow_id=workflow_id)
+        back = url_for("baton.workflow", workflow_id=workflow_id)
+        return confirm_page(confirm.title, confirm.text, action, confirm.fields, confirm.label, confirm.style, back)
     try:
-        rearmed = rerun.act(baton_state(), workflow_id)
-    except WorkflowError as exc:
+        said = act()
+    except refused as exc:
         return answer(workflow_id, "error", str(exc))
-    steps = ", ".join(rearmed)
-    return answer(workflow_id, "ok", f"{len(rearmed)} step(s) will run again: {steps}.{still_cancelled(rearmed)}")
+    return answer(workflow_id, "ok", said)
+
+
+def _still_cancelled(rearmed: control.Retried) -> str:
+    """`` Still cancelled: “report” (dependency 'x' discarded).``, or nothing: what a retry left failed, and why."""
+    left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
+    return f" Still cancelled: {left}." if left else ""
+
+
+def _rerun(rerun: Rerun, workflow_id: str) -> Any:
+    text = f"Workflow “{_workflow_name(workflow_id)}” ({workflow_id}): {rerun.text}"
+
+    def act() -> str:
+        rearmed = rerun.act(baton_state(), workflow_id)
+        return f"{len(rearmed)} step(s) will run again: {', '.join(rearmed)}.{_still_cancelled(rearmed)}"
+
+    return _once_confirmed(workflow_id, Confirm(rerun.title, text, rerun.endpoint, rerun.label), act)
 
 
 def _set_budget(workflow_id: str) -> Any:
     """Set the workflow's cap from the form's ``usd`` (``budget_control.set_budget``), once confirmed."""
-    record = baton_state().query.get_workflow(workflow_id)
-    if record is None:
-        abort(404)
+    name = _workflow_name(workflow_id)
     given = request.form.get("usd", "")
-    if request.form.get("confirmed") != "1":
-        return confirm_page(
-            "Set this workflow's budget?",
-            f"Workflow “{record.name}” ({workflow_id}): its budget becomes ${given} US dollars; "
-            "steps the budget held run again if it allows them.",
-            url_for("baton.set_budget", workflow_id=workflow_id),
-            {"usd": given},
-            "Set budget",
-            "",
-            url_for("baton.workflow", workflow_id=workflow_id),
-        )
-    try:
+
+    def act() -> str:
         usd = _number(given)
         released = budget_control.set_budget(baton_state(), workflow_id, usd)
-    except BatonError as exc:
-        return answer(workflow_id, "error", str(exc))
-    steps = f" {len(released)} held step(s) released: {', '.join(released)}." if released else ""
-    return answer(workflow_id, "ok", f"Budget set to {dollars(usd)}.{steps}")
+        steps = f" {len(released)} held step(s) released: {', '.join(released)}." if released else ""
+        return f"Budget set to {dollars(usd)}.{steps}"
+
+    confirm = Confirm(
+        "Set this workflow's budget?",
+        f"Workflow “{name}” ({workflow_id}): its budget becomes ${given} US dollars; "
+        "steps the budget held run again if it allows them.",
+        "baton.set_budget",
+        "Set budget",
+        fields={"usd": given},
+    )
+    return _once_confirmed(workflow_id, confirm, act, refused=BatonError)
 
 
 def _number(given: str) -> float:

@@ -22,9 +22,10 @@ from typing import NamedTuple, Protocol
 from ..records import AttemptRecord
 from ..states import AttemptOutcome, StepState
 from .critical_path import Timing, critical_path
-from .explore import Explore, focus_label
+from .explore import Explore, NamedState, focus_label
 from .folding import Fold, Folding
 from .formatting import STATE_ORDER, format_duration, short
+from .graph_view import Structured
 
 WIDTH = 1200
 LABEL_WIDTH = 250
@@ -46,15 +47,13 @@ QUEUED, RUNNING, WAITING = "queued", "running", "waiting"
 _PLOT = WIDTH - LABEL_WIDTH - RIGHT_PAD
 
 
-class TimedStep(Protocol):
-    """What the timeline reads of a step (a ``StepOutline`` or a ``StepRecord``)."""
+class TimedStep(Structured, NamedState, Protocol):
+    """What the timeline reads of a step (a ``StepOutline`` or a ``StepRecord``).
 
-    @property
-    def step_name(self) -> str: ...
-    @property
-    def state(self) -> StepState: ...
-    @property
-    def deps(self) -> tuple[str, ...]: ...
+    Its times, and what the graph and the table read too: its name, its deps
+    (the critical path follows them) and its state.
+    """
+
     @property
     def scheduled_at(self) -> float | None: ...
     @property

@@ -122,8 +122,6 @@ def messages_of(value: Any) -> list[Message]:
     """The messages sent, from a list of them, a request body (``messages`` / ``input`` / ``contents``), or a prompt."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [Message("prompt", (Part("text", value),))]
     if isinstance(value, list):
         return [_entry(item) for item in value]
     if isinstance(value, Mapping):
@@ -132,30 +130,25 @@ def messages_of(value: Any) -> list[Message]:
                 system = value.get("system", value.get("instructions", value.get("system_instruction")))
                 head = [] if system is None else [Message("system", tuple(_parts(system)))]
                 return head + messages_of(value[key])
-        if "role" in value:
-            return [_message(value)]
-    return [Message("data", (_data(value),))]
+    return [_entry(value)]  # one message, a prompt, or a value shown as data
 
 
 def response_of(value: Any) -> list[Message]:
     """The model's answer: an OpenAI chat completion or Responses API result, an Anthropic or Gemini message, text."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [Message("response", (Part("text", value),))]
-    if isinstance(value, list):
-        return messages_of(value)
-    if isinstance(value, Mapping):
-        if isinstance(value.get("choices"), list):
-            return [_choice(choice) for choice in value["choices"]]
-        if isinstance(value.get("output"), list):
-            return [_entry(item) for item in value["output"]]
-        if isinstance(value.get("candidates"), list):
-            return [_message({"role": "model", **(c.get("content") or {})}) for c in value["candidates"]]
-        if "content" in value or "role" in value:
-            return [_message({"role": "assistant", **value})]
-        if isinstance(value.get("text"), str) and all(not isinstance(v, (dict, list)) for v in value.values()):
-            return [Message("response", (Part("text", value["text"]),))]
+    if value is None or isinstance(value, list):
+        return messages_of(value)  # nothing, or output items: read as the messages sent are
+    if not isinstance(value, Mapping):
+        return [Message("response", (_part(value),))]  # text, or a bare value shown as data
+    if isinstance(value.get("choices"), list):
+        return [_choice(choice) for choice in value["choices"]]
+    if isinstance(value.get("output"), list):
+        return [_entry(item) for item in value["output"]]
+    if isinstance(value.get("candidates"), list):
+        return [_message({"role": "model", **(c.get("content") or {})}) for c in value["candidates"]]
+    if "content" in value or "role" in value:
+        return [_message({"role": "assistant", **value})]
+    if isinstance(value.get("text"), str) and all(not isinstance(v, (dict, list)) for v in value.values()):
+        return [Message("response", (Part("text", value["text"]),))]
     return [Message("response", (_data(value),))]
 
 

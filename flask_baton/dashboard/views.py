@@ -1,4 +1,4 @@
-"""The dashboard's HTTP side: pages, the raw result, and the actions on one step or workflow.
+"""The dashboard's HTTP side: pages, the raw result, and how an action (``actions.py``) asks and answers.
 
 Pages are rendered from the database on every load (no JavaScript needed to
 read them); ``live.py`` keeps the index and workflow pages current
@@ -30,9 +30,8 @@ from flask import (
 )
 from markupsafe import Markup
 
-from .. import control
 from ..appstate import AppState, get_state
-from ..errors import SchemaError, WorkflowError
+from ..errors import SchemaError
 from ..timeseries import DEFAULT_RANGE, RANGE_LABELS, RANGES
 from . import security
 from .explore import Explore
@@ -51,8 +50,6 @@ from .workflow_view import WorkflowView
 FRAGMENTS = "baton/_fragments.html"
 STEP_PARTS = "baton/_step.html"
 OVERVIEW_PARTS = "baton/_overview.html"
-#: Stored as the error of each step a cancel from the dashboard stops.
-CANCEL_REASON = "cancelled from the dashboard"
 
 
 def baton_state() -> AppState:
@@ -293,55 +290,6 @@ def register_views(bp: Blueprint) -> None:
                 body = json.dumps(step.result, ensure_ascii=False, indent=2)
                 return Response(body, mimetype="application/json")
         abort(404)
-
-    @bp.post("/workflows/<workflow_id>/cancel")
-    def cancel(workflow_id: str) -> Any:
-        record = baton_state().query.get_workflow(workflow_id)
-        if record is None:
-            abort(404)
-        if request.form.get("confirmed") != "1":
-            return confirm_page(
-                "Cancel this workflow?",
-                f"Workflow “{record.name}” ({workflow_id}) will stop: its steps that have not finished are cancelled.",
-                url_for("baton.cancel", workflow_id=workflow_id),
-                {},
-                "Cancel workflow",
-                "danger",
-                url_for("baton.workflow", workflow_id=workflow_id),
-            )
-        try:
-            cancelled = control.cancel_workflow(baton_state(), workflow_id, CANCEL_REASON)
-        except WorkflowError as exc:
-            return answer(workflow_id, "error", str(exc))
-        return answer(workflow_id, "ok", f"Workflow cancelled ({len(cancelled)} step(s) cancelled).")
-
-    @bp.post("/workflows/<workflow_id>/retry")
-    def retry(workflow_id: str) -> Any:
-        step = request.form.get("step", "")
-        if request.form.get("confirmed") != "1":
-            return confirm_page(
-                "Retry this step?",
-                f"Step “{step}” runs again from its first attempt, and so do the steps its failure cancelled.",
-                url_for("baton.retry", workflow_id=workflow_id),
-                {"step": step},
-                "Retry step",
-                "",
-                url_for("baton.workflow", workflow_id=workflow_id),
-            )
-        try:
-            rearmed = control.retry_step(baton_state(), workflow_id, step)
-        except WorkflowError as exc:
-            return answer(workflow_id, "error", str(exc))
-        others = len(rearmed) - 1
-        extra = f" with {others} dependent step(s)" if others else ""
-        still = still_cancelled(rearmed)
-        return answer(workflow_id, "ok", f"Step “{step}” will run again{extra}.{still}")
-
-
-def still_cancelled(rearmed: control.Retried) -> str:
-    """`` Still cancelled: “report” (dependency 'x' discarded).``, or nothing: what a retry left failed, and why."""
-    left = "; ".join(f"“{name}” ({why})" for name, why in rearmed.left_cancelled.items())
-    return f" Still cancelled: {left}." if left else ""
 
 
 def confirm_page(
