@@ -19,6 +19,7 @@ import threading
 import time
 
 _RANDOM_BITS = 80
+_RANDOM_BYTES = _RANDOM_BITS // 8
 #: Within one millisecond each id adds one to the top 16 random bits (so
 #: ``short_id`` still differs) and draws the 64 below afresh.
 _STEP = 1 << 64
@@ -29,19 +30,33 @@ _last = (0, 0)  # (milliseconds, random part) of the id made last
 
 def new_id() -> str:
     """Return a 32-character, time-ordered, random hex id, greater than the last one this process made."""
+    return new_ids(1)[0]
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` ids in ``new_id``'s order, drawn under one lock from one read of the random source.
+
+    An insert of a 10,000-step workflow takes its steps' ids at once: an id
+    each cost it twice the time (the lock and ``os.urandom`` per id).
+    """
     global _last
-    millis = time.time_ns() // 1_000_000
-    fresh = int.from_bytes(os.urandom(_RANDOM_BITS // 8), "big")
+    randoms = os.urandom(count * _RANDOM_BYTES)
+    now = time.time_ns() // 1_000_000
+    ids = []
     with _lock:
         last_millis, last_random = _last
-        if millis <= last_millis:
-            # Same millisecond, or the clock stepped back: count on from the last id.
-            millis, fresh = last_millis, (last_random & ~(_STEP - 1)) + _STEP + (fresh & (_STEP - 1))
-            if fresh >> _RANDOM_BITS:
-                # 65,536 ids in one millisecond: borrow the next one.
-                millis, fresh = last_millis + 1, fresh & (_STEP - 1)
-        _last = (millis, fresh)
-    return f"{millis:012x}{fresh:020x}"
+        for offset in range(0, count * _RANDOM_BYTES, _RANDOM_BYTES):
+            millis, fresh = now, int.from_bytes(randoms[offset : offset + _RANDOM_BYTES], "big")
+            if millis <= last_millis:
+                # Same millisecond, or the clock stepped back: count on from the last id.
+                millis, fresh = last_millis, (last_random & ~(_STEP - 1)) + _STEP + (fresh & (_STEP - 1))
+                if fresh >> _RANDOM_BITS:
+                    # 65,536 ids in one millisecond: borrow the next one.
+                    millis, fresh = last_millis + 1, fresh & (_STEP - 1)
+            last_millis, last_random = millis, fresh
+            ids.append(f"{millis:012x}{fresh:020x}")
+        _last = (last_millis, last_random)
+    return ids
 
 
 #: Characters of an id the dashboard shows: the 12 of its millisecond and 4

@@ -17,7 +17,7 @@ from .errors import (
     InvalidStepError,
     WorkflowError,
 )
-from .ids import new_id
+from .ids import new_id, new_ids
 from .inserts import insert_workflows
 from .states import Tolerance
 from .steps import DepSpec, StepCall, split_deps
@@ -184,15 +184,17 @@ class Workflow:
         ``InsertedJob`` per step, in the order they were added.
         """
         state = get_state().ready()
-        new = self._prepare(state)
         try:
-            commit(state, insert_workflows, [new])
+            with dag.gc_paused():
+                new = self._prepare(state)
+                commit(state, insert_workflows, [new])
+                jobs = _jobs(new)
         except DuplicateWorkflowError as conflict:
             if self.on_conflict == "raise" or conflict.workflow_id is None:
                 raise
             return self._reuse(state, conflict.workflow_id)
         self.inserted = True
-        return _jobs(new)
+        return jobs
 
     @staticmethod
     def insert_many(workflows: Sequence[Workflow]) -> list[list[InsertedJob]]:
@@ -206,13 +208,15 @@ class Workflow:
         if not workflows:
             return []
         state = get_state().ready()
-        batch = [workflow._prepare(state) for workflow in workflows]
-        if len({new.workflow_id for new in batch}) != len(batch):
-            raise WorkflowError("insert_many() was given the same workflow twice")
-        commit(state, insert_workflows, batch)
+        with dag.gc_paused():
+            batch = [workflow._prepare(state) for workflow in workflows]
+            if len({new.workflow_id for new in batch}) != len(batch):
+                raise WorkflowError("insert_many() was given the same workflow twice")
+            commit(state, insert_workflows, batch)
+            jobs = [_jobs(new) for new in batch]
         for workflow in workflows:
             workflow.inserted = True
-        return [_jobs(new) for new in batch]
+        return jobs
 
     def _prepare(self, state: AppState) -> NewWorkflow:
         """Check everything and build the rows to write (nothing written yet)."""
@@ -225,8 +229,8 @@ class Workflow:
                     f"step {name!r} uses {call.step.name!r}, which is not a step of this app's Baton"
                 )
         steps = [
-            NewStep(new_id(), name, call.step.name, call.args_json(name), self._deps[name], self._tolerates[name])
-            for name, call in self._calls.items()
+            NewStep(node_id, name, call.step.name, call.args_json(name), self._deps[name], self._tolerates[name])
+            for node_id, (name, call) in zip(new_ids(len(self._calls)), self._calls.items(), strict=True)
         ]
         state.remember_label(self.workflow_id, self.name)
         return NewWorkflow(self.workflow_id, self.name, steps, self.unique_key, self.budget_usd, self.on_budget)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from flask_baton import ids
-from flask_baton.ids import new_id, short_id
+from flask_baton.ids import new_id, new_ids, short_id
 
 
 def test_ids_made_in_a_burst_strictly_increase_and_keep_distinct_short_ids() -> None:
@@ -35,3 +35,14 @@ def test_the_65537th_id_of_one_millisecond_borrows_the_next(monkeypatch: pytest.
     made = new_id()
 
     assert made[:12] == f"{6:012x}" and made > f"{5:012x}{(0xFFFF << 64) | 7:020x}"
+
+
+def test_ids_made_at_once_continue_the_one_by_one_sequence() -> None:
+    before = new_id()
+    batch = new_ids(20_000)
+    after = new_id()
+
+    made = [before, *batch, after]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    same_millisecond = [i for i in batch if i[:12] == batch[0][:12]]
+    assert len({short_id(i) for i in same_millisecond}) == len(same_millisecond)
