@@ -63,17 +63,28 @@ def after_usage(state: AppState, workflow_id: str, budget_usd: float | None) -> 
 
 
 def may_start(state: AppState, claimed: Claimed) -> bool:
-    """Whether a step just claimed may run; if a cap is reached, cancel or hold it instead (False)."""
-    if claimed.budget_usd is None and state.config.budget_usd_per_day is None:
-        return True
-    over = exceeded(state, claimed.workflow_id, claimed.budget_usd)
-    if over is None:
-        return True
-    if _action(state, claimed.workflow_id) == "pause":
-        commit(state, hold, claimed, over.held)
-    else:
-        commit(state, stop, claimed.workflow_id, over.reason, claimed)
-    return False
+    """Whether a step just claimed may run; if a cap is reached, cancel or hold it instead (False).
+
+    A hold is decided on the cap read at the claim; if a person raised the
+    cap since (``set_budget``, which releases the steps held so far), the
+    step is not held but decided again on the new cap: held after that
+    release, nothing would ever release it.
+    """
+    budget_usd = claimed.budget_usd
+    while True:
+        if budget_usd is None and state.config.budget_usd_per_day is None:
+            return True
+        over = exceeded(state, claimed.workflow_id, budget_usd)
+        if over is None:
+            return True
+        if _action(state, claimed.workflow_id) != "pause":
+            commit(state, stop, claimed.workflow_id, over.reason, claimed)
+            return False
+        cap_moved, _ = commit(state, hold, claimed, over.held, budget_usd)
+        if not cap_moved:
+            return False
+        record = state.query.get_workflow(claimed.workflow_id)
+        budget_usd = None if record is None else record.budget_usd
 
 
 def set_budget(state: AppState, workflow_id: str, budget_usd: float) -> list[str]:
@@ -128,11 +139,17 @@ def stop(tx: Tx, workflow_id: str, reason: str, claimed: Claimed | None = None) 
     return effects
 
 
-def hold(tx: Tx, claimed: Claimed, reason: str) -> Effects[None]:
-    """Hold a step claimed but not run until its cap is raised (``on_budget="pause"``)."""
+def hold(tx: Tx, claimed: Claimed, reason: str, budget_usd: float | None) -> Effects[bool]:
+    """Hold a step claimed but not run until its cap is raised (``on_budget="pause"``).
+
+    Only while the workflow's cap is still ``budget_usd``, the one the hold
+    was decided on; True: the cap moved, nothing was held.
+    """
+    if not tx.store.keep_cap(tx.conn, claimed.workflow_id, budget_usd):
+        return Effects(True)
     if not tx.store.hold(tx.conn, claimed, reason):
-        return Effects(None)
-    return Effects(None, changes=[claimed.change(StepState.PENDING, tx.now, error=reason)])
+        return Effects(False)
+    return Effects(False, changes=[claimed.change(StepState.PENDING, tx.now, error=reason)])
 
 
 def raise_cap(tx: Tx, workflow_id: str, budget_usd: float) -> Effects[list[str] | None]:

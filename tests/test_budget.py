@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_baton import BudgetError, ConfigError, Workflow, WorkflowNotFoundError
+from flask_baton import BudgetError, ConfigError, Workflow, WorkflowNotFoundError, budget_control, transitions
 from flask_baton.budget import Exceeded, day_start, dollars, reached
+from flask_baton.dispatch import commit
 from flask_baton.headline import headline
 
 from . import ledger
@@ -149,6 +150,26 @@ def test_a_held_step_is_held_again_while_the_raised_cap_is_still_reached(app: Fl
     )
     baton.cancel_workflow(workflow.workflow_id)
     assert step_states(app, workflow.workflow_id)["s1"] == "cancelled"
+
+
+def test_a_hold_decided_on_a_cap_raised_meanwhile_is_dropped_and_the_step_runs(app: Flask) -> None:
+    """A consumer claims a step under the old cap; a person raises it before the hold commits."""
+    state = app.extensions["baton"]
+    workflow = chain("raced", 2, 1, budget_usd=2, on_budget="pause")
+    workflow.insert()
+    with ThreadConsumer(app, workers=1):
+        wait_for(lambda: _held(workflow, "s1"), "s1 held")
+    assert baton.set_budget(workflow.workflow_id, 2) == ["s1"]  # released, its cap still reached
+    node = baton.query.get_workflow_job(workflow.workflow_id, "s1")
+    assert node is not None
+    claimed, _ = commit(state, transitions.claim, node.id, "racing-worker")
+    assert claimed is not None and claimed.budget_usd == 2
+
+    assert baton.set_budget(workflow.workflow_id, 10) == []  # meanwhile: nothing held yet to release
+
+    assert budget_control.may_start(state, claimed)  # decided again on $10: it runs, it is not held for good
+    assert step_states(app, workflow.workflow_id)["s1"] == "executing"
+    baton.cancel_workflow(workflow.workflow_id)
 
 
 def _held(workflow: Workflow, step: str, prefix: str = "held:") -> bool:

@@ -31,6 +31,20 @@ class BudgetStatements(StoreCore):
         moved = conn.execute(update(workflows).where(workflows.c.id == workflow_id).values(budget_usd=budget_usd))
         return moved.rowcount == 1
 
+    def keep_cap(self, conn: Connection, workflow_id: str, budget_usd: float | None) -> bool:
+        """Lock the workflow's row if its cap is still ``budget_usd``; False if it changed since.
+
+        A no-op update: it takes the row lock ``set_budget_row`` takes, so a
+        hold decided on the old cap and a raise of the cap never interleave
+        (one waits for the other's commit, then sees its cap).
+        """
+        moved = conn.execute(
+            update(workflows)
+            .where(workflows.c.id == workflow_id, workflows.c.budget_usd.is_not_distinct_from(budget_usd))
+            .values(budget_usd=workflows.c.budget_usd)
+        )
+        return moved.rowcount == 1
+
     def hold(self, conn: Connection, claimed: Claimed, reason: str) -> bool:
         """Put a step claimed but not run back, held (``is_held``), its attempt given back; False if it moved."""
         moved = conn.execute(
